@@ -1,0 +1,45 @@
+# The two commands: `make run` (set up everything and serve the demo) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+WORKERS ?= 1
+THREADS ?= 4
+
+.PHONY: run test lint bench install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(BIN)/idp db upgrade
+	$(BIN)/idp demo seed
+	@echo "Serving http://$(HOST):$(PORT)  (demo relying page: http://$(HOST):$(PORT)/demo/)"
+	$(BIN)/granian --interface wsgi --host $(HOST) --port $(PORT) \
+		--workers $(WORKERS) --blocking-threads $(THREADS) wsgi:app
+
+test: install-test
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check .
+
+bench: install-test
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,1 @@
+"""Consent: the scope catalogue, the remembered grant, and the consent page."""

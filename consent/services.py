@@ -1,0 +1,37 @@
+"""The consent record: one function answers "which scopes still need consent?"."""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749 import scope_to_list
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.db import utcnow
+from idp.models import ConsentGrant
+
+
+def _grant(session: Session, user_id: int, client_id: int) -> ConsentGrant | None:
+    return session.scalar(
+        select(ConsentGrant).where(
+            ConsentGrant.user_id == user_id, ConsentGrant.client_id == client_id
+        )
+    )
+
+
+def missing_scopes(session: Session, user_id: int, client_id: int, scope: str) -> list[str]:
+    """Requested scopes this user has not yet allowed this client (empty: nothing to ask)."""
+    requested = scope_to_list(scope) or []
+    grant = _grant(session, user_id, client_id)
+    allowed = set(grant.scopes) if grant else set()
+    return [s for s in requested if s not in allowed]
+
+
+def remember(session: Session, user_id: int, client_id: int, scope: str) -> None:
+    """Record that the user allowed these scopes (added to what they allowed before)."""
+    scopes = scope_to_list(scope) or []
+    grant = _grant(session, user_id, client_id)
+    if grant is None:
+        session.add(ConsentGrant(user_id=user_id, client_id=client_id, scopes=scopes))
+    else:
+        grant.scopes = sorted(set(grant.scopes) | set(scopes))
+        grant.updated_at = utcnow()

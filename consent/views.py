@@ -1,0 +1,62 @@
+"""The consent page: the scopes a client asks for, in plain words from the catalogue."""
+
+from __future__ import annotations
+
+from authlib.common.urls import add_params_to_uri
+from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from consent import services
+from consent.forms import ConsentForm
+from consent.scopes import CATALOGUE
+from idp.accounts import cookies
+from idp.db import db_session
+from idp.oidc.authorize import interaction_params, load_interaction, requested_scopes
+
+bp = Blueprint("consent", __name__)
+
+
+def _error(message: str) -> Response:
+    body = render_template("oidc/error.html", error="invalid_request", description=message)
+    return Response(body, status=400, mimetype="text/html")
+
+
+@bp.route("/consent", methods=["GET", "POST"])
+def consent_page() -> Response | str:
+    db = db_session()
+    server = current_app.extensions["idp.oauth_server"]
+    interaction_id = request.values.get("interaction", "")
+    interaction = load_interaction(db, interaction_id)
+    browser = cookies.current_browser_session()
+    if interaction is None or interaction_id not in session.get("interactions", []):
+        return _error(_("This sign-in has expired. Go back to the application and start again."))
+    if browser is None:
+        return redirect(url_for("accounts.login", interaction=interaction.id))
+    client, scopes = requested_scopes(db, server, interaction)
+    if client is None:
+        return _error(_("The application is no longer registered."))
+
+    form = ConsentForm()
+    if form.validate_on_submit():
+        params = interaction_params(interaction)
+        if form.deny.data:
+            if not client.check_redirect_uri(params.get("redirect_uri", "")):
+                return _error(_("The application's return address is no longer registered."))
+            db.delete(interaction)
+            db.commit()
+            location = add_params_to_uri(params.get("redirect_uri", ""), [
+                ("error", "access_denied"),
+                ("error_description", "The person denied the request."),
+                *([("state", params["state"])] if params.get("state") else []),
+                ("iss", server.settings.issuer),
+            ])
+            return redirect(location, 302)
+        services.remember(db, browser.user_id, client.id, " ".join(scopes))
+        interaction.consented = True
+        db.commit()
+        return redirect(url_for("oidc.resume", interaction=interaction.id), 302)
+
+    form.interaction.data = interaction.id
+    descriptions = [CATALOGUE[s].description for s in scopes if s in CATALOGUE]
+    return render_template("consent/consent.html", form=form, client_name=client.name,
+                           descriptions=descriptions, user=browser.user)

@@ -1,0 +1,45 @@
+"""The identity provider. `create_app()` only assembles: settings, extensions, blueprints."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from idp.settings import PROJECT_ROOT, load_settings
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    settings = load_settings(overrides)
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+        instance_path=str(settings.instance_dir),
+    )
+    app.config.update(
+        IDP_SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_NAME="idp_csrf",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=not settings.issuer_is_loopback_http,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        MAX_FORM_PARTS=200,
+        WTF_CSRF_TIME_LIMIT=None,
+        BABEL_DEFAULT_LOCALE=settings.default_locale,
+        BABEL_TRANSLATION_DIRECTORIES=str(PROJECT_ROOT / "idp" / "translations"),
+    )
+    logging.getLogger("idp").setLevel(settings.log_level)
+
+    from idp import cli, db, errors, i18n, oidc, pages, security
+
+    db.init_app(app)
+    security.init_app(app)
+    i18n.init_app(app)
+    oidc.init_app(app)
+    pages.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,1 @@
+"""Accounts: the login page, browser sessions, and (later) registration and e-mail links."""

@@ -1,0 +1,204 @@
+"""Accounts: e-mail normalisation, password login with throttling, browser sessions.
+
+Every function takes the DB session explicitly and can be called without a request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from idp.db import utcnow
+from idp.models import BrowserSession, Customer, LoginFailure, Membership, User
+from idp.security import Passwords, hash_secret, new_token
+from idp.settings import Settings
+
+# DOMAIN.md, "Ways to log in": e-mail + password proves only the mailbox and password.
+PASSWORD_ACR = "low"
+PASSWORD_AMR = ["pwd"]
+
+
+class AccountError(Exception):
+    """Bad input for an account operation; the message is for an admin or a form."""
+
+
+def normalize_email(address: str) -> str:
+    """The one rule for comparing addresses: trim, NFKC, lower-case the whole address.
+
+    The local part is lower-cased too: in practice mailboxes are case-insensitive, and two
+    accounts differing only in case would be a support and phishing hazard. The domain is
+    converted to its IDNA (punycode) form so that look-alike Unicode spellings compare equal.
+    """
+    value = unicodedata.normalize("NFKC", address).strip()
+    local, sep, domain = value.rpartition("@")
+    if not sep or not local or not domain or any(c.isspace() for c in value):
+        raise AccountError("not an e-mail address")
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise AccountError("the e-mail domain is not valid") from None
+    if "." not in domain.strip(".") or len(value) > 320:
+        raise AccountError("not an e-mail address")
+    return f"{local.lower()}@{domain.lower()}"
+
+
+def find_user_by_email(session: Session, address: str) -> User | None:
+    try:
+        normalized = normalize_email(address)
+    except AccountError:
+        return None
+    return session.scalar(select(User).where(User.email == normalized))
+
+
+def create_user(
+    session: Session,
+    passwords: Passwords,
+    *,
+    email: str,
+    name: str,
+    password: str,
+    customer_number: str | None = None,
+    phone: str | None = None,
+) -> User:
+    """An active e-mail/password user, optionally a contractor of a customer (admin/demo)."""
+    normalized = normalize_email(email)
+    if not name.strip():
+        raise AccountError("the name is empty")
+    if len(password) < 12:
+        raise AccountError("the password must have at least 12 characters")
+    customer = None
+    if customer_number is not None:
+        customer = session.scalar(select(Customer).where(Customer.number == customer_number))
+        if customer is None:
+            raise AccountError(f"no customer with number {customer_number}")
+    user = User(
+        email=normalized,
+        email_display=email.strip(),
+        email_verified=True,
+        name=name.strip(),
+        phone=phone,
+        password_hash=passwords.hash(password),
+        status="active",
+    )
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise AccountError(f"an account for {email.strip()} already exists") from None
+    if customer is not None:
+        session.add(Membership(user_id=user.id, customer_id=customer.id, role="contractor"))
+    return user
+
+
+# --- password login with throttling ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User | None
+    # Seconds the person must wait before the next attempt is even checked.
+    retry_after: int = 0
+
+
+def _throttle_keys(email: str, ip: str) -> list[str]:
+    try:
+        account = normalize_email(email)
+    except AccountError:
+        account = email.strip().lower()[:320]
+    return [f"account:{account}", f"ip:{ip}"]
+
+
+def _wait_seconds(settings: Settings, row: LoginFailure | None, now: dt.datetime) -> int:
+    """Growing delay after the free attempts: base * 2^(extra failures), capped."""
+    if row is None or row.failures < settings.login_free_attempts:
+        return 0
+    if (now - row.last_failure_at).total_seconds() > settings.login_failure_window:
+        return 0
+    extra = row.failures - settings.login_free_attempts
+    delay = min(settings.login_delay_max, settings.login_delay_base * (2 ** min(extra, 20)))
+    remaining = delay - (now - row.last_failure_at).total_seconds()
+    return max(0, int(remaining + 0.999))
+
+
+def authenticate_password(
+    session: Session, settings: Settings, passwords: Passwords, email: str, password: str,
+    ip: str,
+) -> LoginResult:
+    """Check e-mail + password. Unknown e-mail and wrong password look alike (same answer,
+    an argon2 verification either way); repeated failures slow down per account and per IP
+    without ever locking anyone out for good.
+    """
+    now = utcnow()
+    keys = _throttle_keys(email, ip)
+    rows = {r.key: r for r in session.scalars(select(LoginFailure).where(LoginFailure.key.in_(keys)))}
+    wait = max(_wait_seconds(settings, rows.get(k), now) for k in keys)
+    if wait:
+        return LoginResult(None, retry_after=wait)
+
+    user = find_user_by_email(session, email)
+    ok = passwords.verify(user.password_hash if user else None, password)
+    if ok and user is not None and user.is_active:
+        if passwords.needs_rehash(user.password_hash or ""):
+            user.password_hash = passwords.hash(password)
+        session.execute(delete(LoginFailure).where(LoginFailure.key == keys[0]))
+        return LoginResult(user)
+
+    for key in keys:
+        row = rows.get(key)
+        if row is None:
+            session.add(LoginFailure(key=key, failures=1, last_failure_at=now))
+        else:
+            if (now - row.last_failure_at).total_seconds() > settings.login_failure_window:
+                row.failures = 0
+            row.failures += 1
+            row.last_failure_at = now
+    return LoginResult(None)
+
+
+# --- browser sessions ------------------------------------------------------------------------
+
+
+def start_browser_session(
+    session: Session, settings: Settings, user: User, acr: str, amr: list[str]
+) -> tuple[str, BrowserSession]:
+    """A new session (new id at every login, against session fixation). Returns the cookie
+    value, which is stored only as a hash."""
+    cookie_value = new_token(32)
+    now = utcnow()
+    row = BrowserSession(
+        id_hash=hash_secret(cookie_value),
+        sid=new_token(16),
+        user_id=user.id,
+        auth_time=now,
+        acr=acr,
+        amr=list(amr),
+        expires_at=now + dt.timedelta(seconds=settings.session_lifetime),
+    )
+    session.add(row)
+    return cookie_value, row
+
+
+def find_browser_session(session: Session, cookie_value: str | None) -> BrowserSession | None:
+    if not cookie_value or len(cookie_value) > 128:
+        return None
+    row = session.get(BrowserSession, hash_secret(cookie_value))
+    if row is None or row.expires_at <= utcnow() or not row.user.is_active:
+        return None
+    return row
+
+
+def end_browser_session(session: Session, cookie_value: str | None) -> BrowserSession | None:
+    row = session.get(BrowserSession, hash_secret(cookie_value)) if cookie_value else None
+    if row is not None:
+        session.delete(row)
+    return row
+
+
+def end_user_sessions(session: Session, user_id: int) -> None:
+    session.execute(delete(BrowserSession).where(BrowserSession.user_id == user_id))

@@ -1,0 +1,93 @@
+"""A demo relying page (registered in demo mode only) that logs in through the IdP like any
+relying app would: over HTTP, with Authlib's client, PKCE, state, nonce, and an ID token
+verified against the published JWKS.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from flask import Blueprint, Response, current_app, redirect, render_template, request, session
+from flask_babel import gettext as _
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from idp.demo.seed import PUBLIC_CLIENT_ID
+
+bp = Blueprint("demo", __name__, url_prefix="/demo")
+HTTP_TIMEOUT = 5
+
+
+def _issuer() -> str:
+    return current_app.config["IDP_SETTINGS"].issuer
+
+
+def _client() -> OAuth2Session:
+    return OAuth2Session(PUBLIC_CLIENT_ID, redirect_uri=f"{_issuer()}/demo/callback",
+                         scope="openid profile email phone", token_endpoint_auth_method="none")
+
+
+@bp.get("/")
+def index() -> str:
+    return render_template("demo/index.html", result=session.pop("demo_result", None))
+
+
+@bp.post("/start")
+def start() -> Response:
+    verifier = secrets.token_urlsafe(48)
+    nonce = secrets.token_urlsafe(16)
+    uri, state = _client().create_authorization_url(
+        f"{_issuer()}/authorize", nonce=nonce,
+        code_challenge=create_s256_code_challenge(verifier), code_challenge_method="S256",
+        prompt=request.form.get("prompt") or None,
+    )
+    session["demo"] = {"state": state, "nonce": nonce, "verifier": verifier}
+    return redirect(uri, 302)
+
+
+@bp.get("/callback")
+def callback() -> Response | str:
+    pending = session.pop("demo", None)
+    if pending is None or request.args.get("state") != pending["state"]:
+        return _fail(_("The answer does not belong to a login started here. Start again."))
+    if request.args.get("iss") != _issuer():
+        return _fail(_("The answer came from an unexpected issuer."))
+    if "error" in request.args:
+        return _fail(_("The IdP answered: %(error)s", error=request.args.get("error", "")[:80]))
+    try:
+        result = _finish(request.args.get("code", ""), pending)
+    except (requests.RequestException, JoseError, ValueError, KeyError) as exc:
+        current_app.logger.warning("demo login failed: %s", exc)
+        return _fail(_("The login could not be completed: %(reason)s", reason=str(exc)[:200]))
+    session["demo_result"] = result
+    return redirect(f"{_issuer()}/demo/", 302)
+
+
+def _finish(code: str, pending: dict[str, str]) -> dict[str, Any]:
+    client = _client()
+    token = client.fetch_token(f"{_issuer()}/token", code=code,
+                               code_verifier=pending["verifier"], timeout=HTTP_TIMEOUT)
+    jwks = requests.get(f"{_issuer()}/jwks.json", timeout=HTTP_TIMEOUT).json()
+    verified = jwt.decode(token["id_token"], KeySet.import_key_set(jwks),
+                          algorithms=["RS256", "ES256"])
+    registry = jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": _issuer()},
+        aud={"essential": True, "value": PUBLIC_CLIENT_ID},
+        nonce={"essential": True, "value": pending["nonce"]},
+        exp={"essential": True},
+    )
+    registry.validate(verified.claims)
+    userinfo = requests.get(f"{_issuer()}/userinfo", timeout=HTTP_TIMEOUT,
+                            headers={"Authorization": f"Bearer {token['access_token']}"}).json()
+    return {"id_token_claims": verified.claims, "userinfo": userinfo,
+            "id_token": token["id_token"], "scope": token.get("scope", "")}
+
+
+def _fail(message: str) -> Response:
+    return Response(render_template("demo/index.html", error=message, result=None),
+                    status=400, mimetype="text/html")

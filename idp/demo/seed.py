@@ -1,0 +1,53 @@
+"""Demo data for `make run`: one customer, its contractor, a confidential and a public
+client. Idempotent: a second run changes nothing and prints the same login."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.accounts.services import create_user, find_user_by_email
+from idp.models import Client, Customer
+from idp.oidc import registry
+from idp.security import Passwords
+from idp.settings import Settings
+
+DEMO_EMAIL = "janis.berzins@example.lv"
+DEMO_PASSWORD = "demo-password-2026"  # demo mode only; printed at every start
+DEMO_CUSTOMER = "100200300"
+PUBLIC_CLIENT_ID = "demo-public"
+CONFIDENTIAL_CLIENT_ID = "demo-portal"
+
+
+def seed(session: Session, passwords: Passwords, settings: Settings) -> list[str]:
+    lines: list[str] = []
+    if session.scalar(select(Customer).where(Customer.number == DEMO_CUSTOMER)) is None:
+        session.add(Customer(number=DEMO_CUSTOMER, kind="person", name="Jānis Bērziņš",
+                             personal_code="32123456789", email=DEMO_EMAIL))
+        session.flush()
+    if find_user_by_email(session, DEMO_EMAIL) is None:
+        create_user(session, passwords, email=DEMO_EMAIL, name="Jānis Bērziņš",
+                    password=DEMO_PASSWORD, customer_number=DEMO_CUSTOMER)
+    callback = f"{settings.issuer}/demo/callback"
+    if session.scalar(select(Client).where(Client.client_id == PUBLIC_CLIENT_ID)) is None:
+        registry.add_client(
+            session, name="Demo relying page", client_id=PUBLIC_CLIENT_ID, auth_method="none",
+            redirect_uris=[callback], post_logout_redirect_uris=[f"{settings.issuer}/demo/"],
+            scopes=["openid", "profile", "email", "phone"],
+        )
+    if session.scalar(select(Client).where(Client.client_id == CONFIDENTIAL_CLIENT_ID)) is None:
+        new = registry.add_client(
+            session, name="Customer portal (demo)", client_id=CONFIDENTIAL_CLIENT_ID,
+            redirect_uris=["http://127.0.0.1:8000/callback"], first_party=True,
+            scopes=["openid", "profile", "email", "phone"], audience="https://portal.example.lv",
+            grant_types=["authorization_code", "refresh_token", "client_credentials"],
+        )
+        lines.append(f"confidential client {CONFIDENTIAL_CLIENT_ID} secret (shown once): "
+                     f"{new.secret}")
+    session.commit()
+    lines[:0] = [
+        f"demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}",
+        f"demo relying page: {settings.issuer}/demo/",
+        f"public PKCE client: {PUBLIC_CLIENT_ID}",
+    ]
+    return lines

@@ -1,0 +1,37 @@
+"""Error answers: JSON on protocol paths, a friendly HTML page everywhere else."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from idp.oidc.views import protocol_http_error
+
+log = logging.getLogger(__name__)
+PROTOCOL_PATHS = ("/token", "/revoke", "/introspect", "/userinfo", "/jwks.json", "/.well-known/")
+
+
+def _page(status: int, title: str, message: str) -> Response:
+    body = render_template("errors/error.html", title=title, message=message)
+    return Response(body, status=status, mimetype="text/html")
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf(_error: CSRFError) -> Response:
+        return _page(400, _("The form has expired"),
+                     _("Go back, reload the page and send the form again."))
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> Response:
+        if request.path.startswith(PROTOCOL_PATHS):
+            return protocol_http_error(error)
+        if error.code == 404:
+            return _page(404, _("Page not found"),
+                         _("Check the address, or go back to the application you came from."))
+        return _page(error.code or 400, _("The request could not be handled"),
+                     _("Go back to the application you came from and try again."))

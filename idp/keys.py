@@ -1,0 +1,210 @@
+"""Signing keys: create, encrypt at rest, rotate, publish, and sign with the current one.
+
+Rotation (`rotate_keys`): the new key is published in JWKS at once and signs only after
+`key_activation_delay`, so relying apps have refreshed their JWKS cache first. The key it
+replaces stays published until every token it signed has expired. Each app instance keeps
+the keys in memory for at most `keys_refresh_interval` seconds: that bounds how late an
+instance sees a rotation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc import jwt
+from joserfc.jwk import ECKey, RSAKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.db import utcnow
+from idp.models import SigningKey
+from idp.settings import Settings
+
+SUPPORTED_ALGS = ("RS256", "ES256")
+
+
+class KeyDecryptionError(Exception):
+    """The key-encryption key cannot decrypt a stored signing key."""
+
+
+def _generate_private_key(alg: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+    if alg == "RS256":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise ValueError(f"unsupported algorithm {alg}")
+
+
+def _import_key(alg: str, pem: bytes) -> RSAKey | ECKey:
+    return RSAKey.import_key(pem) if alg == "RS256" else ECKey.import_key(pem)
+
+
+def create_key(
+    session: Session, settings: Settings, alg: str, activates_at: dt.datetime
+) -> SigningKey:
+    private = _generate_private_key(alg)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    kid = f"{alg.lower()}-{secrets.token_urlsafe(12)}"
+    public = _import_key(alg, pem).as_dict(private=False)
+    public.update({"kid": kid, "alg": alg, "use": "sig"})
+    row = SigningKey(
+        kid=kid,
+        alg=alg,
+        public_jwk=public,
+        private_key_encrypted=Fernet(settings.effective_key_encryption_key).encrypt(pem),
+        activates_at=activates_at,
+    )
+    session.add(row)
+    return row
+
+
+def ensure_keys(session: Session, settings: Settings) -> list[SigningKey]:
+    """Create an immediately active key for every algorithm that has none (first start)."""
+    created = []
+    existing = set(session.scalars(select(SigningKey.alg).distinct()))
+    for alg in SUPPORTED_ALGS:
+        if alg not in existing:
+            created.append(create_key(session, settings, alg, utcnow()))
+    return created
+
+
+def rotate_keys(session: Session, settings: Settings, algs: tuple[str, ...] = SUPPORTED_ALGS
+                ) -> list[SigningKey]:
+    """Publish a next key per algorithm; it signs after key_activation_delay."""
+    now = utcnow()
+    activates_at = now + dt.timedelta(seconds=settings.key_activation_delay)
+    longest_token = max(settings.id_token_lifetime, settings.access_token_lifetime)
+    created = []
+    for alg in algs:
+        current = session.scalars(
+            select(SigningKey)
+            .where(SigningKey.alg == alg, SigningKey.retired_at.is_(None))
+            .with_for_update()
+        ).all()
+        for key in current:
+            key.retired_at = activates_at
+            # Still verifiable until the last token it signed has expired, plus one JWKS
+            # cache period for relying apps that fetched JWKS just before.
+            key.expires_at = activates_at + dt.timedelta(
+                seconds=longest_token + settings.jwks_max_age
+            )
+        created.append(create_key(session, settings, alg, activates_at))
+    return created
+
+
+def key_state(key: SigningKey, now: dt.datetime) -> str:
+    if key.expires_at is not None and key.expires_at <= now:
+        return "expired"
+    if key.activates_at > now:
+        return "published"
+    if key.retired_at is not None and key.retired_at <= now:
+        return "retired"
+    return "active"
+
+
+def delete_expired_keys(session: Session) -> int:
+    now = utcnow()
+    rows = session.scalars(select(SigningKey).where(SigningKey.expires_at <= now)).all()
+    for row in rows:
+        session.delete(row)
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class _LoadedKey:
+    kid: str
+    alg: str
+    key: RSAKey | ECKey
+    activates_at: float
+    expires_at: float | None
+
+
+class KeyRing:
+    """In-memory, periodically refreshed view of the signing keys of one app instance."""
+
+    def __init__(self, settings: Settings, session_factory: Any) -> None:
+        self._settings = settings
+        self._session_factory = session_factory
+        self._lock = threading.Lock()
+        self._loaded_at = -1e18
+        self._keys: list[_LoadedKey] = []
+        self._jwks_json = b""
+        self._public_by_kid: dict[str, RSAKey | ECKey] = {}
+
+    def _refresh_if_stale(self) -> None:
+        if time.monotonic() - self._loaded_at < self._settings.keys_refresh_interval:
+            return
+        with self._lock:
+            if time.monotonic() - self._loaded_at < self._settings.keys_refresh_interval:
+                return
+            self.reload()
+
+    def reload(self) -> None:
+        fernet = Fernet(self._settings.effective_key_encryption_key)
+        now = utcnow()
+        with self._session_factory() as session:
+            rows = session.scalars(select(SigningKey).order_by(SigningKey.created_at)).all()
+        keys, public = [], []
+        for row in rows:
+            if row.expires_at is not None and row.expires_at <= now:
+                continue
+            try:
+                pem = fernet.decrypt(row.private_key_encrypted)
+            except InvalidToken:
+                raise KeyDecryptionError(
+                    f"signing key {row.kid} cannot be decrypted: wrong key_encryption_key?"
+                ) from None
+            keys.append(
+                _LoadedKey(
+                    kid=row.kid,
+                    alg=row.alg,
+                    key=_import_key(row.alg, pem),
+                    activates_at=row.activates_at.timestamp(),
+                    expires_at=row.expires_at.timestamp() if row.expires_at else None,
+                )
+            )
+            public.append(row.public_jwk)
+        self._keys = keys
+        self._public_by_kid = {k.kid: k.key for k in keys}
+        self._jwks_json = json.dumps({"keys": public}, separators=(",", ":")).encode()
+        self._loaded_at = time.monotonic()
+
+    def jwks_json(self) -> bytes:
+        self._refresh_if_stale()
+        return self._jwks_json
+
+    def signing_key(self, alg: str) -> _LoadedKey:
+        """The newest key of this algorithm whose activation time has come."""
+        self._refresh_if_stale()
+        now = time.time()
+        best = None
+        for key in self._keys:
+            if key.alg == alg and key.activates_at <= now and (
+                best is None or key.activates_at > best.activates_at
+            ):
+                best = key
+        if best is None:
+            raise LookupError(f"no active {alg} signing key; run `idp keys rotate`")
+        return best
+
+    def verification_key(self, kid: str) -> RSAKey | ECKey | None:
+        self._refresh_if_stale()
+        return self._public_by_kid.get(kid)
+
+    def sign(self, claims: dict[str, Any], alg: str, typ: str = "JWT") -> str:
+        key = self.signing_key(alg)
+        header = {"alg": alg, "kid": key.kid, "typ": typ}
+        return jwt.encode(header, claims, key.key, algorithms=[alg])

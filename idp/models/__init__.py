@@ -1,0 +1,31 @@
+"""Tables only, one module per aggregate. Importing this package registers every table."""
+
+from idp.models.clients import Client
+from idp.models.customers import Customer
+from idp.models.flows import BrowserSession, ConsentGrant, Interaction, LoginFailure
+from idp.models.keys import SigningKey
+from idp.models.tokens import (
+    AuthorizationCode,
+    RevokedAccessToken,
+    TokenFamily,
+    RefreshToken,
+    UsedClientAssertion,
+)
+from idp.models.users import Membership, User
+
+__all__ = [
+    "AuthorizationCode",
+    "BrowserSession",
+    "Client",
+    "ConsentGrant",
+    "Customer",
+    "Interaction",
+    "LoginFailure",
+    "Membership",
+    "RefreshToken",
+    "RevokedAccessToken",
+    "SigningKey",
+    "TokenFamily",
+    "UsedClientAssertion",
+    "User",
+]

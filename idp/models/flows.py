@@ -1,0 +1,71 @@
+"""Browser sessions, paused authorization requests, consent records, login throttling."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from idp.db import Base, utcnow
+from idp.models.users import User
+
+
+class BrowserSession(Base):
+    """One logged-in browser. The cookie holds a random id; only its hash is stored."""
+
+    __tablename__ = "browser_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Public session id for the `sid` claim (OIDC Front-/Back-Channel Logout).
+    sid: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    auth_time: Mapped[dt.datetime] = mapped_column()
+    acr: Mapped[str] = mapped_column(String(64))
+    amr: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+
+    user: Mapped[User] = relationship()
+
+
+class Interaction(Base):
+    """An authorization request paused for login or consent, resumable on any instance."""
+
+    __tablename__ = "interactions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    # The original request parameters (multi-valued form: name -> list of values).
+    params: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    # sid of the session that satisfied the login step (prompt=login / max_age).
+    login_sid: Mapped[str | None] = mapped_column(String(64))
+    # True once the person pressed "Allow" (this request only; the record is ConsentGrant).
+    consented: Mapped[bool] = mapped_column(default=False)
+
+
+class ConsentGrant(Base):
+    """What a user allowed a client to receive (remembered consent)."""
+
+    __tablename__ = "consent_grants"
+    __table_args__ = (UniqueConstraint("user_id", "client_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    scopes: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class LoginFailure(Base):
+    """Failed password logins per key ("account:<email>" or "ip:<address>")."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[dt.datetime] = mapped_column()

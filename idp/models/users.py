@@ -1,0 +1,61 @@
+"""Portal users (natural persons who log in) and their memberships in customers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from idp.db import Base, utcnow
+from idp.models.customers import Customer
+
+
+def new_subject() -> str:
+    return str(uuid.uuid4())
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # `sub` in tokens: stable and opaque, never the database id or the e-mail.
+    subject: Mapped[str] = mapped_column(String(64), unique=True, default=new_subject)
+    # Normalised address (idp.accounts.services.normalize_email), unique.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    # The address as the person typed it, for display and mail.
+    email_display: Mapped[str] = mapped_column(String(320))
+    email_verified: Mapped[bool] = mapped_column(default=False)
+    name: Mapped[str] = mapped_column(String(255))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    # argon2id hash; None for accounts that cannot log in with a password.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    # "active" or "inactive".
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(back_populates="user")
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+
+class Membership(Base):
+    """User U may act for customer C as ROLE (DOMAIN.md, "Membership")."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    # contractor | authorised_person | additional_user
+    role: Mapped[str] = mapped_column(String(32))
+    # active | revoked
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+    customer: Mapped[Customer] = relationship()

@@ -1,0 +1,224 @@
+"""The authorization endpoint as a small state machine (ARCHITECTURE.md, "One login").
+
+A request is validated by Authlib, then either answered at once (a code, or an error sent
+back to the client) or paused as an *interaction* row while the person logs in or gives
+consent; `/authorize/resume` replays the stored request and continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError, scope_to_list
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
+
+from consent import services as consent_services
+from idp.db import utcnow
+from idp.models import BrowserSession, Interaction
+from idp.oidc import tokens
+from idp.oidc.clients import OAuthClient
+from idp.oidc.server import IdpAuthorizationServer
+from idp.security import new_token
+
+SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account"}
+# OAuth 2.0 parameters that must not repeat (RFC 6749 §3.1) plus the OIDC ones we read.
+SINGLE_VALUED = (
+    "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "prompt",
+    "max_age", "login_hint", "ui_locales", "acr_values", "code_challenge",
+    "code_challenge_method", "response_mode", "request", "request_uri", "id_token_hint",
+)
+MAX_PARAM_LENGTH = 2048
+MAX_PARAMS = 50
+
+
+class ProtocolError(OAuth2Error):
+    """An authorization error with an error code Authlib does not name."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description=description, error=error)
+
+
+@dataclass
+class Outcome:
+    """What the endpoint answers: an HTML error page, a redirect, or a page to show."""
+
+    kind: str  # "error_page" | "redirect" | "login" | "consent"
+    location: str = ""
+    error: str = ""
+    description: str = ""
+    interaction_id: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _error_redirect(issuer: str, redirect_uri: str, error: OAuth2Error, state: str | None
+                    ) -> Outcome:
+    params = [("error", error.error)]
+    if error.description:
+        params.append(("error_description", error.description))
+    if state:
+        params.append(("state", state))
+    params.append(("iss", issuer))  # RFC 9207 §2: also on error responses
+    return Outcome("redirect", location=add_params_to_uri(redirect_uri, params))
+
+
+def _precheck(params: MultiDict[str, str]) -> None:
+    """Reject malformed input before it reaches Authlib (raises InvalidRequestError)."""
+    if len(params) > MAX_PARAMS:
+        raise InvalidRequestError("Too many parameters.")
+    for name in params:
+        values = params.getlist(name)
+        if any(len(v) > MAX_PARAM_LENGTH for v in values):
+            raise InvalidRequestError(f"Parameter '{name[:40]}' is too long.")
+        if name in SINGLE_VALUED and len(values) > 1:
+            raise InvalidRequestError(f"Parameter '{name}' is repeated.")
+
+
+def _check_oidc_params(params: MultiDict[str, str]) -> set[str]:
+    """The parameters Authlib leaves to us; returns the prompt values."""
+    if "request" in params:
+        raise ProtocolError("request_not_supported", "Request objects are not supported.")
+    if "request_uri" in params:
+        raise ProtocolError("request_uri_not_supported", "request_uri is not supported.")
+    if params.get("response_mode", "query") != "query":
+        raise InvalidRequestError("Only response_mode=query is supported.")
+    prompts = set(params.get("prompt", "").split())
+    if prompts - SUPPORTED_PROMPTS:
+        raise InvalidRequestError("Unsupported 'prompt' value.")
+    if "none" in prompts and len(prompts) > 1:
+        raise InvalidRequestError("prompt=none cannot be combined with other values.")
+    max_age = params.get("max_age")
+    if max_age is not None and (not max_age.isdigit() or len(max_age) > 10):
+        raise InvalidRequestError("'max_age' must be a non-negative integer.")
+    return prompts
+
+
+def process(
+    session: Session,
+    server: IdpAuthorizationServer,
+    params: MultiDict[str, str],
+    browser: BrowserSession | None,
+    interaction: Interaction | None = None,
+) -> Outcome:
+    """Decide the answer to one authorization request (fresh or resumed)."""
+    issuer = server.settings.issuer
+    try:
+        _precheck(params)
+    except OAuth2Error as error:
+        return Outcome("error_page", error=error.error, description=error.description or "")
+
+    request = server.request_from_params(params)
+    try:
+        grant = server.get_consent_grant(request, end_user=browser.user if browser else None)
+    except OAuth2Error as error:
+        if not error.redirect_uri:
+            # Unknown client or bad redirect_uri: never redirect (RFC 6749 §4.1.2.1).
+            return Outcome("error_page", error=error.error, description=error.description or "")
+        return _error_redirect(issuer, error.redirect_uri, error, params.get("state"))
+
+    redirect_uri: str = grant.redirect_uri
+    state = params.get("state")
+    client: OAuthClient = request.client
+    try:
+        prompts = _check_oidc_params(params)
+    except OAuth2Error as error:
+        return _error_redirect(issuer, redirect_uri, error, state)
+
+    scope: str = request.scope or ""
+    logged_in_here = bool(browser and interaction and interaction.login_sid == browser.sid)
+    needs_login = browser is None or (
+        not logged_in_here
+        and (
+            bool(prompts & {"login", "select_account"})
+            or _too_old(browser, params.get("max_age"))
+        )
+    )
+    consented_here = bool(interaction and interaction.consented)
+    needs_consent = not client.first_party and not consented_here and (
+        "consent" in prompts
+        or (
+            browser is not None
+            and consent_services.missing_scopes(session, browser.user_id, client.id, scope)
+        )
+    )
+    if "none" in prompts and (needs_login or needs_consent):
+        error = "login_required" if needs_login else "consent_required"
+        return _error_redirect(
+            issuer, redirect_uri, ProtocolError(error, "The person must interact."), state
+        )
+    if needs_login or needs_consent:
+        if interaction is None:
+            interaction = Interaction(
+                id=new_token(24),
+                client_id=client.client_id,
+                params={k: params.getlist(k) for k in params},
+                expires_at=utcnow() + dt.timedelta(seconds=server.settings.interaction_lifetime),
+            )
+            session.add(interaction)
+            session.commit()
+        return Outcome("login" if needs_login else "consent", interaction_id=interaction.id)
+
+    assert browser is not None
+    if interaction is not None:
+        # The paused request is finished: it cannot be resumed twice.
+        if session.execute(delete(Interaction).where(Interaction.id == interaction.id)
+                           ).rowcount != 1:
+            return Outcome("error_page", error="invalid_request",
+                           description="This sign-in was already completed.")
+    code = tokens.store_authorization_code(
+        session,
+        server.settings,
+        client=client,
+        user_id=browser.user_id,
+        redirect_uri=redirect_uri,
+        scope=scope,
+        nonce=params.get("nonce"),
+        code_challenge=params.get("code_challenge"),
+        code_challenge_method=params.get("code_challenge") and params.get(
+            "code_challenge_method", "S256"),
+        sid=browser.sid,
+        auth_time=int(browser.auth_time.timestamp()),
+        acr=browser.acr,
+        amr=list(browser.amr),
+    )
+    session.commit()
+    response = [("code", code)]
+    if state:
+        response.append(("state", state))
+    response.append(("iss", issuer))
+    return Outcome("redirect", location=add_params_to_uri(redirect_uri, response))
+
+
+def _too_old(browser: BrowserSession, max_age: str | None) -> bool:
+    """OIDC Core §3.1.2.1 max_age: re-authenticate if the last login is older."""
+    if max_age is None:
+        return False
+    return time.time() - browser.auth_time.timestamp() > int(max_age)
+
+
+def load_interaction(session: Session, interaction_id: str | None) -> Interaction | None:
+    if not interaction_id or len(interaction_id) > 64:
+        return None
+    row = session.get(Interaction, interaction_id)
+    if row is None or row.expires_at <= utcnow():
+        return None
+    return row
+
+
+def interaction_params(interaction: Interaction) -> MultiDict[str, str]:
+    return MultiDict([(k, v) for k, values in interaction.params.items() for v in values])
+
+
+def requested_scopes(session: Session, server: IdpAuthorizationServer,
+                     interaction: Interaction) -> tuple[OAuthClient | None, list[str]]:
+    """The client and the scopes a paused request asks for (for the consent page)."""
+    params = interaction_params(interaction)
+    client = server.query_client(params.get("client_id", ""))
+    if client is None:
+        return None, []
+    return client, scope_to_list(client.get_allowed_scope(params.get("scope"))) or []

@@ -1,0 +1,34 @@
+"""The one place where claims about a user are built, for ID tokens and userinfo alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc6749 import scope_to_list
+
+from consent.scopes import claims_for
+from idp.models import User
+
+SUPPORTED_CLAIMS = (
+    "sub", "name", "email", "email_verified", "phone_number", "phone_number_verified",
+    "acr", "amr", "auth_time", "sid", "nonce", "at_hash", "iss", "aud", "azp", "exp", "iat",
+)
+
+
+def user_claims(user: User, scope: str) -> dict[str, Any]:
+    """OIDC Core §5.4: the claims each granted scope releases."""
+    available: dict[str, Any] = {
+        "sub": user.subject,
+        "name": user.name,
+        "email": user.email_display,
+        "email_verified": user.email_verified,
+        "phone_number": user.phone,
+        # Phone numbers are not verified by the IdP (yet); say so only when there is one.
+        "phone_number_verified": False if user.phone else None,
+    }
+    claims: dict[str, Any] = {"sub": user.subject}
+    for name in claims_for(scope_to_list(scope) or []):
+        value = available.get(name)
+        if value is not None:
+            claims[name] = value
+    return claims

@@ -1,0 +1,472 @@
+"""The Authlib authorization server, built per app (never a module global), and its grants.
+
+Authlib validates requests and authenticates clients; the hooks below store and redeem
+codes and tokens through idp.oidc.tokens, where the exactly-once rules live.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from authlib.oauth2 import AuthorizationServer, OAuth2Request
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    grants,
+    scope_to_list,
+)
+from authlib.oauth2.rfc6749.requests import OAuth2Payload
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from flask import Response
+from flask import request as flask_request
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
+
+from idp.db import db_session, utcnow
+from idp.keys import KeyRing
+from idp.models import Client, UsedClientAssertion, User
+from idp.oidc import tokens
+from idp.oidc.claims import user_claims
+from idp.oidc.clients import OAuthClient, find_client
+from idp.settings import Settings
+
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+ALL_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
+ASSERTION_ALGS = ["RS256", "ES256"]
+NO_STORE = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+            ("Pragma", "no-cache")]
+
+
+class ParamsPayload(OAuth2Payload):
+    """Request parameters from a MultiDict (the live request, or a stored interaction)."""
+
+    def __init__(self, params: MultiDict[str, str]) -> None:
+        self._params = params
+
+    @property
+    def data(self) -> MultiDict[str, str]:
+        return self._params
+
+    @property
+    def datalist(self) -> dict[str, list[str]]:
+        return {k: self._params.getlist(k) for k in self._params}
+
+
+class IdpRequest(OAuth2Request):
+    """An OAuth2Request whose URI is the public one (the IdP may sit behind a proxy)."""
+
+    def __init__(self, method: str, uri: str, headers: Any, params: MultiDict[str, str],
+                 form: MultiDict[str, str]) -> None:
+        super().__init__(method=method, uri=uri, headers=headers)
+        self.payload = ParamsPayload(params)
+        self._form = form
+
+    @property
+    def args(self) -> MultiDict[str, str]:
+        return self.payload.data
+
+    @property
+    def form(self) -> MultiDict[str, str]:
+        return self._form
+
+
+class IdpAuthorizationServer(AuthorizationServer):
+    def __init__(self, settings: Settings, keyring: KeyRing) -> None:
+        super().__init__(scopes_supported=None)
+        self.settings = settings
+        self.keyring = keyring
+
+    @property
+    def session(self) -> Session:
+        return db_session()
+
+    def query_client(self, client_id: str) -> OAuthClient | None:
+        return find_client(self.session, client_id)
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        """Tokens are stored by the grants themselves (refresh tokens as hashes)."""
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        if isinstance(request, OAuth2Request):
+            return request
+        return IdpRequest(
+            flask_request.method,
+            self.settings.issuer + flask_request.path,
+            flask_request.headers,
+            flask_request.values,
+            flask_request.form,
+        )
+
+    def request_from_params(self, params: MultiDict[str, str]) -> IdpRequest:
+        """Rebuild a paused authorization request from its stored parameters."""
+        return IdpRequest("GET", self.settings.issuer + "/authorize", {}, params, MultiDict())
+
+    def create_json_request(self, request: Any) -> Any:
+        raise NotImplementedError("no JSON endpoints")
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> Response:
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        response = Response(body, status=status, headers=headers)
+        if status != 302:
+            # RFC 6749 §5.1: token responses (and errors) must not be cached.
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["Pragma"] = "no-cache"
+        return response
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """No signal receivers."""
+
+    def validate_requested_scope(self, scope: str | None) -> None:
+        # Unknown scopes are dropped by client.get_allowed_scope, never echoed back.
+        return None
+
+
+# --- client authentication ---------------------------------------------------------------
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    """private_key_jwt (OIDC Core §9, RFC 7523 §2.2) with replay protection on `jti`."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, server: IdpAuthorizationServer) -> None:
+        super().__init__(validate_jti=True, leeway=30)
+        self.server = server
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
+        # An explicit allow-list: never "none", never HMAC with a public key.
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=ASSERTION_ALGS)
+        except (JoseError, ValueError) as exc:
+            raise InvalidClientError(description="Invalid client assertion.") from exc
+        self.verify_claims(token.claims)
+        return token.claims
+
+    def get_audiences(self) -> list[str]:
+        issuer = self.server.settings.issuer
+        return [issuer, issuer + "/token", issuer + "/revoke", issuer + "/introspect"]
+
+    def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
+        return KeySet.import_key_set(client.jwks or {"keys": []})
+
+    def validate_jti(self, claims: dict[str, Any], jti: Any) -> bool:
+        if not isinstance(jti, str) or len(jti) > 255 or not isinstance(claims.get("exp"), int):
+            return False
+        session = self.server.session
+        try:
+            with session.begin_nested():
+                session.add(
+                    UsedClientAssertion(
+                        client_id=str(claims["sub"]),
+                        jti=jti,
+                        expires_at=dt.datetime.fromtimestamp(claims["exp"] + 60, dt.UTC),
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+
+# --- grants --------------------------------------------------------------------------------
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE with S256 only; "plain" is refused (RFC 9700 §2.1.1)."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        request = grant.request
+        if request.client.is_public and not request.payload.data.get("code_challenge"):
+            raise InvalidRequestError("Public clients must use PKCE: 'code_challenge' missing.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+    server: IdpAuthorizationServer
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        raise NotImplementedError("codes are stored by idp.oidc.authorize.issue_code")
+
+    def query_authorization_code(self, code: str, client: OAuthClient) -> Any:
+        session = self.server.session
+        row = tokens.find_authorization_code(session, code)
+        if row is None or row.client_id != client.id:
+            return None
+        if row.used_at is not None:
+            # A second redemption: revoke what the first one issued.
+            tokens.revoke_what_code_issued(session, row.id)
+            session.commit()
+            raise InvalidGrantError("The authorization code has already been used.")
+        if row.expires_at <= utcnow():
+            raise InvalidGrantError("The authorization code has expired.")
+        return _CodeView(row)
+
+    def delete_authorization_code(self, authorization_code: Any) -> None:
+        """Codes are consumed (not deleted) so that reuse can be detected."""
+
+    def authenticate_user(self, authorization_code: Any) -> User | None:
+        user = self.server.session.get(User, authorization_code.row.user_id)
+        return user if user is not None and user.is_active else None
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        session = self.server.session
+        settings = self.server.settings
+        client: OAuthClient = self.request.client
+        code = self.request.authorization_code.row
+        user = self.authenticate_user(self.request.authorization_code)
+        if user is None:
+            raise InvalidGrantError("The account is no longer active.")
+        if not tokens.consume_authorization_code(session, code):
+            session.rollback()
+            tokens.revoke_what_code_issued(session, code.id)
+            session.commit()
+            raise InvalidGrantError("The authorization code has already been used.")
+        family = tokens.start_family(session, settings, client, code)
+        session.flush()
+        token = issue_user_tokens(self.server, client, user, family, nonce=code.nonce,
+                                  with_refresh=client.check_grant_type("refresh_token"))
+        session.commit()
+        return 200, token, NO_STORE
+
+
+class _CodeView:
+    """What Authlib's code grant and the PKCE extension read from a stored code."""
+
+    def __init__(self, row: Any) -> None:
+        self.row = row
+        self.code_challenge = row.code_challenge
+        self.code_challenge_method = row.code_challenge_method
+
+    def get_redirect_uri(self) -> str:
+        return self.row.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+    server: IdpAuthorizationServer
+
+    def authenticate_refresh_token(self, refresh_token: str) -> Any:
+        session = self.server.session
+        if not isinstance(refresh_token, str) or len(refresh_token) > 512:
+            return None
+        found = tokens.find_refresh_token(session, refresh_token)
+        if found is None:
+            return None
+        if found.row.used_at is not None and found.family.revoked_at is None:
+            # A rotated token presented again: someone holds a stolen copy. Revoke all.
+            tokens.revoke_family(session, found.family.id, "refresh_token_reused")
+            session.commit()
+            return None
+        return found if found.is_usable(utcnow()) else None
+
+    def authenticate_user(self, refresh_token: Any) -> User | None:
+        user = self.server.session.get(User, refresh_token.family.user_id)
+        return user if user is not None and user.is_active else None
+
+    def revoke_old_credential(self, refresh_token: Any) -> None:
+        """Rotation happens atomically in create_token_response."""
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        session = self.server.session
+        presented: tokens.PresentedRefreshToken = self.request.refresh_token
+        client: OAuthClient = self.request.client
+        user = self.authenticate_user(presented)
+        if user is None:
+            raise InvalidGrantError("The account is no longer active.")
+        if not tokens.consume_refresh_token(session, presented.row):
+            session.rollback()
+            tokens.revoke_family(session, presented.family.id, "refresh_token_reused")
+            session.commit()
+            raise InvalidGrantError("The refresh token has already been used.")
+        scope = self.request.payload.scope or presented.family.scope
+        token = issue_user_tokens(self.server, client, user, presented.family, nonce=None,
+                                  with_refresh=True, scope=scope)
+        session.commit()
+        return 200, token, NO_STORE
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+    server: IdpAuthorizationServer
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        client: OAuthClient = self.request.client
+        requested = self.request.payload.scope
+        scope = client.get_allowed_scope(requested) if requested else " ".join(
+            s for s in client.allowed_scopes if s != "openid"
+        )
+        if requested and set(scope_to_list(requested)) - set(scope_to_list(scope) or []):
+            raise InvalidScopeError("The client may not request these scopes.")
+        access_token, expires_in = tokens.mint_access_token(
+            self.server.keyring, self.server.settings, client=client,
+            subject=client.client_id, scope=scope,
+        )
+        body = {"access_token": access_token, "token_type": "Bearer", "expires_in": expires_in}
+        if scope:
+            body["scope"] = scope
+        return 200, body, NO_STORE
+
+
+def issue_user_tokens(
+    server: IdpAuthorizationServer,
+    client: OAuthClient,
+    user: User,
+    family: Any,
+    *,
+    nonce: str | None,
+    with_refresh: bool,
+    scope: str | None = None,
+) -> dict[str, Any]:
+    """Access token, optional refresh token, and an ID token when `openid` was granted."""
+    scope = scope or family.scope
+    access_token, expires_in = tokens.mint_access_token(
+        server.keyring, server.settings, client=client, subject=user.subject, scope=scope,
+        family=family,
+    )
+    body: dict[str, Any] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "scope": scope,
+    }
+    if with_refresh:
+        body["refresh_token"] = tokens.issue_refresh_token(server.session, server.settings, family)
+    if "openid" in scope_to_list(scope):
+        body["id_token"] = tokens.mint_id_token(
+            server.keyring, server.settings, client=client,
+            user_claims=user_claims(user, scope), auth_time=family.auth_time,
+            acr=family.acr, amr=list(family.amr), sid=family.sid, nonce=nonce,
+            access_token=access_token,
+        )
+    return body
+
+
+# --- revocation and introspection ------------------------------------------------------------
+
+
+class _TokenLookup:
+    """Finds a presented token of either kind (RFC 7009 §2.1, RFC 7662 §2.1)."""
+
+    server: IdpAuthorizationServer
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        if not isinstance(token_string, str) or len(token_string) > 8192:
+            return None
+        session = self.server.session
+        order = ["refresh_token", "access_token"]
+        if token_type_hint == "access_token":
+            order.reverse()
+        for kind in order:
+            if kind == "refresh_token":
+                found = tokens.find_refresh_token(session, token_string)
+                if found is not None:
+                    return found
+            elif token_string.count(".") == 2:
+                active = tokens.verify_access_token(
+                    session, self.server.keyring, self.server.settings, token_string
+                )
+                if active is not None:
+                    return active
+        return None
+
+
+class Revocation(_TokenLookup, RevocationEndpoint):
+    CLIENT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def authenticate_token(self, request: Any, client: OAuthClient) -> Any:
+        self.check_params(request, client)
+        token = self.query_token(
+            request.form.get("token"), request.form.get("token_type_hint")
+        )
+        if token is not None and _token_client_id(token) == client.client_id:
+            return token
+        return None
+
+    def revoke_token(self, token: Any, request: Any) -> None:
+        session = self.server.session
+        if isinstance(token, tokens.PresentedRefreshToken):
+            # RFC 7009 §2.1: revoking a refresh token also revokes its access tokens.
+            tokens.revoke_family(session, token.family.id, "revoked_by_client")
+        else:
+            tokens.revoke_access_token(session, token.claims)
+        session.commit()
+
+
+class Introspection(_TokenLookup, IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def check_permission(self, token: Any, client: OAuthClient, request: Any) -> bool:
+        # A client may introspect its own tokens and those addressed to its audience.
+        if isinstance(token, tokens.PresentedRefreshToken):
+            return token.family.client_id == client.id
+        aud = token.claims.get("aud")
+        return token.claims.get("client_id") == client.client_id or aud == client.audience
+
+    def introspect_token(self, token: Any) -> dict[str, Any]:
+        session = self.server.session
+        if isinstance(token, tokens.PresentedRefreshToken):
+            if not token.is_usable(utcnow()):
+                return {"active": False}
+            family = token.family
+            user = session.get(User, family.user_id)
+            if user is None or not user.is_active:
+                return {"active": False}
+            client = session.get(Client, family.client_id)
+            return {
+                "active": True,
+                "token_type": "refresh_token",
+                "scope": family.scope,
+                "client_id": client.client_id if client else None,
+                "sub": user.subject,
+                "exp": int(token.row.expires_at.timestamp()),
+                "iat": int(token.row.created_at.timestamp()),
+                "iss": self.server.settings.issuer,
+            }
+        claims = token.claims
+        body = {"active": True, "token_type": "access_token"}
+        for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti",
+                     "auth_time", "acr"):
+            if name in claims:
+                body[name] = claims[name]
+        return body
+
+    def create_introspection_payload(self, token: Any) -> dict[str, Any]:
+        # RFC 7662 §2.2: unknown, expired, revoked or not ours to see -> just inactive.
+        return {"active": False} if token is None else self.introspect_token(token)
+
+
+def _token_client_id(token: Any) -> str | None:
+    if isinstance(token, tokens.PresentedRefreshToken):
+        client = db_session().get(Client, token.family.client_id)
+        return client.client_id if client else None
+    return token.claims.get("client_id")
+
+
+def build_authorization_server(settings: Settings, keyring: KeyRing) -> IdpAuthorizationServer:
+    server = IdpAuthorizationServer(settings, keyring)
+    server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
+    server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_client_auth_method("private_key_jwt", PrivateKeyJWT(server))
+    server.register_endpoint(Revocation)
+    server.register_endpoint(Introspection)
+    return server

@@ -1,0 +1,349 @@
+"""Issuing, redeeming and revoking codes and tokens. Every redemption is one atomic UPDATE.
+
+Exactly once (ARCHITECTURE.md, "Data that must never be lost or doubled"): a code or a
+refresh token is consumed by `UPDATE ... SET used_at = now WHERE ... AND used_at IS NULL`;
+only the transaction that changed the row may issue tokens. On PostgreSQL a racing second
+UPDATE waits for the first to commit and then matches nothing; on SQLite transactions
+begin IMMEDIATE and run one at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from base64 import urlsafe_b64encode
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from idp.db import utcnow
+from idp.keys import KeyRing
+from idp.models import (
+    AuthorizationCode,
+    RefreshToken,
+    RevokedAccessToken,
+    TokenFamily,
+    User,
+)
+from idp.oidc.clients import OAuthClient
+from idp.security import hash_secret, new_token
+from idp.settings import Settings
+
+ACCESS_TOKEN_TYPE = "at+jwt"
+
+
+def half_hash(value: str, alg: str) -> str:
+    """at_hash / c_hash (OIDC Core §3.1.3.6): left half of the hash, base64url."""
+    digest = hashlib.sha256(value.encode("ascii")).digest()  # both RS256 and ES256 use SHA-256
+    return urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+
+
+# --- authorization codes -----------------------------------------------------------------
+
+
+def store_authorization_code(
+    session: Session,
+    settings: Settings,
+    *,
+    client: OAuthClient,
+    user_id: int,
+    redirect_uri: str,
+    scope: str,
+    nonce: str | None,
+    code_challenge: str | None,
+    code_challenge_method: str | None,
+    sid: str | None,
+    auth_time: int,
+    acr: str | None,
+    amr: list[str],
+) -> str:
+    code = new_token(32)
+    session.add(
+        AuthorizationCode(
+            code_hash=hash_secret(code),
+            client_id=client.id,
+            user_id=user_id,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            nonce=nonce,
+            code_challenge=code_challenge,
+            code_challenge_method=code_challenge_method,
+            sid=sid,
+            auth_time=auth_time,
+            acr=acr,
+            amr=amr,
+            expires_at=utcnow() + dt.timedelta(seconds=settings.authorization_code_lifetime),
+        )
+    )
+    return code
+
+
+def find_authorization_code(session: Session, code: str) -> AuthorizationCode | None:
+    return session.scalar(
+        select(AuthorizationCode).where(AuthorizationCode.code_hash == hash_secret(code))
+    )
+
+
+def consume_authorization_code(session: Session, code: AuthorizationCode) -> bool:
+    """True for the one caller that redeems the code; False if it was already used."""
+    result = session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.id == code.id, AuthorizationCode.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def revoke_what_code_issued(session: Session, code_id: int) -> None:
+    """RFC 6749 §4.1.2: a code used twice revokes the tokens issued from it."""
+    family_id = session.scalar(
+        select(AuthorizationCode.family_id).where(AuthorizationCode.id == code_id)
+    )
+    if family_id:
+        revoke_family(session, family_id, "code_reused")
+
+
+# --- token families and refresh tokens --------------------------------------------------
+
+
+def start_family(
+    session: Session, settings: Settings, client: OAuthClient, code: AuthorizationCode
+) -> TokenFamily:
+    family = TokenFamily(
+        id=new_token(18),
+        client_id=client.id,
+        user_id=code.user_id,
+        scope=code.scope,
+        sid=code.sid,
+        auth_time=code.auth_time,
+        acr=code.acr,
+        amr=list(code.amr),
+        expires_at=utcnow() + dt.timedelta(seconds=settings.refresh_token_absolute_lifetime),
+    )
+    session.add(family)
+    code.family_id = family.id
+    return family
+
+
+def issue_refresh_token(session: Session, settings: Settings, family: TokenFamily) -> str:
+    token = new_token(32)
+    idle_end = utcnow() + dt.timedelta(seconds=settings.refresh_token_idle_lifetime)
+    session.add(
+        RefreshToken(
+            token_hash=hash_secret(token),
+            family_id=family.id,
+            expires_at=min(idle_end, family.expires_at),
+        )
+    )
+    return token
+
+
+@dataclass
+class PresentedRefreshToken:
+    """A refresh token found by its hash, with its family (authlib's TokenMixin duties)."""
+
+    row: RefreshToken
+    family: TokenFamily
+
+    def check_client(self, client: OAuthClient) -> bool:
+        return self.family.client_id == client.id
+
+    def get_scope(self) -> str:
+        return self.family.scope
+
+    def is_usable(self, now: dt.datetime) -> bool:
+        return (
+            self.row.used_at is None
+            and self.family.revoked_at is None
+            and self.row.expires_at > now
+            and self.family.expires_at > now
+        )
+
+
+def find_refresh_token(session: Session, token: str) -> PresentedRefreshToken | None:
+    found = session.execute(
+        select(RefreshToken, TokenFamily)
+        .join(TokenFamily, TokenFamily.id == RefreshToken.family_id)
+        .where(RefreshToken.token_hash == hash_secret(token))
+    ).first()
+    return PresentedRefreshToken(found[0], found[1]) if found else None
+
+
+def consume_refresh_token(session: Session, row: RefreshToken) -> bool:
+    result = session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def revoke_family(session: Session, family_id: str, reason: str) -> None:
+    now = utcnow()
+    session.execute(
+        update(TokenFamily)
+        .where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def revoke_user_families(session: Session, user_id: int, reason: str) -> None:
+    for family_id in session.scalars(
+        select(TokenFamily.id).where(
+            TokenFamily.user_id == user_id, TokenFamily.revoked_at.is_(None)
+        )
+    ).all():
+        revoke_family(session, family_id, reason)
+
+
+# --- JWT access tokens (RFC 9068) and ID tokens ------------------------------------------
+
+
+def mint_access_token(
+    keyring: KeyRing,
+    settings: Settings,
+    *,
+    client: OAuthClient,
+    subject: str,
+    scope: str,
+    family: TokenFamily | None = None,
+) -> tuple[str, int]:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": settings.issuer,
+        "sub": subject,
+        "aud": client.audience,
+        "client_id": client.client_id,
+        "iat": now,
+        "exp": now + settings.access_token_lifetime,
+        "jti": new_token(16),
+        "scope": scope,
+    }
+    if family is not None:
+        claims["auth_time"] = family.auth_time
+        if family.acr:
+            claims["acr"] = family.acr
+        if family.amr:
+            claims["amr"] = list(family.amr)
+        claims["gid"] = family.id
+    token = keyring.sign(claims, settings.access_token_signing_alg, typ=ACCESS_TOKEN_TYPE)
+    return token, settings.access_token_lifetime
+
+
+def mint_id_token(
+    keyring: KeyRing,
+    settings: Settings,
+    *,
+    client: OAuthClient,
+    user_claims: dict[str, Any],
+    auth_time: int,
+    acr: str | None,
+    amr: list[str],
+    sid: str | None,
+    nonce: str | None,
+    access_token: str | None,
+) -> str:
+    now = int(time.time())
+    alg = client.id_token_signed_response_alg
+    claims: dict[str, Any] = dict(user_claims)
+    claims.update(
+        {
+            "iss": settings.issuer,
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "iat": now,
+            "exp": now + settings.id_token_lifetime,
+            "auth_time": auth_time,
+        }
+    )
+    if acr:
+        claims["acr"] = acr
+    if amr:
+        claims["amr"] = list(amr)
+    if sid:
+        claims["sid"] = sid
+    if nonce:
+        claims["nonce"] = nonce
+    if access_token:
+        claims["at_hash"] = half_hash(access_token, alg)
+    return keyring.sign(claims, alg)
+
+
+@dataclass(frozen=True)
+class ActiveAccessToken:
+    claims: dict[str, Any]
+    user: User | None
+
+
+def verify_access_token(
+    session: Session, keyring: KeyRing, settings: Settings, token: str
+) -> ActiveAccessToken | None:
+    """The token's claims if it is one of ours, unexpired and not revoked; else None."""
+    if not token or len(token) > 8192:
+        return None
+    try:
+        header = jws.extract_compact(token.encode("ascii")).headers()
+    except (JoseError, ValueError, UnicodeError):
+        return None
+    if header.get("typ") != ACCESS_TOKEN_TYPE or header.get("alg") not in ("RS256", "ES256"):
+        return None
+    key = keyring.verification_key(str(header.get("kid", "")))
+    if key is None:
+        return None
+    try:
+        claims = jwt.decode(token, key, algorithms=[header["alg"]]).claims
+    except (JoseError, ValueError):
+        return None
+    now = time.time()
+    if claims.get("iss") != settings.issuer or not isinstance(claims.get("exp"), int):
+        return None
+    if claims["exp"] <= now:
+        return None
+    jti = claims.get("jti")
+    if session.get(RevokedAccessToken, jti) is not None:
+        return None
+    user = None
+    if "gid" in claims:
+        found = session.execute(
+            select(TokenFamily.revoked_at, User)
+            .join(User, User.id == TokenFamily.user_id)
+            .where(TokenFamily.id == claims["gid"])
+        ).first()
+        if found is None or found[0] is not None or not found[1].is_active:
+            return None
+        user = found[1]
+    return ActiveAccessToken(claims=claims, user=user)
+
+
+def revoke_access_token(session: Session, claims: dict[str, Any]) -> None:
+    jti = claims.get("jti")
+    if not jti or session.get(RevokedAccessToken, jti) is not None:
+        return
+    session.add(
+        RevokedAccessToken(jti=jti, expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.UTC))
+    )
+
+
+def purge_expired(session: Session) -> None:
+    """Housekeeping: drop rows that can no longer matter."""
+    now = utcnow()
+    session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at < now))
+    session.execute(
+        delete(AuthorizationCode).where(
+            AuthorizationCode.expires_at < now - dt.timedelta(days=1)
+        )
+    )

@@ -1,0 +1,281 @@
+"""Protocol endpoints. They answer JSON errors as the RFCs spell them; the authorization
+and logout endpoints, which a browser sees, answer HTML pages where they cannot redirect.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from werkzeug.exceptions import HTTPException
+
+from idp.accounts import cookies
+from idp.accounts.services import end_browser_session
+from idp.db import db_session
+from idp.oidc import authorize
+from idp.oidc.claims import user_claims
+from idp.oidc.clients import find_client
+from idp.oidc.server import IdpAuthorizationServer
+from idp.oidc.tokens import verify_access_token
+
+bp = Blueprint("oidc", __name__)
+
+
+def server() -> IdpAuthorizationServer:
+    return current_app.extensions["idp.oauth_server"]
+
+
+def _json(body: dict[str, Any], status: int = 200, **headers: str) -> Response:
+    response = Response(json.dumps(body), status=status, mimetype="application/json")
+    response.headers.update(headers)
+    return response
+
+
+# --- discovery and keys --------------------------------------------------------------------
+
+
+@bp.get("/.well-known/openid-configuration")
+@bp.get("/.well-known/oauth-authorization-server")
+def discovery() -> Response:
+    body: bytes = current_app.extensions["idp.discovery_json"]
+    return Response(body, mimetype="application/json",
+                    headers={"Cache-Control": "public, max-age=300"})
+
+
+@bp.get("/jwks.json")
+def jwks() -> Response:
+    settings = current_app.config["IDP_SETTINGS"]
+    return Response(
+        server().keyring.jwks_json(),
+        mimetype="application/jwk-set+json",
+        headers={"Cache-Control": f"public, max-age={settings.jwks_max_age}"},
+    )
+
+
+# --- authorization endpoint ------------------------------------------------------------------
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+def authorize_endpoint() -> Response:
+    params = request.args if request.method == "GET" else request.form
+    if "ui_locales" in params:
+        session["ui_locales"] = params.get("ui_locales", "")[:64]
+    browser = cookies.current_browser_session()
+    return _answer(authorize.process(db_session(), server(), params, browser))
+
+
+@bp.get("/authorize/resume")
+def resume() -> Response:
+    """Continue a paused request after login or consent (same browser only)."""
+    interaction_id = request.args.get("interaction", "")
+    interaction = authorize.load_interaction(db_session(), interaction_id)
+    if interaction is None or interaction_id not in session.get("interactions", []):
+        return _error_page("invalid_request", _("This sign-in has expired. Go back to the "
+                                                 "application and start again."))
+    browser = cookies.current_browser_session()
+    params = authorize.interaction_params(interaction)
+    return _answer(authorize.process(db_session(), server(), params, browser, interaction))
+
+
+def _answer(outcome: authorize.Outcome) -> Response:
+    if outcome.kind == "redirect":
+        return redirect(outcome.location, code=302)
+    if outcome.kind == "error_page":
+        return _error_page(outcome.error, outcome.description)
+    known = session.get("interactions", [])
+    if outcome.interaction_id not in known:
+        # Remember the few most recent paused requests of this browser (several tabs).
+        session["interactions"] = [*known[-4:], outcome.interaction_id]
+    endpoint = "accounts.login" if outcome.kind == "login" else "consent.consent_page"
+    return redirect(url_for(endpoint, interaction=outcome.interaction_id), code=302)
+
+
+def _error_page(error: str, description: str) -> Response:
+    body = render_template("oidc/error.html", error=error, description=description)
+    return Response(body, status=400, mimetype="text/html")
+
+
+# --- token, userinfo, revocation, introspection ------------------------------------------------
+
+
+@bp.post("/token")
+def token() -> Response:
+    return server().create_token_response()
+
+
+@bp.post("/revoke")
+def revoke() -> Response:
+    return server().create_endpoint_response("revocation")
+
+
+@bp.post("/introspect")
+def introspect() -> Response:
+    return server().create_endpoint_response("introspection")
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+def userinfo() -> Response:
+    auth = request.headers.get("Authorization", "")
+    scheme, _sep, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        # RFC 6750 §3.1: no credentials at all -> just the challenge, no error code.
+        return _json({"error": "invalid_token", "error_description": "Bearer token required"},
+                     401, **{"WWW-Authenticate": 'Bearer realm="userinfo"',
+                             "Cache-Control": "no-store"})
+    active = verify_access_token(db_session(), server().keyring, server().settings, token.strip())
+    if active is None or active.user is None:
+        return _json(
+            {"error": "invalid_token", "error_description": "The access token is not valid"},
+            401,
+            **{"WWW-Authenticate": 'Bearer error="invalid_token"', "Cache-Control": "no-store"},
+        )
+    scope = str(active.claims.get("scope", ""))
+    if "openid" not in scope.split():
+        return _json(
+            {"error": "insufficient_scope", "error_description": "The openid scope is required"},
+            403,
+            **{"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="openid"',
+               "Cache-Control": "no-store"},
+        )
+    return _json(user_claims(active.user, scope), **{"Cache-Control": "no-store"})
+
+
+# --- RP-initiated logout ---------------------------------------------------------------------
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def end_session() -> Response:
+    """OIDC RP-Initiated Logout 1.0. Redirects only to a post_logout_redirect_uri registered
+    exactly for the client the id_token_hint names; otherwise shows our own page."""
+    params = request.values
+    hint_claims = _id_token_hint_claims(params.get("id_token_hint"))
+    client_id = params.get("client_id") or (hint_claims or {}).get("aud")
+    client = find_client(db_session(), client_id) if isinstance(client_id, str) else None
+    target = params.get("post_logout_redirect_uri")
+    redirect_to = None
+    if target and client is not None and target in client.post_logout_redirect_uris and (
+        hint_claims is None or hint_claims.get("aud") == client.client_id
+    ):
+        redirect_to = target
+        if params.get("state"):
+            redirect_to = add_params_to_uri(target, [("state", params["state"][:512])])
+
+    browser = cookies.current_browser_session()
+    # Log out at once only when the hint proves the request comes from the session's own
+    # relying party; otherwise ask, so a cross-site link cannot log anyone out.
+    confirmed = browser is None or (
+        hint_claims is not None and hint_claims.get("sid") == browser.sid
+    )
+    if not confirmed:
+        session["logout_redirect"] = redirect_to
+        return Response(render_template("oidc/logout_confirm.html",
+                                        client_name=client.name if client else None),
+                        mimetype="text/html")
+    return _finish_logout(redirect_to)
+
+
+@bp.post("/logout/confirm")
+def logout_confirm() -> Response:
+    return _finish_logout(session.pop("logout_redirect", None))
+
+
+def _finish_logout(redirect_to: str | None) -> Response:
+    end_browser_session(db_session(), request.cookies.get(cookies.cookie_name()))
+    db_session().commit()
+    session.pop("interactions", None)
+    response = redirect(redirect_to, 302) if redirect_to else redirect(
+        url_for("oidc.logged_out"), 302)
+    cookies.clear_session_cookie(response)
+    return response
+
+
+@bp.get("/logged-out")
+def logged_out() -> str:
+    return render_template("oidc/logged_out.html")
+
+
+def _id_token_hint_claims(hint: str | None) -> dict[str, Any] | None:
+    """Claims of an ID token we issued (signature and issuer checked; expiry is not, as the
+    spec allows an expired hint)."""
+    if not hint or len(hint) > 8192:
+        return None
+    try:
+        header = jws.extract_compact(hint.encode("ascii")).headers()
+        key = server().keyring.verification_key(str(header.get("kid", "")))
+        if key is None or header.get("alg") not in ("RS256", "ES256"):
+            return None
+        claims = jwt.decode(hint, key, algorithms=[header["alg"]]).claims
+    except (JoseError, ValueError, UnicodeError):
+        return None
+    return claims if claims.get("iss") == server().settings.issuer else None
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+@bp.errorhandler(OAuth2Error)
+def _oauth_error(error: OAuth2Error) -> Response:
+    status, body, headers = error()
+    return _json(dict(body), status, **dict(headers))
+
+
+def protocol_http_error(error: HTTPException) -> Response:
+    """JSON for 404/405/413 on protocol paths (pages get HTML from the app handler)."""
+    code = error.code or 400
+    name = {405: "invalid_request", 413: "invalid_request"}.get(code, "not_found")
+    return _json({"error": name, "error_description": error.description or ""}, code,
+                 **{"Cache-Control": "no-store"})
+
+
+def discovery_document(issuer: str, scopes: tuple[str, ...], claims: tuple[str, ...],
+                       locales: list[str]) -> bytes:
+    auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+    doc = {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "jwks_uri": f"{issuer}/jwks.json",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "introspection_endpoint": f"{issuer}/introspect",
+        "end_session_endpoint": f"{issuer}/logout",
+        "scopes_supported": list(scopes),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        "token_endpoint_auth_methods_supported": [*auth_methods, "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
+        "revocation_endpoint_auth_methods_supported": [*auth_methods, "none"],
+        "revocation_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": list(claims),
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
+        "prompt_values_supported": sorted(authorize.SUPPORTED_PROMPTS),
+        "acr_values_supported": ["low"],
+        "ui_locales_supported": locales,
+        "claim_types_supported": ["normal"],
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+

@@ -1,0 +1,25 @@
+"""The HTML surfaces: login, consent, and (in demo mode only) the demo relying page.
+Every form is CSRF-protected; the protocol endpoints are exempt (they authenticate
+clients instead)."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_wtf import CSRFProtect
+
+from consent.views import bp as consent_bp
+from idp.accounts.views import bp as accounts_bp
+from idp.oidc.views import bp as oidc_bp
+
+
+def init_app(app: Flask) -> None:
+    csrf = CSRFProtect(app)
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(consent_bp)
+    for view in ("authorize_endpoint", "token", "revoke", "introspect", "userinfo",
+                 "end_session"):
+        csrf.exempt(f"{oidc_bp.name}.{view}")
+    if app.config["IDP_SETTINGS"].is_demo:
+        from idp.demo import bp as demo_bp
+
+        app.register_blueprint(demo_bp)

@@ -1,0 +1,85 @@
+"""Password hashing (argon2id), secret hashing, random tokens, and security headers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import Flask, Response, request
+
+from idp.settings import Settings
+
+
+def new_token(nbytes: int = 32) -> str:
+    """A random, URL-safe secret (codes, refresh tokens, session ids, client secrets)."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def hash_secret(value: str) -> str:
+    """SHA-256 for high-entropy secrets we generated ourselves; never for passwords."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def secret_matches(value: str, expected_hash: str | None) -> bool:
+    return expected_hash is not None and hmac.compare_digest(hash_secret(value), expected_hash)
+
+
+class Passwords:
+    """argon2id with the parameters from settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_cost,
+            parallelism=settings.argon2_parallelism,
+            type=Type.ID,
+        )
+        # Verified against when the account does not exist, so both answers take as long.
+        self._dummy_hash = self._hasher.hash(new_token())
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash or self._dummy_hash, password) and (
+                password_hash is not None
+            )
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(password_hash)
+
+
+# Pages only: no inline script, nothing framed, no Referer leaking codes or ids.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'; "
+        "object-src 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["idp.passwords"] = Passwords(app.config["IDP_SETTINGS"])
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if response.mimetype == "text/html":
+            for name, value in PAGE_HEADERS.items():
+                response.headers.setdefault(name, value)
+            response.headers.setdefault("Cache-Control", "no-store")
+        if request.is_secure:
+            response.headers.setdefault(
+                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+            )
+        return response

@@ -1,0 +1,229 @@
+"""One typed settings object: config/default.toml < the IDP_CONFIG file < IDP_* environment.
+
+This is the only module that reads the environment; everything else receives `Settings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
+DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
+# Used only in demo/development mode when no key-encryption key is configured.
+DEMO_KEY_ENCRYPTION_KEY = "ZGVtby1rZXktZW5jcnlwdGlvbi1rZXktMzJieXRlcyE="
+
+Mode = Literal["demo", "development", "production"]
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message is one line naming it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    mode: Mode
+    issuer: str
+    secret_key: str
+    key_encryption_key: str
+    database_url: str
+    instance_path: str
+    sqlite_busy_timeout: int
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+    authorization_code_lifetime: int
+    access_token_lifetime: int
+    id_token_lifetime: int
+    refresh_token_idle_lifetime: int
+    refresh_token_absolute_lifetime: int
+    id_token_signing_alg: Literal["RS256", "ES256"]
+    access_token_signing_alg: Literal["RS256", "ES256"]
+    key_activation_delay: int
+    jwks_max_age: int
+    keys_refresh_interval: int
+    session_cookie_name: str
+    session_lifetime: int
+    interaction_lifetime: int
+    argon2_time_cost: int
+    argon2_memory_cost: int
+    argon2_parallelism: int
+    login_free_attempts: int
+    login_delay_base: int
+    login_delay_max: int
+    login_failure_window: int
+    default_locale: str
+    locales: list[str]
+
+    @property
+    def is_demo(self) -> bool:
+        return self.mode == "demo"
+
+    @property
+    def is_production(self) -> bool:
+        return self.mode == "production"
+
+    @property
+    def issuer_is_loopback_http(self) -> bool:
+        parts = urlsplit(self.issuer)
+        return parts.scheme == "http" and _is_loopback(parts.hostname or "")
+
+    @property
+    def effective_key_encryption_key(self) -> str:
+        return self.key_encryption_key or DEMO_KEY_ENCRYPTION_KEY
+
+    @property
+    def instance_dir(self) -> Path:
+        """instance_path made absolute (relative paths start at the project root)."""
+        return (PROJECT_ROOT / self.instance_path).resolve()
+
+    def resolved_database_url(self) -> str:
+        """SQLite paths without a leading slash are relative to instance_path."""
+        url = self.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
+            return prefix + str(self.instance_dir / url[len(prefix):])
+        return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(
+    overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Merge the three layers (plus explicit overrides, used by tests) and validate."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = _read_toml(DEFAULT_CONFIG, "config/default.toml")
+    extra_file = env.get("IDP_CONFIG")
+    if extra_file:
+        for key, value in _read_toml(Path(extra_file), f"IDP_CONFIG={extra_file}").items():
+            if key not in values:
+                raise SettingsError(f"unknown setting '{key}' in {extra_file}")
+            values[key] = value
+    hints = get_type_hints(Settings)
+    for name in hints:
+        raw = env.get(f"IDP_{name.upper()}")
+        if raw is not None:
+            values[name] = _parse_env(name, raw, hints[name])
+    for key, value in (overrides or {}).items():
+        if key not in hints:
+            raise SettingsError(f"unknown setting '{key}'")
+        values[key] = value
+
+    for name, hint in hints.items():
+        if name not in values:
+            raise SettingsError(f"setting '{name}' (IDP_{name.upper()}) is missing")
+        _check_type(name, values[name], hint)
+    settings = Settings(**{name: values[name] for name in hints})
+    _check_rules(settings)
+    return settings
+
+
+def _read_toml(path: Path, label: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"settings file {label} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"settings file {label} is not valid TOML: {exc}") from None
+
+
+def _parse_env(name: str, raw: str, hint: Any) -> Any:
+    if hint is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"setting '{name}' (IDP_{name.upper()}) must be an integer") from None
+    if get_origin(hint) is list:
+        try:
+            parsed = json.loads(raw) if raw.startswith("[") else [p.strip() for p in raw.split(",")]
+        except ValueError:
+            raise SettingsError(
+                f"setting '{name}' (IDP_{name.upper()}) must be a comma-separated list"
+            ) from None
+        return parsed
+    return raw
+
+
+def _check_type(name: str, value: Any, hint: Any) -> None:
+    label = f"setting '{name}' (IDP_{name.upper()})"
+    if get_origin(hint) is Literal:
+        if value not in get_args(hint):
+            allowed = ", ".join(get_args(hint))
+            raise SettingsError(f"{label} must be one of: {allowed} (got {value!r})")
+    elif get_origin(hint) is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise SettingsError(f"{label} must be a list of strings")
+    elif hint is int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise SettingsError(f"{label} must be a non-negative integer")
+    elif hint is str and not isinstance(value, str):
+        raise SettingsError(f"{label} must be a string")
+
+
+def _check_rules(s: Settings) -> None:
+    parts = urlsplit(s.issuer)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError("setting 'issuer' (IDP_ISSUER) must be an absolute http(s) URL")
+    if s.issuer.endswith("/"):
+        raise SettingsError("setting 'issuer' (IDP_ISSUER) must not end with '/'")
+    if not s.database_url:
+        raise SettingsError("setting 'database_url' (IDP_DATABASE_URL) is missing")
+    if not s.secret_key:
+        raise SettingsError("setting 'secret_key' (IDP_SECRET_KEY) is missing")
+    for name in ("authorization_code_lifetime", "access_token_lifetime", "id_token_lifetime"):
+        if getattr(s, name) == 0:
+            raise SettingsError(f"setting '{name}' (IDP_{name.upper()}) must be positive")
+    if s.key_activation_delay and s.key_activation_delay < s.jwks_max_age:
+        raise SettingsError(
+            "setting 'key_activation_delay' (IDP_KEY_ACTIVATION_DELAY) must be at least jwks_max_age"
+        )
+    if s.default_locale not in s.locales:
+        raise SettingsError("setting 'default_locale' (IDP_DEFAULT_LOCALE) must be one of 'locales'")
+    if s.key_encryption_key:
+        _check_fernet_key(s.key_encryption_key)
+    if s.mode != "production":
+        return
+    if s.secret_key == DEMO_SECRET_KEY or len(s.secret_key) < 32:
+        raise SettingsError(
+            "setting 'secret_key' (IDP_SECRET_KEY) must be a random value of at least 32 "
+            "characters in production, not the demo key"
+        )
+    if not s.key_encryption_key:
+        raise SettingsError(
+            "setting 'key_encryption_key' (IDP_KEY_ENCRYPTION_KEY) is required in production"
+        )
+    if s.key_encryption_key == DEMO_KEY_ENCRYPTION_KEY:
+        raise SettingsError(
+            "setting 'key_encryption_key' (IDP_KEY_ENCRYPTION_KEY) must not be the demo key"
+        )
+    if parts.scheme != "https" and not s.issuer_is_loopback_http:
+        raise SettingsError("setting 'issuer' (IDP_ISSUER) must use https in production")
+
+
+def _check_fernet_key(value: str) -> None:
+    import base64
+    import binascii
+
+    try:
+        ok = len(base64.urlsafe_b64decode(value.encode())) == 32
+    except (binascii.Error, ValueError):
+        ok = False
+    if not ok:
+        raise SettingsError(
+            "setting 'key_encryption_key' (IDP_KEY_ENCRYPTION_KEY) must be 32 bytes "
+            "in url-safe base64 (a Fernet key)"
+        )
