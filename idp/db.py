@@ -77,9 +77,18 @@ def make_engine(url: str, sqlite_busy_timeout: int = 30) -> Engine:
         # BEGIN IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so a
         # transaction never fails half-way when it upgrades from reading to writing:
         # two concurrent writers queue instead of surfacing "database is locked".
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Connections marked read-only (READ_ONLY) use a plain BEGIN: in WAL mode readers
+        # never wait for the writer.
+        if conn.get_execution_options().get("idp_read_only"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+# Execution options for a connection that only reads (see make_engine, _on_begin).
+READ_ONLY = {"idp_read_only": True}
 
 
 def init_app(app: Flask) -> None:

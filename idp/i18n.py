@@ -4,7 +4,7 @@ the client's ui_locales, then the browser's Accept-Language."""
 from __future__ import annotations
 
 from flask import Flask, current_app, request, session
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 
 
 def select_locale() -> str:
@@ -18,3 +18,4 @@ def select_locale() -> str:
 
 def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
+    app.jinja_env.globals["get_locale"] = get_locale

@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from idp.db import utcnow
+from idp.db import READ_ONLY, utcnow
 from idp.models import SigningKey
 from idp.settings import Settings
 
@@ -135,9 +135,9 @@ class _LoadedKey:
 class KeyRing:
     """In-memory, periodically refreshed view of the signing keys of one app instance."""
 
-    def __init__(self, settings: Settings, session_factory: Any) -> None:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
         self._settings = settings
-        self._session_factory = session_factory
+        self._engine = engine
         self._lock = threading.Lock()
         self._loaded_at = -1e18
         self._keys: list[_LoadedKey] = []
@@ -155,8 +155,11 @@ class KeyRing:
     def reload(self) -> None:
         fernet = Fernet(self._settings.effective_key_encryption_key)
         now = utcnow()
-        with self._session_factory() as session:
-            rows = session.scalars(select(SigningKey).order_by(SigningKey.created_at)).all()
+        # Its own read-only connection: called in the middle of a request that may hold
+        # the SQLite write lock.
+        with self._engine.connect().execution_options(**READ_ONLY) as conn:
+            rows = Session(bind=conn).scalars(
+                select(SigningKey).order_by(SigningKey.created_at)).all()
         keys, public = [], []
         for row in rows:
             if row.expires_at is not None and row.expires_at <= now:

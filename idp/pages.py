@@ -9,16 +9,16 @@ from flask_wtf import CSRFProtect
 
 from consent.views import bp as consent_bp
 from idp.accounts.views import bp as accounts_bp
-from idp.oidc.views import bp as oidc_bp
+from idp.oidc import views as oidc_views
 
 
 def init_app(app: Flask) -> None:
     csrf = CSRFProtect(app)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(consent_bp)
-    for view in ("authorize_endpoint", "token", "revoke", "introspect", "userinfo",
-                 "end_session"):
-        csrf.exempt(f"{oidc_bp.name}.{view}")
+    for view in (oidc_views.authorize_endpoint, oidc_views.token, oidc_views.revoke,
+                 oidc_views.introspect, oidc_views.userinfo, oidc_views.end_session):
+        csrf.exempt(view)
     if app.config["IDP_SETTINGS"].is_demo:
         from idp.demo import bp as demo_bp
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Flask
 
 from consent.scopes import SUPPORTED_SCOPES
-from idp.db import session_factory
 from idp.keys import KeyRing
 from idp.oidc.claims import SUPPORTED_CLAIMS
 from idp.oidc.server import build_authorization_server
@@ -14,7 +13,7 @@ from idp.oidc.views import bp, discovery_document
 
 def init_app(app: Flask) -> None:
     settings = app.config["IDP_SETTINGS"]
-    keyring = KeyRing(settings, session_factory(app))
+    keyring = KeyRing(settings, app.extensions["idp.engine"])
     app.extensions["idp.keyring"] = keyring
     app.extensions["idp.oauth_server"] = build_authorization_server(settings, keyring)
     app.extensions["idp.discovery_json"] = discovery_document(

@@ -237,7 +237,7 @@ def _oauth_error(error: OAuth2Error) -> Response:
 def protocol_http_error(error: HTTPException) -> Response:
     """JSON for 404/405/413 on protocol paths (pages get HTML from the app handler)."""
     code = error.code or 400
-    name = {405: "invalid_request", 413: "invalid_request"}.get(code, "not_found")
+    name = "not_found" if code == 404 else "server_error" if code >= 500 else "invalid_request"
     return _json({"error": name, "error_description": error.description or ""}, code,
                  **{"Cache-Control": "no-store"})
 
