@@ -152,7 +152,20 @@ class KeyRing:
                 return
             self.reload()
 
+    def refresh_before_request(self) -> None:
+        """Called before each request, outside any transaction: the first request of a
+        new installation creates the keys (which needs the write lock on SQLite)."""
+        self._refresh_if_stale()
+
     def reload(self) -> None:
+        self._load()
+        if {k.alg for k in self._keys} < set(SUPPORTED_ALGS):
+            with Session(self._engine) as session:
+                ensure_keys(session, self._settings)
+                session.commit()
+            self._load()
+
+    def _load(self) -> None:
         fernet = Fernet(self._settings.effective_key_encryption_key)
         now = utcnow()
         # Its own read-only connection: called in the middle of a request that may hold

@@ -19,4 +19,5 @@ def init_app(app: Flask) -> None:
     app.extensions["idp.discovery_json"] = discovery_document(
         settings.issuer, SUPPORTED_SCOPES, SUPPORTED_CLAIMS, settings.locales
     )
+    app.before_request(keyring.refresh_before_request)
     app.register_blueprint(bp)
