@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 from alembic import command
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session
 
 from idp import create_app
@@ -35,27 +36,40 @@ ISSUER = "http://localhost"
 PASSWORD = "correct horse battery staple"
 
 
-def _database_url(tmp_root: Path) -> str:
+def postgres_server_url() -> str | None:
+    """IDP_TEST_DATABASE_URL (a PostgreSQL server to test on), in psycopg 3 form."""
     url = os.environ.get("IDP_TEST_DATABASE_URL")
-    if url:
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://"):]
-        return url
-    return f"sqlite:///{tmp_root / 'idp-test.sqlite3'}"
+    if url and url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url or None
+
+
+@contextmanager
+def fresh_database(tmp_root: Path) -> Iterator[str]:
+    """An empty database of its own: a new PostgreSQL database on the test server (so
+    parallel runs never share one), or a new SQLite file."""
+    server = postgres_server_url()
+    if server is None:
+        yield f"sqlite:///{tmp_root / 'idp-test.sqlite3'}"
+        return
+    name = f"idp_test_{secrets.token_hex(6)}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A freshly migrated database for the whole run."""
-    url = _database_url(tmp_path_factory.mktemp("db"))
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    command.upgrade(alembic_config(url), "head")
-    return url
+    with fresh_database(tmp_path_factory.mktemp("db")) as url:
+        command.upgrade(alembic_config(url), "head")
+        yield url
 
 
 @pytest.fixture(scope="session")
