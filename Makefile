@@ -7,7 +7,7 @@ PORT ?= 5000
 WORKERS ?= 1
 THREADS ?= 4
 
-.PHONY: run test lint bench install install-test clean
+.PHONY: run test lint bench install install-test clean messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,8 @@ bench: install-test
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
+
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k _l \
+		--ignore-dirs='.venv instance bench tests' \
+		-o idp/translations/messages.pot --project gas-portal-idp .

@@ -1,0 +1,56 @@
+"""The contract every upstream connector meets (ARCHITECTURE.md, "providers/").
+
+A connector starts a login (where to send the browser, with its own state, nonce and PKCE
+kept server-side) and finishes it from the callback, returning a `VerifiedIdentity`.
+Connectors themselves (generic OIDC banks, eParaksts) arrive with the federation issue.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Assurance = Literal["low", "substantial", "high"]
+Method = Literal["bank", "esignature"]
+
+
+@dataclass(frozen=True)
+class VerifiedIdentity:
+    """Who the upstream provider says the person is (DOMAIN.md, "Ways to log in")."""
+
+    provider: str
+    method: Method
+    # The upstream `sub`: only a secondary record, not stable across the provider's methods.
+    subject: str
+    country: str
+    # 11 digits, verified by the upstream; the key we link people on.
+    personal_code: str
+    given_name: str
+    family_name: str
+    assurance: Assurance
+    amr: tuple[str, ...] = field(default_factory=tuple)
+    upstream_acr: str | None = None
+
+
+@dataclass(frozen=True)
+class LoginStart:
+    """Where to send the browser, and what to keep server-side until the callback."""
+
+    redirect_url: str
+    state: str
+    pending: dict[str, Any]
+
+
+class UpstreamProvider(abc.ABC):
+    name: str
+    method: Method
+
+    @abc.abstractmethod
+    def start_login(self, callback_url: str) -> LoginStart:
+        """Build the upstream authorization request."""
+
+    @abc.abstractmethod
+    def finish_login(self, callback_params: dict[str, str], pending: dict[str, Any]
+                     ) -> VerifiedIdentity:
+        """Check the callback against what start_login kept and return the identity."""
