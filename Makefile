@@ -6,6 +6,9 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 1
 THREADS ?= 4
+# The issuer follows HOST and PORT unless set explicitly (the demo client is registered
+# with it, so it must be the address the browser uses).
+IDP_ISSUER ?= http://$(HOST):$(PORT)
 
 .PHONY: run test lint bench install install-test clean messages
 
@@ -25,10 +28,10 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 run: install
-	$(BIN)/idp db upgrade
-	$(BIN)/idp demo seed
+	IDP_ISSUER=$(IDP_ISSUER) $(BIN)/idp db upgrade
+	IDP_ISSUER=$(IDP_ISSUER) $(BIN)/idp demo seed
 	@echo "Serving http://$(HOST):$(PORT)  (demo relying page: http://$(HOST):$(PORT)/demo/)"
-	$(BIN)/granian --interface wsgi --host $(HOST) --port $(PORT) \
+	IDP_ISSUER=$(IDP_ISSUER) $(BIN)/granian --interface wsgi --host $(HOST) --port $(PORT) \
 		--workers $(WORKERS) --blocking-threads $(THREADS) wsgi:app
 
 test: install-test

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from authlib.common.urls import add_params_to_uri
-from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from consent import services

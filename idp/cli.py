@@ -131,7 +131,8 @@ clients_cli = AppGroup("clients", help="Relying apps allowed to use the IdP.")
 @click.option("--grant-type", "grant_types", multiple=True,
               help="authorization_code, refresh_token, client_credentials "
                    "[default: authorization_code,refresh_token]")
-@click.option("--scope", "scopes", multiple=True, help="Allowed scopes [default: openid,profile,email]")
+@click.option("--scope", "scopes", multiple=True,
+              help="Allowed scopes [default: openid,profile,email]")
 @click.option("--audience", help="aud of its access tokens (the API it calls) [default: client id]")
 @click.option("--first-party", is_flag=True, help="Pre-approved: skip the consent page.")
 @click.option("--id-token-alg", type=click.Choice(registry.ID_TOKEN_ALGS), default="RS256",

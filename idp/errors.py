@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from idp.oidc.views import protocol_http_error
 
@@ -29,9 +29,14 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
         if request.path.startswith(PROTOCOL_PATHS):
-            return protocol_http_error(error)
-        if error.code == 404:
-            return _page(404, _("Page not found"),
-                         _("Check the address, or go back to the application you came from."))
-        return _page(error.code or 400, _("The request could not be handled"),
-                     _("Go back to the application you came from and try again."))
+            response = protocol_http_error(error)
+        elif error.code == 404:
+            response = _page(404, _("Page not found"), _(
+                "Check the address, or go back to the application you came from."))
+        else:
+            response = _page(error.code or 400, _("The request could not be handled"),
+                             _("Go back to the application you came from and try again."))
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            # RFC 9110 §15.5.6: a 405 must list the methods the resource allows.
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response

@@ -8,7 +8,7 @@ import secrets
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Flask, Response, request
+from flask import Flask, Response, abort, request
 
 from idp.settings import Settings
 
@@ -70,6 +70,17 @@ PAGE_HEADERS = {
 
 def init_app(app: Flask) -> None:
     app.extensions["idp.passwords"] = Passwords(app.config["IDP_SETTINGS"])
+    # With "Referrer-Policy: no-referrer" browsers send no Referer (and Origin: null) on our
+    # own form posts, so Flask-WTF's https-only Referer check would refuse every form.
+    # The CSRF token plus SameSite=Lax, Secure cookies protect the forms.
+    app.config["WTF_CSRF_SSL_STRICT"] = False
+
+    @app.before_request
+    def _refuse_nul_characters() -> None:
+        # No legitimate parameter contains NUL, and PostgreSQL cannot store or even compare
+        # text with one: refuse it here, once, for every endpoint and page.
+        if any("\x00" in k or "\x00" in v for k, v in request.values.items(multi=True)):
+            abort(400)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

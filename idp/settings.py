@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
-DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
+# Refused in production (noqa: a known value, not a leaked secret).
+DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"  # noqa: S105
 # Used only in demo/development mode when no key-encryption key is configured.
 DEMO_KEY_ENCRYPTION_KEY = "ZGVtby1rZXktZW5jcnlwdGlvbi1rZXktMzJieXRlcyE="
 
@@ -146,7 +147,9 @@ def _parse_env(name: str, raw: str, hint: Any) -> Any:
         try:
             return int(raw)
         except ValueError:
-            raise SettingsError(f"setting '{name}' (IDP_{name.upper()}) must be an integer") from None
+            raise SettingsError(
+                f"setting '{name}' (IDP_{name.upper()}) must be an integer"
+            ) from None
     if get_origin(hint) is list:
         try:
             parsed = json.loads(raw) if raw.startswith("[") else [p.strip() for p in raw.split(",")]
@@ -174,10 +177,20 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
         raise SettingsError(f"{label} must be a string")
 
 
+def _is_absolute_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)  # raises on an unclosed IPv6 bracket
+        parts.port  # noqa: B018  (raises on a port out of range)
+    except ValueError:
+        return False
+    return (parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query
+            and not parts.fragment and not any(c.isspace() for c in value))
+
+
 def _check_rules(s: Settings) -> None:
-    parts = urlsplit(s.issuer)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+    if not _is_absolute_http_url(s.issuer):
         raise SettingsError("setting 'issuer' (IDP_ISSUER) must be an absolute http(s) URL")
+    parts = urlsplit(s.issuer)
     if s.issuer.endswith("/"):
         raise SettingsError("setting 'issuer' (IDP_ISSUER) must not end with '/'")
     if not s.database_url:
@@ -189,10 +202,13 @@ def _check_rules(s: Settings) -> None:
             raise SettingsError(f"setting '{name}' (IDP_{name.upper()}) must be positive")
     if s.key_activation_delay and s.key_activation_delay < s.jwks_max_age:
         raise SettingsError(
-            "setting 'key_activation_delay' (IDP_KEY_ACTIVATION_DELAY) must be at least jwks_max_age"
+            "setting 'key_activation_delay' (IDP_KEY_ACTIVATION_DELAY) must be at least "
+            "jwks_max_age"
         )
     if s.default_locale not in s.locales:
-        raise SettingsError("setting 'default_locale' (IDP_DEFAULT_LOCALE) must be one of 'locales'")
+        raise SettingsError(
+            "setting 'default_locale' (IDP_DEFAULT_LOCALE) must be one of 'locales'"
+        )
     if s.key_encryption_key:
         _check_fernet_key(s.key_encryption_key)
     if s.mode != "production":

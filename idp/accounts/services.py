@@ -19,7 +19,7 @@ from idp.security import Passwords, hash_secret, new_token
 from idp.settings import Settings
 
 # DOMAIN.md, "Ways to log in": e-mail + password proves only the mailbox and password.
-PASSWORD_ACR = "low"
+PASSWORD_ACR = "low"  # noqa: S105  (an assurance level, not a password)
 PASSWORD_AMR = ["pwd"]
 
 
@@ -36,15 +36,20 @@ def normalize_email(address: str) -> str:
     """
     value = unicodedata.normalize("NFKC", address).strip()
     local, sep, domain = value.rpartition("@")
-    if not sep or not local or not domain or any(c.isspace() for c in value):
+    # One "@" only, and nothing invisible: "a@@b.lv" or a NUL byte is never a mailbox.
+    if (not sep or not local or not domain or "@" in local
+            or any(c.isspace() or not c.isprintable() for c in value)):
         raise AccountError("not an e-mail address")
     try:
-        domain = domain.encode("idna").decode("ascii")
+        # "example.lv." (fully qualified) is the same domain as "example.lv".
+        domain = domain.encode("idna").decode("ascii").removesuffix(".")
     except UnicodeError:
         raise AccountError("the e-mail domain is not valid") from None
-    if "." not in domain.strip(".") or len(value) > 320:
+    normalized = f"{local.lower()}@{domain.lower()}"
+    # Counted after punycode, which is longer than the Unicode spelling (users.email column).
+    if "." not in domain.strip(".") or len(value) > 320 or len(normalized) > 320:
         raise AccountError("not an e-mail address")
-    return f"{local.lower()}@{domain.lower()}"
+    return normalized
 
 
 def find_user_by_email(session: Session, address: str) -> User | None:
@@ -69,6 +74,8 @@ def create_user(
     normalized = normalize_email(email)
     if not name.strip():
         raise AccountError("the name is empty")
+    if len(name.strip()) > 255:  # the users.name column
+        raise AccountError("the name is longer than 255 characters")
     if len(password) < 12:
         raise AccountError("the password must have at least 12 characters")
     customer = None
@@ -136,7 +143,8 @@ def authenticate_password(
     """
     now = utcnow()
     keys = _throttle_keys(email, ip)
-    rows = {r.key: r for r in session.scalars(select(LoginFailure).where(LoginFailure.key.in_(keys)))}
+    found = session.scalars(select(LoginFailure).where(LoginFailure.key.in_(keys)))
+    rows = {r.key: r for r in found}
     wait = max(_wait_seconds(settings, rows.get(k), now) for k in keys)
     if wait:
         return LoginResult(None, retry_after=wait)

@@ -15,7 +15,8 @@ from idp.accounts.services import (
     start_browser_session,
 )
 from idp.db import db_session
-from idp.oidc.authorize import interaction_params, load_interaction
+from idp.models import BrowserSession, Interaction
+from idp.oidc.authorize import interaction_params, load_interaction, may_continue_as
 from idp.oidc.clients import find_client
 
 bp = Blueprint("accounts", __name__)
@@ -36,6 +37,10 @@ def login() -> Response | str:
 
     error = None
     status = 200
+    browser = cookies.current_browser_session()
+    continue_as = browser.user if params and may_continue_as(browser, params) else None
+    if continue_as is not None and request.method == "POST" and "continue" in request.form:
+        return _continue_session(form, interaction, browser)
     if form.validate_on_submit():
         result = authenticate_password(
             session, settings, current_app.extensions["idp.passwords"],
@@ -70,8 +75,19 @@ def login() -> Response | str:
         client = find_client(session, params.get("client_id"))
         client_name = client.name if client else None
     body = render_template("accounts/login.html", form=form, error=error,
-                           client_name=client_name)
+                           client_name=client_name, continue_as=continue_as)
     return Response(body, status=status, mimetype="text/html")
+
+
+def _continue_session(form: LoginForm, interaction: Interaction | None,
+                      browser: BrowserSession | None) -> Response:
+    """prompt=select_account: the person chose the account they are logged in with.
+    (The CSRF token was checked by CSRFProtect before the view ran.)"""
+    if interaction is None or browser is None:
+        return redirect(url_for("accounts.login", interaction=form.interaction.data or ""))
+    interaction.login_sid = browser.sid
+    db_session().commit()
+    return redirect(url_for("oidc.resume", interaction=interaction.id), 302)
 
 
 @bp.get("/")

@@ -13,7 +13,7 @@ from idp.security import Passwords
 from idp.settings import Settings
 
 DEMO_EMAIL = "janis.berzins@example.lv"
-DEMO_PASSWORD = "demo-password-2026"  # demo mode only; printed at every start
+DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 (demo mode only; printed at every start)
 DEMO_CUSTOMER = "100200300"
 PUBLIC_CLIENT_ID = "demo-public"
 CONFIDENTIAL_CLIENT_ID = "demo-portal"

@@ -6,9 +6,9 @@ from idp.models.flows import BrowserSession, ConsentGrant, Interaction, LoginFai
 from idp.models.keys import SigningKey
 from idp.models.tokens import (
     AuthorizationCode,
+    RefreshToken,
     RevokedAccessToken,
     TokenFamily,
-    RefreshToken,
     UsedClientAssertion,
 )
 from idp.models.users import Membership, User

@@ -8,6 +8,7 @@ consent; `/authorize/resume` replays the stored request and continues where it s
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -34,7 +35,17 @@ SINGLE_VALUED = (
     "code_challenge_method", "response_mode", "request", "request_uri", "id_token_hint",
 )
 MAX_PARAM_LENGTH = 2048
+# Stored with the code in a narrower column (PostgreSQL refuses longer values).
+MAX_LENGTHS = {"nonce": 512}
 MAX_PARAMS = 50
+# Authlib echoes these into error descriptions, which must stay within RFC 6749's error
+# character set (it raises ValueError otherwise). Both grammars are narrower anyway:
+# response-char (RFC 6749 §3.1.1) and a URI, printable ASCII without quote or backslash.
+WELL_FORMED = {
+    "response_type": re.compile(r"[A-Za-z0-9_ ]*"),
+    "redirect_uri": re.compile(r"[\x21\x23-\x5b\x5d-\x7e]*"),
+}
+MAX_AGE = re.compile(r"[0-9]{1,10}")  # ASCII digits only: int() also takes "١٢٣"
 
 
 class ProtocolError(OAuth2Error):
@@ -73,10 +84,15 @@ def _precheck(params: MultiDict[str, str]) -> None:
         raise InvalidRequestError("Too many parameters.")
     for name in params:
         values = params.getlist(name)
-        if any(len(v) > MAX_PARAM_LENGTH for v in values):
-            raise InvalidRequestError(f"Parameter '{name[:40]}' is too long.")
+        # Only known names go into the description (it must be plain ASCII).
+        label = f"Parameter '{name}'" if name in SINGLE_VALUED else "A parameter"
+        limit = MAX_LENGTHS.get(name, MAX_PARAM_LENGTH)
+        if len(name) > MAX_PARAM_LENGTH or any(len(v) > limit for v in values):
+            raise InvalidRequestError(f"{label} is too long.")
         if name in SINGLE_VALUED and len(values) > 1:
-            raise InvalidRequestError(f"Parameter '{name}' is repeated.")
+            raise InvalidRequestError(f"{label} is repeated.")
+        if name in WELL_FORMED and not WELL_FORMED[name].fullmatch(values[0]):
+            raise InvalidRequestError(f"{label} is malformed.")
 
 
 def _check_oidc_params(params: MultiDict[str, str]) -> set[str]:
@@ -93,7 +109,7 @@ def _check_oidc_params(params: MultiDict[str, str]) -> set[str]:
     if "none" in prompts and len(prompts) > 1:
         raise InvalidRequestError("prompt=none cannot be combined with other values.")
     max_age = params.get("max_age")
-    if max_age is not None and (not max_age.isdigit() or len(max_age) > 10):
+    if max_age is not None and not MAX_AGE.fullmatch(max_age):
         raise InvalidRequestError("'max_age' must be a non-negative integer.")
     return prompts
 
@@ -192,6 +208,18 @@ def process(
         response.append(("state", state))
     response.append(("iss", issuer))
     return Outcome("redirect", location=add_params_to_uri(redirect_uri, response))
+
+
+def may_continue_as(browser: BrowserSession | None, params: MultiDict[str, str]) -> bool:
+    """prompt=select_account alone lets the person keep the current session ("Continue as
+    …"); prompt=login and an exceeded max_age demand a fresh login."""
+    prompts = set(params.get("prompt", "").split())
+    return (
+        browser is not None
+        and "select_account" in prompts
+        and "login" not in prompts
+        and not _too_old(browser, params.get("max_age"))
+    )
 
 
 def _too_old(browser: BrowserSession, max_age: str | None) -> bool:

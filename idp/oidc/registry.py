@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +22,11 @@ from idp.security import hash_secret, new_token
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ID_TOKEN_ALGS = ("RS256", "ES256")
+# Unreserved URL characters: safe in query strings and in HTTP Basic credentials; the
+# length is that of the clients.client_id column.
+CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,64}")
+# Lengths of the clients.name and clients.audience columns.
+MAX_NAME_LENGTH = 255
 
 
 class RegistrationError(Exception):
@@ -74,12 +80,20 @@ def add_client(
     audience: str | None = None,
     first_party: bool = False,
     post_logout_redirect_uris: list[str] | None = None,
-    id_token_alg: str = "RS256",
+    id_token_alg: str = "RS256",  # noqa: S107  (an algorithm name, not a password)
     jwks: dict[str, Any] | None = None,
     client_id: str | None = None,
 ) -> NewClient:
     if not name.strip():
         raise RegistrationError("the client name is empty")
+    if len(name.strip()) > MAX_NAME_LENGTH:
+        raise RegistrationError(f"the client name is longer than {MAX_NAME_LENGTH} characters")
+    if client_id is not None and not CLIENT_ID_PATTERN.fullmatch(client_id):
+        raise RegistrationError(
+            f"client id {client_id[:80]!r} must be 1 to 64 letters, digits or '-._~'"
+        )
+    if audience is not None and len(audience) > MAX_NAME_LENGTH:
+        raise RegistrationError(f"the audience is longer than {MAX_NAME_LENGTH} characters")
     if auth_method not in AUTH_METHODS:
         raise RegistrationError(f"auth method must be one of: {', '.join(AUTH_METHODS)}")
     grant_types = grant_types or ["authorization_code", "refresh_token"]

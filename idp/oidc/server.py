@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from typing import Any
 
 from authlib.oauth2 import AuthorizationServer, OAuth2Request
@@ -16,6 +17,7 @@ from authlib.oauth2.rfc6749 import (
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
+    UnsupportedTokenTypeError,
     grants,
     scope_to_list,
 )
@@ -44,6 +46,10 @@ from idp.settings import Settings
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 ALL_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 ASSERTION_ALGS = ["RS256", "ES256"]
+MAX_ASSERTION_LIFETIME = 24 * 3600
+# The token-request parameters we read (extensions such as RFC 8707 `resource` may repeat).
+TOKEN_PARAMS = ("grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope",
+                "client_id", "client_secret", "client_assertion", "client_assertion_type")
 NO_STORE = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
             ("Pragma", "no-cache")]
 
@@ -92,6 +98,9 @@ class IdpAuthorizationServer(AuthorizationServer):
         return db_session()
 
     def query_client(self, client_id: str) -> OAuthClient | None:
+        # PostgreSQL refuses NUL even in a WHERE clause: such an id is simply unknown.
+        if isinstance(client_id, str) and "\x00" in client_id:
+            return None
         return find_client(self.session, client_id)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
@@ -128,6 +137,34 @@ class IdpAuthorizationServer(AuthorizationServer):
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """No signal receivers."""
 
+    def authenticate_client(self, request: OAuth2Request, methods: list[str],
+                            endpoint: str = "token") -> OAuthClient:
+        try:
+            client: OAuthClient = super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as error:
+            # One status for every failed client authentication (Authlib answers 400 for
+            # an unknown client_id in the form but 401 for a wrong secret).
+            error.status_code = 401
+            raise
+        except ValueError as exc:
+            # Authlib's Basic parsing lets undecodable credentials through as ValueError
+            # ("Basic " alone, bytes that are not UTF-8, a header that is not base64).
+            raise InvalidClientError(status_code=401,
+                                     description="Malformed client credentials.") from exc
+        return client
+
+    def create_token_response(self, request: Any = None) -> Response:
+        form = flask_request.form
+        # RFC 6749 §3.2: parameters must not repeat; §5.2: a missing grant_type is a
+        # missing parameter (invalid_request), not an unsupported grant type.
+        if any(len(form.getlist(name)) > 1 for name in TOKEN_PARAMS):
+            error = InvalidRequestError("A parameter is repeated.")
+        elif not form.get("grant_type"):
+            error = InvalidRequestError("Missing 'grant_type' in request.")
+        else:
+            return super().create_token_response(request)
+        return self.handle_error_response(request, error)
+
     def validate_requested_scope(self, scope: str | None) -> None:
         # Unknown scopes are dropped by client.get_allowed_scope, never echoed back.
         return None
@@ -159,11 +196,22 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return [issuer, issuer + "/token", issuer + "/revoke", issuer + "/introspect"]
 
     def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
-        return KeySet.import_key_set(client.jwks or {"keys": []})
+        # A client registered for another method has no keys to check an assertion with.
+        if client.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD or not client.jwks:
+            raise InvalidClientError(description="The client does not use private_key_jwt.")
+        try:
+            return KeySet.import_key_set(client.jwks)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise InvalidClientError(description="The client's keys are unusable.") from exc
 
     def validate_jti(self, claims: dict[str, Any], jti: Any) -> bool:
-        if not isinstance(jti, str) or len(jti) > 255 or not isinstance(claims.get("exp"), int):
+        exp = claims.get("exp")
+        if not isinstance(jti, str) or len(jti) > 255 or "\x00" in jti or not isinstance(exp, int):
             return False
+        if exp > time.time() + MAX_ASSERTION_LIFETIME:
+            # RFC 7523 §3: an exp unreasonably far ahead may be refused; its jti would have
+            # to be remembered that long (and a far year does not even fit a datetime).
+            raise InvalidClientError(description="The assertion expires too far ahead.")
         session = self.server.session
         try:
             with session.begin_nested():
@@ -176,6 +224,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
                 )
         except IntegrityError:
             return False
+        # Spent at once: the request may still fail, and client_credentials, introspection
+        # and revocation need not commit anything else.
+        session.commit()
         return True
 
 
@@ -368,12 +419,21 @@ class _TokenLookup:
 
     server: IdpAuthorizationServer
 
+    def check_params(self, request: Any, client: OAuthClient) -> None:
+        try:
+            super().check_params(request, client)  # type: ignore[misc]
+        except UnsupportedTokenTypeError as error:
+            # An error response as in RFC 6749 §5.2 (RFC 7009 §2.2.1): 400, not Authlib's
+            # 401, which would tell the client that its credentials are wrong.
+            error.status_code = 400
+            raise
+
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
         if not isinstance(token_string, str) or len(token_string) > 8192:
             return None
         session = self.server.session
         order = ["refresh_token", "access_token"]
-        if token_type_hint == "access_token":
+        if token_type_hint == "access_token":  # noqa: S105 (a type name, not a secret)
             order.reverse()
         for kind in order:
             if kind == "refresh_token":

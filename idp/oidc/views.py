@@ -29,7 +29,6 @@ from idp.accounts.services import end_browser_session
 from idp.db import db_session
 from idp.oidc import authorize
 from idp.oidc.claims import user_claims
-from idp.oidc.clients import find_client
 from idp.oidc.server import IdpAuthorizationServer
 from idp.oidc.tokens import verify_access_token
 
@@ -165,7 +164,7 @@ def end_session() -> Response:
     params = request.values
     hint_claims = _id_token_hint_claims(params.get("id_token_hint"))
     client_id = params.get("client_id") or (hint_claims or {}).get("aud")
-    client = find_client(db_session(), client_id) if isinstance(client_id, str) else None
+    client = server().query_client(client_id) if isinstance(client_id, str) else None
     target = params.get("post_logout_redirect_uri")
     redirect_to = None
     if target and client is not None and target in client.post_logout_redirect_uris and (

@@ -1,0 +1,85 @@
+"""Migrations are the schema's only source: they go up and down on an empty database, and
+what they build is exactly what the models describe."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, pool
+
+import idp.models  # noqa: F401  (registers every table on Base.metadata)
+from idp.cli import alembic_config
+from idp.db import Base
+from tests.conftest import fresh_database
+
+
+@pytest.fixture
+def empty_url(tmp_path: Path) -> Iterator[str]:
+    with fresh_database(tmp_path) as url:
+        yield url
+
+
+def table_names(url: str) -> set[str]:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def current_revision(url: str) -> str | None:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_downgrade_and_upgrade_again_on_an_empty_database(empty_url: str) -> None:
+    config = alembic_config(empty_url)
+    model_tables = set(Base.metadata.tables)
+    head = ScriptDirectory.from_config(config).get_current_head()
+
+    command.upgrade(config, "head")
+    assert table_names(empty_url) == model_tables | {"alembic_version"}
+    assert current_revision(empty_url) == head
+
+    command.downgrade(config, "base")
+    assert table_names(empty_url) == {"alembic_version"}
+    assert current_revision(empty_url) is None
+
+    command.upgrade(config, "head")
+    assert table_names(empty_url) == model_tables | {"alembic_version"}
+    assert current_revision(empty_url) == head
+
+
+def test_every_revision_steps_down_and_up_one_at_a_time(empty_url: str) -> None:
+    config = alembic_config(empty_url)
+    revisions = list(ScriptDirectory.from_config(config).walk_revisions("base", "heads"))
+    command.upgrade(config, "head")
+    for _revision in revisions:
+        command.downgrade(config, "-1")
+    assert current_revision(empty_url) is None
+    for _revision in revisions:
+        command.upgrade(config, "+1")
+    assert table_names(empty_url) == set(Base.metadata.tables) | {"alembic_version"}
+
+
+def test_the_models_match_the_migrations(empty_url: str) -> None:
+    command.upgrade(alembic_config(empty_url), "head")
+    engine = create_engine(empty_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={
+                "compare_type": True, "compare_server_default": True})
+            differences = compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+    assert differences == [], "\n".join(str(d) for d in differences)

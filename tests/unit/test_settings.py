@@ -1,0 +1,216 @@
+"""Settings: config/default.toml < the IDP_CONFIG file < IDP_* environment, validated at
+start-up with one line naming the setting."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from idp.settings import DEMO_SECRET_KEY, PROJECT_ROOT, SettingsError, load_settings
+
+STRONG_SECRET = "s" * 40
+FERNET_KEY = base64.urlsafe_b64encode(b"f" * 32).decode()
+
+
+def config_file(tmp_path: Path, text: str) -> dict[str, str]:
+    path = tmp_path / "idp.toml"
+    path.write_text(text)
+    return {"IDP_CONFIG": str(path)}
+
+
+def settings_error(overrides: dict[str, object] | None = None,
+                   environ: dict[str, str] | None = None) -> str:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(overrides, environ={} if environ is None else environ)
+    message = str(caught.value)
+    assert "\n" not in message, "the message must be one line"
+    return message
+
+
+def production(**overrides: object) -> dict[str, object]:
+    return {"mode": "production", "issuer": "https://idp.example.lv",
+            "secret_key": STRONG_SECRET, "key_encryption_key": FERNET_KEY, **overrides}
+
+
+# --- layers ---------------------------------------------------------------------------------
+
+
+def test_defaults_load_from_default_toml_alone() -> None:
+    settings = load_settings(environ={})
+    assert settings.mode == "demo"
+    assert settings.issuer == "http://127.0.0.1:5000"
+    assert settings.argon2_memory_cost == 19456
+    assert settings.locales == ["en"]
+
+
+def test_the_idp_config_file_overrides_default_toml(tmp_path: Path) -> None:
+    environ = config_file(tmp_path, 'issuer = "https://idp.example.lv"\njwks_max_age = 60\n')
+    settings = load_settings(environ=environ)
+    assert settings.issuer == "https://idp.example.lv"
+    assert settings.jwks_max_age == 60
+    assert settings.access_token_lifetime == 300  # untouched: still the default
+
+
+def test_environment_overrides_both_the_file_and_the_defaults(tmp_path: Path) -> None:
+    environ = config_file(tmp_path, 'issuer = "https://file.example.lv"\njwks_max_age = 60\n')
+    environ |= {"IDP_ISSUER": "https://env.example.lv", "IDP_JWKS_MAX_AGE": "120",
+                "IDP_LOCALES": "en,lv", "IDP_ID_TOKEN_LIFETIME": "900"}
+    settings = load_settings(environ=environ)
+    assert settings.issuer == "https://env.example.lv"
+    assert settings.jwks_max_age == 120
+    assert settings.locales == ["en", "lv"]
+    assert settings.id_token_lifetime == 900
+
+
+def test_an_unknown_key_in_the_config_file_is_refused_by_name(tmp_path: Path) -> None:
+    message = settings_error(environ=config_file(tmp_path, 'isuer = "https://typo.example.lv"\n'))
+    assert "isuer" in message
+
+
+def test_a_missing_config_file_is_refused(tmp_path: Path) -> None:
+    message = settings_error(environ={"IDP_CONFIG": str(tmp_path / "nowhere.toml")})
+    assert "nowhere.toml" in message
+
+
+def test_a_config_file_that_is_not_toml_is_refused_in_one_line(tmp_path: Path) -> None:
+    message = settings_error(environ=config_file(tmp_path, "issuer = \n[[broken\n"))
+    assert "not valid TOML" in message
+
+
+# --- invalid values -----------------------------------------------------------------------------
+
+
+def test_a_non_integer_in_the_environment_names_the_setting() -> None:
+    message = settings_error(environ={"IDP_ACCESS_TOKEN_LIFETIME": "five minutes"})
+    assert "access_token_lifetime" in message
+    assert "IDP_ACCESS_TOKEN_LIFETIME" in message
+
+
+def test_a_non_integer_in_the_config_file_names_the_setting(tmp_path: Path) -> None:
+    message = settings_error(environ=config_file(tmp_path, 'jwks_max_age = "300"\n'))
+    assert "jwks_max_age" in message
+
+
+def test_a_negative_integer_is_refused() -> None:
+    assert "login_delay_base" in settings_error({"login_delay_base": -1})
+
+
+def test_an_unknown_mode_names_the_setting_and_the_allowed_values() -> None:
+    message = settings_error(environ={"IDP_MODE": "staging"})
+    assert "'mode'" in message
+    assert "production" in message
+    assert "staging" in message
+
+
+@pytest.mark.parametrize("issuer", [
+    "idp.example.lv",              # no scheme
+    "ftp://idp.example.lv",        # not http(s)
+    "https://",                    # no host
+    "https://idp.example.lv/?a=b",  # a query
+    "https://idp example.lv",      # a space
+    "http://[::1",                 # broken IPv6 literal: urlsplit raises
+    "https://idp.example.lv:99999",  # port out of range: .port raises
+])
+def test_an_issuer_that_is_not_an_absolute_http_url_is_refused(issuer: str) -> None:
+    assert "'issuer'" in settings_error({"issuer": issuer})
+
+
+def test_an_issuer_with_a_trailing_slash_is_refused() -> None:
+    # `iss` is compared as a string by relying apps (OIDC Discovery §4.3).
+    assert "'issuer'" in settings_error({"issuer": "https://idp.example.lv/"})
+
+
+def test_key_activation_must_wait_at_least_one_jwks_cache_period() -> None:
+    message = settings_error({"key_activation_delay": 60, "jwks_max_age": 300})
+    assert "key_activation_delay" in message
+    # 0 means "activate at once" (tests, first start) and is allowed.
+    assert load_settings({"key_activation_delay": 0, "jwks_max_age": 300}, environ={})
+
+
+def test_a_key_encryption_key_that_is_not_a_fernet_key_is_refused() -> None:
+    assert "key_encryption_key" in settings_error({"key_encryption_key": "too-short"})
+
+
+def test_an_unknown_override_is_refused() -> None:
+    assert "no_such_setting" in settings_error({"no_such_setting": 1})
+
+
+# --- production mode ----------------------------------------------------------------------------
+
+
+def test_production_accepts_a_strong_secret_a_key_and_an_https_issuer() -> None:
+    settings = load_settings(production(), environ={})
+    assert settings.is_production
+
+
+def test_production_accepts_plain_http_on_loopback() -> None:
+    settings = load_settings(production(issuer="http://127.0.0.1:5000"), environ={})
+    assert settings.issuer_is_loopback_http
+
+
+def test_production_refuses_the_demo_secret_key() -> None:
+    assert "secret_key" in settings_error(production(secret_key=DEMO_SECRET_KEY))
+
+
+def test_production_refuses_a_short_secret_key() -> None:
+    assert "secret_key" in settings_error(production(secret_key="short"))
+
+
+def test_production_refuses_a_missing_key_encryption_key() -> None:
+    assert "key_encryption_key" in settings_error(production(key_encryption_key=""))
+
+
+def test_production_refuses_plain_http_off_loopback() -> None:
+    message = settings_error(production(issuer="http://idp.example.lv"))
+    assert "'issuer'" in message
+    assert "https" in message
+
+
+def test_development_mode_allows_what_production_refuses() -> None:
+    settings = load_settings({"mode": "development", "issuer": "http://idp.example.lv"},
+                             environ={})
+    assert settings.secret_key == DEMO_SECRET_KEY
+    assert settings.effective_key_encryption_key  # the fixed demo key stands in
+
+
+# --- start-up with a bad setting --------------------------------------------------------------
+
+
+def _clean_environ(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    return env | extra
+
+
+def test_the_idp_command_exits_with_one_line_on_a_bad_setting() -> None:
+    idp = Path(sys.executable).parent / "idp"
+    done = subprocess.run([str(idp), "keys", "list"], capture_output=True, text=True,
+                          env=_clean_environ(IDP_MODE="production"), timeout=60, check=False)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("idp: setting")
+    assert "Traceback" not in done.stderr
+
+
+def test_the_idp_command_exits_with_one_line_on_an_unparsable_issuer() -> None:
+    idp = Path(sys.executable).parent / "idp"
+    done = subprocess.run([str(idp), "keys", "list"], capture_output=True, text=True,
+                          env=_clean_environ(IDP_ISSUER="http://[::1"), timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "idp: setting 'issuer' (IDP_ISSUER) must be an absolute http(s) URL"]
+
+
+def test_the_wsgi_module_exits_with_one_line_on_a_bad_setting() -> None:
+    done = subprocess.run([sys.executable, "-c", "import wsgi"], capture_output=True,
+                          text=True, cwd=PROJECT_ROOT, env=_clean_environ(IDP_MODE="production"),
+                          timeout=60, check=False)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("idp: setting 'secret_key'")
