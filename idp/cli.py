@@ -105,6 +105,19 @@ def db_upgrade(revision: str) -> None:
     click.echo("database is up to date")
 
 
+@db_cli.command("purge")
+@json_option
+def db_purge(as_json: bool) -> None:
+    """Delete expired codes, tokens, sessions and paused logins (safe to run any time)."""
+    from idp.housekeeping import purge_expired
+
+    settings = current_app.config["IDP_SETTINGS"]
+    session = db_session()
+    counts = purge_expired(session, settings.login_failure_window)
+    session.commit()
+    _print(counts, as_json)
+
+
 @db_cli.command("downgrade")
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:

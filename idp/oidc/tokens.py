@@ -18,7 +18,7 @@ from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from idp.db import utcnow
@@ -335,15 +335,4 @@ def revoke_access_token(session: Session, claims: dict[str, Any]) -> None:
         return
     session.add(
         RevokedAccessToken(jti=jti, expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.UTC))
-    )
-
-
-def purge_expired(session: Session) -> None:
-    """Housekeeping: drop rows that can no longer matter."""
-    now = utcnow()
-    session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at < now))
-    session.execute(
-        delete(AuthorizationCode).where(
-            AuthorizationCode.expires_at < now - dt.timedelta(days=1)
-        )
     )

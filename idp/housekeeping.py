@@ -1,0 +1,46 @@
+"""Deleting rows that can no longer matter (`idp db purge`, e.g. hourly from cron).
+
+Nothing here is needed for correctness: every reader checks expiry itself. It only keeps
+the tables small.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from idp.db import utcnow
+from idp.models import (
+    AuthorizationCode,
+    BrowserSession,
+    Interaction,
+    LoginFailure,
+    RevokedAccessToken,
+    TokenFamily,
+    UsedClientAssertion,
+)
+
+# Used codes are kept a day after expiry so that a late replay is still recognised (and
+# still revokes what the code issued) rather than answered as an unknown code.
+CODE_RETENTION = dt.timedelta(days=1)
+
+
+def purge_expired(session: Session, login_failure_window: int) -> dict[str, int]:
+    now = utcnow()
+    statements = {
+        "authorization_codes": delete(AuthorizationCode).where(
+            AuthorizationCode.expires_at < now - CODE_RETENTION),
+        # Refresh tokens go with their family (ON DELETE CASCADE).
+        "token_families": delete(TokenFamily).where(TokenFamily.expires_at < now),
+        "revoked_access_tokens": delete(RevokedAccessToken).where(
+            RevokedAccessToken.expires_at < now),
+        "used_client_assertions": delete(UsedClientAssertion).where(
+            UsedClientAssertion.expires_at < now),
+        "browser_sessions": delete(BrowserSession).where(BrowserSession.expires_at < now),
+        "interactions": delete(Interaction).where(Interaction.expires_at < now),
+        "login_failures": delete(LoginFailure).where(
+            LoginFailure.last_failure_at < now - dt.timedelta(seconds=login_failure_window)),
+    }
+    return {name: session.execute(stmt).rowcount for name, stmt in statements.items()}

@@ -1,0 +1,38 @@
+"""`idp db purge` deletes only what has expired."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from sqlalchemy import func, select
+
+from idp.db import utcnow
+from idp.models import BrowserSession, Interaction, LoginFailure
+
+
+def test_purge_deletes_expired_rows_and_keeps_live_ones(runner, db, user):
+    now = utcnow()
+    past, future = now - dt.timedelta(hours=2), now + dt.timedelta(hours=2)
+    db.add_all([
+        Interaction(id="old", client_id="c", params={}, expires_at=past),
+        Interaction(id="live", client_id="c", params={}, expires_at=future),
+        BrowserSession(id_hash="a" * 64, sid="s1", user_id=user.id, auth_time=past, acr="low",
+                       amr=["pwd"], expires_at=past),
+        BrowserSession(id_hash="b" * 64, sid="s2", user_id=user.id, auth_time=now, acr="low",
+                       amr=["pwd"], expires_at=future),
+        LoginFailure(key="ip:192.0.2.1", failures=3, last_failure_at=now - dt.timedelta(days=2)),
+    ])
+    db.commit()
+
+    result = runner.invoke(args=["db", "purge", "--json"])
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.output)
+    assert counts["interactions"] == 1
+    assert counts["browser_sessions"] == 1
+    assert counts["login_failures"] == 1
+    db.expire_all()
+    assert db.scalars(select(Interaction.id)).all() == ["live"]
+    assert db.scalars(select(BrowserSession.sid)).all() == ["s2"]
+    assert db.scalar(select(func.count()).select_from(LoginFailure)) == 0
+    db.commit()
