@@ -5,6 +5,11 @@ Rotation (`rotate_keys`): the new key is published in JWKS at once and signs onl
 replaces stays published until every token it signed has expired. Each app instance keeps
 the keys in memory for at most `keys_refresh_interval` seconds: that bounds how late an
 instance sees a rotation.
+
+Signing (`KeyRing.sign`) builds the compact JWS itself with `cryptography` (RFC 7515 §7.1;
+ES256 signatures are the raw r||s of RFC 7518 §3.4, not DER): the header segment of each
+(key, typ) is encoded once, and the imported keys are kept across reloads, so a reload
+does not re-import (and re-validate) an RSA key every `keys_refresh_interval`.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ import json
 import secrets
 import threading
 import time
+from base64 import urlsafe_b64encode
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from joserfc import jwt
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -132,6 +138,25 @@ class _LoadedKey:
     expires_at: float | None
 
 
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_PKCS1V15 = padding.PKCS1v15()
+_ES256_SIZE = 32  # bytes of r and of s on P-256
+
+
+def _b64(data: bytes) -> bytes:
+    return urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _signature(alg: str, private: Any, signing_input: bytes) -> bytes:
+    """The JWS signature of RFC 7518: RS256 (PKCS#1 v1.5) or ES256 (raw r||s, not DER)."""
+    if alg == "ES256":
+        r, s = decode_dss_signature(private.sign(signing_input, _ECDSA_SHA256))
+        return r.to_bytes(_ES256_SIZE, "big") + s.to_bytes(_ES256_SIZE, "big")
+    if alg == "RS256":
+        return private.sign(signing_input, _PKCS1V15, hashes.SHA256())
+    raise ValueError(f"unsupported algorithm {alg}")
+
+
 class KeyRing:
     """In-memory, periodically refreshed view of the signing keys of one app instance."""
 
@@ -143,6 +168,10 @@ class KeyRing:
         self._keys: list[_LoadedKey] = []
         self._jwks_json = b""
         self._public_by_kid: dict[str, RSAKey | ECKey] = {}
+        # kid -> (encrypted private key, imported key): a reload re-imports only new keys.
+        self._imported: dict[str, tuple[bytes, RSAKey | ECKey]] = {}
+        # (kid, typ) -> (encoded header segment, cryptography private key)
+        self._signers: dict[tuple[str, str], tuple[bytes, Any]] = {}
 
     def _refresh_if_stale(self) -> None:
         if time.monotonic() - self._loaded_at < self._settings.keys_refresh_interval:
@@ -174,25 +203,35 @@ class KeyRing:
             rows = Session(bind=conn).scalars(
                 select(SigningKey).order_by(SigningKey.created_at)).all()
         keys, public = [], []
+        imported: dict[str, tuple[bytes, RSAKey | ECKey]] = {}
         for row in rows:
             if row.expires_at is not None and row.expires_at <= now:
                 continue
-            try:
-                pem = fernet.decrypt(row.private_key_encrypted)
-            except InvalidToken:
-                raise KeyDecryptionError(
-                    f"signing key {row.kid} cannot be decrypted: wrong key_encryption_key?"
-                ) from None
+            encrypted = bytes(row.private_key_encrypted)
+            known = self._imported.get(row.kid)
+            if known is not None and known[0] == encrypted:
+                key = known[1]
+            else:
+                try:
+                    pem = fernet.decrypt(encrypted)
+                except InvalidToken:
+                    raise KeyDecryptionError(
+                        f"signing key {row.kid} cannot be decrypted: wrong key_encryption_key?"
+                    ) from None
+                key = _import_key(row.alg, pem)
+            imported[row.kid] = (encrypted, key)
             keys.append(
                 _LoadedKey(
                     kid=row.kid,
                     alg=row.alg,
-                    key=_import_key(row.alg, pem),
+                    key=key,
                     activates_at=row.activates_at.timestamp(),
                     expires_at=row.expires_at.timestamp() if row.expires_at else None,
                 )
             )
             public.append(row.public_jwk)
+        self._imported = imported
+        self._signers = {}
         self._keys = keys
         self._public_by_kid = {k.kid: k.key for k in keys}
         self._jwks_json = json.dumps({"keys": public}, separators=(",", ":")).encode()
@@ -221,6 +260,16 @@ class KeyRing:
         return self._public_by_kid.get(kid)
 
     def sign(self, claims: dict[str, Any], alg: str, typ: str = "JWT") -> str:
+        """A compact JWS (RFC 7515 §7.1) of the claims, signed with the current key."""
         key = self.signing_key(alg)
-        header = {"alg": alg, "kid": key.kid, "typ": typ}
-        return jwt.encode(header, claims, key.key, algorithms=[alg])
+        signer = self._signers.get((key.kid, typ))
+        if signer is None:
+            # Same header as joserfc's jwt.encode: {"typ", "alg", "kid"}, compact JSON.
+            header = json.dumps({"typ": typ, "alg": alg, "kid": key.kid},
+                                separators=(",", ":")).encode()
+            signer = (_b64(header), key.key.get_op_key("sign"))
+            self._signers[(key.kid, typ)] = signer
+        payload = json.dumps(claims, ensure_ascii=False, separators=(",", ":")).encode()
+        signing_input = signer[0] + b"." + _b64(payload)
+        signature = _signature(alg, signer[1], signing_input)
+        return (signing_input + b"." + _b64(signature)).decode("ascii")

@@ -1,13 +1,17 @@
-"""The registered client as Authlib sees it: an immutable snapshot of a `Client` row."""
+"""The registered client as Authlib sees it: an immutable snapshot of a `Client` row.
+
+Snapshots are cached per process for at most CLIENT_CACHE_TTL seconds (see find_client).
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, scope_to_list
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, object_session
 
 from idp.models import Client
 from idp.security import secret_matches
@@ -49,7 +53,7 @@ class OAuthClient(ClientMixin):
 
     @property
     def is_public(self) -> bool:
-        return self.token_endpoint_auth_method == "none"
+        return self.token_endpoint_auth_method == "none"  # noqa: S105 (a method name)
 
     # --- authlib ClientMixin ---------------------------------------------------------
     def get_client_id(self) -> str:
@@ -82,8 +86,62 @@ class OAuthClient(ClientMixin):
         return grant_type in self.grant_types
 
 
+# Client snapshots found in the database, by client_id, with the monotonic time they were
+# read. Every request to /token, /revoke and /introspect looks its client up; without this
+# cache that is one query (and, on SQLite, one write-locking transaction) per request.
+#
+# How stale a snapshot may be: at most CLIENT_CACHE_TTL seconds (deliberately a constant,
+# not a setting, and never more than 5 s). In this process every insert, update or delete
+# of a Client row through the ORM (`idp clients add/remove/rotate-secret`, the registry)
+# empties the cache at once; another process or instance sees such a change (a rotated
+# secret, a removed client) within CLIENT_CACHE_TTL seconds. Unknown client ids are never
+# cached, so a new client works at once everywhere and random ids cannot fill the cache.
+CLIENT_CACHE_TTL = 5.0
+_CACHE_MAX = 1024
+# Keyed by (database, client_id): tests and tools may run several apps in one process.
+_cache: dict[tuple[Any, str], tuple[float, OAuthClient]] = {}
+
+
 def find_client(session: Session, client_id: object) -> OAuthClient | None:
     if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
         return None
+    key = (session.bind, client_id)
+    now = time.monotonic()
+    hit = _cache.get(key)
+    if hit is not None and now - hit[0] < CLIENT_CACHE_TTL:
+        return hit[1]
     row = session.scalar(select(Client).where(Client.client_id == client_id))
-    return OAuthClient.from_row(row) if row else None
+    if row is None:
+        _cache.pop(key, None)
+        return None
+    snapshot = OAuthClient.from_row(row)
+    if len(_cache) >= _CACHE_MAX:
+        _cache.clear()
+    _cache[key] = (now, snapshot)
+    return snapshot
+
+
+def clear_client_cache() -> None:
+    """Forget every cached snapshot (after changing clients outside the ORM)."""
+    _cache.clear()
+
+
+@event.listens_for(Client, "after_insert")
+@event.listens_for(Client, "after_update")
+@event.listens_for(Client, "after_delete")
+def _client_changed(_mapper: Any, _connection: Any, target: Client) -> None:
+    # Cleared at the flush, and again at the commit: a request of another thread may have
+    # read (and cached) the old row in between.
+    _cache.clear()
+    session = object_session(target)
+    if session is not None:
+        session.info[_CHANGED] = True
+
+
+_CHANGED = "idp.clients_changed"
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_CHANGED, False):
+        _cache.clear()

@@ -1,0 +1,54 @@
+-- wrk script: POST /token, grant_type=refresh_token, each request with a refresh token of
+-- the pool never used before (rotation makes a used one invalid and revokes its family).
+-- Usage: wrk -t1 ... -s bench/refresh_token.lua URL/token -- "Basic <..>" TOKEN_FILE FIRST
+--   TOKEN_FILE: one token a line; FIRST: 1-based line of the first token to use.
+-- Prints how many requests it generated, so the caller knows where the next run starts.
+-- Run it with -t1: every wrk thread has its own counter.
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  non200 = 0
+  sent = 0
+  exhausted = 0
+  auth = args[1]
+  pool = {}
+  for line in io.lines(args[2]) do
+    pool[#pool + 1] = line
+  end
+  nexti = tonumber(args[3])
+  headers = {
+    ["Authorization"] = auth,
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+  }
+end
+
+function request()
+  local token = pool[nexti]
+  if token == nil then
+    -- Pool used up: send a token that cannot exist rather than reuse one (counts as non-200).
+    exhausted = exhausted + 1
+    token = "pool-exhausted"
+  end
+  nexti = nexti + 1
+  sent = sent + 1
+  return wrk.format("POST", nil, headers,
+                    "grant_type=refresh_token&refresh_token=" .. token)
+end
+
+function response(status, headers, body)
+  if status ~= 200 then non200 = non200 + 1 end
+end
+
+function done(summary, latency, requests)
+  local bad, total, ex = 0, 0, 0
+  for _, t in ipairs(threads) do
+    bad = bad + t:get("non200")
+    total = total + t:get("sent")
+    ex = ex + t:get("exhausted")
+  end
+  io.write(string.format("bench: non200=%d sent=%d exhausted=%d\n", bad, total, ex))
+end
