@@ -2,7 +2,7 @@
 
 import sys
 
-from idp import create_app, fastpath
+from idp import create_app
 from idp.settings import SettingsError
 
 try:
@@ -10,6 +10,3 @@ try:
 except SettingsError as exc:
     sys.stderr.write(f"idp: {exc}\n")
     sys.exit(2)
-
-# Discovery and JWKS answered from recorded bytes, in front of Flask (idp/fastpath.py).
-fastpath.install(app)

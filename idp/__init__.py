@@ -33,7 +33,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     logging.getLogger("idp").setLevel(settings.log_level)
 
-    from idp import cli, db, errors, i18n, oidc, pages, security
+    from idp import cli, db, errors, fastpath, i18n, oidc, pages, security
 
     db.init_app(app)
     security.init_app(app)
@@ -42,4 +42,5 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     pages.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
+    fastpath.install(app)
     return app

@@ -110,6 +110,14 @@ def db_session() -> Session:
     return g.db_session
 
 
+def read_only_session() -> Session:
+    """The request's session, for a request that only reads: on SQLite its transaction
+    begins without taking the write lock. Call it before the request's first query."""
+    session = db_session()
+    session.connection(execution_options=READ_ONLY)
+    return session
+
+
 def _close_session(_exc: BaseException | None) -> None:
     session: Session | None = g.pop("db_session", None)
     if session is not None:

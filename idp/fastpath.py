@@ -1,4 +1,7 @@
-"""Replayed answers for the two public documents that every relying app polls.
+"""Fast paths in front of Flask for the busiest, simplest requests.
+
+1. Replayed answers for the two public documents that every relying app polls (FastPath).
+2. The happy path of client_credentials token requests (ClientCredentialsFastPath).
 
 `GET /.well-known/openid-configuration`, `GET /.well-known/oauth-authorization-server` and
 `GET /jwks.json` are the same bytes for every caller. A full Flask request (context,
@@ -12,17 +15,27 @@ JWKS is recorded again whenever the key ring's document changes (after a rotatio
 keys_refresh_interval, as for the Flask view). Anything else - HEAD, other methods, other
 paths, an answer that is not 200, sets a cookie or varies by request - goes to Flask.
 
-Wiring: `install(app)` (wsgi.py) wraps `app.wsgi_app`, so `app` stays the Flask object.
+Wiring: `install(app)` (create_app) wraps `app.wsgi_app`, so `app` stays the Flask object
+and the test client goes through the fast paths too.
 """
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
+from authlib.oauth2.rfc6749 import InvalidScopeError
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Flask
+from sqlalchemy.orm import Session
 
+from idp.db import READ_ONLY
 from idp.keys import KeyRing
+from idp.oidc.clients import find_client
+from idp.oidc.server import issue_client_credentials
 
 DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
 JWKS_PATH = "/jwks.json"
@@ -55,7 +68,10 @@ class FastPath:
                  ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         is_jwks = self._paths.get(path)
-        if is_jwks is None or environ.get("REQUEST_METHOD") != "GET":
+        # Only the plain request is replayed; anything with a query string gets exactly
+        # what Flask answers (e.g. its NUL guard).
+        if (is_jwks is None or environ.get("REQUEST_METHOD") != "GET"
+                or environ.get("QUERY_STRING")):
             return self.app(environ, start_response)
         # The JWKS bytes object changes exactly when the key ring reloads a new document.
         source = self.keyring.jwks_json() if is_jwks else None
@@ -95,6 +111,88 @@ class FastPath:
         return [body]
 
 
+class ClientCredentialsFastPath:
+    """POST /token, grant_type=client_credentials with HTTP Basic: the happy path only.
+
+    Service-to-service token requests are the busiest writes-nothing path. This answers
+    them with the same functions the Flask view uses (client lookup, secret check, the
+    grant's scope rule and token minting in idp.oidc.server.issue_client_credentials) but
+    without the request machinery around them. Whatever is not the plain happy path -
+    another grant, another client authentication, an unknown client, a wrong secret, a
+    refused scope, an odd body - goes to Flask unchanged, which answers it (errors
+    included) as the RFCs say: there is one place for every rule and every error.
+    """
+
+    MAX_BODY = 1024
+    HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+               ("Pragma", "no-cache"), ("X-Content-Type-Options", "nosniff")]
+
+    def __init__(self, app: WSGIApp, flask_app: Flask) -> None:
+        self.app = app
+        self.engine = flask_app.extensions["idp.engine"]
+        self.keyring = flask_app.extensions["idp.keyring"]
+        self.settings = flask_app.config["IDP_SETTINGS"]
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/token" or environ.get("REQUEST_METHOD") != "POST":
+            return self.app(environ, start_response)
+        body = self._read_body(environ)
+        answer = self._answer(environ, body) if body is not None else None
+        if answer is None:
+            return self.app(environ, start_response)
+        payload = json.dumps(answer).encode()
+        start_response("200 OK", [*self.HEADERS, ("Content-Length", str(len(payload)))])
+        return [payload]
+
+    def _read_body(self, environ: dict[str, Any]) -> bytes | None:
+        """The form body if it is small and urlencoded; the stream is put back for Flask."""
+        if not environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+            return None
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or "")
+        except ValueError:
+            return None
+        if not 0 < length <= self.MAX_BODY:
+            return None
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return body
+
+    def _answer(self, environ: dict[str, Any], body: bytes) -> dict[str, Any] | None:
+        try:
+            params = parse_qsl(body.decode("ascii"), keep_blank_values=True,
+                               strict_parsing=True)
+        except (UnicodeDecodeError, ValueError):
+            return None
+        names = [name for name, _ in params]
+        form = dict(params)
+        if (len(names) != len(form) or not set(form) <= {"grant_type", "scope"}
+                or form.get("grant_type") != "client_credentials"
+                or "\x00" in body.decode("ascii", "replace")):
+            return None
+        try:
+            client_id, secret = extract_basic_authorization(
+                {"Authorization": environ.get("HTTP_AUTHORIZATION", "")})
+        except ValueError:  # not UTF-8 inside the base64
+            return None
+        if not client_id or not secret or "\x00" in client_id:
+            return None
+        with Session(self.engine) as session:
+            session.connection(execution_options=READ_ONLY)
+            client = find_client(session, client_id)
+        if (client is None or not client.check_endpoint_auth_method("client_secret_basic", "token")
+                or not client.check_client_secret(secret)
+                or not client.check_grant_type("client_credentials")):
+            return None
+        try:
+            return issue_client_credentials(self.keyring, self.settings, client,
+                                            form.get("scope"))
+        except InvalidScopeError:
+            return None
+
+
 def install(app: Flask) -> None:
-    """Put the fast path in front of the app's Flask request handling."""
-    app.wsgi_app = FastPath(app.wsgi_app, app.extensions["idp.keyring"])  # type: ignore[method-assign]
+    """Put the fast paths in front of the app's Flask request handling."""
+    wrapped = ClientCredentialsFastPath(app.wsgi_app, app)
+    app.wsgi_app = FastPath(wrapped, app.extensions["idp.keyring"])  # type: ignore[method-assign]

@@ -14,19 +14,24 @@ does not re-import (and re-validate) an RSA key every `keys_refresh_interval`.
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 import json
 import secrets
 import threading
 import time
-from base64 import urlsafe_b64encode
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -147,6 +152,10 @@ def _b64(data: bytes) -> bytes:
     return urlsafe_b64encode(data).rstrip(b"=")
 
 
+def _unb64(data: bytes) -> bytes:
+    return urlsafe_b64decode(data + b"=" * (-len(data) % 4))
+
+
 def _signature(alg: str, private: Any, signing_input: bytes) -> bytes:
     """The JWS signature of RFC 7518: RS256 (PKCS#1 v1.5) or ES256 (raw r||s, not DER)."""
     if alg == "ES256":
@@ -168,6 +177,9 @@ class KeyRing:
         self._keys: list[_LoadedKey] = []
         self._jwks_json = b""
         self._public_by_kid: dict[str, RSAKey | ECKey] = {}
+        self._by_kid: dict[str, _LoadedKey] = {}
+        # kid -> cryptography public key, for verify()
+        self._public_keys: dict[str, Any] = {}
         # kid -> (encrypted private key, imported key): a reload re-imports only new keys.
         self._imported: dict[str, tuple[bytes, RSAKey | ECKey]] = {}
         # (kid, typ) -> (encoded header segment, cryptography private key)
@@ -234,6 +246,8 @@ class KeyRing:
         self._signers = {}
         self._keys = keys
         self._public_by_kid = {k.kid: k.key for k in keys}
+        self._by_kid = {k.kid: k for k in keys}
+        self._public_keys = {k.kid: k.key.raw_value.public_key() for k in keys}
         self._jwks_json = json.dumps({"keys": public}, separators=(",", ":")).encode()
         self._loaded_at = time.monotonic()
 
@@ -258,6 +272,35 @@ class KeyRing:
     def verification_key(self, kid: str) -> RSAKey | ECKey | None:
         self._refresh_if_stale()
         return self._public_by_kid.get(kid)
+
+    def verify(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(header, claims) of a compact JWS signed by one of our published keys, or None.
+
+        Only the signature is checked here; the caller checks typ, iss, exp and the rest.
+        The algorithm must be the key's own (never "none", never HMAC).
+        """
+        self._refresh_if_stale()
+        try:
+            header_b64, payload_b64, signature_b64 = token.encode("ascii").split(b".")
+            header = json.loads(_unb64(header_b64))
+            loaded = self._by_kid.get(header.get("kid")) if isinstance(header, dict) else None
+            if loaded is None or header.get("alg") != loaded.alg:
+                return None
+            signature = _unb64(signature_b64)
+            public = self._public_keys[loaded.kid]
+            signing_input = header_b64 + b"." + payload_b64
+            if loaded.alg == "ES256":
+                if len(signature) != 2 * _ES256_SIZE:
+                    return None
+                der = encode_dss_signature(int.from_bytes(signature[:_ES256_SIZE], "big"),
+                                           int.from_bytes(signature[_ES256_SIZE:], "big"))
+                public.verify(der, signing_input, _ECDSA_SHA256)
+            else:
+                public.verify(signature, signing_input, _PKCS1V15, hashes.SHA256())
+            claims = json.loads(_unb64(payload_b64))
+        except (ValueError, UnicodeError, InvalidSignature, binascii.Error, TypeError):
+            return None
+        return (header, claims) if isinstance(claims, dict) else None
 
     def sign(self, claims: dict[str, Any], alg: str, typ: str = "JWT") -> str:
         """A compact JWS (RFC 7515 §7.1) of the claims, signed with the current key."""

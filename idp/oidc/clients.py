@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, scope_to_list
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session, object_session
 
 from idp.models import Client
@@ -102,6 +102,9 @@ _CACHE_MAX = 1024
 _cache: dict[tuple[Any, str], tuple[float, OAuthClient]] = {}
 
 
+_FIND_CLIENT = select(Client).where(Client.client_id == bindparam("client_id"))
+
+
 def find_client(session: Session, client_id: object) -> OAuthClient | None:
     if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
         return None
@@ -110,7 +113,7 @@ def find_client(session: Session, client_id: object) -> OAuthClient | None:
     hit = _cache.get(key)
     if hit is not None and now - hit[0] < CLIENT_CACHE_TTL:
         return hit[1]
-    row = session.scalar(select(Client).where(Client.client_id == client_id))
+    row = session.scalar(_FIND_CLIENT, {"client_id": client_id})
     if row is None:
         _cache.pop(key, None)
         return None

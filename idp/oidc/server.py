@@ -74,7 +74,10 @@ class IdpRequest(OAuth2Request):
 
     def __init__(self, method: str, uri: str, headers: Any, params: MultiDict[str, str],
                  form: MultiDict[str, str]) -> None:
-        super().__init__(method=method, uri=uri, headers=headers)
+        # Headers are set after the base __init__: its `headers or {}` would make werkzeug
+        # walk the whole WSGI environ on every request just to test truthiness.
+        super().__init__(method=method, uri=uri, headers=None)
+        self.headers = headers
         self.payload = ParamsPayload(params)
         self._form = form
 
@@ -360,21 +363,30 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     server: IdpAuthorizationServer
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        client: OAuthClient = self.request.client
-        requested = self.request.payload.scope
-        scope = client.get_allowed_scope(requested) if requested else " ".join(
-            s for s in client.allowed_scopes if s != "openid"
-        )
-        if requested and set(scope_to_list(requested)) - set(scope_to_list(scope) or []):
-            raise InvalidScopeError("The client may not request these scopes.")
-        access_token, expires_in = tokens.mint_access_token(
-            self.server.keyring, self.server.settings, client=client,
-            subject=client.client_id, scope=scope,
-        )
-        body = {"access_token": access_token, "token_type": "Bearer", "expires_in": expires_in}
-        if scope:
-            body["scope"] = scope
+        body = issue_client_credentials(self.server.keyring, self.server.settings,
+                                        self.request.client, self.request.payload.scope)
         return 200, body, NO_STORE
+
+
+def issue_client_credentials(keyring: KeyRing, settings: Settings, client: OAuthClient,
+                             requested: str | None) -> dict[str, Any]:
+    """The token response of the client_credentials grant (also used by idp.fastpath).
+
+    Scope: what was asked for, all of which the client must be allowed (else
+    invalid_scope); nothing asked for means everything the client may have but openid.
+    """
+    scope = client.get_allowed_scope(requested) if requested else " ".join(
+        s for s in client.allowed_scopes if s != "openid"
+    )
+    if requested and set(scope_to_list(requested)) - set(scope_to_list(scope) or []):
+        raise InvalidScopeError("The client may not request these scopes.")
+    access_token, expires_in = tokens.mint_access_token(
+        keyring, settings, client=client, subject=client.client_id, scope=scope,
+    )
+    body = {"access_token": access_token, "token_type": "Bearer", "expires_in": expires_in}
+    if scope:
+        body["scope"] = scope
+    return body
 
 
 def issue_user_tokens(
