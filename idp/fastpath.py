@@ -1,7 +1,8 @@
 """Fast paths in front of Flask for the busiest, simplest requests.
 
 1. Replayed answers for the two public documents that every relying app polls (FastPath).
-2. The happy path of client_credentials token requests (ClientCredentialsFastPath).
+2. The happy path of client_credentials token requests (ClientCredentialsFastPath) and of
+   userinfo requests (UserinfoFastPath).
 
 `GET /.well-known/openid-configuration`, `GET /.well-known/oauth-authorization-server` and
 `GET /jwks.json` are the same bytes for every caller. A full Flask request (context,
@@ -34,8 +35,10 @@ from sqlalchemy.orm import Session
 
 from idp.db import READ_ONLY
 from idp.keys import KeyRing
-from idp.oidc.clients import find_client
+from idp.oidc.claims import userinfo_claims
+from idp.oidc.clients import cached_client, find_client
 from idp.oidc.server import issue_client_credentials
+from idp.oidc.tokens import verify_access_token
 
 DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
 JWKS_PATH = "/jwks.json"
@@ -178,9 +181,11 @@ class ClientCredentialsFastPath:
             return None
         if not client_id or not secret or "\x00" in client_id:
             return None
-        with Session(self.engine) as session:
-            session.connection(execution_options=READ_ONLY)
-            client = find_client(session, client_id)
+        client = cached_client(self.engine, client_id)
+        if client is None:
+            with Session(self.engine) as session:
+                session.connection(execution_options=READ_ONLY)
+                client = find_client(session, client_id)
         if (client is None or not client.check_endpoint_auth_method("client_secret_basic", "token")
                 or not client.check_client_secret(secret)
                 or not client.check_grant_type("client_credentials")):
@@ -192,7 +197,45 @@ class ClientCredentialsFastPath:
             return None
 
 
+class UserinfoFastPath:
+    """GET /userinfo with a valid Bearer token: the happy path only, like
+    ClientCredentialsFastPath (same verification and claims functions as the view; any
+    error, query string or other method goes to Flask, which answers it)."""
+
+    HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+               ("X-Content-Type-Options", "nosniff")]
+
+    def __init__(self, app: WSGIApp, flask_app: Flask) -> None:
+        self.app = app
+        self.engine = flask_app.extensions["idp.engine"]
+        self.keyring = flask_app.extensions["idp.keyring"]
+        self.settings = flask_app.config["IDP_SETTINGS"]
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        claims = None
+        if (environ.get("PATH_INFO") == "/userinfo" and environ.get("REQUEST_METHOD") == "GET"
+                and not environ.get("QUERY_STRING")):
+            claims = self._claims(environ.get("HTTP_AUTHORIZATION", ""))
+        if claims is None:
+            return self.app(environ, start_response)
+        payload = json.dumps(claims).encode()
+        start_response("200 OK", [*self.HEADERS, ("Content-Length", str(len(payload)))])
+        return [payload]
+
+    def _claims(self, authorization: str) -> dict[str, Any] | None:
+        scheme, _sep, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip() or "\x00" in token:
+            return None
+        with Session(self.engine) as session:
+            session.connection(execution_options=READ_ONLY)
+            active = verify_access_token(session, self.keyring, self.settings, token.strip())
+            if active is None or active.user is None:
+                return None
+            return userinfo_claims(active.user, str(active.claims.get("scope", "")))
+
+
 def install(app: Flask) -> None:
     """Put the fast paths in front of the app's Flask request handling."""
-    wrapped = ClientCredentialsFastPath(app.wsgi_app, app)
+    wrapped = UserinfoFastPath(ClientCredentialsFastPath(app.wsgi_app, app), app)
     app.wsgi_app = FastPath(wrapped, app.extensions["idp.keyring"])  # type: ignore[method-assign]

@@ -32,3 +32,11 @@ def user_claims(user: User, scope: str) -> dict[str, Any]:
         if value is not None:
             claims[name] = value
     return claims
+
+
+def userinfo_claims(user: User, scope: str) -> dict[str, Any] | None:
+    """The userinfo answer for an active token, or None when its scope lacks `openid`
+    (OIDC Core §5.3: userinfo serves OpenID Connect access tokens only)."""
+    if "openid" not in scope.split():
+        return None
+    return user_claims(user, scope)

@@ -105,14 +105,22 @@ _cache: dict[tuple[Any, str], tuple[float, OAuthClient]] = {}
 _FIND_CLIENT = select(Client).where(Client.client_id == bindparam("client_id"))
 
 
+def cached_client(bind: Any, client_id: str) -> OAuthClient | None:
+    """The cached snapshot if it is fresh enough (no database access at all)."""
+    hit = _cache.get((bind, client_id))
+    if hit is not None and time.monotonic() - hit[0] < CLIENT_CACHE_TTL:
+        return hit[1]
+    return None
+
+
 def find_client(session: Session, client_id: object) -> OAuthClient | None:
     if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
         return None
+    cached = cached_client(session.bind, client_id)
+    if cached is not None:
+        return cached
     key = (session.bind, client_id)
     now = time.monotonic()
-    hit = _cache.get(key)
-    if hit is not None and now - hit[0] < CLIENT_CACHE_TTL:
-        return hit[1]
     row = session.scalar(_FIND_CLIENT, {"client_id": client_id})
     if row is None:
         _cache.pop(key, None)

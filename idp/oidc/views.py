@@ -26,7 +26,7 @@ from idp.accounts import cookies
 from idp.accounts.services import end_browser_session
 from idp.db import db_session, read_only_session
 from idp.oidc import authorize
-from idp.oidc.claims import user_claims
+from idp.oidc.claims import userinfo_claims
 from idp.oidc.server import IdpAuthorizationServer
 from idp.oidc.tokens import ACCESS_TOKEN_TYPE, verify_access_token
 
@@ -142,15 +142,15 @@ def userinfo() -> Response:
             401,
             **{"WWW-Authenticate": 'Bearer error="invalid_token"', "Cache-Control": "no-store"},
         )
-    scope = str(active.claims.get("scope", ""))
-    if "openid" not in scope.split():
+    claims = userinfo_claims(active.user, str(active.claims.get("scope", "")))
+    if claims is None:
         return _json(
             {"error": "insufficient_scope", "error_description": "The openid scope is required"},
             403,
             **{"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="openid"',
                "Cache-Control": "no-store"},
         )
-    return _json(user_claims(active.user, scope), **{"Cache-Control": "no-store"})
+    return _json(claims, **{"Cache-Control": "no-store"})
 
 
 # --- RP-initiated logout ---------------------------------------------------------------------

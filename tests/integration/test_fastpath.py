@@ -7,7 +7,8 @@ import base64
 import pytest
 from werkzeug.test import Client, EnvironBuilder
 
-from idp.fastpath import ClientCredentialsFastPath, FastPath
+from idp.fastpath import ClientCredentialsFastPath, FastPath, UserinfoFastPath
+from tests.integration.conftest import login_tokens
 
 TOKEN_FORM = "application/x-www-form-urlencoded"
 
@@ -15,7 +16,9 @@ TOKEN_FORM = "application/x-www-form-urlencoded"
 def _layers(app):
     replay = app.wsgi_app
     assert isinstance(replay, FastPath)
-    token_path = replay.app
+    userinfo_path = replay.app
+    assert isinstance(userinfo_path, UserinfoFastPath)
+    token_path = userinfo_path.app
     assert isinstance(token_path, ClientCredentialsFastPath)
     return replay, token_path, token_path.app  # the last one is Flask's own wsgi_app
 
@@ -78,3 +81,19 @@ def test_only_the_plain_happy_path_is_answered_before_flask(app, confidential_cl
                               grant_types=["client_credentials"])
     assert _answer(app, "grant_type=client_credentials",
                    _basic(post_client.client_id, post_client.secret)) is None
+
+
+def test_userinfo_fast_answer_equals_flasks(app, client, browser, user, confidential_client):
+    _replay, _token_path, flask_wsgi = _layers(app)
+    tokens = login_tokens(client, browser, confidential_client, scope="openid email")
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    fast = client.get("/userinfo", headers=headers)
+    slow = Client(flask_wsgi).get("/userinfo", headers=headers)
+    assert fast.status_code == slow.status_code == 200
+    assert fast.get_json() == slow.get_json() == {
+        "sub": user.subject, "email": "Janis.Berzins@Example.lv", "email_verified": True}
+    assert sorted(fast.headers.items()) == sorted(slow.headers.items())
+    # Errors are Flask's: a bad token gets RFC 6750's answer through the full app.
+    bad = client.get("/userinfo", headers={"Authorization": "Bearer x.y.z"})
+    assert bad.status_code == 401
+    assert bad.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
