@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -117,7 +118,8 @@ def add_client(
             raise RegistrationError("private_key_jwt needs a JWK Set with the client's public keys")
         if any("d" in key for key in jwks["keys"] if isinstance(key, dict)):
             raise RegistrationError("the JWK Set must hold public keys only")
-    client_id = client_id or new_token(12)
+    # Hex: a random id must never start with "-" (a shell would read it as an option).
+    client_id = client_id or secrets.token_hex(12)
     if session.scalar(select(Client.id).where(Client.client_id == client_id)) is not None:
         raise RegistrationError(f"a client with id {client_id!r} already exists")
     secret = new_token(32) if auth_method in ("client_secret_basic", "client_secret_post") else None
