@@ -333,8 +333,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return found if found.is_usable(utcnow()) else None
 
     def authenticate_user(self, refresh_token: Any) -> User | None:
-        user = self.server.session.get(User, refresh_token.family.user_id)
-        return user if user is not None and user.is_active else None
+        user: User = refresh_token.user
+        return user if user.is_active else None
 
     def revoke_old_credential(self, refresh_token: Any) -> None:
         """Rotation happens atomically in create_token_response."""

@@ -144,10 +144,12 @@ def issue_refresh_token(session: Session, settings: Settings, family: TokenFamil
 
 @dataclass
 class PresentedRefreshToken:
-    """A refresh token found by its hash, with its family (authlib's TokenMixin duties)."""
+    """A refresh token found by its hash, with its family and user (authlib's TokenMixin
+    duties)."""
 
     row: RefreshToken
     family: TokenFamily
+    user: User
 
     def check_client(self, client: OAuthClient) -> bool:
         return self.family.client_id == client.id
@@ -173,10 +175,9 @@ _FIND_REFRESH_TOKEN = (
 
 
 def find_refresh_token(session: Session, token: str) -> PresentedRefreshToken | None:
-    # The user is loaded in the same round trip (into the session's identity map, where
-    # the grant's session.get(User, ...) then finds it without another query).
+    # The user comes in the same round trip (the grant needs it to issue tokens).
     found = session.execute(_FIND_REFRESH_TOKEN, {"hash": hash_secret(token)}).first()
-    return PresentedRefreshToken(found[0], found[1]) if found else None
+    return PresentedRefreshToken(found[0], found[1], found[2]) if found else None
 
 
 _CONSUME_REFRESH_TOKEN = (

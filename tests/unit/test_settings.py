@@ -214,3 +214,32 @@ def test_the_wsgi_module_exits_with_one_line_on_a_bad_setting() -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("idp: setting 'secret_key'")
+
+
+def test_the_wsgi_module_refuses_keys_it_cannot_decrypt(tmp_path) -> None:
+    """A wrong key-encryption key stops start-up with one line (not 500s at run time)."""
+    from cryptography.fernet import Fernet
+
+    database = f"sqlite:///{tmp_path / 'keys.sqlite3'}"
+    first = _clean_environ(IDP_DATABASE_URL=database,
+                           IDP_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode())
+    idp = Path(sys.executable).parent / "idp"
+    subprocess.run([str(idp), "db", "upgrade"], cwd=PROJECT_ROOT, env=first,
+                   capture_output=True, timeout=60, check=True)
+    other = dict(first, IDP_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode())
+    done = subprocess.run([sys.executable, "-c", "import wsgi"], capture_output=True,
+                          text=True, cwd=PROJECT_ROOT, env=other, timeout=60, check=False)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "cannot be decrypted" in lines[0]
+
+
+def test_the_wsgi_module_says_when_the_database_is_not_migrated(tmp_path) -> None:
+    env = _clean_environ(IDP_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    done = subprocess.run([sys.executable, "-c", "import wsgi"], capture_output=True,
+                          text=True, cwd=PROJECT_ROOT, env=env, timeout=60, check=False)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "run `idp db upgrade`" in lines[0]
