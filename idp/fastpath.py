@@ -114,7 +114,32 @@ class FastPath:
         return [body]
 
 
-class ClientCredentialsFastPath:
+class _HappyPath:
+    """Answers one kind of request before Flask when `answer` returns a JSON body, and
+    hands everything else to Flask unchanged."""
+
+    HEADERS: list[tuple[str, str]] = []
+
+    def __init__(self, app: WSGIApp, flask_app: Flask) -> None:
+        self.app = app
+        self.engine = flask_app.extensions["idp.engine"]
+        self.keyring = flask_app.extensions["idp.keyring"]
+        self.settings = flask_app.config["IDP_SETTINGS"]
+
+    def answer(self, environ: dict[str, Any]) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        body = self.answer(environ)
+        if body is None:
+            return self.app(environ, start_response)
+        payload = json.dumps(body).encode()
+        start_response("200 OK", [*self.HEADERS, ("Content-Length", str(len(payload)))])
+        return [payload]
+
+
+class ClientCredentialsFastPath(_HappyPath):
     """POST /token, grant_type=client_credentials with HTTP Basic: the happy path only.
 
     Service-to-service token requests are the busiest writes-nothing path. This answers
@@ -130,23 +155,11 @@ class ClientCredentialsFastPath:
     HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
                ("Pragma", "no-cache"), ("X-Content-Type-Options", "nosniff")]
 
-    def __init__(self, app: WSGIApp, flask_app: Flask) -> None:
-        self.app = app
-        self.engine = flask_app.extensions["idp.engine"]
-        self.keyring = flask_app.extensions["idp.keyring"]
-        self.settings = flask_app.config["IDP_SETTINGS"]
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
+    def answer(self, environ: dict[str, Any]) -> dict[str, Any] | None:
         if environ.get("PATH_INFO") != "/token" or environ.get("REQUEST_METHOD") != "POST":
-            return self.app(environ, start_response)
+            return None
         body = self._read_body(environ)
-        answer = self._answer(environ, body) if body is not None else None
-        if answer is None:
-            return self.app(environ, start_response)
-        payload = json.dumps(answer).encode()
-        start_response("200 OK", [*self.HEADERS, ("Content-Length", str(len(payload)))])
-        return [payload]
+        return self._answer(environ, body) if body is not None else None
 
     def _read_body(self, environ: dict[str, Any]) -> bytes | None:
         """The form body if it is small and urlencoded; the stream is put back for Flask."""
@@ -197,7 +210,7 @@ class ClientCredentialsFastPath:
             return None
 
 
-class UserinfoFastPath:
+class UserinfoFastPath(_HappyPath):
     """GET /userinfo with a valid Bearer token: the happy path only, like
     ClientCredentialsFastPath (same verification and claims functions as the view; any
     error, query string or other method goes to Flask, which answers it)."""
@@ -205,23 +218,11 @@ class UserinfoFastPath:
     HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
                ("X-Content-Type-Options", "nosniff")]
 
-    def __init__(self, app: WSGIApp, flask_app: Flask) -> None:
-        self.app = app
-        self.engine = flask_app.extensions["idp.engine"]
-        self.keyring = flask_app.extensions["idp.keyring"]
-        self.settings = flask_app.config["IDP_SETTINGS"]
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
-        claims = None
-        if (environ.get("PATH_INFO") == "/userinfo" and environ.get("REQUEST_METHOD") == "GET"
-                and not environ.get("QUERY_STRING")):
-            claims = self._claims(environ.get("HTTP_AUTHORIZATION", ""))
-        if claims is None:
-            return self.app(environ, start_response)
-        payload = json.dumps(claims).encode()
-        start_response("200 OK", [*self.HEADERS, ("Content-Length", str(len(payload)))])
-        return [payload]
+    def answer(self, environ: dict[str, Any]) -> dict[str, Any] | None:
+        if (environ.get("PATH_INFO") != "/userinfo" or environ.get("REQUEST_METHOD") != "GET"
+                or environ.get("QUERY_STRING")):
+            return None
+        return self._claims(environ.get("HTTP_AUTHORIZATION", ""))
 
     def _claims(self, authorization: str) -> dict[str, Any] | None:
         scheme, _sep, token = authorization.partition(" ")
