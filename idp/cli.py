@@ -219,7 +219,8 @@ def clients_remove(client_id: str, yes: bool) -> None:
 @json_option
 @_admin_errors
 def clients_rotate_secret(client_id: str, as_json: bool) -> None:
-    """Issue a new secret (the old one stops working at once)."""
+    """Issue a new secret. Running servers refuse the old one within 5 seconds (they keep
+    client snapshots that long, see idp/oidc/clients.py)."""
     session = db_session()
     secret = registry.rotate_secret(session, client_id)
     session.commit()

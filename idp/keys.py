@@ -83,9 +83,13 @@ def create_key(
 
 
 def ensure_keys(session: Session, settings: Settings) -> list[SigningKey]:
-    """Create an immediately active key for every algorithm that has none (first start)."""
+    """Create an immediately active key for every algorithm that has no usable one (first
+    start, or every key of it expired)."""
     created = []
-    existing = set(session.scalars(select(SigningKey.alg).distinct()))
+    now = utcnow()
+    existing = set(session.scalars(
+        select(SigningKey.alg).where(
+            (SigningKey.expires_at.is_(None)) | (SigningKey.expires_at > now)).distinct()))
     for alg in SUPPORTED_ALGS:
         if alg not in existing:
             created.append(create_key(session, settings, alg, utcnow()))
