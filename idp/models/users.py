@@ -11,6 +11,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from idp.db import Base, utcnow
 from idp.models.customers import Customer
 
+# User.status of an account that may log in and hold tokens.
+ACTIVE = "active"
+
 
 def new_subject() -> str:
     return str(uuid.uuid4())
@@ -32,14 +35,14 @@ class User(Base):
     # argon2id hash; None for accounts that cannot log in with a password.
     password_hash: Mapped[str | None] = mapped_column(String(255))
     # "active" or "inactive".
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=ACTIVE)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user")
 
     @property
     def is_active(self) -> bool:
-        return self.status == "active"
+        return self.status == ACTIVE
 
 
 class Membership(Base):

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from authlib.oauth2.rfc6749 import scope_to_list
 
 from consent.scopes import claims_for
 from idp.models import User
+
+
+class ClaimSource(Protocol):
+    """What claims are built from: a `User`, or a row of USER_CLAIM_COLUMNS."""
+
+    subject: str
+    name: str
+    email_display: str
+    email_verified: bool
+    phone: str | None
+
+
+# The columns user_claims reads, for queries that need claims but not a whole User.
+USER_CLAIM_COLUMNS = (User.subject, User.name, User.email_display, User.email_verified,
+                      User.phone)
 
 SUPPORTED_CLAIMS = (
     "sub", "name", "email", "email_verified", "phone_number", "phone_number_verified",
@@ -15,7 +30,7 @@ SUPPORTED_CLAIMS = (
 )
 
 
-def user_claims(user: User, scope: str) -> dict[str, Any]:
+def user_claims(user: ClaimSource, scope: str) -> dict[str, Any]:
     """OIDC Core §5.4: the claims each granted scope releases."""
     available: dict[str, Any] = {
         "sub": user.subject,
@@ -34,7 +49,7 @@ def user_claims(user: User, scope: str) -> dict[str, Any]:
     return claims
 
 
-def userinfo_claims(user: User, scope: str) -> dict[str, Any] | None:
+def userinfo_claims(user: ClaimSource, scope: str) -> dict[str, Any] | None:
     """The userinfo answer for an active token, or None when its scope lacks `openid`
     (OIDC Core §5.3: userinfo serves OpenID Connect access tokens only)."""
     if "openid" not in scope.split():

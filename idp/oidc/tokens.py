@@ -28,6 +28,8 @@ from idp.models import (
     TokenFamily,
     User,
 )
+from idp.models.users import ACTIVE
+from idp.oidc.claims import USER_CLAIM_COLUMNS, ClaimSource
 from idp.oidc.clients import OAuthClient
 from idp.security import hash_secret, new_token
 from idp.settings import Settings
@@ -294,7 +296,8 @@ def mint_id_token(
 @dataclass(frozen=True)
 class ActiveAccessToken:
     claims: dict[str, Any]
-    user: User | None
+    # The user's claim columns (a row of USER_CLAIM_COLUMNS) for a user's token.
+    user: ClaimSource | None
 
 
 # Built once: constructing a statement costs more than running it on the hot path.
@@ -303,7 +306,8 @@ _REVOKED_JTI = (
 )
 _ACCESS_TOKEN_REVOKED = select(_REVOKED_JTI)
 _USER_ACCESS_TOKEN_STATE = (
-    select(User, TokenFamily.revoked_at, _REVOKED_JTI)
+    select(*USER_CLAIM_COLUMNS, User.status, TokenFamily.revoked_at,
+           _REVOKED_JTI.label("jti_revoked"))
     .join(TokenFamily, TokenFamily.user_id == User.id)
     .where(TokenFamily.id == bindparam("gid"))
 )
@@ -332,9 +336,10 @@ def verify_access_token(
         revoked = session.scalar(_ACCESS_TOKEN_REVOKED, {"jti": jti})
         return None if revoked else ActiveAccessToken(claims, None)
     found = session.execute(_USER_ACCESS_TOKEN_STATE, {"jti": jti, "gid": str(gid)}).first()
-    if found is None or found[1] is not None or found[2] or not found[0].is_active:
+    if (found is None or found.revoked_at is not None or found.jti_revoked
+            or found.status != ACTIVE):
         return None
-    return ActiveAccessToken(claims=claims, user=found[0])
+    return ActiveAccessToken(claims=claims, user=found)
 
 
 def revoke_access_token(session: Session, claims: dict[str, Any]) -> None:
