@@ -228,9 +228,11 @@ class UserinfoFastPath(_HappyPath):
         scheme, _sep, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip() or "\x00" in token:
             return None
-        with Session(self.engine) as session:
-            session.connection(execution_options=READ_ONLY)
-            active = verify_access_token(session, self.keyring, self.settings, token.strip())
+        # A plain read-only connection: the ORM session's bookkeeping would cost more than
+        # the query, and nothing here is an ORM object.
+        with self.engine.connect().execution_options(**READ_ONLY) as connection:
+            active = verify_access_token(connection, self.keyring, self.settings,
+                                         token.strip())
             if active is None or active.user is None:
                 return None
             return userinfo_claims(active.user, str(active.claims.get("scope", "")))

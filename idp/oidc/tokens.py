@@ -16,7 +16,7 @@ from base64 import urlsafe_b64encode
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from idp.db import utcnow
@@ -314,7 +314,7 @@ _USER_ACCESS_TOKEN_STATE = (
 
 
 def verify_access_token(
-    session: Session, keyring: KeyRing, settings: Settings, token: str
+    session: Session | Connection, keyring: KeyRing, settings: Settings, token: str
 ) -> ActiveAccessToken | None:
     """The token's claims if it is one of ours, unexpired and not revoked; else None.
 
