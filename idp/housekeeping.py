@@ -18,6 +18,7 @@ from idp.models import (
     Interaction,
     LoginFailure,
     RevokedAccessToken,
+    SigningKey,
     TokenFamily,
     UsedClientAssertion,
 )
@@ -40,6 +41,8 @@ def purge_expired(session: Session, login_failure_window: int) -> dict[str, int]
             UsedClientAssertion.expires_at < now),
         "browser_sessions": delete(BrowserSession).where(BrowserSession.expires_at < now),
         "interactions": delete(Interaction).where(Interaction.expires_at < now),
+        # Keys leave JWKS at expires_at (every token they signed has expired by then).
+        "signing_keys": delete(SigningKey).where(SigningKey.expires_at < now),
         "login_failures": delete(LoginFailure).where(
             LoginFailure.last_failure_at < now - dt.timedelta(seconds=login_failure_window)),
     }

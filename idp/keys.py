@@ -130,14 +130,6 @@ def key_state(key: SigningKey, now: dt.datetime) -> str:
     return "active"
 
 
-def delete_expired_keys(session: Session) -> int:
-    now = utcnow()
-    rows = session.scalars(select(SigningKey).where(SigningKey.expires_at <= now)).all()
-    for row in rows:
-        session.delete(row)
-    return len(rows)
-
-
 @dataclass(frozen=True)
 class _LoadedKey:
     kid: str
@@ -180,7 +172,6 @@ class KeyRing:
         self._loaded_at = -1e18
         self._keys: list[_LoadedKey] = []
         self._jwks_json = b""
-        self._public_by_kid: dict[str, RSAKey | ECKey] = {}
         self._by_kid: dict[str, _LoadedKey] = {}
         # kid -> cryptography public key, for verify()
         self._public_keys: dict[str, Any] = {}
@@ -249,7 +240,6 @@ class KeyRing:
         self._imported = imported
         self._signers = {}
         self._keys = keys
-        self._public_by_kid = {k.kid: k.key for k in keys}
         self._by_kid = {k.kid: k for k in keys}
         self._public_keys = {k.kid: k.key.raw_value.public_key() for k in keys}
         self._jwks_json = json.dumps({"keys": public}, separators=(",", ":")).encode()
@@ -272,10 +262,6 @@ class KeyRing:
         if best is None:
             raise LookupError(f"no active {alg} signing key; run `idp keys rotate`")
         return best
-
-    def verification_key(self, kid: str) -> RSAKey | ECKey | None:
-        self._refresh_if_stale()
-        return self._public_by_kid.get(kid)
 
     def verify(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(header, claims) of a compact JWS signed by one of our published keys, or None.

@@ -206,7 +206,3 @@ def end_browser_session(session: Session, cookie_value: str | None) -> BrowserSe
     if row is not None:
         session.delete(row)
     return row
-
-
-def end_user_sessions(session: Session, user_id: int) -> None:
-    session.execute(delete(BrowserSession).where(BrowserSession.user_id == user_id))

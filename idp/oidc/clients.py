@@ -132,11 +132,6 @@ def find_client(session: Session, client_id: object) -> OAuthClient | None:
     return snapshot
 
 
-def clear_client_cache() -> None:
-    """Forget every cached snapshot (after changing clients outside the ORM)."""
-    _cache.clear()
-
-
 @event.listens_for(Client, "after_insert")
 @event.listens_for(Client, "after_update")
 @event.listens_for(Client, "after_delete")

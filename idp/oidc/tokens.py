@@ -211,15 +211,6 @@ def revoke_family(session: Session, family_id: str, reason: str) -> None:
     )
 
 
-def revoke_user_families(session: Session, user_id: int, reason: str) -> None:
-    for family_id in session.scalars(
-        select(TokenFamily.id).where(
-            TokenFamily.user_id == user_id, TokenFamily.revoked_at.is_(None)
-        )
-    ).all():
-        revoke_family(session, family_id, reason)
-
-
 # --- JWT access tokens (RFC 9068) and ID tokens ------------------------------------------
 
 
