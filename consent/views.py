@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from authlib.common.urls import add_params_to_uri
 from flask import (
     Blueprint,
     Response,
@@ -20,7 +19,7 @@ from consent.forms import ConsentForm
 from consent.scopes import CATALOGUE
 from idp.accounts import cookies
 from idp.db import db_session
-from idp.oidc.authorize import interaction_params, load_interaction, requested_scopes
+from idp.oidc.authorize import deny, load_interaction, requested_scopes
 
 bp = Blueprint("consent", __name__)
 
@@ -47,18 +46,10 @@ def consent_page() -> Response | str:
 
     form = ConsentForm()
     if form.validate_on_submit():
-        params = interaction_params(interaction)
         if form.deny.data:
-            if not client.check_redirect_uri(params.get("redirect_uri", "")):
+            location = deny(db, server, interaction)
+            if location is None:
                 return _error(_("The application's return address is no longer registered."))
-            db.delete(interaction)
-            db.commit()
-            location = add_params_to_uri(params.get("redirect_uri", ""), [
-                ("error", "access_denied"),
-                ("error_description", "The person denied the request."),
-                *([("state", params["state"])] if params.get("state") else []),
-                ("iss", server.settings.issuer),
-            ])
             return redirect(location, 302)
         services.remember(db, browser.user_id, client.id, " ".join(scopes))
         interaction.consented = True

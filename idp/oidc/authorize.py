@@ -229,6 +229,22 @@ def _too_old(browser: BrowserSession, max_age: str | None) -> bool:
     return time.time() - browser.auth_time.timestamp() > int(max_age)
 
 
+def deny(session: Session, server: IdpAuthorizationServer, interaction: Interaction
+         ) -> str | None:
+    """The person pressed Deny: end the paused request and send access_denied back to the
+    client (RFC 6749 §4.1.2.1). None if the client or its redirect URI is gone meanwhile."""
+    params = interaction_params(interaction)
+    client = server.query_client(params.get("client_id", ""))
+    redirect_uri = params.get("redirect_uri", "")
+    if client is None or not client.check_redirect_uri(redirect_uri):
+        return None
+    session.delete(interaction)
+    session.commit()
+    error = ProtocolError("access_denied", "The person denied the request.")
+    return _error_redirect(server.settings.issuer, redirect_uri, error,
+                           params.get("state")).location
+
+
 def load_interaction(session: Session, interaction_id: str | None) -> Interaction | None:
     if not interaction_id or len(interaction_id) > 64:
         return None
