@@ -33,7 +33,7 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from idp.db import READ_ONLY
+from idp.db import READ_ONLY, single_read_options
 from idp.keys import KeyRing
 from idp.oidc.claims import userinfo_claims
 from idp.oidc.clients import cached_client, find_client
@@ -228,9 +228,10 @@ class UserinfoFastPath(_HappyPath):
         scheme, _sep, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip() or "\x00" in token:
             return None
-        # A plain read-only connection: the ORM session's bookkeeping would cost more than
-        # the query, and nothing here is an ORM object.
-        with self.engine.connect().execution_options(**READ_ONLY) as connection:
+        # A plain connection for one read: the ORM session's bookkeeping would cost more
+        # than the query, and nothing here is an ORM object.
+        options = single_read_options(self.engine)
+        with self.engine.connect().execution_options(**options) as connection:
             active = verify_access_token(connection, self.keyring, self.settings,
                                          token.strip())
             if active is None or active.user is None:
