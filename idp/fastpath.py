@@ -192,7 +192,7 @@ class ClientCredentialsFastPath(_HappyPath):
                 {"Authorization": environ.get("HTTP_AUTHORIZATION", "")})
         except ValueError:  # not UTF-8 inside the base64
             return None
-        if not client_id or not secret or "\x00" in client_id:
+        if not client_id or not secret:
             return None
         client = cached_client(self.engine, client_id)
         if client is None:
