@@ -28,6 +28,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=64 * 1024,
         MAX_FORM_PARTS=200,
         WTF_CSRF_TIME_LIMIT=None,
+        # With "Referrer-Policy: no-referrer" browsers send no Referer on our own form
+        # posts, so Flask-WTF's https-only Referer check would refuse every form. The CSRF
+        # token plus SameSite=Lax, Secure cookies protect the forms.
+        WTF_CSRF_SSL_STRICT=False,
         BABEL_DEFAULT_LOCALE=settings.default_locale,
         BABEL_TRANSLATION_DIRECTORIES=str(PROJECT_ROOT / "idp" / "translations"),
     )

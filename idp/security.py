@@ -70,10 +70,6 @@ PAGE_HEADERS = {
 
 def init_app(app: Flask) -> None:
     app.extensions["idp.passwords"] = Passwords(app.config["IDP_SETTINGS"])
-    # With "Referrer-Policy: no-referrer" browsers send no Referer (and Origin: null) on our
-    # own form posts, so Flask-WTF's https-only Referer check would refuse every form.
-    # The CSRF token plus SameSite=Lax, Secure cookies protect the forms.
-    app.config["WTF_CSRF_SSL_STRICT"] = False
 
     @app.before_request
     def _refuse_nul_characters() -> None:
