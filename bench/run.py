@@ -574,6 +574,8 @@ def main() -> None:
         "IDP_KEY_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "IDP_INSTANCE_PATH": str(OUT / "instance"),
         "IDP_LOG_LEVEL": "WARNING",
+        # Production mode requires an SMTP server; no benchmarked request sends mail.
+        "IDP_SMTP_HOST": "127.0.0.1",
     }
     env.pop("IDP_CONFIG", None)
     log(f"database: {db}; seeding {args.pool:,} refresh tokens")

@@ -60,6 +60,20 @@ class Settings:
     login_failure_window: int
     default_locale: str
     locales: list[str]
+    confirmation_link_lifetime: int
+    activation_link_lifetime: int
+    reset_link_lifetime: int
+    password_min_length: int
+    smtp_host: str
+    smtp_port: int
+    smtp_security: Literal["starttls", "tls", "none"]
+    smtp_user: str
+    smtp_password: str
+    smtp_timeout: int
+    mail_from: str
+    mail_retry_base: int
+    mail_retry_max: int
+    mail_poll_interval: int
 
     @property
     def is_demo(self) -> bool:
@@ -211,6 +225,16 @@ def _check_rules(s: Settings) -> None:
         )
     if s.key_encryption_key:
         _check_fernet_key(s.key_encryption_key)
+    for name in ("confirmation_link_lifetime", "activation_link_lifetime",
+                 "reset_link_lifetime", "smtp_port", "smtp_timeout", "mail_poll_interval"):
+        if getattr(s, name) == 0:
+            raise SettingsError(f"setting '{name}' (IDP_{name.upper()}) must be positive")
+    if not 12 <= s.password_min_length <= 128:
+        raise SettingsError(
+            "setting 'password_min_length' (IDP_PASSWORD_MIN_LENGTH) must be between 12 and 128"
+        )
+    if "@" not in s.mail_from:
+        raise SettingsError("setting 'mail_from' (IDP_MAIL_FROM) must contain an e-mail address")
     if s.mode != "production":
         return
     if s.secret_key == DEMO_SECRET_KEY or len(s.secret_key) < 32:
@@ -228,6 +252,8 @@ def _check_rules(s: Settings) -> None:
         )
     if parts.scheme != "https" and not s.issuer_is_loopback_http:
         raise SettingsError("setting 'issuer' (IDP_ISSUER) must use https in production")
+    if not s.smtp_host:
+        raise SettingsError("setting 'smtp_host' (IDP_SMTP_HOST) is required in production")
 
 
 def _check_fernet_key(value: str) -> None:

@@ -1,9 +1,11 @@
 """Tables only, one module per aggregate. Importing this package registers every table."""
 
 from idp.models.clients import Client
-from idp.models.customers import Customer
+from idp.models.customers import Customer, CustomerContract
 from idp.models.flows import BrowserSession, ConsentGrant, Interaction, LoginFailure
 from idp.models.keys import SigningKey
+from idp.models.links import EmailLink
+from idp.models.outbox import OutboxMail
 from idp.models.tokens import (
     AuthorizationCode,
     RefreshToken,
@@ -19,9 +21,12 @@ __all__ = [
     "Client",
     "ConsentGrant",
     "Customer",
+    "CustomerContract",
+    "EmailLink",
     "Interaction",
     "LoginFailure",
     "Membership",
+    "OutboxMail",
     "RefreshToken",
     "RevokedAccessToken",
     "SigningKey",

@@ -11,8 +11,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from idp.db import Base, utcnow
 from idp.models.customers import Customer
 
-# User.status of an account that may log in and hold tokens.
+# User.status: an account that may log in and hold tokens; one that waits for its e-mail
+# link (registration confirmation or admin activation); one an admin switched off.
 ACTIVE = "active"
+PENDING = "pending"
+INACTIVE = "inactive"
 
 
 def new_subject() -> str:
@@ -34,8 +37,10 @@ class User(Base):
     phone: Mapped[str | None] = mapped_column(String(32))
     # argon2id hash; None for accounts that cannot log in with a password.
     password_hash: Mapped[str | None] = mapped_column(String(255))
-    # "active" or "inactive".
+    # ACTIVE, PENDING or INACTIVE.
     status: Mapped[str] = mapped_column(String(16), default=ACTIVE)
+    # Language of the pages and mails for this person, when known ("en", "lv", "ru").
+    language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user")

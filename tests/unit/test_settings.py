@@ -34,7 +34,8 @@ def settings_error(overrides: dict[str, object] | None = None,
 
 def production(**overrides: object) -> dict[str, object]:
     return {"mode": "production", "issuer": "https://idp.example.lv",
-            "secret_key": STRONG_SECRET, "key_encryption_key": FERNET_KEY, **overrides}
+            "secret_key": STRONG_SECRET, "key_encryption_key": FERNET_KEY,
+            "smtp_host": "smtp.example.lv", **overrides}
 
 
 # --- layers ---------------------------------------------------------------------------------
@@ -243,3 +244,7 @@ def test_the_wsgi_module_says_when_the_database_is_not_migrated(tmp_path) -> Non
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "run `idp db upgrade`" in lines[0]
+
+
+def test_production_refuses_to_run_without_an_smtp_server() -> None:
+    assert "smtp_host" in settings_error(production(smtp_host=""))
