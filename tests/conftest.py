@@ -144,7 +144,7 @@ def db(app: Flask) -> Iterator[Session]:
 @pytest.fixture
 def customer(db: Session) -> Customer:
     row = Customer(number="100200300", kind="person", name="Jānis Bērziņš",
-                   personal_code="32123456789")
+                   personal_code="32123456785")
     db.add(row)
     db.commit()
     return row

@@ -23,7 +23,7 @@ def seed(session: Session, passwords: Passwords, settings: Settings) -> list[str
     lines: list[str] = []
     if session.scalar(select(Customer).where(Customer.number == DEMO_CUSTOMER)) is None:
         session.add(Customer(number=DEMO_CUSTOMER, kind="person", name="Jānis Bērziņš",
-                             personal_code="32123456789", email=DEMO_EMAIL))
+                             personal_code="32123456785", email=DEMO_EMAIL))
         session.flush()
     if find_user_by_email(session, DEMO_EMAIL) is None:
         create_user(session, passwords, email=DEMO_EMAIL, name="Jānis Bērziņš",
