@@ -1,7 +1,7 @@
 """Fast paths in front of Flask for the busiest, simplest requests.
 
 1. Replayed answers for the two public documents that every relying app polls (FastPath).
-2. The happy path of client_credentials token requests (ClientCredentialsFastPath) and of
+2. The happy paths of client_credentials and refresh_token requests (TokenFastPath) and of
    userinfo requests (UserinfoFastPath).
 
 `GET /.well-known/openid-configuration`, `GET /.well-known/oauth-authorization-server` and
@@ -24,21 +24,26 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterable
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749 import InvalidScopeError
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Flask
+from sqlalchemy import Engine, Select
 from sqlalchemy.orm import Session
 
-from idp.db import READ_ONLY, single_read_options
+from idp.db import READ_ONLY, utcnow
 from idp.keys import KeyRing
+from idp.oidc import tokens
 from idp.oidc.claims import userinfo_claims
-from idp.oidc.clients import cached_client, find_client
+from idp.oidc.clients import OAuthClient, cached_client, find_client
 from idp.oidc.server import issue_client_credentials
 from idp.oidc.tokens import verify_access_token
+from idp.security import new_token
 
 DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
 JWKS_PATH = "/jwks.json"
@@ -114,6 +119,134 @@ class FastPath:
         return [body]
 
 
+class _DriverStatement:
+    """A prebuilt Core statement of idp.oidc.tokens compiled once for one dialect, with
+    the bind and result processors of its column types (UTC datetimes, booleans, JSON),
+    as SQLAlchemy applies them."""
+
+    __slots__ = ("binds", "names", "processors", "returns_rows", "row", "sql")
+
+    def __init__(self, statement: Any, dialect: Any) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        # Positional parameter styles (SQLite's "?") need the names in order; None for
+        # named styles (psycopg's "%(name)s").
+        self.names = compiled.positiontup
+        self.binds = {name: processor for name, bind in compiled.binds.items()
+                      if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect))}
+        columns = list(statement.selected_columns if isinstance(statement, Select)
+                       else statement.exported_columns)
+        self.returns_rows = bool(columns)  # a SELECT, or DML with RETURNING
+        self.row = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
+        self.processors = [c.type.dialect_impl(dialect).result_processor(dialect, None)
+                           for c in columns]
+
+    def parameters(self, params: dict[str, Any]) -> Any:
+        if self.binds:
+            params = {k: (self.binds[k](v) if k in self.binds else v) for k, v in params.items()}
+        return params if self.names is None else [params[name] for name in self.names]
+
+    def make_row(self, raw: Any) -> Any:
+        return self.row._make(value if proc is None or value is None else proc(value)
+                              for proc, value in zip(self.processors, raw, strict=True))
+
+
+class _DriverResult:
+    __slots__ = ("_first", "rowcount")
+
+    def __init__(self, first: Any, rowcount: int) -> None:
+        self._first = first
+        self.rowcount = rowcount
+
+    def first(self) -> Any:
+        return self._first
+
+
+class _DriverRunner:
+    """Runs idp.oidc.tokens' statements straight on a pooled DBAPI connection: the same
+    statements and service functions as the Flask paths, without SQLAlchemy's per-call
+    execution machinery (it cost more than the queries themselves) and, on PostgreSQL, in
+    autocommit (one round trip per statement; psycopg prepares each one on its connection).
+    It uses SQLAlchemy's type processors (`dialect_impl(...).bind_processor` and
+    `.result_processor`, computed once per statement), so the values are exactly those
+    SQLAlchemy would bind and return; tests/integration/test_fastpath.py checks the
+    answers against Flask's."""
+
+    def __init__(self, fast: _DriverStatements, cursor: Any) -> None:
+        self.dialect = fast.dialect
+        self._fast = fast
+        self._cursor = cursor
+
+    def execute(self, statement: Any, params: dict[str, Any]) -> _DriverResult:
+        compiled = self._fast.compiled(statement)
+        cursor = self._cursor
+        if self._fast.prepare:
+            cursor.execute(compiled.sql, compiled.parameters(params), prepare=True)
+        else:
+            cursor.execute(compiled.sql, compiled.parameters(params))
+        raw = cursor.fetchone() if compiled.returns_rows else None
+        return _DriverResult(None if raw is None else compiled.make_row(raw), cursor.rowcount)
+
+    def scalar(self, statement: Any, params: dict[str, Any]) -> Any:
+        row = self.execute(statement, params).first()
+        return None if row is None else row[0]
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[None]:
+        """A transaction for a write of several statements. On PostgreSQL the writes of
+        the fast paths are single statements, atomic in autocommit: nothing to do."""
+        if self.dialect.name != "sqlite":
+            yield
+            return
+        self._cursor.execute("BEGIN IMMEDIATE")  # as idp.db does for every writer
+        try:
+            yield
+        except BaseException:
+            self._cursor.execute("ROLLBACK")
+            raise
+        self._cursor.execute("COMMIT")
+
+
+class _DriverStatements:
+    """Per engine: the compiled statements, and pooled DBAPI connections to run them on."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.postgresql = engine.dialect.name == "postgresql"
+        self.prepare = self.postgresql and engine.dialect.driver == "psycopg"
+        self._compiled: dict[int, _DriverStatement] = {}
+
+    def compiled(self, statement: Any) -> _DriverStatement:
+        # Keyed by identity: the statements are module-level constants.
+        found = self._compiled.get(id(statement))
+        if found is None:
+            found = self._compiled[id(statement)] = _DriverStatement(statement, self.dialect)
+        return found
+
+    @contextmanager
+    def connect(self) -> Iterator[_DriverRunner]:
+        """A pooled connection in autocommit: SQLite's driver connections are (idp.db hands
+        transactions to SQLAlchemy); a psycopg one is switched for the while."""
+        pooled = self.engine.raw_connection()
+        try:
+            driver = pooled.driver_connection
+            if self.postgresql:
+                driver.autocommit = True  # type: ignore[union-attr]
+            try:
+                yield _DriverRunner(self, pooled.cursor())
+            finally:
+                if self.postgresql and not driver.closed:  # type: ignore[union-attr]
+                    driver.autocommit = False  # type: ignore[union-attr]
+        except self.dialect.loaded_dbapi.Error:
+            # Unlike SQLAlchemy, this layer cannot tell a lost connection from a failed
+            # statement: never give a connection that saw an error back to the pool.
+            pooled.invalidate()
+            raise
+        finally:
+            pooled.close()
+
+
 class _HappyPath:
     """Answers one kind of request before Flask when `answer` returns a JSON body, and
     hands everything else to Flask unchanged."""
@@ -125,6 +258,7 @@ class _HappyPath:
         self.engine = flask_app.extensions["idp.engine"]
         self.keyring = flask_app.extensions["idp.keyring"]
         self.settings = flask_app.config["IDP_SETTINGS"]
+        self.driver = _DriverStatements(self.engine)
 
     def answer(self, environ: dict[str, Any]) -> dict[str, Any] | None:
         raise NotImplementedError
@@ -139,21 +273,31 @@ class _HappyPath:
         return [payload]
 
 
-class ClientCredentialsFastPath(_HappyPath):
-    """POST /token, grant_type=client_credentials with HTTP Basic: the happy path only.
+class TokenFastPath(_HappyPath):
+    """POST /token with HTTP Basic: the happy paths of client_credentials and
+    refresh_token only.
 
-    Service-to-service token requests are the busiest writes-nothing path. This answers
-    them with the same functions the Flask view uses (client lookup, secret check, the
-    grant's scope rule and token minting in idp.oidc.server.issue_client_credentials) but
-    without the request machinery around them. Whatever is not the plain happy path -
-    another grant, another client authentication, an unknown client, a wrong secret, a
-    refused scope, an odd body - goes to Flask unchanged, which answers it (errors
-    included) as the RFCs say: there is one place for every rule and every error.
+    Service-to-service token requests and refresh-token rotations are the busiest token
+    requests. This answers them with the same functions the Flask grants use (client
+    lookup and secret check; for client_credentials the scope rule and minting in
+    idp.oidc.server.issue_client_credentials; for refresh_token the token's rules in
+    tokens.PresentedRefreshToken, the atomic tokens.rotate_refresh_token and the response
+    of tokens.user_token_response) but without the request machinery around them.
+    Whatever is not the plain happy path - another grant, another client authentication,
+    an unknown client, a wrong secret, a refused scope, a scope on refresh, an unknown,
+    used, expired or revoked refresh token, one of another client, an odd body - goes to
+    Flask unchanged, which answers it (errors included, and the revocation of a family
+    whose rotated token came back) as the RFCs say: there is one place for every rule
+    and every error. Nothing is written before the request is known to be the happy path,
+    so falling through to Flask never finds a half-done request.
     """
 
     MAX_BODY = 1024
     HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
                ("Pragma", "no-cache"), ("X-Content-Type-Options", "nosniff")]
+    # The parameters each grant's happy path may carry (anything else goes to Flask).
+    PARAMS = {"client_credentials": frozenset({"grant_type", "scope"}),
+              "refresh_token": frozenset({"grant_type", "refresh_token"})}
 
     def answer(self, environ: dict[str, Any]) -> dict[str, Any] | None:
         if environ.get("PATH_INFO") != "/token" or environ.get("REQUEST_METHOD") != "POST":
@@ -181,12 +325,26 @@ class ClientCredentialsFastPath(_HappyPath):
                                strict_parsing=True)
         except (UnicodeDecodeError, ValueError):
             return None
-        names = [name for name, _ in params]
         form = dict(params)
-        if (len(names) != len(form) or not set(form) <= {"grant_type", "scope"}
-                or form.get("grant_type") != "client_credentials"
-                or "\x00" in body.decode("ascii", "replace")):
+        grant_type = form.get("grant_type")
+        allowed = self.PARAMS.get(grant_type or "")
+        if (allowed is None or len(params) != len(form) or not set(form) <= allowed
+                or any("\x00" in value for value in form.values())):
             return None
+        client = self._client(environ, grant_type)
+        if client is None:
+            return None
+        if grant_type == "refresh_token":
+            return self._refresh(client, form.get("refresh_token", ""))
+        try:
+            return issue_client_credentials(self.keyring, self.settings, client,
+                                            form.get("scope"))
+        except InvalidScopeError:
+            return None
+
+    def _client(self, environ: dict[str, Any], grant_type: str) -> OAuthClient | None:
+        """The client, if it authenticated with HTTP Basic as it is registered to and may
+        use this grant."""
         try:
             client_id, secret = extract_basic_authorization(
                 {"Authorization": environ.get("HTTP_AUTHORIZATION", "")})
@@ -201,18 +359,36 @@ class ClientCredentialsFastPath(_HappyPath):
                 client = find_client(session, client_id)
         if (client is None or not client.check_endpoint_auth_method("client_secret_basic", "token")
                 or not client.check_client_secret(secret)
-                or not client.check_grant_type("client_credentials")):
+                or not client.check_grant_type(grant_type)):
             return None
-        try:
-            return issue_client_credentials(self.keyring, self.settings, client,
-                                            form.get("scope"))
-        except InvalidScopeError:
-            return None
+        return client
+
+    def _refresh(self, client: OAuthClient, presented_value: str) -> dict[str, Any] | None:
+        """Rotation (the grant's create_token_response, without Authlib and Flask): one
+        read, the tokens minted, then the atomic rotation - on PostgreSQL two round trips
+        and no BEGIN/COMMIT (the rotation is one statement); nothing is written unless
+        the read found the happy path."""
+        now = utcnow()
+        with self.driver.connect() as connection:
+            presented = tokens.find_refresh_token(connection, presented_value)
+            if presented is None or not presented.may_rotate(client, now):
+                return None
+            successor = new_token(32)
+            body = tokens.user_token_response(
+                self.keyring, self.settings, client=client, user=presented.user,
+                family=presented.family, scope=presented.family.scope, nonce=None,
+                refresh_token=successor)
+            with connection.write_transaction():
+                rotated = tokens.rotate_refresh_token(connection, self.settings, presented,
+                                                      successor, now)
+        # Not rotated: another request used the token in between. Flask finds it used and
+        # revokes the family, as for any rotated token presented again.
+        return body if rotated else None
 
 
 class UserinfoFastPath(_HappyPath):
     """GET /userinfo with a valid Bearer token: the happy path only, like
-    ClientCredentialsFastPath (same verification and claims functions as the view; any
+    TokenFastPath (same verification and claims functions as the view; any
     error, query string or other method goes to Flask, which answers it)."""
 
     HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
@@ -228,10 +404,9 @@ class UserinfoFastPath(_HappyPath):
         scheme, _sep, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip() or "\x00" in token:
             return None
-        # A plain connection for one read: the ORM session's bookkeeping would cost more
-        # than the query, and nothing here is an ORM object.
-        options = single_read_options(self.engine)
-        with self.engine.connect().execution_options(**options) as connection:
+        # The driver connection for one read: SQLAlchemy's connection and execution
+        # machinery would cost more than the query, and nothing here is an ORM object.
+        with self.driver.connect() as connection:
             active = verify_access_token(connection, self.keyring, self.settings,
                                          token.strip())
             if active is None or active.user is None:
@@ -241,5 +416,5 @@ class UserinfoFastPath(_HappyPath):
 
 def install(app: Flask) -> None:
     """Put the fast paths in front of the app's Flask request handling."""
-    wrapped = UserinfoFastPath(ClientCredentialsFastPath(app.wsgi_app, app), app)
+    wrapped = UserinfoFastPath(TokenFastPath(app.wsgi_app, app), app)
     app.wsgi_app = FastPath(wrapped, app.extensions["idp.keyring"])  # type: ignore[method-assign]

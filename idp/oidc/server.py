@@ -39,8 +39,8 @@ from idp.db import db_session, utcnow
 from idp.keys import KeyRing
 from idp.models import Client, UsedClientAssertion, User
 from idp.oidc import tokens
-from idp.oidc.claims import user_claims
 from idp.oidc.clients import OAuthClient, find_client
+from idp.security import new_token
 from idp.settings import Settings
 
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
@@ -289,8 +289,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             raise InvalidGrantError("The authorization code has already been used.")
         family = tokens.start_family(session, settings, client, code)
         session.flush()
-        token = issue_user_tokens(self.server, client, user, family, nonce=code.nonce,
-                                  with_refresh=client.check_grant_type("refresh_token"))
+        refresh_token = (tokens.issue_refresh_token(session, settings, family)
+                         if client.check_grant_type("refresh_token") else None)
+        token = tokens.user_token_response(
+            self.server.keyring, settings, client=client, user=user, family=family,
+            scope=family.scope, nonce=code.nonce, refresh_token=refresh_token)
         session.commit()
         return 200, token, NO_STORE
 
@@ -311,14 +314,16 @@ class _CodeView:
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
+    """Rotation: the presented token is consumed and its successor stored in one atomic
+    step (tokens.rotate_refresh_token). idp.fastpath answers the plain happy path with the
+    same functions; everything else comes here."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
     server: IdpAuthorizationServer
 
     def authenticate_refresh_token(self, refresh_token: str) -> Any:
         session = self.server.session
-        if not isinstance(refresh_token, str) or len(refresh_token) > 512:
-            return None
         found = tokens.find_refresh_token(session, refresh_token)
         if found is None:
             return None
@@ -329,8 +334,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return None
         return found if found.is_usable(utcnow()) else None
 
-    def authenticate_user(self, refresh_token: Any) -> User | None:
-        user: User = refresh_token.user
+    def authenticate_user(self, refresh_token: Any) -> Any:
+        user = refresh_token.user
         return user if user.is_active else None
 
     def revoke_old_credential(self, refresh_token: Any) -> None:
@@ -343,14 +348,17 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         user = self.authenticate_user(presented)
         if user is None:
             raise InvalidGrantError("The account is no longer active.")
-        if not tokens.consume_refresh_token(session, presented.row):
+        scope = self.request.payload.scope or presented.family.scope
+        successor = new_token(32)
+        token = tokens.user_token_response(
+            self.server.keyring, self.server.settings, client=client, user=user,
+            family=presented.family, scope=scope, nonce=None, refresh_token=successor)
+        if not tokens.rotate_refresh_token(session, self.server.settings, presented, successor,
+                                           utcnow()):
             session.rollback()
             tokens.revoke_family(session, presented.family.id, "refresh_token_reused")
             session.commit()
             raise InvalidGrantError("The refresh token has already been used.")
-        scope = self.request.payload.scope or presented.family.scope
-        token = issue_user_tokens(self.server, client, user, presented.family, nonce=None,
-                                  with_refresh=True, scope=scope)
         session.commit()
         return 200, token, NO_STORE
 
@@ -383,40 +391,6 @@ def issue_client_credentials(keyring: KeyRing, settings: Settings, client: OAuth
     body = {"access_token": access_token, "token_type": "Bearer", "expires_in": expires_in}
     if scope:
         body["scope"] = scope
-    return body
-
-
-def issue_user_tokens(
-    server: IdpAuthorizationServer,
-    client: OAuthClient,
-    user: User,
-    family: Any,
-    *,
-    nonce: str | None,
-    with_refresh: bool,
-    scope: str | None = None,
-) -> dict[str, Any]:
-    """Access token, optional refresh token, and an ID token when `openid` was granted."""
-    scope = scope or family.scope
-    access_token, expires_in = tokens.mint_access_token(
-        server.keyring, server.settings, client=client, subject=user.subject, scope=scope,
-        family=family,
-    )
-    body: dict[str, Any] = {
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": expires_in,
-        "scope": scope,
-    }
-    if with_refresh:
-        body["refresh_token"] = tokens.issue_refresh_token(server.session, server.settings, family)
-    if "openid" in scope_to_list(scope):
-        body["id_token"] = tokens.mint_id_token(
-            server.keyring, server.settings, client=client,
-            user_claims=user_claims(user, scope), auth_time=family.auth_time,
-            acr=family.acr, amr=list(family.amr), sid=family.sid, nonce=nonce,
-            access_token=access_token,
-        )
     return body
 
 
@@ -496,8 +470,8 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
             if not token.is_usable(utcnow()):
                 return {"active": False}
             family = token.family
-            user = session.get(User, family.user_id)
-            if user is None or not user.is_active:
+            user = token.user
+            if not user.is_active:
                 return {"active": False}
             client = session.get(Client, family.client_id)
             return {

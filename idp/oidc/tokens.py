@@ -14,9 +14,10 @@ import hashlib
 import time
 from base64 import urlsafe_b64encode
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, select, update
+from authlib.oauth2.rfc6749 import scope_to_list
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from idp.db import utcnow
@@ -29,12 +30,17 @@ from idp.models import (
     User,
 )
 from idp.models.users import ACTIVE
-from idp.oidc.claims import USER_CLAIM_COLUMNS, ClaimSource
+from idp.oidc.claims import USER_CLAIM_COLUMNS, ClaimSource, user_claims
 from idp.oidc.clients import OAuthClient
 from idp.security import hash_secret, new_token
 from idp.settings import Settings
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (the RFC 9068 "typ", not a secret)
+
+# What the hot-path functions run their prebuilt statements on: a Session, a Connection,
+# or idp.fastpath's runner on the bare driver connection (execute().first(), .rowcount,
+# scalar(), and `dialect`).
+Runner = Session | Connection | Any
 
 
 def half_hash(value: str, alg: str) -> str:
@@ -131,27 +137,70 @@ def start_family(
     return family
 
 
+def refresh_token_expiry(settings: Settings, family_expires_at: dt.datetime,
+                         now: dt.datetime) -> dt.datetime:
+    """The idle lifetime from now, never past the family's absolute cap."""
+    return min(now + dt.timedelta(seconds=settings.refresh_token_idle_lifetime),
+               family_expires_at)
+
+
 def issue_refresh_token(session: Session, settings: Settings, family: TokenFamily) -> str:
+    """The first refresh token of a new family (rotation: rotate_refresh_token)."""
     token = new_token(32)
-    idle_end = utcnow() + dt.timedelta(seconds=settings.refresh_token_idle_lifetime)
     session.add(
         RefreshToken(
             token_hash=hash_secret(token),
             family_id=family.id,
-            expires_at=min(idle_end, family.expires_at),
+            expires_at=refresh_token_expiry(settings, family.expires_at, utcnow()),
         )
     )
     return token
 
 
-@dataclass
+class _TokenFacts(NamedTuple):
+    id: int
+    family_id: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    used_at: dt.datetime | None
+
+
+class _FamilyFacts(NamedTuple):
+    id: str
+    client_id: int
+    user_id: int
+    scope: str
+    sid: str | None
+    auth_time: int
+    acr: str | None
+    amr: list[str]
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+class _UserFacts(NamedTuple):
+    """The user's claim columns (a ClaimSource) and status."""
+
+    subject: str
+    name: str
+    email_display: str
+    email_verified: bool
+    phone: str | None
+    status: str
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ACTIVE
+
+
+@dataclass(frozen=True)
 class PresentedRefreshToken:
     """A refresh token found by its hash, with its family and user (authlib's TokenMixin
-    duties)."""
+    duties). The rules for using one live here, for the grant and idp.fastpath alike."""
 
-    row: RefreshToken
-    family: TokenFamily
-    user: User
+    row: _TokenFacts
+    family: _FamilyFacts
+    user: _UserFacts
 
     def check_client(self, client: OAuthClient) -> bool:
         return self.family.client_id == client.id
@@ -167,32 +216,103 @@ class PresentedRefreshToken:
             and self.family.expires_at > now
         )
 
+    def may_rotate(self, client: OAuthClient, now: dt.datetime) -> bool:
+        """Everything the refresh_token grant checks about the token before rotating it:
+        usable, issued to this client, its user still active."""
+        return self.is_usable(now) and self.check_client(client) and self.user.is_active
 
+
+_TOKEN_COLUMNS = (RefreshToken.id, RefreshToken.family_id, RefreshToken.created_at,
+                  RefreshToken.expires_at, RefreshToken.used_at)
+_FAMILY_COLUMNS = (TokenFamily.id, TokenFamily.client_id, TokenFamily.user_id, TokenFamily.scope,
+                   TokenFamily.sid, TokenFamily.auth_time, TokenFamily.acr, TokenFamily.amr,
+                   TokenFamily.expires_at, TokenFamily.revoked_at)
+_N_TOKEN, _N_FAMILY = len(_TOKEN_COLUMNS), len(_FAMILY_COLUMNS)
+# Columns, not ORM objects: the token, its family and its user in one round trip, without
+# the identity map (idp.fastpath runs it on a plain connection).
 _FIND_REFRESH_TOKEN = (
-    select(RefreshToken, TokenFamily, User)
+    select(*_TOKEN_COLUMNS, *_FAMILY_COLUMNS, *USER_CLAIM_COLUMNS, User.status)
     .join(TokenFamily, TokenFamily.id == RefreshToken.family_id)
     .join(User, User.id == TokenFamily.user_id)
     .where(RefreshToken.token_hash == bindparam("hash"))
 )
 
 
-def find_refresh_token(session: Session, token: str) -> PresentedRefreshToken | None:
-    # The user comes in the same round trip (the grant needs it to issue tokens).
-    found = session.execute(_FIND_REFRESH_TOKEN, {"hash": hash_secret(token)}).first()
-    return PresentedRefreshToken(found[0], found[1], found[2]) if found else None
+def find_refresh_token(db: Runner, token: object) -> PresentedRefreshToken | None:
+    if not isinstance(token, str) or not token or len(token) > 512:
+        return None
+    found = db.execute(_FIND_REFRESH_TOKEN, {"hash": hash_secret(token)}).first()
+    if found is None:
+        return None
+    return PresentedRefreshToken(
+        _TokenFacts._make(found[:_N_TOKEN]),
+        _FamilyFacts._make(found[_N_TOKEN:_N_TOKEN + _N_FAMILY]),
+        _UserFacts._make(found[_N_TOKEN + _N_FAMILY:]),
+    )
 
 
+_refresh_tokens = RefreshToken.__table__
 _CONSUME_REFRESH_TOKEN = (
-    update(RefreshToken)
-    .where(RefreshToken.id == bindparam("token_id"), RefreshToken.used_at.is_(None))
-    .values(used_at=bindparam("consumed_at"))
-    .execution_options(synchronize_session=False)
+    update(_refresh_tokens)
+    .where(_refresh_tokens.c.id == bindparam("token_id"), _refresh_tokens.c.used_at.is_(None))
+    .values(used_at=bindparam("now", type_=_refresh_tokens.c.used_at.type))
+)
+# Parameter names differ from the column names on purpose: SQLAlchemy would take a
+# parameter named like a column as one more value to SET.
+_STORE_SUCCESSOR = insert(_refresh_tokens).values(
+    token_hash=bindparam("hash"), family_id=bindparam("family"),
+    created_at=bindparam("now", type_=_refresh_tokens.c.created_at.type),
+    expires_at=bindparam("expires", type_=_refresh_tokens.c.expires_at.type),
+)
+# PostgreSQL: both in one statement (a data-modifying CTE), so that on a connection in
+# autocommit it is one round trip and one transaction. The successor is stored only if
+# the UPDATE consumed the presented token.
+_consumed = (
+    update(_refresh_tokens)
+    .where(_refresh_tokens.c.id == bindparam("token_id"), _refresh_tokens.c.used_at.is_(None))
+    .values(used_at=bindparam("now", type_=_refresh_tokens.c.used_at.type))
+    .returning(_refresh_tokens.c.family_id)
+    .cte("consumed")
+)
+_ROTATE_IN_ONE_STATEMENT = (
+    insert(_refresh_tokens)
+    .from_select(
+        ["token_hash", "family_id", "created_at", "expires_at"],
+        select(
+            bindparam("hash", type_=_refresh_tokens.c.token_hash.type),
+            _consumed.c.family_id,
+            bindparam("now", type_=_refresh_tokens.c.created_at.type),
+            bindparam("expires", type_=_refresh_tokens.c.expires_at.type),
+        ),
+    )
+    .returning(_refresh_tokens.c.id)
 )
 
 
-def consume_refresh_token(session: Session, row: RefreshToken) -> bool:
-    result = session.execute(_CONSUME_REFRESH_TOKEN, {"token_id": row.id, "consumed_at": utcnow()})
-    return result.rowcount == 1
+def rotate_refresh_token(db: Runner, settings: Settings,
+                         presented: PresentedRefreshToken, successor: str,
+                         now: dt.datetime) -> bool:
+    """Consume the presented token and store its successor (the value `successor`),
+    atomically. True for the one caller that consumed it; False if it was already used
+    (the caller must then revoke the family and answer invalid_grant).
+
+    On PostgreSQL this is one statement, atomic even on a connection in autocommit; on
+    SQLite it is two, so the caller runs it inside a (write) transaction.
+    """
+    params = {
+        "token_id": presented.row.id,
+        "now": now,
+        "hash": hash_secret(successor),
+        "family": presented.family.id,
+        "expires": refresh_token_expiry(settings, presented.family.expires_at, now),
+    }
+    dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
+    if dialect.name == "postgresql":
+        return db.execute(_ROTATE_IN_ONE_STATEMENT, params).first() is not None
+    if db.execute(_CONSUME_REFRESH_TOKEN, params).rowcount != 1:
+        return False
+    db.execute(_STORE_SUCCESSOR, params)
+    return True
 
 
 def revoke_family(session: Session, family_id: str, reason: str) -> None:
@@ -284,6 +404,41 @@ def mint_id_token(
     return keyring.sign(claims, alg)
 
 
+def user_token_response(
+    keyring: KeyRing,
+    settings: Settings,
+    *,
+    client: OAuthClient,
+    user: ClaimSource,
+    family: Any,
+    scope: str,
+    nonce: str | None,
+    refresh_token: str | None,
+) -> dict[str, Any]:
+    """The token response of a user's grant (authorization_code and refresh_token, in
+    Flask and in idp.fastpath): access token, the refresh token if one was issued, and an
+    ID token when `openid` was granted (also on refresh: OIDC Core §12.2 allows it, and
+    relying apps use it to see the login facts again)."""
+    access_token, expires_in = mint_access_token(
+        keyring, settings, client=client, subject=user.subject, scope=scope, family=family,
+    )
+    body: dict[str, Any] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "scope": scope,
+    }
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    if "openid" in scope_to_list(scope):
+        body["id_token"] = mint_id_token(
+            keyring, settings, client=client, user_claims=user_claims(user, scope),
+            auth_time=family.auth_time, acr=family.acr, amr=list(family.amr), sid=family.sid,
+            nonce=nonce, access_token=access_token,
+        )
+    return body
+
+
 @dataclass(frozen=True)
 class ActiveAccessToken:
     claims: dict[str, Any]
@@ -305,7 +460,7 @@ _USER_ACCESS_TOKEN_STATE = (
 
 
 def verify_access_token(
-    session: Session | Connection, keyring: KeyRing, settings: Settings, token: str
+    session: Runner, keyring: KeyRing, settings: Settings, token: str
 ) -> ActiveAccessToken | None:
     """The token's claims if it is one of ours, unexpired and not revoked; else None.
 
@@ -340,3 +495,13 @@ def revoke_access_token(session: Session, claims: dict[str, Any]) -> None:
     session.add(
         RevokedAccessToken(jti=jti, expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.UTC))
     )
+
+
+def revoke_user_families(session: Session, user_id: int, reason: str) -> None:
+    """Revoke every token family of a user (e.g. after a password reset): their refresh
+    tokens stop working and their access tokens are inactive at introspection/userinfo."""
+    family_ids = list(session.scalars(
+        select(TokenFamily.id).where(TokenFamily.user_id == user_id,
+                                     TokenFamily.revoked_at.is_(None))))
+    for family_id in family_ids:
+        revoke_family(session, family_id, reason)

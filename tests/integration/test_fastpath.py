@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 
 import pytest
+from joserfc import jwt
+from sqlalchemy import select, update
 from werkzeug.test import Client, EnvironBuilder
 
-from idp.fastpath import ClientCredentialsFastPath, FastPath, UserinfoFastPath
-from tests.integration.conftest import login_tokens
+from idp.fastpath import FastPath, TokenFastPath, UserinfoFastPath
+from idp.models import RefreshToken, TokenFamily, User
+from idp.oidc import tokens as token_service
+from tests.integration.conftest import basic, login_tokens, published_keys, refresh
 
 TOKEN_FORM = "application/x-www-form-urlencoded"
 
@@ -19,7 +24,7 @@ def _layers(app):
     userinfo_path = replay.app
     assert isinstance(userinfo_path, UserinfoFastPath)
     token_path = userinfo_path.app
-    assert isinstance(token_path, ClientCredentialsFastPath)
+    assert isinstance(token_path, TokenFastPath)
     return replay, token_path, token_path.app  # the last one is Flask's own wsgi_app
 
 
@@ -97,3 +102,181 @@ def test_userinfo_fast_answer_equals_flasks(app, client, browser, user, confiden
     bad = client.get("/userinfo", headers={"Authorization": "Bearer x.y.z"})
     assert bad.status_code == 401
     assert bad.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+
+
+# --- refresh_token -------------------------------------------------------------------------
+
+
+def _claims(client, token: str) -> dict:
+    return dict(jwt.decode(token, published_keys(client), algorithms=["RS256", "ES256"]).claims)
+
+
+def _refresh_form(refresh_token: str) -> str:
+    return f"grant_type=refresh_token&refresh_token={refresh_token}"
+
+
+def test_refresh_fast_answer_equals_flasks(app, client, browser, user, confidential_client,
+                                           monkeypatch):
+    _replay, token_path, flask_wsgi = _layers(app)
+    issued = login_tokens(client, browser, confidential_client)
+
+    def not_flask(environ, start_response):
+        pytest.fail("the happy path fell through to Flask")
+
+    monkeypatch.setattr(token_path, "app", not_flask)
+    fast = refresh(client, confidential_client, issued["refresh_token"])
+    monkeypatch.undo()
+    # The token the fast path issued works in Flask (and vice versa, below).
+    slow = refresh(Client(flask_wsgi), confidential_client, fast.get_json()["refresh_token"])
+    assert fast.status_code == slow.status_code == 200, slow.get_data(as_text=True)
+    assert sorted(fast.headers.keys()) == sorted(slow.headers.keys())
+    for name in ("Content-Type", "Cache-Control", "Pragma", "X-Content-Type-Options"):
+        assert fast.headers[name] == slow.headers[name]
+    assert fast.headers["Cache-Control"] == "no-store"
+    f, s = fast.get_json(), slow.get_json()
+    assert list(f) == list(s) == ["access_token", "token_type", "expires_in", "scope",
+                                  "refresh_token", "id_token"]
+    for name in ("token_type", "expires_in", "scope"):
+        assert f[name] == s[name]
+    assert f["scope"] == issued["scope"]
+    fast_id, slow_id = _claims(client, f["id_token"]), _claims(client, s["id_token"])
+    assert fast_id.keys() == slow_id.keys()
+    assert "nonce" not in fast_id
+    for name in ("sub", "aud", "azp", "iss", "auth_time", "acr", "amr", "sid", "email", "name"):
+        assert fast_id.get(name) == slow_id.get(name)
+    fast_at, slow_at = _claims(client, f["access_token"]), _claims(client, s["access_token"])
+    assert fast_at.keys() == slow_at.keys()
+    for name in ("sub", "aud", "client_id", "scope", "gid", "auth_time", "acr", "amr"):
+        assert fast_at.get(name) == slow_at.get(name)
+    assert refresh(client, confidential_client, s["refresh_token"]).status_code == 200
+
+
+def _refresh_answer(app, body: str, authorization: str | None):
+    """What the fast path answers (None: it leaves the request to Flask)."""
+    return _answer(app, body, authorization)
+
+
+@pytest.fixture
+def issued(client, browser, user, confidential_client):
+    return login_tokens(client, browser, confidential_client)
+
+
+def test_refresh_happy_path_is_answered_before_flask(app, issued, confidential_client):
+    body = _refresh_answer(app, _refresh_form(issued["refresh_token"]),
+                           _basic(*basic(confidential_client)))
+    assert body is not None and body["refresh_token"] != issued["refresh_token"]
+
+
+def test_refresh_requests_off_the_happy_path_fall_through_untouched(
+        app, client, db, issued, confidential_client, make_client):
+    rp = confidential_client
+    good, form = _basic(*basic(rp)), _refresh_form(issued["refresh_token"])
+    other = make_client(name="Other", grant_types=["authorization_code", "refresh_token"])
+    post_client = make_client(name="Post", auth_method="client_secret_post",
+                              grant_types=["authorization_code", "refresh_token"])
+    no_refresh = make_client(name="No refresh", grant_types=["authorization_code"])
+    for body, authorization in [
+        (form, _basic(rp.client_id, "wrong")),             # bad client authentication
+        (form, None),                                       # no client authentication
+        (form + f"&client_id={rp.client_id}", good),       # an extra parameter
+        (form + "&scope=openid", good),                     # scope (narrowing is Flask's)
+        (form + "&refresh_token=x", good),                 # a repeated parameter
+        (_refresh_form("%00"), good),                       # NUL
+        (_refresh_form(""), good),                          # empty token
+        ("grant_type=refresh_token", good),                 # no token
+        (_refresh_form("x" * 43), good),                    # unknown token
+        (_refresh_form("x" * 600), good),                   # absurdly long token
+        (form, _basic(*basic(other))),                      # another client's token
+        (form, _basic(*basic(post_client))),                # client not registered for Basic
+        (form, _basic(*basic(no_refresh))),                 # client without the grant
+    ]:
+        assert _refresh_answer(app, body, authorization) is None, (body, authorization)
+    # None of them consumed the token: it still rotates (through the fast path).
+    assert _refresh_answer(app, form, good) is not None
+
+
+def test_used_token_falls_through_and_flask_revokes_the_family(app, client, issued,
+                                                               confidential_client):
+    rp = confidential_client
+    good = _basic(*basic(rp))
+    newer = _refresh_answer(app, _refresh_form(issued["refresh_token"]), good)
+    assert newer is not None
+    assert _refresh_answer(app, _refresh_form(issued["refresh_token"]), good) is None
+    reused = refresh(client, rp, issued["refresh_token"])
+    assert reused.status_code == 400 and reused.get_json()["error"] == "invalid_grant"
+    assert reused.headers["Cache-Control"] == "no-store"
+    # The whole family is revoked: the newer token no longer takes the fast path, and
+    # Flask refuses it too.
+    assert _refresh_answer(app, _refresh_form(newer["refresh_token"]), good) is None
+    assert refresh(client, rp, newer["refresh_token"]).status_code == 400
+
+
+@pytest.mark.parametrize("change", ["token_expired", "family_expired", "family_revoked",
+                                    "user_inactive"])
+def test_unusable_tokens_fall_through_to_flasks_invalid_grant(app, client, db, issued,
+                                                              confidential_client, change):
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    statement = {
+        "token_expired": update(RefreshToken).values(expires_at=past),
+        "family_expired": update(TokenFamily).values(expires_at=past),
+        "family_revoked": update(TokenFamily).values(revoked_at=past, revoked_reason="test"),
+        "user_inactive": update(User).values(status="inactive"),
+    }[change]
+    db.execute(statement)
+    db.commit()
+    good = _basic(*basic(confidential_client))
+    assert _refresh_answer(app, _refresh_form(issued["refresh_token"]), good) is None
+    response = refresh(client, confidential_client, issued["refresh_token"])
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["error"] == "invalid_grant"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_rotation_lost_to_a_concurrent_request_falls_through(app, client, db, issued,
+                                                             confidential_client, monkeypatch):
+    """Exactly once: the token is used by another request between the fast path's read and
+    its rotation. The fast path issues nothing; Flask then finds the token used and revokes
+    the family (as for any replay), so the concurrent request's tokens die too."""
+    rp = confidential_client
+    _replay, token_path, flask_wsgi = _layers(app)
+    mint = token_service.user_token_response
+    concurrent = {}
+
+    def mint_while_another_request_rotates(*args, **kwargs):
+        if not concurrent:
+            concurrent["answer"] = None  # the inner request mints normally
+            concurrent["answer"] = refresh(Client(flask_wsgi), rp, issued["refresh_token"])
+        return mint(*args, **kwargs)
+
+    monkeypatch.setattr(token_service, "user_token_response",
+                        mint_while_another_request_rotates)
+    response = refresh(client, rp, issued["refresh_token"])
+    monkeypatch.undo()
+    assert concurrent["answer"].status_code == 200
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+    assert db.scalar(select(TokenFamily.revoked_reason)) == "refresh_token_reused"
+    # Two tokens in the family (the presented one, its one successor): never two successors.
+    assert db.scalar(select(RefreshToken.id).order_by(RefreshToken.id.desc()).offset(2)) is None
+    db.rollback()
+    later = refresh(client, rp, concurrent["answer"].get_json()["refresh_token"])
+    assert later.status_code == 400
+
+
+def test_refresh_with_scope_narrowing_is_flasks(app, client, issued, confidential_client):
+    response = client.post("/token", data={"grant_type": "refresh_token", "scope": "openid",
+                                           "refresh_token": issued["refresh_token"]},
+                           auth=basic(confidential_client))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["scope"] == "openid"
+
+
+def test_userinfo_fast_path_sees_a_revocation_at_once(app, client, db, issued):
+    _replay, _token_path, _flask = _layers(app)
+    userinfo_path = app.wsgi_app.app
+    assert userinfo_path._claims(f"Bearer {issued['access_token']}") is not None
+    db.execute(update(TokenFamily).values(revoked_at=dt.datetime.now(dt.UTC)))
+    db.commit()
+    assert userinfo_path._claims(f"Bearer {issued['access_token']}") is None
+    response = client.get("/userinfo",
+                          headers={"Authorization": f"Bearer {issued['access_token']}"})
+    assert response.status_code == 401
