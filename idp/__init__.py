@@ -37,9 +37,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     logging.getLogger("idp").setLevel(settings.log_level)
 
-    from idp import cli, db, errors, fastpath, i18n, oidc, pages, security
+    from idp import cli, db, errors, fastpath, i18n, mail, oidc, pages, security
 
     db.init_app(app)
+    mail.init_app(app)
     security.init_app(app)
     i18n.init_app(app)
     oidc.init_app(app)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,41 +18,13 @@ from flask.cli import AppGroup, FlaskGroup
 from sqlalchemy import select
 
 from idp.accounts.services import AccountError, create_user
+from idp.cli_output import json_option, print_rows
 from idp.db import db_session, utcnow
 from idp.keys import ensure_keys, key_state, rotate_keys
+from idp.mail_cli import mail_cli
 from idp.models import Client, SigningKey
 from idp.oidc import registry
 from idp.settings import PROJECT_ROOT, SettingsError
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-
-
-def _print(rows: list[dict[str, Any]] | dict[str, Any], as_json: bool,
-           columns: Iterable[str] | None = None) -> None:
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
-        return
-    if isinstance(rows, dict):
-        width = max(len(k) for k in rows)
-        for key, value in rows.items():
-            shown = ", ".join(value) if isinstance(value, list) else value
-            click.echo(f"{key.ljust(width)}  {'' if shown is None else shown}")
-        return
-    if not rows:
-        click.echo("(none)")
-        return
-    cols = list(columns or rows[0].keys())
-    cells = [[_cell(row.get(c)) for c in cols] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
-    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True)))
-    for r in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return "" if value is None else str(value)
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -115,7 +87,7 @@ def db_purge(as_json: bool) -> None:
     session = db_session()
     counts = purge_expired(session, settings.login_failure_window)
     session.commit()
-    _print(counts, as_json)
+    print_rows(counts, as_json)
 
 
 @db_cli.command("downgrade")
@@ -177,7 +149,7 @@ def clients_add(name: str, redirect_uris: tuple[str, ...], logout_uris: tuple[st
     session.commit()
     out = registry.describe(new.client)
     out["client_secret"] = new.secret
-    _print(out, as_json)
+    print_rows(out, as_json)
     if new.secret and not as_json:
         click.echo("\nStore the secret now: it is not shown again.", err=True)
 
@@ -187,7 +159,7 @@ def clients_add(name: str, redirect_uris: tuple[str, ...], logout_uris: tuple[st
 def clients_list(as_json: bool) -> None:
     """All registered clients."""
     rows = [registry.describe(c) for c in db_session().scalars(select(Client).order_by(Client.id))]
-    _print(rows, as_json, ["client_id", "name", "auth_method", "grant_types", "first_party"])
+    print_rows(rows, as_json, ["client_id", "name", "auth_method", "grant_types", "first_party"])
 
 
 @clients_cli.command("show")
@@ -196,7 +168,7 @@ def clients_list(as_json: bool) -> None:
 @_admin_errors
 def clients_show(client_id: str, as_json: bool) -> None:
     """One client in full."""
-    _print(registry.describe(registry.get_client(db_session(), client_id)), as_json)
+    print_rows(registry.describe(registry.get_client(db_session(), client_id)), as_json)
 
 
 @clients_cli.command("remove")
@@ -224,7 +196,7 @@ def clients_rotate_secret(client_id: str, as_json: bool) -> None:
     session = db_session()
     secret = registry.rotate_secret(session, client_id)
     session.commit()
-    _print({"client_id": client_id, "client_secret": secret}, as_json)
+    print_rows({"client_id": client_id, "client_secret": secret}, as_json)
 
 
 # --- keys ----------------------------------------------------------------------------------
@@ -250,7 +222,7 @@ def keys_list(as_json: bool) -> None:
         }
         for k in db_session().scalars(select(SigningKey).order_by(SigningKey.created_at))
     ]
-    _print(rows, as_json)
+    print_rows(rows, as_json)
 
 
 @keys_cli.command("rotate")
@@ -266,7 +238,7 @@ def keys_rotate(alg: str, as_json: bool) -> None:
     session.commit()
     rows = [{"kid": k.kid, "alg": k.alg,
              "signs_from": k.activates_at.isoformat(timespec="seconds")} for k in created]
-    _print(rows, as_json)
+    print_rows(rows, as_json)
 
 
 # --- users and demo --------------------------------------------------------------------------
@@ -290,7 +262,7 @@ def users_create(email: str, name: str, customer_number: str | None, password: s
     user = create_user(session, current_app.extensions["idp.passwords"], email=email,
                        name=name, password=password, customer_number=customer_number)
     session.commit()
-    _print({"sub": user.subject, "email": user.email_display, "name": user.name,
+    print_rows({"sub": user.subject, "email": user.email_display, "name": user.name,
             "customer": customer_number}, as_json)
 
 
@@ -316,6 +288,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(keys_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(mail_cli)
 
 
 def _create_app() -> Flask:

@@ -17,6 +17,7 @@ from idp.models import (
     BrowserSession,
     Interaction,
     LoginFailure,
+    OutboxMail,
     RevokedAccessToken,
     SigningKey,
     TokenFamily,
@@ -26,6 +27,8 @@ from idp.models import (
 # Used codes are kept a day after expiry so that a late replay is still recognised (and
 # still revokes what the code issued) rather than answered as an unknown code.
 CODE_RETENTION = dt.timedelta(days=1)
+# Delivered mails (their bodies already erased) stay a month for support questions.
+MAIL_RETENTION = dt.timedelta(days=30)
 
 
 def purge_expired(session: Session, login_failure_window: int) -> dict[str, int]:
@@ -45,5 +48,7 @@ def purge_expired(session: Session, login_failure_window: int) -> dict[str, int]
         "signing_keys": delete(SigningKey).where(SigningKey.expires_at < now),
         "login_failures": delete(LoginFailure).where(
             LoginFailure.last_failure_at < now - dt.timedelta(seconds=login_failure_window)),
+        # Never an undelivered mail: only those sent more than MAIL_RETENTION ago.
+        "outbox_mails": delete(OutboxMail).where(OutboxMail.sent_at < now - MAIL_RETENTION),
     }
     return {name: session.execute(stmt).rowcount for name, stmt in statements.items()}

@@ -1,7 +1,8 @@
 """Shared fixtures: a real database (SQLite by default, PostgreSQL when
 IDP_TEST_DATABASE_URL is set), migrated with Alembic once per run and emptied between tests;
 the app, its test client and CLI runner (flaskr style); and builders for users, clients
-and a whole authorization-code login.
+and a whole authorization-code login. Every test app delivers its mail to a real SMTP server
+(aiosmtpd on a loopback port, `smtp_server`); tests read it through `mailbox`.
 """
 
 from __future__ import annotations
@@ -11,21 +12,28 @@ import hashlib
 import os
 import re
 import secrets
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from aiosmtpd.controller import Controller
 from alembic import command
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session
 
-from idp import create_app
+from idp import create_app, mail
 from idp.accounts.services import create_user
 from idp.cli import alembic_config
 from idp.db import Base, session_factory
@@ -72,8 +80,168 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+# --- mail: a real SMTP server -----------------------------------------------------------------
+
+SMTP_HOST = "127.0.0.1"
+
+
+@dataclass
+class ReceivedMail:
+    message: EmailMessage
+    mail_from: str
+    rcpt_tos: list[str]
+
+
+@dataclass
+class _MailCollector:
+    """aiosmtpd handler: keeps every message it accepts, parsed."""
+
+    received: list[ReceivedMail] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content or envelope.content
+        message = BytesParser(policy=policy.default).parsebytes(raw)
+        assert isinstance(message, EmailMessage)
+        with self.lock:
+            self.received.append(ReceivedMail(message, envelope.mail_from,
+                                              list(envelope.rcpt_tos)))
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    """aiosmtpd on 127.0.0.1:`port`, in a thread of the test process. `stop()`/`start()`
+    keep the port, so a test can take it down and bring it back ("SMTP down then up");
+    prefer `with smtp_server.down():`, which always brings it back."""
+
+    def __init__(self, port: int, **smtp_options: Any) -> None:
+        self.host = SMTP_HOST
+        self.port = port
+        self.handler = _MailCollector()
+        self.options = smtp_options
+        self._controller: Controller | None = None
+
+    def start(self) -> None:
+        if self._controller is None:
+            # A new Controller each time: a stopped one has closed its event loop.
+            controller = Controller(self.handler, hostname=self.host, port=self.port,
+                                    server_hostname="localhost", **self.options)
+            controller.start()
+            self._controller = controller
+
+    def stop(self) -> None:
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            controller.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._controller is not None
+
+    @contextmanager
+    def down(self) -> Iterator[None]:
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+    @property
+    def received(self) -> list[ReceivedMail]:
+        with self.handler.lock:
+            return list(self.handler.received)
+
+    def clear(self) -> None:
+        with self.handler.lock:
+            self.handler.received.clear()
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((SMTP_HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_smtp_server(**smtp_options: Any) -> Iterator[SmtpServer]:
+    """A server of its own (e.g. one that requires AUTH), stopped afterwards."""
+    server = SmtpServer(free_loopback_port(), **smtp_options)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
-def base_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def smtp_server() -> Iterator[SmtpServer]:
+    """The SMTP server every test app delivers to (see base_settings)."""
+    with running_smtp_server() as server:
+        yield server
+
+
+def text_body(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None, "no text/plain part"
+    return str(part.get_content()).replace("\r\n", "\n")  # lines end in CRLF on the wire
+
+
+def html_body(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None, "no text/html part"
+    return str(part.get_content()).replace("\r\n", "\n")  # lines end in CRLF on the wire
+
+
+def first_link(message: EmailMessage) -> str:
+    """The first http(s) URL in the text body (where the flows put their links)."""
+    match = re.search(r"https?://[^\s<>\"']+", text_body(message))
+    assert match, f"no link in the mail:\n{text_body(message)}"
+    return match.group(0)
+
+
+class Mailbox:
+    """What `smtp_server` received during this test."""
+
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+        self._taken: set[int] = set()
+
+    def messages(self, to: str | None = None) -> list[EmailMessage]:
+        return [m.message for m in self.server.received
+                if to is None or to.lower() in (r.lower() for r in m.rcpt_tos)]
+
+    def wait_for(self, to: str, timeout: float = 10) -> EmailMessage:
+        """The next mail to `to` that this test has not taken yet (mail is delivered by
+        a background thread: it arrives shortly after the request). On SQLite, end the
+        `db` session's transaction first (db.commit()): it holds the write lock that the
+        sender needs to claim the mail."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for index, received in enumerate(self.server.received):
+                if index not in self._taken and to.lower() in (
+                        r.lower() for r in received.rcpt_tos):
+                    self._taken.add(index)
+                    return received.message
+            if time.monotonic() > deadline:
+                got = [(m.rcpt_tos, m.message["Subject"]) for m in self.server.received]
+                raise AssertionError(f"no mail to {to} within {timeout} s; received: {got}")
+            time.sleep(0.05)
+
+    def link_for(self, to: str, timeout: float = 10) -> str:
+        """The first link of the next mail to `to`."""
+        return first_link(self.wait_for(to, timeout))
+
+
+@pytest.fixture
+def mailbox(smtp_server: SmtpServer) -> Mailbox:
+    """Empty at the start of each test."""
+    smtp_server.clear()
+    return Mailbox(smtp_server)
+
+
+@pytest.fixture(scope="session")
+def base_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory,
+                  smtp_server: SmtpServer) -> dict[str, Any]:
     return {
         "mode": "development",
         "issuer": ISSUER,
@@ -83,10 +251,20 @@ def base_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -
         "key_encryption_key": base64.urlsafe_b64encode(b"k" * 32).decode(),
         "key_activation_delay": 0,
         "jwks_max_age": 0,
+        "smtp_host": smtp_server.host,
+        "smtp_port": smtp_server.port,
+        "smtp_security": "none",
+        "smtp_timeout": 5,
+        "mail_poll_interval": 1,
+        "mail_retry_base": 1,
+        "mail_retry_max": 4,
     }
 
 
 def _empty_tables(app: Flask) -> None:
+    # The app's mail sender must not write meanwhile (nor deliver one test's mail during
+    # the next); it starts again at the next request or commit that wrote mail.
+    mail.get_sender(app).stop()
     engine = app.extensions["idp.engine"]
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
@@ -111,6 +289,7 @@ def make_app(base_settings: dict[str, Any]) -> Iterator[Callable[..., Flask]]:
 
     yield factory
     for app in built:
+        mail.get_sender(app).stop()
         app.extensions["idp.engine"].dispose()
 
 
