@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from idp.accounts.services import AccountError, create_user
 from idp.cli_output import json_option, print_rows
+from idp.customers.cli import customers_cli
 from idp.db import db_session, utcnow
 from idp.keys import ensure_keys, key_state, rotate_keys
 from idp.mail_cli import mail_cli
@@ -288,6 +289,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(keys_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(customers_cli)
     app.cli.add_command(mail_cli)
 
 
