@@ -5,6 +5,7 @@ Tables for people by default, `--json` for scripts; bad input exits non-zero wit
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import sys
@@ -17,6 +18,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup
 from sqlalchemy import select
 
+from idp.accounts import registration
 from idp.accounts.services import AccountError, create_user
 from idp.cli_output import json_option, print_rows
 from idp.customers.cli import customers_cli
@@ -265,6 +267,65 @@ def users_create(email: str, name: str, customer_number: str | None, password: s
     session.commit()
     print_rows({"sub": user.subject, "email": user.email_display, "name": user.name,
             "customer": customer_number}, as_json)
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _parse_duration(value: str) -> dt.timedelta:
+    """"72h", "30m", "3d" or "90s"."""
+    number, unit = value.strip()[:-1], value.strip()[-1:].lower()
+    if unit not in _DURATION_UNITS or not number.isdigit() or int(number) == 0:
+        raise click.BadParameter("use a number with s, m, h or d, e.g. 72h")
+    seconds = int(number) * _DURATION_UNITS[unit]
+    if seconds > 90 * 86400:
+        raise click.BadParameter("at most 90 days")
+    return dt.timedelta(seconds=seconds)
+
+
+def _invitation_row(invitation: registration.Invitation) -> dict[str, Any]:
+    return {"sub": invitation.user.subject, "email": invitation.user.email_display,
+            "name": invitation.user.name, "customer": invitation.customer.number,
+            "link_expires_at": invitation.expires_at.isoformat(timespec="seconds")}
+
+
+@users_cli.command("invite")
+@click.option("--customer", "customer_number", required=True,
+              help="Customer number: the person becomes its contractor.")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--expires-in", "expires_in", default=None,
+              help="How long the activation link works, e.g. 72h or 7d "
+                   "(default: activation_link_lifetime).")
+@json_option
+@_admin_errors
+def users_invite(customer_number: str, email: str, name: str, expires_in: str | None,
+                 as_json: bool) -> None:
+    """Create a user from a signed application and mail an activation link (flow 5)."""
+    settings = current_app.config["IDP_SETTINGS"]
+    lifetime = (_parse_duration(expires_in) if expires_in
+                else dt.timedelta(seconds=settings.activation_link_lifetime))
+    session = db_session()
+    invitation = registration.invite_user(session, settings, customer_number=customer_number,
+                                          email=email, name=name, lifetime=lifetime)
+    session.commit()
+    print_rows(_invitation_row(invitation), as_json)
+
+
+@users_cli.command("resend-activation")
+@click.argument("email")
+@click.option("--expires-in", "expires_in", default=None,
+              help="How long the new link works (default: activation_link_lifetime).")
+@json_option
+@_admin_errors
+def users_resend_activation(email: str, expires_in: str | None, as_json: bool) -> None:
+    """Mail a new activation link; the earlier one stops working."""
+    settings = current_app.config["IDP_SETTINGS"]
+    session = db_session()
+    invitation = registration.resend_activation(
+        session, settings, email, _parse_duration(expires_in) if expires_in else None)
+    session.commit()
+    print_rows(_invitation_row(invitation), as_json)
 
 
 demo_cli = AppGroup("demo", help="Demo data (demo mode only).")

@@ -15,6 +15,7 @@ from idp.db import utcnow
 from idp.models import (
     AuthorizationCode,
     BrowserSession,
+    EmailLink,
     Interaction,
     LoginFailure,
     OutboxMail,
@@ -49,6 +50,8 @@ def purge_expired(session: Session, login_failure_window: int) -> dict[str, int]
         "login_failures": delete(LoginFailure).where(
             LoginFailure.last_failure_at < now - dt.timedelta(seconds=login_failure_window)),
         # Never an undelivered mail: only those sent more than MAIL_RETENTION ago.
+        # A link is dead once expired; kept a day so that support can still see it.
+        "email_links": delete(EmailLink).where(EmailLink.expires_at < now - CODE_RETENTION),
         "outbox_mails": delete(OutboxMail).where(OutboxMail.sent_at < now - MAIL_RETENTION),
     }
     return {name: session.execute(stmt).rowcount for name, stmt in statements.items()}

@@ -19,3 +19,8 @@ def select_locale() -> str:
 def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
+
+
+def current_language() -> str:
+    """The language of the current page, remembered for the person's mails."""
+    return str(get_locale() or current_app.config["IDP_SETTINGS"].default_locale)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import unicodedata
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -28,7 +29,12 @@ def secret_matches(value: str, expected_hash: str | None) -> bool:
 
 
 class Passwords:
-    """argon2id with the parameters from settings."""
+    """argon2id with the parameters from settings.
+
+    Passwords are NFKC-normalised before hashing and verifying, so the same password typed
+    with composed or decomposed letters (ā as one character or a + combining macron) is
+    the same password (NIST SP 800-63B §5.1.1.2).
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._hasher = PasswordHasher(
@@ -41,11 +47,12 @@ class Passwords:
         self._dummy_hash = self._hasher.hash(new_token())
 
     def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
+        return self._hasher.hash(unicodedata.normalize("NFKC", password))
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         try:
-            return self._hasher.verify(password_hash or self._dummy_hash, password) and (
+            return self._hasher.verify(password_hash or self._dummy_hash,
+                                       unicodedata.normalize("NFKC", password)) and (
                 password_hash is not None
             )
         except (VerificationError, InvalidHashError):

@@ -74,6 +74,7 @@ class Settings:
     mail_retry_base: int
     mail_retry_max: int
     mail_poll_interval: int
+    support_contact: str
 
     @property
     def is_demo(self) -> bool:

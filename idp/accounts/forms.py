@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField
-from wtforms.validators import DataRequired, Length
+from wtforms import EmailField, HiddenField, PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
 
 class LoginForm(FlaskForm):
@@ -14,3 +14,47 @@ class LoginForm(FlaskForm):
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)],
                              render_kw={"autocomplete": "current-password"})
     interaction = HiddenField()
+
+
+def _new_password_fields() -> tuple[PasswordField, PasswordField]:
+    password = PasswordField(
+        _l("New password"), validators=[DataRequired(), Length(max=1024)],
+        description=_l("At least 12 characters. A few unrelated words are easy to remember "
+                       "and hard to guess."),
+        render_kw={"autocomplete": "new-password"})
+    confirm = PasswordField(
+        _l("New password again"),
+        validators=[DataRequired(), EqualTo("password", message=_l(
+            "The two passwords are not the same. Type the same password twice."))],
+        render_kw={"autocomplete": "new-password"})
+    return password, confirm
+
+
+class RegistrationForm(FlaskForm):
+    customer_number = StringField(
+        _l("Customer number or contract number"), validators=[DataRequired(), Length(max=32)],
+        description=_l("You find it on your invoice."))
+    identifier = StringField(
+        _l("Personal code"), validators=[DataRequired(), Length(max=32)],
+        description=_l("For a company: its registration number."))
+    name = StringField(
+        _l("Your name"), validators=[Optional(), Length(max=255)],
+        description=_l("Needed only when you register for a company."),
+        render_kw={"autocomplete": "name"})
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=320)],
+                       render_kw={"autocomplete": "email"})
+    password, password_confirm = _new_password_fields()
+    interaction = HiddenField()
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=320)],
+                       render_kw={"autocomplete": "username"})
+
+
+class NewPasswordForm(FlaskForm):
+    password, password_confirm = _new_password_fields()
+
+
+class ConfirmForm(FlaskForm):
+    """Only a button (and the CSRF token): opening a link never uses it up by itself."""

@@ -4,22 +4,44 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
-from idp.accounts import cookies
-from idp.accounts.forms import LoginForm
+from idp.accounts import cookies, registration
+from idp.accounts.forms import (
+    ConfirmForm,
+    ForgotPasswordForm,
+    LoginForm,
+    NewPasswordForm,
+    RegistrationForm,
+)
+from idp.accounts.links import PATHS, Purpose
+from idp.accounts.password_policy import password_problems
 from idp.accounts.services import (
     PASSWORD_ACR,
     PASSWORD_AMR,
+    AccountError,
     authenticate_password,
     end_browser_session,
+    normalize_email,
     start_browser_session,
 )
 from idp.db import db_session
+from idp.i18n import current_language
 from idp.models import BrowserSession, Interaction
 from idp.oidc.authorize import interaction_params, load_interaction, may_continue_as
 from idp.oidc.clients import find_client
+from idp.settings import Settings
 
 bp = Blueprint("accounts", __name__)
+
+# Messages the login page shows after a redirect (?notice=...): a fixed set, never text
+# from the URL.
+NOTICES = {
+    "confirmed": _l("Your e-mail address is confirmed. Log in with your e-mail and password."),
+    "activated": _l("Your account is ready. Log in with your e-mail and new password."),
+    "password_changed": _l("Your password is changed and you were logged out everywhere. "
+                           "Log in with the new password."),
+}
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -74,7 +96,8 @@ def login() -> Response | str:
     if params is not None:
         client = find_client(session, params.get("client_id"))
         client_name = client.name if client else None
-    body = render_template("accounts/login.html", form=form, error=error,
+    notice = NOTICES.get(request.args.get("notice", "")) if request.method == "GET" else None
+    body = render_template("accounts/login.html", form=form, error=error, notice=notice,
                            client_name=client_name, continue_as=continue_as)
     return Response(body, status=status, mimetype="text/html")
 
@@ -94,3 +117,142 @@ def _continue_session(form: LoginForm, interaction: Interaction | None,
 def signed_in() -> str:
     browser = cookies.current_browser_session()
     return render_template("accounts/home.html", user=browser.user if browser else None)
+
+
+# --- registration by e-mail, links, password reset ---------------------------------------------
+
+
+def _settings() -> Settings:
+    return current_app.config["IDP_SETTINGS"]
+
+
+def _page(template: str, status: int = 200, **context: object) -> Response:
+    return Response(render_template(template, **context), status=status, mimetype="text/html")
+
+
+def _link_invalid() -> Response:
+    """One page for every unusable link: unknown, used, expired, voided, wrong purpose."""
+    return _page("accounts/link_invalid.html", status=404)
+
+
+def _new_password_errors(form: NewPasswordForm | RegistrationForm, email: str | None) -> bool:
+    """Form validation plus the password rules; errors land on the password field."""
+    valid = form.validate_on_submit()
+    problems = password_problems(form.password.data or "", _settings().password_min_length,
+                                 email)
+    if form.password.data and problems:
+        form.password.errors = [*form.password.errors, *problems]
+        return False
+    return valid
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register() -> Response:
+    form = RegistrationForm()
+    if request.method == "GET":
+        form.interaction.data = request.args.get("interaction", "")[:64]
+    if request.method == "POST" and _registration_form_ok(form):
+        session = db_session()
+        outcome = registration.register_by_email(
+            session, _settings(), current_app.extensions["idp.passwords"],
+            registration.Registration(
+                customer_number=form.customer_number.data or "",
+                identifier=form.identifier.data or "", email=form.email.data or "",
+                password=form.password.data or "", name=form.name.data or "",
+                language=current_language(),
+                interaction_id=form.interaction.data or None))
+        session.commit()
+        if outcome is registration.RegistrationOutcome.MAIL_SENT:
+            return _page("accounts/check_mail.html", purpose="register",
+                         hours=_settings().confirmation_link_lifetime // 3600)
+        return _page("accounts/register_refused.html", status=422, reason=outcome.value,
+                     support=_settings().support_contact)
+    status = 400 if request.method == "POST" else 200
+    return _page("accounts/register.html", status=status, form=form)
+
+
+def _registration_form_ok(form: RegistrationForm) -> bool:
+    ok = _new_password_errors(form, form.email.data)
+    try:
+        normalize_email(form.email.data or "")
+    except AccountError:
+        form.email.errors = [*form.email.errors, _(
+            "This is not an e-mail address. Check it, e.g. name@example.lv.")]
+        ok = False
+    return ok
+
+
+@bp.route(PATHS[Purpose.CONFIRM_EMAIL], methods=["GET", "POST"])
+def confirm_email(token: str) -> Response:
+    session = db_session()
+    form = ConfirmForm()
+    if request.method == "POST" and form.validate_on_submit():
+        user = registration.confirm_registration(session, token)
+        if user is None:
+            session.rollback()
+            return _link_invalid()
+        session.commit()
+        return redirect(_login_url("confirmed"), 303)
+    user = registration.check_registration_link(session, token)
+    if user is None:
+        return _link_invalid()
+    return _page("accounts/confirm_email.html", form=form, user=user)
+
+
+def _login_url(notice: str) -> str:
+    interaction = request.args.get("interaction", "")[:64]
+    return url_for("accounts.login", notice=notice, interaction=interaction or None)
+
+
+@bp.route(PATHS[Purpose.ACTIVATE], methods=["GET", "POST"])
+def activate(token: str) -> Response:
+    session = db_session()
+    user = registration.check_activation_link(session, token)
+    if user is None:
+        return _link_invalid()
+    form = NewPasswordForm()
+    if request.method == "POST" and _new_password_errors(form, user.email):
+        if registration.activate_account(session, current_app.extensions["idp.passwords"],
+                                         token, form.password.data or "") is None:
+            session.rollback()
+            return _link_invalid()
+        session.commit()
+        return redirect(_login_url("activated"), 303)
+    status = 400 if request.method == "POST" else 200
+    return _page("accounts/new_password.html", status=status, form=form, user=user,
+                 purpose="activate")
+
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+def forgot_password() -> Response:
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        session = db_session()
+        registration.request_password_reset(session, _settings(), form.email.data or "",
+                                            current_language())
+        session.commit()
+        return _page("accounts/check_mail.html", purpose="reset",
+                     minutes=_settings().reset_link_lifetime // 60)
+    status = 400 if request.method == "POST" else 200
+    return _page("accounts/forgot_password.html", status=status, form=form)
+
+
+@bp.route(PATHS[Purpose.RESET_PASSWORD], methods=["GET", "POST"])
+def reset_password(token: str) -> Response:
+    session = db_session()
+    user = registration.check_reset_link(session, token)
+    if user is None:
+        return _link_invalid()
+    form = NewPasswordForm()
+    if request.method == "POST" and _new_password_errors(form, user.email):
+        if registration.reset_password(session, current_app.extensions["idp.passwords"],
+                                       token, form.password.data or "") is None:
+            session.rollback()
+            return _link_invalid()
+        session.commit()
+        response = redirect(_login_url("password_changed"), 303)
+        cookies.clear_session_cookie(response)
+        return response
+    status = 400 if request.method == "POST" else 200
+    return _page("accounts/new_password.html", status=status, form=form, user=user,
+                 purpose="reset")

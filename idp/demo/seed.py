@@ -7,7 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.accounts.services import create_user, find_user_by_email
-from idp.models import Client, Customer
+from idp.models import Client, Customer, CustomerContract
+from idp.models.customers import PERSON
 from idp.oidc import registry
 from idp.security import Passwords
 from idp.settings import Settings
@@ -17,6 +18,11 @@ DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 (demo mode only; printed at e
 DEMO_CUSTOMER = "100200300"
 PUBLIC_CLIENT_ID = "demo-public"
 CONFIDENTIAL_CLIENT_ID = "demo-portal"
+# Customers without a portal account, to try registration by e-mail and `idp users invite`.
+DEMO_NEW_CUSTOMERS = (
+    ("200300400", "Anna", "Liepa", "01019010001", "L-200300400"),
+    ("300400500", "Pēteris", "Ozols", "32098765438", "L-300400500"),
+)
 
 
 def seed(session: Session, passwords: Passwords, settings: Settings) -> list[str]:
@@ -25,6 +31,12 @@ def seed(session: Session, passwords: Passwords, settings: Settings) -> list[str
         session.add(Customer(number=DEMO_CUSTOMER, kind="person", name="Jānis Bērziņš",
                              personal_code="32123456785", email=DEMO_EMAIL))
         session.flush()
+    for number, given, family, code, contract in DEMO_NEW_CUSTOMERS:
+        if session.scalar(select(Customer).where(Customer.number == number)) is None:
+            session.add(Customer(number=number, kind=PERSON, name=f"{given} {family}",
+                                 given_name=given, family_name=family, personal_code=code,
+                                 contracts=[CustomerContract(number=contract)]))
+    session.flush()
     if find_user_by_email(session, DEMO_EMAIL) is None:
         create_user(session, passwords, email=DEMO_EMAIL, name="Jānis Bērziņš",
                     password=DEMO_PASSWORD, customer_number=DEMO_CUSTOMER)
@@ -49,5 +61,7 @@ def seed(session: Session, passwords: Passwords, settings: Settings) -> list[str
         f"demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}",
         f"demo relying page: {settings.issuer}/demo/",
         f"public PKCE client: {PUBLIC_CLIENT_ID}",
+        "register by e-mail as customer {} with personal code {} (mails: {})".format(
+            DEMO_NEW_CUSTOMERS[0][0], DEMO_NEW_CUSTOMERS[0][3], settings.instance_dir / "mail"),
     ]
     return lines

@@ -33,7 +33,14 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
-from tests.conftest import PASSWORD, csrf_token, fresh_database, pkce_pair, query
+from tests.conftest import (
+    PASSWORD,
+    SmtpServer,
+    csrf_token,
+    fresh_database,
+    pkce_pair,
+    query,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # The venv that runs pytest also holds the `idp` and `granian` entry points.
@@ -241,10 +248,14 @@ def _register(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def live_server(tmp_path_factory: pytest.TempPathFactory,
+                smtp_server: SmtpServer) -> Iterator[LiveServer]:
     workdir = tmp_path_factory.mktemp("e2e")
     with fresh_database(workdir) as database_url:
         env = _base_env(database_url, workdir)
+        # Mail goes to the tests' real SMTP server (tests/conftest.py).
+        env.update({"IDP_SMTP_HOST": smtp_server.host, "IDP_SMTP_PORT": str(smtp_server.port),
+                    "IDP_SMTP_SECURITY": "none", "IDP_MAIL_POLL_INTERVAL": "1"})
         run_idp(env, "db", "upgrade")
         email = "e2e-owner@example.lv"
         user = run_idp(env, "users", "create", "--email", email, "--name", "Jānis Bērziņš",

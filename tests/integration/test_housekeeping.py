@@ -8,7 +8,7 @@ import json
 from sqlalchemy import func, select
 
 from idp.db import utcnow
-from idp.models import BrowserSession, Interaction, LoginFailure
+from idp.models import BrowserSession, EmailLink, Interaction, LoginFailure
 
 
 def test_purge_deletes_expired_rows_and_keeps_live_ones(runner, db, user):
@@ -35,4 +35,20 @@ def test_purge_deletes_expired_rows_and_keeps_live_ones(runner, db, user):
     assert db.scalars(select(Interaction.id)).all() == ["live"]
     assert db.scalars(select(BrowserSession.sid)).all() == ["s2"]
     assert db.scalar(select(func.count()).select_from(LoginFailure)) == 0
+    db.commit()
+
+
+def test_purge_deletes_long_dead_links_and_keeps_live_ones(runner, db, user):
+    now = utcnow()
+    db.add_all([
+        EmailLink(token_hash="a" * 64, purpose="reset_password", user_id=user.id,
+                  state_hash="s", expires_at=now - dt.timedelta(days=2)),
+        EmailLink(token_hash="b" * 64, purpose="reset_password", user_id=user.id,
+                  state_hash="s", expires_at=now + dt.timedelta(minutes=30)),
+    ])
+    db.commit()
+    result = runner.invoke(args=["db", "purge", "--json"])
+    assert json.loads(result.output)["email_links"] == 1
+    db.expire_all()
+    assert db.scalars(select(EmailLink.token_hash)).all() == ["b" * 64]
     db.commit()

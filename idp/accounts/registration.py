@@ -1,0 +1,278 @@
+"""Accounts that start with an e-mail link: registration by e-mail (DOMAIN.md flow 2), an
+account an admin creates from a signed application (flow 5), and "Forgot password?".
+
+Each function takes the DB session explicitly and leaves committing to the caller, so the
+link, the mail that carries it (idp.mail outbox) and the account change are written in one
+transaction or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from idp import mail
+from idp.accounts.links import (
+    Purpose,
+    check_link,
+    consume_link,
+    issue_link,
+    last_issued_at,
+    link_url,
+)
+from idp.accounts.services import AccountError, find_user_by_email, normalize_email
+from idp.customers.services import find_customer_for_registration
+from idp.db import utcnow
+from idp.models import BrowserSession, Customer, Membership, User
+from idp.models.customers import PERSON
+from idp.models.users import ACTIVE, PENDING
+from idp.oidc.tokens import revoke_user_families
+from idp.security import Passwords
+from idp.settings import Settings
+
+# A second mail of the same kind to the same person within this many seconds is not sent
+# (double submissions, and someone filling a stranger's mailbox from the form).
+RESEND_PAUSE = dt.timedelta(seconds=60)
+CONTRACTOR = "contractor"
+
+
+class RegistrationOutcome(enum.Enum):
+    # The same on-screen answer whether the address was new or already had an account.
+    MAIL_SENT = "mail_sent"
+    # The customer data typed does not match the customer database.
+    NO_CUSTOMER_MATCH = "no_customer_match"
+    # The customer already has a portal account under another address.
+    CUSTOMER_HAS_ACCOUNT = "customer_has_account"
+
+
+@dataclass(frozen=True)
+class Registration:
+    customer_number: str
+    identifier: str  # personal code, or a company's registration number
+    email: str
+    password: str
+    name: str = ""
+    language: str | None = None
+    # The paused authorization request, so that logging in after confirmation resumes it.
+    interaction_id: str | None = None
+
+
+def _has_other_contractor(session: Session, customer: Customer, email: str) -> bool:
+    return session.scalar(
+        select(Membership.id).join(User)
+        .where(Membership.customer_id == customer.id, Membership.role == CONTRACTOR,
+               Membership.state == "active", User.email != email)
+        .limit(1)
+    ) is not None
+
+
+def register_by_email(session: Session, settings: Settings, passwords: Passwords,
+                      form: Registration) -> RegistrationOutcome:
+    """Flow 2. On a customer match: a new account waits for its confirmation link; an
+    address that already has an account gets a "you already have an account" mail instead,
+    so the page never tells whether an address is registered."""
+    customer = find_customer_for_registration(session, form.customer_number, form.identifier)
+    if customer is None:
+        return RegistrationOutcome.NO_CUSTOMER_MATCH
+    email = normalize_email(form.email)
+    if _has_other_contractor(session, customer, email):
+        return RegistrationOutcome.CUSTOMER_HAS_ACCOUNT
+    name = form.name.strip() or (customer.name if customer.kind == PERSON else "")
+    if not name:
+        raise AccountError("name is required")
+
+    user = session.scalar(select(User).where(User.email == email))
+    if user is None:
+        user = _create_pending_user(session, email=email, email_display=form.email.strip(),
+                                    name=name, password_hash=passwords.hash(form.password),
+                                    language=form.language)
+        if user is None:  # another registration for this address won the race
+            user = session.scalar(select(User).where(User.email == email))
+    elif _is_unconfirmed_registration(user):
+        # The person registers again before confirming (lost mail, new password): the
+        # newest attempt wins and gets a fresh link; a double submission sends nothing new.
+        if _sent_recently(session, user, Purpose.CONFIRM_EMAIL):
+            return RegistrationOutcome.MAIL_SENT
+        user.password_hash = passwords.hash(form.password)
+        user.name = name
+    else:
+        mail.enqueue(session, to=user.email_display, template="already_registered",
+                     language=user.language or form.language,
+                     name=user.name, login_url=settings.issuer + "/login",
+                     reset_url=settings.issuer + "/forgot-password")
+        return RegistrationOutcome.MAIL_SENT
+
+    assert user is not None
+    _ensure_membership(session, user, customer)
+    token = issue_link(session, user, Purpose.CONFIRM_EMAIL,
+                       dt.timedelta(seconds=settings.confirmation_link_lifetime))
+    url = link_url(settings.issuer, Purpose.CONFIRM_EMAIL, token)
+    if form.interaction_id:
+        url += "?interaction=" + form.interaction_id
+    mail.enqueue(session, to=user.email_display, template="confirm_email",
+                 language=user.language or form.language, name=user.name,
+                 customer_name=customer.name, link=url,
+                 hours=settings.confirmation_link_lifetime // 3600)
+    return RegistrationOutcome.MAIL_SENT
+
+
+def _is_unconfirmed_registration(user: User) -> bool:
+    # An admin-created account (flow 5) has no password until its activation link is used.
+    return user.status == PENDING and user.password_hash is not None
+
+
+def _sent_recently(session: Session, user: User, purpose: Purpose) -> bool:
+    last = last_issued_at(session, user, purpose)
+    return last is not None and utcnow() - last < RESEND_PAUSE
+
+
+def _create_pending_user(session: Session, *, email: str, email_display: str, name: str,
+                         password_hash: str | None, language: str | None) -> User | None:
+    """A new account waiting for its e-mail link, or None when a concurrent request
+    created the address first (the unique index decides: two racing registrations end with
+    one account)."""
+    user = User(email=email, email_display=email_display, email_verified=False, name=name,
+                password_hash=password_hash, status=PENDING, language=language)
+    try:
+        with session.begin_nested():
+            session.add(user)
+    except IntegrityError:
+        return None
+    return user
+
+
+def _ensure_membership(session: Session, user: User, customer: Customer) -> None:
+    exists = session.scalar(select(Membership.id).where(
+        Membership.user_id == user.id, Membership.customer_id == customer.id))
+    if exists is None:
+        session.add(Membership(user_id=user.id, customer_id=customer.id, role=CONTRACTOR))
+
+
+def check_registration_link(session: Session, token: str) -> User | None:
+    return check_link(session, token, Purpose.CONFIRM_EMAIL)
+
+
+def confirm_registration(session: Session, token: str) -> User | None:
+    """The confirmation link proves the mailbox: the account becomes active."""
+    user = consume_link(session, token, Purpose.CONFIRM_EMAIL)
+    if user is None or user.status != PENDING:
+        return None
+    user.status = ACTIVE
+    user.email_verified = True
+    return user
+
+
+# --- flow 5: an account an admin creates from a signed application --------------------------
+
+
+@dataclass(frozen=True)
+class Invitation:
+    user: User
+    customer: Customer
+    expires_at: dt.datetime
+
+
+def invite_user(session: Session, settings: Settings, *, customer_number: str, email: str,
+                name: str, lifetime: dt.timedelta, language: str | None = None) -> Invitation:
+    """A contractor account for the customer, without a password: the activation link
+    mailed to the person lets them choose one (until `lifetime` has passed)."""
+    customer = session.scalar(select(Customer).where(Customer.number == customer_number.strip()))
+    if customer is None:
+        raise AccountError(f"no customer with number {customer_number.strip()}")
+    normalized = normalize_email(email)
+    if not name.strip() or len(name.strip()) > 255:
+        raise AccountError("the name must have 1 to 255 characters")
+    if find_user_by_email(session, normalized) is not None:
+        raise AccountError(f"an account for {email.strip()} already exists"
+                           " (for a pending one: idp users resend-activation)")
+    user = _create_pending_user(session, email=normalized, email_display=email.strip(),
+                                name=name.strip(), password_hash=None, language=language)
+    if user is None:
+        raise AccountError(f"an account for {email.strip()} already exists")
+    _ensure_membership(session, user, customer)
+    return Invitation(user, customer, _send_activation(session, settings, user, customer, lifetime))
+
+
+def resend_activation(session: Session, settings: Settings, email: str,
+                      lifetime: dt.timedelta | None = None) -> Invitation:
+    """A new activation link (the earlier one stops working at once)."""
+    user = find_user_by_email(session, email)
+    if user is None:
+        raise AccountError(f"no account for {email.strip()}")
+    if user.status != PENDING or user.password_hash is not None:
+        raise AccountError(f"the account {user.email_display} is not waiting for activation")
+    customer = session.scalar(select(Customer).join(Membership).where(
+        Membership.user_id == user.id).order_by(Membership.id).limit(1))
+    if customer is None:
+        raise AccountError(f"the account {user.email_display} acts for no customer")
+    lifetime = lifetime or dt.timedelta(seconds=settings.activation_link_lifetime)
+    return Invitation(user, customer, _send_activation(session, settings, user, customer, lifetime))
+
+
+def _send_activation(session: Session, settings: Settings, user: User, customer: Customer,
+                     lifetime: dt.timedelta) -> dt.datetime:
+    token = issue_link(session, user, Purpose.ACTIVATE, lifetime)
+    expires_at = utcnow() + lifetime
+    mail.enqueue(session, to=user.email_display, template="activation", language=user.language,
+                 name=user.name, customer_name=customer.name,
+                 link=link_url(settings.issuer, Purpose.ACTIVATE, token), expires_at=expires_at)
+    return expires_at
+
+
+def check_activation_link(session: Session, token: str) -> User | None:
+    return check_link(session, token, Purpose.ACTIVATE)
+
+
+def activate_account(session: Session, passwords: Passwords, token: str,
+                     password: str) -> User | None:
+    """The activation link plus the chosen password make the account usable."""
+    user = consume_link(session, token, Purpose.ACTIVATE)
+    if user is None or user.status != PENDING:
+        return None
+    user.password_hash = passwords.hash(password)
+    user.status = ACTIVE
+    user.email_verified = True
+    return user
+
+
+# --- "Forgot password?" ------------------------------------------------------------------------
+
+
+def request_password_reset(session: Session, settings: Settings, typed_email: str,
+                           language: str | None = None) -> None:
+    """Mail a reset link to the matched account's *stored* address, never to the string
+    typed (a look-alike that normalises to the same account must not receive it). The
+    caller shows the same answer whatever happens here."""
+    user = find_user_by_email(session, typed_email)
+    if user is None or user.status != ACTIVE or _sent_recently(session, user,
+                                                                 Purpose.RESET_PASSWORD):
+        return
+    lifetime = dt.timedelta(seconds=settings.reset_link_lifetime)
+    token = issue_link(session, user, Purpose.RESET_PASSWORD, lifetime)
+    mail.enqueue(session, to=user.email_display, template="reset_password",
+                 language=user.language or language, name=user.name,
+                 link=link_url(settings.issuer, Purpose.RESET_PASSWORD, token),
+                 minutes=settings.reset_link_lifetime // 60)
+
+
+def check_reset_link(session: Session, token: str) -> User | None:
+    return check_link(session, token, Purpose.RESET_PASSWORD)
+
+
+def reset_password(session: Session, passwords: Passwords, token: str,
+                   password: str) -> User | None:
+    """A new password from a reset link. Whoever knew the old one is shut out: every
+    browser session of the user ends and every refresh-token family is revoked."""
+    user = consume_link(session, token, Purpose.RESET_PASSWORD)
+    if user is None or user.status != ACTIVE:
+        return None
+    user.password_hash = passwords.hash(password)
+    session.execute(delete(BrowserSession).where(BrowserSession.user_id == user.id)
+                    .execution_options(synchronize_session=False))
+    revoke_user_families(session, user.id, "password reset")
+    return user
