@@ -57,11 +57,12 @@ def seed(session: Session, passwords: Passwords, settings: Settings) -> list[str
         lines.append(f"confidential client {CONFIDENTIAL_CLIENT_ID} secret (shown once): "
                      f"{new.secret}")
     session.commit()
+    number, _given, _family, code, _contract = DEMO_NEW_CUSTOMERS[0]
     lines[:0] = [
         f"demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}",
         f"demo relying page: {settings.issuer}/demo/",
         f"public PKCE client: {PUBLIC_CLIENT_ID}",
-        "register by e-mail as customer {} with personal code {} (mails: {})".format(
-            DEMO_NEW_CUSTOMERS[0][0], DEMO_NEW_CUSTOMERS[0][3], settings.instance_dir / "mail"),
+        f"register by e-mail as customer {number} with personal code "
+        f"{code[:6]}-{code[6:]} (mails: {settings.instance_dir / 'mail'})",
     ]
     return lines
