@@ -2,7 +2,8 @@
 
 A connector starts a login (where to send the browser, with its own state, nonce and PKCE
 kept server-side) and finishes it from the callback, returning a `VerifiedIdentity`.
-Connectors themselves (generic OIDC banks, eParaksts) arrive with the federation issue.
+`providers/` knows nothing about users or customers: it only turns an upstream login into a
+`VerifiedIdentity`, or raises one of the two errors below.
 """
 
 from __future__ import annotations
@@ -13,6 +14,18 @@ from typing import Any, Literal
 
 Assurance = Literal["low", "substantial", "high"]
 Method = Literal["bank", "esignature"]
+
+
+class UpstreamError(Exception):
+    """The upstream login failed: the provider is down, slow, answered garbage, or its
+    answer did not pass a check (signature, issuer, audience, nonce, state...). The person
+    sees "the bank login is unavailable, try again or choose another way"; the message is
+    for the log only (never the person), and carries no secret."""
+
+
+class UpstreamCancelled(UpstreamError):
+    """The person cancelled at the provider (`error=access_denied`): back to the login page
+    with a short message."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from idp.models.flows import BrowserSession, ConsentGrant, Interaction, LoginFai
 from idp.models.keys import SigningKey
 from idp.models.links import EmailLink
 from idp.models.outbox import OutboxMail
+from idp.models.providers import UpstreamLink, UpstreamLogin, UpstreamProviderConfig
 from idp.models.tokens import (
     AuthorizationCode,
     RefreshToken,
@@ -31,6 +32,9 @@ __all__ = [
     "RevokedAccessToken",
     "SigningKey",
     "TokenFamily",
+    "UpstreamLink",
+    "UpstreamLogin",
+    "UpstreamProviderConfig",
     "UsedClientAssertion",
     "User",
 ]

@@ -41,6 +41,14 @@ class User(Base):
     status: Mapped[str] = mapped_column(String(16), default=ACTIVE)
     # Language of the pages and mails for this person, when known ("en", "lv", "ru").
     language: Mapped[str | None] = mapped_column(String(8))
+    # The personal code a bank or eSignature asserted for this person (11 digits), never
+    # one typed into a form: the key people are linked on (DOMAIN.md).
+    verified_personal_code: Mapped[str | None] = mapped_column(String(16), unique=True)
+    # A user of the previous portal (flow 4): first login by bank or eSignature only, then
+    # the contact form must be confirmed before anything else.
+    legacy: Mapped[bool] = mapped_column(default=False)
+    # The person still owes the contact-information form (legacy users, bank registration).
+    contact_confirmed: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user")
