@@ -55,6 +55,22 @@ class LoginStart:
     pending: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ConnectorConfig:
+    """What an admin configured for one upstream (idp.models.UpstreamProviderConfig, with
+    the client secret decrypted). Each connector module turns it into a connector with
+    `build(config, timeout)` and explains what is wrong with it with `check(config, timeout)`."""
+
+    name: str
+    method: Method
+    display_name: str
+    # OIDC: the issuer; eParaksts: the service's base URL.
+    base_url: str
+    client_id: str
+    client_secret: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
 class UpstreamProvider(abc.ABC):
     name: str
     method: Method
