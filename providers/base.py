@@ -69,6 +69,8 @@ class ConnectorConfig:
     client_id: str
     client_secret: str | None
     options: dict[str, Any] = field(default_factory=dict)
+    # Which connector module builds it ("oidc", "eparaksts": providers/registry.py).
+    kind: str = "oidc"
 
 
 class UpstreamProvider(abc.ABC):

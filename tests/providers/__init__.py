@@ -1,0 +1,1 @@
+"""Tests of the upstream connectors (providers/) against real and hostile peers."""
