@@ -19,6 +19,7 @@ from flask.cli import AppGroup, FlaskGroup
 from sqlalchemy import select
 
 from idp.accounts import registration
+from idp.accounts.legacy_cli import users_import_legacy
 from idp.accounts.services import AccountError, create_user
 from idp.cli_output import json_option, print_rows
 from idp.customers.cli import customers_cli
@@ -27,6 +28,7 @@ from idp.keys import ensure_keys, key_state, rotate_keys
 from idp.mail_cli import mail_cli
 from idp.models import Client, SigningKey
 from idp.oidc import registry
+from idp.providers_admin import providers_cli
 from idp.settings import PROJECT_ROOT, SettingsError
 
 
@@ -328,6 +330,10 @@ def users_resend_activation(email: str, expires_in: str | None, as_json: bool) -
     print_rows(_invitation_row(invitation), as_json)
 
 
+# Flow 4: previous-portal users from CSV (idp/accounts/legacy_cli.py).
+users_cli.add_command(users_import_legacy)
+
+
 demo_cli = AppGroup("demo", help="Demo data (demo mode only).")
 
 
@@ -352,6 +358,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(customers_cli)
     app.cli.add_command(mail_cli)
+    app.cli.add_command(providers_cli)
 
 
 def _create_app() -> Flask:

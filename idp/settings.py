@@ -75,6 +75,8 @@ class Settings:
     mail_retry_max: int
     mail_poll_interval: int
     support_contact: str
+    upstream_timeout: int
+    upstream_login_lifetime: int
 
     @property
     def is_demo(self) -> bool:
@@ -227,7 +229,8 @@ def _check_rules(s: Settings) -> None:
     if s.key_encryption_key:
         _check_fernet_key(s.key_encryption_key)
     for name in ("confirmation_link_lifetime", "activation_link_lifetime",
-                 "reset_link_lifetime", "smtp_port", "smtp_timeout", "mail_poll_interval"):
+                 "reset_link_lifetime", "smtp_port", "smtp_timeout", "mail_poll_interval",
+                 "upstream_timeout"):
         if getattr(s, name) == 0:
             raise SettingsError(f"setting '{name}' (IDP_{name.upper()}) must be positive")
     if not 12 <= s.password_min_length <= 128:

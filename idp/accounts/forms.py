@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField, StringField
+from wtforms import BooleanField, EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
 
@@ -58,3 +58,30 @@ class NewPasswordForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """Only a button (and the CSRF token): opening a link never uses it up by itself."""
+
+
+class UpstreamStartForm(FlaskForm):
+    """A bank or eSignature button of the login page."""
+
+    provider = HiddenField(validators=[DataRequired(), Length(max=32)])
+    interaction = HiddenField(validators=[Length(max=64)])
+
+
+class UpstreamRegistrationForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=320)],
+                       render_kw={"autocomplete": "email"})
+    phone = StringField(_l("Phone (optional)"), validators=[Optional(), Length(max=32)],
+                        description=_l("For example +371 2000 0000."),
+                        render_kw={"autocomplete": "tel"})
+
+
+class ContactForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=320)],
+                       render_kw={"autocomplete": "email"})
+    phone = StringField(_l("Phone (optional)"), validators=[Optional(), Length(max=32)],
+                        description=_l("For example +371 2000 0000."),
+                        render_kw={"autocomplete": "tel"})
+    correct = BooleanField(_l("These are my current contact details"),
+                           validators=[DataRequired(message=_l(
+                               "Tick the box to confirm that the details are right."))])
+    interaction = HiddenField()

@@ -88,7 +88,7 @@ def register_by_email(session: Session, settings: Settings, passwords: Passwords
 
     user = session.scalar(select(User).where(User.email == email))
     if user is None:
-        user = _create_pending_user(session, email=email, email_display=form.email.strip(),
+        user = create_pending_user(session, email=email, email_display=form.email.strip(),
                                     name=name, password_hash=passwords.hash(form.password),
                                     language=form.language)
         if user is None:  # another registration for this address won the race
@@ -109,16 +109,23 @@ def register_by_email(session: Session, settings: Settings, passwords: Passwords
 
     assert user is not None
     _ensure_membership(session, user, customer)
+    send_confirmation(session, settings, user, customer, interaction_id=form.interaction_id,
+                      language=form.language)
+    return RegistrationOutcome.MAIL_SENT
+
+
+def send_confirmation(session: Session, settings: Settings, user: User, customer: Customer,
+                      *, interaction_id: str | None, language: str | None) -> None:
+    """The confirmation link of a new registration (by e-mail, or by bank: flow 1)."""
     token = issue_link(session, user, Purpose.CONFIRM_EMAIL,
                        dt.timedelta(seconds=settings.confirmation_link_lifetime))
     url = link_url(settings.issuer, Purpose.CONFIRM_EMAIL, token)
-    if form.interaction_id:
-        url += "?interaction=" + form.interaction_id
+    if interaction_id:
+        url += "?interaction=" + interaction_id
     mail.enqueue(session, to=user.email_display, template="confirm_email",
-                 language=user.language or form.language, name=user.name,
+                 language=user.language or language, name=user.name,
                  customer_name=customer.name, link=url,
                  hours=settings.confirmation_link_lifetime // 3600)
-    return RegistrationOutcome.MAIL_SENT
 
 
 def _is_unconfirmed_registration(user: User) -> bool:
@@ -131,13 +138,16 @@ def _sent_recently(session: Session, user: User, purpose: Purpose) -> bool:
     return last is not None and utcnow() - last < RESEND_PAUSE
 
 
-def _create_pending_user(session: Session, *, email: str, email_display: str, name: str,
-                         password_hash: str | None, language: str | None) -> User | None:
+def create_pending_user(session: Session, *, email: str, email_display: str, name: str,
+                        password_hash: str | None, language: str | None,
+                        phone: str | None = None,
+                        verified_personal_code: str | None = None) -> User | None:
     """A new account waiting for its e-mail link, or None when a concurrent request
     created the address first (the unique index decides: two racing registrations end with
     one account)."""
     user = User(email=email, email_display=email_display, email_verified=False, name=name,
-                password_hash=password_hash, status=PENDING, language=language)
+                password_hash=password_hash, status=PENDING, language=language, phone=phone,
+                verified_personal_code=verified_personal_code)
     try:
         with session.begin_nested():
             session.add(user)
@@ -158,13 +168,39 @@ def check_registration_link(session: Session, token: str) -> User | None:
 
 
 def confirm_registration(session: Session, token: str) -> User | None:
-    """The confirmation link proves the mailbox: the account becomes active."""
+    """The confirmation link proves the mailbox: a new account becomes active; an active
+    one (an address changed on the contact form) gets its address marked verified."""
     user = consume_link(session, token, Purpose.CONFIRM_EMAIL)
-    if user is None or user.status != PENDING:
+    if user is None or user.status not in (PENDING, ACTIVE):
         return None
     user.status = ACTIVE
     user.email_verified = True
     return user
+
+
+def confirm_contact_details(session: Session, settings: Settings, user: User, *, email: str,
+                            phone: str | None, language: str | None) -> None:
+    """The contact-information form (flow 4, and whoever owes it): the person confirms or
+    corrects their e-mail address and phone. An address not yet verified gets a
+    confirmation link; the form itself is what unblocks the login."""
+    normalized = normalize_email(email)
+    if normalized != user.email:
+        other = session.scalar(select(User.id).where(User.email == normalized,
+                                                     User.id != user.id))
+        if other is not None:
+            raise AccountError("another account uses this e-mail address")
+        user.email, user.email_display, user.email_verified = normalized, email.strip(), False
+    elif email.strip() != user.email_display:
+        user.email_display = email.strip()
+    user.phone = phone or None
+    user.contact_confirmed = True
+    if not user.email_verified:
+        token = issue_link(session, user, Purpose.CONFIRM_EMAIL,
+                           dt.timedelta(seconds=settings.confirmation_link_lifetime))
+        mail.enqueue(session, to=user.email_display, template="confirm_contact",
+                     language=user.language or language, name=user.name,
+                     link=link_url(settings.issuer, Purpose.CONFIRM_EMAIL, token),
+                     hours=settings.confirmation_link_lifetime // 3600)
 
 
 # --- flow 5: an account an admin creates from a signed application --------------------------
@@ -190,7 +226,7 @@ def invite_user(session: Session, settings: Settings, *, customer_number: str, e
     if find_user_by_email(session, normalized) is not None:
         raise AccountError(f"an account for {email.strip()} already exists"
                            " (for a pending one: idp users resend-activation)")
-    user = _create_pending_user(session, email=normalized, email_display=email.strip(),
+    user = create_pending_user(session, email=normalized, email_display=email.strip(),
                                 name=name.strip(), password_hash=None, language=language)
     if user is None:
         raise AccountError(f"an account for {email.strip()} already exists")

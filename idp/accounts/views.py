@@ -9,10 +9,12 @@ from flask_babel import lazy_gettext as _l
 from idp.accounts import cookies, registration
 from idp.accounts.forms import (
     ConfirmForm,
+    ContactForm,
     ForgotPasswordForm,
     LoginForm,
     NewPasswordForm,
     RegistrationForm,
+    UpstreamStartForm,
 )
 from idp.accounts.links import PATHS, Purpose
 from idp.accounts.password_policy import password_problems
@@ -28,8 +30,15 @@ from idp.accounts.services import (
 from idp.db import db_session
 from idp.i18n import current_language
 from idp.models import BrowserSession, Interaction
-from idp.oidc.authorize import interaction_params, load_interaction, may_continue_as
+from idp.oidc.authorize import (
+    below,
+    interaction_params,
+    load_interaction,
+    may_continue_as,
+    required_assurance,
+)
 from idp.oidc.clients import find_client
+from idp.providers_admin import enabled_providers
 from idp.settings import Settings
 
 bp = Blueprint("accounts", __name__)
@@ -37,10 +46,12 @@ bp = Blueprint("accounts", __name__)
 # Messages the login page shows after a redirect (?notice=...): a fixed set, never text
 # from the URL.
 NOTICES = {
-    "confirmed": _l("Your e-mail address is confirmed. Log in with your e-mail and password."),
+    "confirmed": _l("Your e-mail address is confirmed. You can log in now."),
     "activated": _l("Your account is ready. Log in with your e-mail and new password."),
     "password_changed": _l("Your password is changed and you were logged out everywhere. "
                            "Log in with the new password."),
+    "cancelled": _l("The login with the bank or eSignature was cancelled. Choose a way to "
+                    "log in."),
 }
 
 
@@ -59,11 +70,19 @@ def login() -> Response | str:
 
     error = None
     status = 200
+    # Step-up (acr_values above "low"): only a bank or eSignature login will do, and only a
+    # session that strong may be continued.
+    required = required_assurance(params) if params is not None else None
+    step_up = below(PASSWORD_ACR, required)
     browser = cookies.current_browser_session()
-    continue_as = browser.user if params and may_continue_as(browser, params) else None
+    continue_as = (browser.user if params and may_continue_as(browser, params)
+                   and browser is not None and not below(browser.acr, required) else None)
     if continue_as is not None and request.method == "POST" and "continue" in request.form:
         return _continue_session(form, interaction, browser)
-    if form.validate_on_submit():
+    if step_up and request.method == "POST":
+        status, error = 403, _("This application asks for a login with your internet bank "
+                               "or eSignature. Choose one of them above.")
+    elif form.validate_on_submit():
         result = authenticate_password(
             session, settings, current_app.extensions["idp.passwords"],
             form.email.data or "", form.password.data or "", request.remote_addr or "unknown",
@@ -98,7 +117,9 @@ def login() -> Response | str:
         client_name = client.name if client else None
     notice = NOTICES.get(request.args.get("notice", "")) if request.method == "GET" else None
     body = render_template("accounts/login.html", form=form, error=error, notice=notice,
-                           client_name=client_name, continue_as=continue_as)
+                           client_name=client_name, continue_as=continue_as,
+                           providers=enabled_providers(session, settings),
+                           upstream_form=UpstreamStartForm(), step_up=step_up)
     return Response(body, status=status, mimetype="text/html")
 
 
@@ -256,3 +277,37 @@ def reset_password(token: str) -> Response:
     status = 400 if request.method == "POST" else 200
     return _page("accounts/new_password.html", status=status, form=form, user=user,
                  purpose="reset")
+
+
+@bp.route("/contact", methods=["GET", "POST"])
+def contact() -> Response:
+    """The contact-information form a person owes before anything else (flow 4). The
+    authorization request waits (interaction) and resumes once it is confirmed."""
+    browser = cookies.current_browser_session()
+    if browser is None:
+        return redirect(url_for("accounts.login"), 303)
+    user = browser.user
+    session = db_session()
+    form = ContactForm()
+    interaction = load_interaction(session, request.values.get("interaction", ""))
+    if request.method == "GET":
+        form.email.data = user.email_display
+        form.phone.data = user.phone or ""
+        form.interaction.data = interaction.id if interaction else ""
+    elif form.validate_on_submit():
+        try:
+            registration.confirm_contact_details(
+                session, _settings(), user, email=form.email.data or "",
+                phone=(form.phone.data or "").strip() or None, language=current_language())
+        except AccountError as exc:
+            session.rollback()
+            form.email.errors = [*form.email.errors, _(
+                "This e-mail address cannot be used: %(reason)s. Check it or use another one.",
+                reason=str(exc))]
+        else:
+            session.commit()
+            target = (url_for("oidc.resume", interaction=interaction.id) if interaction
+                      else url_for("accounts.signed_in"))
+            return redirect(target, 303)
+    status = 400 if request.method == "POST" else 200
+    return _page("accounts/contact.html", status=status, form=form, user=user)

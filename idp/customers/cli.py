@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 customers_cli = AppGroup("customers", help="Customer data from the utility's customer database.")
 
 
-class _ProgressBars:
+class ProgressBars:
     """One click progress bar per phase of the import ("checking rows", "writing", …)."""
 
     def __init__(self) -> None:
@@ -48,7 +48,7 @@ class _ProgressBars:
             self.bar = None
 
 
-def _on_terminal() -> bool:
+def on_terminal() -> bool:
     return sys.stdout.isatty()
 
 
@@ -70,7 +70,7 @@ def customers_import(file: Path, skip_invalid: bool, dry_run: bool, as_json: boo
     except OSError as exc:
         raise click.ClickException(f"{file}: {exc.strerror}") from None
     # A progress bar is for a person watching a terminal, never for scripts or --json.
-    bars = _ProgressBars() if _on_terminal() and not as_json else None
+    bars = ProgressBars() if on_terminal() and not as_json else None
     session = db_session()
     try:
         report = services.import_customers(session, data, skip_invalid=skip_invalid,

@@ -68,7 +68,7 @@ _BLANK_OR_LIST_SEPARATOR = re.compile(r"[\s;,]")
 
 # IN lists are cut to this many values: under SQLite's bound-parameter limit on any version.
 _CHUNK = 900
-# More keys than this: read the whole table instead (see _matching).
+# More keys than this: read the whole table instead (see matching_rows).
 _WHOLE_TABLE = 5000
 # Rows per bulk statement when writing, so the progress bar moves.
 _BATCH = 5000
@@ -186,7 +186,7 @@ def _number(value: str, limit: int) -> str:
     return value
 
 
-def _text(value: str, limit: int) -> str:
+def clean_text(value: str, limit: int) -> str:
     """A name: NFC (a Latvian letter typed decomposed is the same letter), blanks collapsed."""
     # The checks that usually pass come first: they are C calls, the rest loops in Python.
     if not value.isprintable():
@@ -301,11 +301,11 @@ def _check_row(raw: Mapping[str, str]) -> _Checked:
     # With an unknown kind every given value is still checked: all reasons in one report.
     given_name = family_name = personal_code = company_name = registration_number = None
     if kind != COMPANY:
-        given_name = parsed("given_name", lambda v: _text(v, NAME_MAX))
-        family_name = parsed("family_name", lambda v: _text(v, NAME_MAX))
+        given_name = parsed("given_name", lambda v: clean_text(v, NAME_MAX))
+        family_name = parsed("family_name", lambda v: clean_text(v, NAME_MAX))
         personal_code = parsed("personal_code", normalize_personal_code)
     if kind != PERSON:
-        company_name = parsed("company_name", lambda v: _text(v, NAME_MAX))
+        company_name = parsed("company_name", lambda v: clean_text(v, NAME_MAX))
         registration_number = parsed("registration_number", normalize_registration_number)
     contracts = parsed("contract_numbers", _contract_numbers) or ()
     email = parsed("email", _email)
@@ -366,7 +366,7 @@ def _csv_reason(exc: csv.Error) -> str:
     return f"not valid CSV ({text}); a field with quotes must be quoted, inner quotes doubled"
 
 
-def _records(reader: Any) -> Iterator[tuple[int, list[str] | str]]:
+def csv_records(reader: Any) -> Iterator[tuple[int, list[str] | str]]:
     """(first line, fields) of every record, or (first line, why it is not CSV)."""
     end = 0
     while True:
@@ -382,7 +382,7 @@ def _records(reader: Any) -> Iterator[tuple[int, list[str] | str]]:
         end = reader.line_num
 
 
-def _decode(data: bytes) -> str:
+def decode_csv(data: bytes) -> str:
     try:
         # utf-8-sig: Excel's "CSV UTF-8" starts with a byte order mark.
         return data.decode("utf-8-sig")
@@ -392,28 +392,30 @@ def _decode(data: bytes) -> str:
                               "'CSV UTF-8')") from None
 
 
-def _delimiter(text: str) -> str:
+def csv_delimiter(text: str) -> str:
     # The column names contain neither, so the header says which one the file uses:
     # ";" from spreadsheets in Latvian (and most European) locales, "," elsewhere.
     header = text.lstrip("\r\n").split("\n", 1)[0]
     return ";" if header.count(";") > header.count(",") else ","
 
 
-def _header(records: Iterator[tuple[int, list[str] | str]]) -> list[str]:
+def read_header(records: Iterator[tuple[int, list[str] | str]],
+                columns: Sequence[str] = COLUMNS) -> list[str]:
+    """The column names of the first non-blank record; every one of `columns`, no other."""
     for line, fields in records:
         if isinstance(fields, str):
             raise ImportFileError(f"line {line}: {fields}")
         if not any(f.strip() for f in fields):
             continue
         names = [f.strip().lower() for f in fields]
-        unknown = [n for n in names if n not in COLUMNS]
-        missing = [c for c in COLUMNS if c not in names]
+        unknown = [n for n in names if n not in columns]
+        missing = [c for c in columns if c not in names]
         twice = sorted({n for n in names if names.count(n) > 1})
         if unknown or missing or twice:
             problems = [f"{what}: {', '.join(found)}" for what, found in
                         (("unknown", unknown), ("missing", missing), ("twice", twice)) if found]
             raise ImportFileError(
-                f"line {line}: the header must name the columns {', '.join(COLUMNS)} "
+                f"line {line}: the header must name the columns {', '.join(columns)} "
                 f"(any order) — {'; '.join(problems)}")
         return names
     raise ImportFileError("the file is empty: the first line must name the columns")
@@ -425,11 +427,11 @@ def read_customer_file(data: bytes, progress: Progress | None = None) -> Custome
     A customer or contract number on two rows makes both rows errors: the file does not
     say which of them is right.
     """
-    text = _decode(data)
-    delimiter = _delimiter(text)
+    text = decode_csv(data)
+    delimiter = csv_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    records = _records(reader)
-    names = _header(records)
+    records = csv_records(reader)
+    names = read_header(records)
     total_lines = text.count("\n") + 1
 
     checked: list[tuple[int, _Checked]] = []
@@ -519,13 +521,13 @@ class ImportReport:
                 "errors": [e.as_dict() for e in self.errors]}
 
 
-def _chunks(values: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+def chunks(values: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
 
 
-def _matching(session: Session, query: Select[Any], column: ColumnElement[Any],
-              keys: Sequence[Any]) -> Iterator[Row[Any]]:
+def matching_rows(session: Session, query: Select[Any], column: ColumnElement[Any],
+                  keys: Sequence[Any]) -> Iterator[Row[Any]]:
     """The rows of `query`, with `column` added last, whose `column` is one of `keys`.
 
     Many keys: one scan of the whole table, filtered here. IN-list chunks would be scanned
@@ -537,7 +539,7 @@ def _matching(session: Session, query: Select[Any], column: ColumnElement[Any],
         wanted = set(keys)
         yield from (row for row in session.execute(query) if row[-1] in wanted)
         return
-    for chunk in _chunks(keys):
+    for chunk in chunks(keys):
         yield from session.execute(query.where(column.in_(chunk)))
 
 
@@ -546,9 +548,9 @@ def _load_existing(session: Session, numbers: Sequence[str]) -> dict[str, _Exist
     c, cc = _CUSTOMERS.c, _CONTRACTS.c
     query = select(c.id, *(c[name] for name in FIELDS))
     existing = {row[-1]: _Existing(row[0], tuple(row[1:-1]))
-                for row in _matching(session, query, c.number, numbers)}
+                for row in matching_rows(session, query, c.number, numbers)}
     by_id = {e.id: e for e in existing.values()}
-    for contract_id, number, customer_id in _matching(
+    for contract_id, number, customer_id in matching_rows(
             session, select(cc.id, cc.number), cc.customer_id, list(by_id)):
         by_id[customer_id].contracts[number] = contract_id
     return existing
@@ -558,8 +560,8 @@ def _contract_owners(session: Session, contracts: Sequence[str]) -> dict[str, st
     """Contract number -> the number of the customer holding it now."""
     c, cc = _CUSTOMERS.c, _CONTRACTS.c
     query = select(c.number).join_from(_CONTRACTS, _CUSTOMERS, c.id == cc.customer_id)
-    return {contract: owner for owner, contract in _matching(session, query, cc.number,
-                                                              contracts)}
+    return {contract: owner for owner, contract in matching_rows(session, query,
+                                                                  cc.number, contracts)}
 
 
 def _reject_taken_contracts(parsed: CustomerFile, accepted: dict[str, tuple[int, CustomerRow]],
@@ -666,12 +668,12 @@ def _write(session: Session, added: list[CustomerRow],
     # unique).
     stale = [contract_id for old, row in updated for number, contract_id in old.contracts.items()
              if number not in row.contract_numbers]
-    for chunk in _chunks(stale):
+    for chunk in chunks(stale):
         session.execute(delete(_CONTRACTS).where(_CONTRACTS.c.id.in_(chunk)))
 
     new_contracts: list[dict[str, Any]] = []
     set_values = update(_CUSTOMERS).where(c.id == bindparam("customer_id"))
-    for batch in _chunks(updated, _BATCH):
+    for batch in chunks(updated, _BATCH):
         session.execute(set_values, [
             {"customer_id": old.id, "updated_at": now, **dict(zip(FIELDS, row.values(),
                                                                    strict=True))}
@@ -680,18 +682,18 @@ def _write(session: Session, added: list[CustomerRow],
                              for n in row.contract_numbers if n not in old.contracts)
         step(len(batch))
 
-    for batch in _chunks(added, _BATCH):
+    for batch in chunks(added, _BATCH):
         session.execute(insert(_CUSTOMERS), [
             {"number": row.number, "created_at": now, "updated_at": now,
              **dict(zip(FIELDS, row.values(), strict=True))} for row in batch])
         step(len(batch))
     if any(row.contract_numbers for row in added):
-        ids = {number: id_ for id_, number in _matching(
+        ids = {number: id_ for id_, number in matching_rows(
             session, select(c.id), c.number, [row.number for row in added])}
         new_contracts.extend({"customer_id": ids[row.number], "number": n} for row in added
                              for n in row.contract_numbers)
 
-    for batch in _chunks(new_contracts, _BATCH):
+    for batch in chunks(new_contracts, _BATCH):
         session.execute(insert(_CONTRACTS), list(batch))
 
 

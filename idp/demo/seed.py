@@ -3,6 +3,7 @@ client. Idempotent: a second run changes nothing and prints the same login."""
 
 from __future__ import annotations
 
+from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -10,6 +11,7 @@ from idp.accounts.services import create_user, find_user_by_email
 from idp.models import Client, Customer, CustomerContract
 from idp.models.customers import PERSON
 from idp.oidc import registry
+from idp.providers_admin import add_provider, find_provider
 from idp.security import Passwords
 from idp.settings import Settings
 
@@ -23,6 +25,11 @@ DEMO_NEW_CUSTOMERS = (
     ("200300400", "Anna", "Liepa", "01019010001", "L-200300400"),
     ("300400500", "Pēteris", "Ozols", "32098765438", "L-300400500"),
 )
+# The IdP as a client of the DEMO eParaksts simulator, served at {issuer}/demo-eparaksts in
+# demo mode (idp/pages.py); the callback is the login pages' /upstream/callback/<provider>.
+DEMO_EPARAKSTS_PREFIX = "/demo-eparaksts"
+DEMO_EPARAKSTS_CLIENT_ID = "demo-idp"
+DEMO_EPARAKSTS_SECRET = "demo-eparaksts-secret-not-for-production"  # noqa: S105 (demo only)
 
 
 def seed(session: Session, passwords: Passwords, settings: Settings) -> list[str]:
@@ -56,6 +63,7 @@ def seed(session: Session, passwords: Passwords, settings: Settings) -> list[str
         )
         lines.append(f"confidential client {CONFIDENTIAL_CLIENT_ID} secret (shown once): "
                      f"{new.secret}")
+    lines.extend(_seed_upstream_providers(session, settings))
     session.commit()
     number, _given, _family, code, _contract = DEMO_NEW_CUSTOMERS[0]
     lines[:0] = [
@@ -66,3 +74,39 @@ def seed(session: Session, passwords: Passwords, settings: Settings) -> list[str
         f"{code[:6]}-{code[6:]} (mails: {settings.instance_dir / 'mail'})",
     ]
     return lines
+
+
+def _seed_upstream_providers(session: Session, settings: Settings) -> list[str]:
+    """The DEMO upstreams (simulators mounted in demo mode by idp/pages.py), if missing."""
+    from idp.demo import bank_sim
+
+    lines = []
+    if find_provider(session, "demo-bank") is None:
+        add_provider(
+            session, settings, name="demo-bank", kind="oidc", method="bank",
+            display_name="DEMO bank", base_url=bank_sim.issuer_for(settings.issuer),
+            client_id=bank_sim.CLIENT_ID, client_secret=bank_sim.CLIENT_SECRET,
+            options={"personal_code_claim": "personal_code",
+                     "acr_map": {bank_sim.ACR: "substantial"}},
+        )
+        lines.append(f"upstream provider demo-bank: {bank_sim.issuer_for(settings.issuer)}")
+    if find_provider(session, "demo-eparaksts") is None:
+        add_provider(
+            session, settings, name="demo-eparaksts", kind="eparaksts", method="esignature",
+            display_name="DEMO eParaksts", base_url=settings.issuer + DEMO_EPARAKSTS_PREFIX,
+            client_id=DEMO_EPARAKSTS_CLIENT_ID, client_secret=DEMO_EPARAKSTS_SECRET,
+            options={},
+        )
+        lines.append(f"upstream provider demo-eparaksts: {settings.issuer}"
+                     f"{DEMO_EPARAKSTS_PREFIX}")
+    return lines
+
+
+def eparaksts_simulator(settings: Settings) -> Flask:
+    """The DEMO eParaksts simulator, knowing the IdP as the client seeded above."""
+    from idp.demo import eparaksts_sim
+
+    callback = f"{settings.issuer}/upstream/callback/demo-eparaksts"
+    return eparaksts_sim.create_simulator(
+        {DEMO_EPARAKSTS_CLIENT_ID: eparaksts_sim.SimClient(DEMO_EPARAKSTS_SECRET, (callback,))},
+        require_pkce=True)

@@ -64,6 +64,10 @@ class UpstreamLogin(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
     # Set once, atomically, by the callback that uses it (a replayed callback finds it used).
     used_at: Mapped[dt.datetime | None] = mapped_column()
+    # After the callback of a registration: the verified identity (encrypted, it holds the
+    # personal code) waiting for the short registration form, found by this token's hash.
+    identity_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    form_token_hash: Mapped[str | None] = mapped_column(String(128), unique=True)
 
 
 class UpstreamLink(Base):

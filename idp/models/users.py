@@ -47,6 +47,9 @@ class User(Base):
     # A user of the previous portal (flow 4): first login by bank or eSignature only, then
     # the contact form must be confirmed before anything else.
     legacy: Mapped[bool] = mapped_column(default=False)
+    # The personal code the previous portal had for a legacy user: NOT verified. Their first
+    # bank or eSignature login must assert the same code; it then becomes the verified one.
+    legacy_personal_code: Mapped[str | None] = mapped_column(String(16), index=True)
     # The person still owes the contact-information form (legacy users, bank registration).
     contact_confirmed: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

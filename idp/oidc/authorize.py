@@ -59,7 +59,7 @@ class ProtocolError(OAuth2Error):
 class Outcome:
     """What the endpoint answers: an HTML error page, a redirect, or a page to show."""
 
-    kind: str  # "error_page" | "redirect" | "login" | "consent"
+    kind: str  # "error_page" | "redirect" | "login" | "contact" | "consent"
     location: str = ""
     error: str = ""
     description: str = ""
@@ -152,6 +152,9 @@ def process(
         and (
             bool(prompts & {"login", "select_account"})
             or _too_old(browser, params.get("max_age"))
+            # Step-up: a bank or eSignature login, not a silent low-assurance token. After
+            # a login here the ID token's acr tells the truth whatever was reached.
+            or below(browser.acr, required_assurance(params))
         )
     )
     consented_here = bool(interaction and interaction.consented)
@@ -162,12 +165,17 @@ def process(
             and consent_services.missing_scopes(session, browser.user_id, client.id, scope)
         )
     )
-    if "none" in prompts and (needs_login or needs_consent):
-        error = "login_required" if needs_login else "consent_required"
+    # DOMAIN.md flow 4 (and flow 1): a person who still owes the contact-information form
+    # gets no code for any client until it is confirmed.
+    needs_contact = (not needs_login and browser is not None
+                     and not browser.user.contact_confirmed)
+    if "none" in prompts and (needs_login or needs_contact or needs_consent):
+        error = ("login_required" if needs_login else
+                 "interaction_required" if needs_contact else "consent_required")
         return _error_redirect(
             issuer, redirect_uri, ProtocolError(error, "The person must interact."), state
         )
-    if needs_login or needs_consent:
+    if needs_login or needs_contact or needs_consent:
         if interaction is None:
             interaction = Interaction(
                 id=new_token(24),
@@ -177,7 +185,8 @@ def process(
             )
             session.add(interaction)
             session.commit()
-        return Outcome("login" if needs_login else "consent", interaction_id=interaction.id)
+        kind = "login" if needs_login else "contact" if needs_contact else "consent"
+        return Outcome(kind, interaction_id=interaction.id)
 
     assert browser is not None
     if interaction is not None:
@@ -220,6 +229,25 @@ def may_continue_as(browser: BrowserSession | None, params: MultiDict[str, str])
         and "login" not in prompts
         and not _too_old(browser, params.get("max_age"))
     )
+
+
+# DOMAIN.md, "Ways to log in": the assurance levels, weakest first (acr values).
+ASSURANCE_LEVELS = ("low", "substantial", "high")
+
+
+def required_assurance(params: MultiDict[str, str]) -> str | None:
+    """Step-up: the weakest level the client named in `acr_values` (a space-separated list
+    of acceptable values, OIDC Core §3.1.2.1); None when it named none we know."""
+    wanted = [v for v in (params.get("acr_values") or "").split() if v in ASSURANCE_LEVELS]
+    return min(wanted, key=ASSURANCE_LEVELS.index) if wanted else None
+
+
+def below(acr: str, required: str | None) -> bool:
+    """True when a session at `acr` is weaker than `required`."""
+    if required is None:
+        return False
+    rank = ASSURANCE_LEVELS.index(acr) if acr in ASSURANCE_LEVELS else -1
+    return rank < ASSURANCE_LEVELS.index(required)
 
 
 def _too_old(browser: BrowserSession, max_age: str | None) -> bool:

@@ -98,7 +98,8 @@ def _answer(outcome: authorize.Outcome) -> Response:
     if outcome.interaction_id not in known:
         # Remember the few most recent paused requests of this browser (several tabs).
         session["interactions"] = [*known[-4:], outcome.interaction_id]
-    endpoint = "accounts.login" if outcome.kind == "login" else "consent.consent_page"
+    endpoint = {"login": "accounts.login", "contact": "accounts.contact"}.get(
+        outcome.kind, "consent.consent_page")
     return redirect(url_for(endpoint, interaction=outcome.interaction_id), code=302)
 
 
@@ -267,7 +268,7 @@ def discovery_document(issuer: str, scopes: tuple[str, ...], claims: tuple[str, 
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
         "prompt_values_supported": sorted(authorize.SUPPORTED_PROMPTS),
-        "acr_values_supported": ["low"],
+        "acr_values_supported": list(authorize.ASSURANCE_LEVELS),
         "ui_locales_supported": locales,
         "claim_types_supported": ["normal"],
     }

@@ -27,7 +27,10 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('expires_at', sa.DateTime(), nullable=False),
     sa.Column('used_at', sa.DateTime(), nullable=True),
+    sa.Column('identity_encrypted', sa.LargeBinary(), nullable=True),
+    sa.Column('form_token_hash', sa.String(length=128), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_upstream_logins')),
+    sa.UniqueConstraint('form_token_hash', name=op.f('uq_upstream_logins_form_token_hash')),
     sa.UniqueConstraint('state_hash', name=op.f('uq_upstream_logins_state_hash'))
     )
     with op.batch_alter_table('upstream_logins', schema=None) as batch_op:
@@ -71,6 +74,10 @@ def upgrade() -> None:
                                       server_default=sa.false()))
         batch_op.add_column(sa.Column('contact_confirmed', sa.Boolean(), nullable=False,
                                       server_default=sa.true()))
+        batch_op.add_column(sa.Column('legacy_personal_code', sa.String(length=16),
+                                      nullable=True))
+        batch_op.create_index(batch_op.f('ix_users_legacy_personal_code'),
+                              ['legacy_personal_code'], unique=False)
         batch_op.create_unique_constraint(batch_op.f('uq_users_verified_personal_code'),
                                           ['verified_personal_code'])
 
@@ -82,6 +89,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('uq_users_verified_personal_code'), type_='unique')
+        batch_op.drop_index(batch_op.f('ix_users_legacy_personal_code'))
+        batch_op.drop_column('legacy_personal_code')
         batch_op.drop_column('contact_confirmed')
         batch_op.drop_column('legacy')
         batch_op.drop_column('verified_personal_code')

@@ -184,7 +184,7 @@ def test_a_progress_bar_only_on_a_terminal_and_never_with_json(
     path = write_csv(tmp_path, HEADER, JANIS, GAZE)
     assert "checking rows" not in run(runner, "import", path, "--dry-run").output
 
-    monkeypatch.setattr(customers_cli, "_on_terminal", lambda: True)
+    monkeypatch.setattr(customers_cli, "on_terminal", lambda: True)
     assert "checking rows" in run(runner, "import", path, "--dry-run").output
     result = run(runner, "import", path, "--dry-run", "--json")
     assert json.loads(result.stdout)["added"] == 2

@@ -1,0 +1,343 @@
+"""Users of the previous portal (DOMAIN.md flow 4): the CSV import that loads them.
+
+A legacy user has no password: the first login must be by bank or eSignature asserting the
+personal code loaded here (idp.accounts.upstream._legacy_user), then the contact form comes
+before anything else (contact_confirmed False). The file is read and reported with the
+customer import's machinery (idp.customers.services); functions never commit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from idp.accounts.registration import CONTRACTOR
+from idp.accounts.services import AccountError, normalize_email
+from idp.customers.services import (
+    CustomerDataError,
+    ImportConflict,
+    ImportReport,
+    Progress,
+    RowError,
+    chunks,
+    clean_text,
+    csv_delimiter,
+    csv_records,
+    decode_csv,
+    matching_rows,
+    normalize_personal_code,
+    normalize_phone,
+    read_header,
+)
+from idp.db import READ_ONLY
+from idp.models import Customer, Membership, User
+from idp.models.users import ACTIVE
+
+T = TypeVar("T")
+
+# Every column must be in the header (any order), phone too though its value may be empty:
+# as in the customer import, a missing column would leave it unclear whether an existing
+# user's value is to be kept or cleared.
+COLUMNS: tuple[str, ...] = ("email", "name", "personal_code", "customer_number", "phone")
+
+_USERS: Table = User.__table__  # type: ignore[assignment]
+_MEMBERSHIPS: Table = Membership.__table__  # type: ignore[assignment]
+EMAIL_MAX: int = _USERS.c.email.type.length  # type: ignore[attr-defined]
+NAME_MAX: int = _USERS.c.name.type.length  # type: ignore[attr-defined]
+
+# Rows per bulk statement when writing, so the progress bar moves.
+_BATCH = 5000
+
+EMAIL_TAKEN = "an account with this e-mail already exists"
+CODE_TAKEN = "this personal code belongs to another user"
+NO_CUSTOMER = "no customer with this number"
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyUserRow:
+    """One previous-portal user as the file states it, validated and normalised."""
+
+    email: str  # normalised (User.email)
+    email_display: str  # as typed, trimmed
+    name: str
+    personal_code: str  # 11 digits, NOT verified
+    customer_number: str
+    phone: str | None
+
+    def values(self) -> tuple[str, str | None, str]:
+        """What an update may change: name, phone, legacy_personal_code."""
+        return (self.name, self.phone, self.personal_code)
+
+
+@dataclass(slots=True)
+class LegacyUserFile:
+    rows: list[tuple[int, LegacyUserRow]]  # (line, row) of every valid row
+    errors: list[RowError]
+    delimiter: str
+
+
+def _email(value: str) -> tuple[str, str]:
+    if len(value) > EMAIL_MAX:
+        raise CustomerDataError(f"longer than {EMAIL_MAX} characters")
+    try:
+        return normalize_email(value), value
+    except AccountError as exc:
+        raise CustomerDataError(str(exc)) from None
+
+
+def _name(value: str) -> str:
+    name = clean_text(value, NAME_MAX)
+    if not name:
+        raise CustomerDataError("required")
+    return name
+
+
+@dataclass(slots=True)
+class _Checked:
+    row: LegacyUserRow | None
+    reasons: list[str]
+    # Parsed even when the row has other problems, to find duplicates across the file.
+    email: str | None
+    personal_code: str | None
+    customer_number: str | None
+
+
+def _check_row(raw: Mapping[str, str]) -> _Checked:
+    reasons: list[str] = []
+    values = {column: value.strip() for column, value in raw.items()}
+
+    def parsed(column: str, parse: Callable[[str], T], required: bool = True) -> T | None:
+        if not values[column]:
+            if required:
+                reasons.append(f"{column}: required")
+            return None
+        try:
+            return parse(values[column])
+        except CustomerDataError as exc:
+            reasons.append(f"{column}: {exc}")
+            return None
+
+    email = parsed("email", _email)
+    name = parsed("name", _name)
+    code = parsed("personal_code", normalize_personal_code)
+    number = parsed("customer_number", str)
+    phone = parsed("phone", normalize_phone, required=False)
+    row = None
+    if not reasons and email and name and code and number:
+        row = LegacyUserRow(email=email[0], email_display=email[1], name=name,
+                            personal_code=code, customer_number=number, phone=phone)
+    return _Checked(row, reasons, email[0] if email else None, code, number)
+
+
+def read_legacy_file(data: bytes, progress: Progress | None = None) -> LegacyUserFile:
+    """Check every row of a CSV file (UTF-8, header row, `,` or `;`), without the database.
+
+    An e-mail or personal code on two rows makes every such row an error: the file does not
+    say which of them is right.
+    """
+    text = decode_csv(data)
+    delimiter = csv_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    records = csv_records(reader)
+    names = read_header(records, COLUMNS)
+    total_lines = text.count("\n") + 1
+
+    checked: list[tuple[int, _Checked]] = []
+    errors: list[RowError] = []
+    for line, fields in records:
+        if progress and line % 1000 == 0:
+            progress("checking rows", line, total_lines)
+        if isinstance(fields, str):
+            errors.append(RowError(line, [fields]))
+        elif not any(f.strip() for f in fields):
+            continue  # blank line, or a row of empty cells as spreadsheets export them
+        elif len(fields) != len(names):
+            errors.append(RowError(line, [f"expected {len(names)} fields, found "
+                                          f"{len(fields)}"]))
+        else:
+            checked.append((line, _check_row(dict(zip(names, fields, strict=True)))))
+    if progress:
+        progress("checking rows", total_lines, total_lines)
+
+    seen: dict[str, dict[str, list[int]]] = {"email": defaultdict(list),
+                                             "personal_code": defaultdict(list)}
+    for line, check in checked:
+        if check.email:
+            seen["email"][check.email].append(line)
+        if check.personal_code:
+            seen["personal_code"][check.personal_code].append(line)
+    extra: dict[int, list[str]] = defaultdict(list)
+    for column, occurrences in seen.items():
+        for value, lines in occurrences.items():
+            if len(lines) > 1:
+                on = ", ".join(map(str, lines))
+                for line in lines:
+                    extra[line].append(f"{column}: {value} is on lines {on}")
+
+    rows: list[tuple[int, LegacyUserRow]] = []
+    for line, check in checked:
+        reasons = check.reasons + extra.get(line, [])
+        if reasons or check.row is None:
+            errors.append(RowError(line, reasons, check.customer_number))
+        else:
+            rows.append((line, check.row))
+    errors.sort(key=lambda e: e.line)
+    return LegacyUserFile(rows, errors, delimiter)
+
+
+# --- import ----------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _Existing:
+    id: int
+    legacy: bool
+    verified_personal_code: str | None
+    values: tuple[str, str | None, str | None]  # name, phone, legacy_personal_code
+    customer_ids: set[int]
+
+
+def _load_users(session: Session, emails: list[str]) -> dict[str, _Existing]:
+    u, m = _USERS.c, _MEMBERSHIPS.c
+    query = select(u.id, u.legacy, u.verified_personal_code, u.name, u.phone,
+                   u.legacy_personal_code)
+    users = {row[-1]: _Existing(row[0], row[1], row[2], (row[3], row[4], row[5]), set())
+             for row in matching_rows(session, query, u.email, emails)}
+    legacy = {e.id: e for e in users.values() if e.legacy}
+    for customer_id, user_id in matching_rows(session, select(m.customer_id), m.user_id,
+                                              list(legacy)):
+        legacy[user_id].customer_ids.add(customer_id)
+    return users
+
+
+def _code_owners(session: Session, codes: list[str]) -> dict[str, set[int]]:
+    """Personal code -> the users holding it: verified, or loaded for another legacy user."""
+    u = _USERS.c
+    owners: dict[str, set[int]] = defaultdict(set)
+    for user_id, code in matching_rows(session, select(u.id), u.verified_personal_code, codes):
+        owners[code].add(user_id)
+    for user_id, code in matching_rows(session, select(u.id).where(u.legacy.is_(True)),
+                                       u.legacy_personal_code, codes):
+        owners[code].add(user_id)
+    return owners
+
+
+def import_legacy_users(session: Session, data: bytes, *, skip_invalid: bool = False,
+                        dry_run: bool = False, progress: Progress | None = None) -> ImportReport:
+    """Import previous-portal users from CSV: upsert by normalised e-mail, in the caller's
+    transaction, each user the contractor of the customer its row names.
+
+    A new row makes a legacy user without a password (active, e-mail not verified, contact
+    form owed). An existing legacy user gets the file's name, phone and personal code, and
+    the membership if missing (never removed, role or state never changed). Row errors,
+    besides the values: an unknown customer number, an e-mail of a non-legacy account (never
+    touched), a personal code of another user. A legacy user who has already logged in by
+    bank or eSignature owns the data now: the row is counted unchanged and not applied.
+    Nothing is written when a row has errors unless skip_invalid, nor when dry_run.
+    Raises ImportFileError for a file that cannot be read at all.
+    """
+    parsed = read_legacy_file(data, progress)
+    if dry_run and not session.in_transaction():
+        # On SQLite a read-only transaction does not take the write lock.
+        session.connection(execution_options=READ_ONLY)
+    rows = parsed.rows
+    if progress:
+        progress("comparing with the database", 0, 3)
+    customers = {number: id_ for id_, number in matching_rows(
+        session, select(Customer.id), Customer.number, sorted({r.customer_number
+                                                               for _l, r in rows}))}
+    if progress:
+        progress("comparing with the database", 1, 3)
+    users = _load_users(session, [r.email for _l, r in rows])
+    if progress:
+        progress("comparing with the database", 2, 3)
+    owners = _code_owners(session, [r.personal_code for _l, r in rows])
+    if progress:
+        progress("comparing with the database", 3, 3)
+
+    errors = list(parsed.errors)
+    added: list[tuple[LegacyUserRow, int]] = []  # (row, customer id)
+    updated: list[tuple[_Existing, LegacyUserRow, int]] = []
+    unchanged = 0
+    for line, row in rows:
+        old = users.get(row.email)
+        reasons = []
+        customer_id = customers.get(row.customer_number)
+        if customer_id is None:
+            reasons.append(f"customer_number: {NO_CUSTOMER}")
+        if old is not None and not old.legacy:
+            reasons.append(f"email: {EMAIL_TAKEN}")
+        if owners.get(row.personal_code, set()) - {old.id if old else -1}:
+            reasons.append(f"personal_code: {CODE_TAKEN}")
+        if reasons or customer_id is None:
+            errors.append(RowError(line, reasons, row.customer_number))
+        elif old is None:
+            added.append((row, customer_id))
+        elif old.verified_personal_code is not None or (
+                old.values == row.values() and customer_id in old.customer_ids):
+            unchanged += 1
+        else:
+            updated.append((old, row, customer_id))
+    errors.sort(key=lambda e: e.line)
+
+    report = ImportReport(len(added), len(updated), unchanged, errors, dry_run=dry_run,
+                          refused=bool(errors) and not skip_invalid)
+    if not report.imported or not (added or updated):
+        return report
+    try:
+        _write(session, added, updated, progress)
+    except IntegrityError:
+        # Only a concurrent writer can cause this: every constraint was checked above.
+        raise ImportConflict("the users changed during the import; nothing was written, "
+                             "run it again") from None
+    report.written = True
+    return report
+
+
+def _write(session: Session, added: list[tuple[LegacyUserRow, int]],
+           updated: list[tuple[_Existing, LegacyUserRow, int]],
+           progress: Progress | None) -> None:
+    """Bulk statements, as the customer import (executemany, no ORM flush per user)."""
+    u = _USERS.c
+    total = len(added) + len(updated)
+    done = 0
+
+    def step(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress:
+            progress("writing", done, total)
+
+    memberships: list[dict[str, Any]] = []
+    set_values = update(_USERS).where(u.id == bindparam("user_id"))
+    for batch in chunks(updated, _BATCH):
+        session.execute(set_values, [
+            {"user_id": old.id, "name": row.name, "phone": row.phone,
+             "legacy_personal_code": row.personal_code} for old, row, _c in batch])
+        memberships.extend({"user_id": old.id, "customer_id": customer_id, "role": CONTRACTOR}
+                           for old, _row, customer_id in batch
+                           if customer_id not in old.customer_ids)
+        step(len(batch))
+
+    for batch in chunks(added, _BATCH):
+        session.execute(insert(_USERS), [
+            {"email": row.email, "email_display": row.email_display, "name": row.name,
+             "phone": row.phone, "password_hash": None, "status": ACTIVE,
+             "email_verified": False, "legacy": True, "contact_confirmed": False,
+             "legacy_personal_code": row.personal_code} for row, _c in batch])
+        step(len(batch))
+    if added:
+        ids = {email: id_ for id_, email in matching_rows(
+            session, select(u.id), u.email, [row.email for row, _c in added])}
+        memberships.extend({"user_id": ids[row.email], "customer_id": customer_id,
+                            "role": CONTRACTOR} for row, customer_id in added)
+
+    for batch in chunks(memberships, _BATCH):
+        session.execute(insert(_MEMBERSHIPS), list(batch))

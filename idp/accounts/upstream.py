@@ -1,0 +1,256 @@
+"""From an upstream login (bank, eSignature) to a person: DOMAIN.md flows 1 and 3.
+
+The connector (providers/) only verifies who the person is. Here that identity becomes an
+account: a known verified personal code logs in; an account registered by e-mail for the
+same private-person customer is linked (only on a code asserted at `substantial` or
+`high`, never on an e-mail address); a customer without an account registers with a short
+form; anyone else gets the "customer data must be put right" page.
+
+What the connector must check at the callback (state, nonce, PKCE verifier) is kept in the
+database, encrypted, so the callback may arrive on any app instance and without cookies
+(a cross-site form_post), and is used up atomically exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from idp import mail
+from idp.accounts.registration import CONTRACTOR, create_pending_user, send_confirmation
+from idp.accounts.services import find_user_by_email, normalize_email
+from idp.db import utcnow
+from idp.models import Customer, Membership, UpstreamLink, UpstreamLogin, User
+from idp.models.customers import PERSON
+from idp.models.users import ACTIVE
+from idp.security import hash_secret, new_token
+from idp.settings import Settings
+from providers.base import UpstreamProvider, VerifiedIdentity
+
+# Assurance levels a personal code must come with before we link an account on it.
+LINKING_ASSURANCE = frozenset({"substantial", "high"})
+
+
+def _fernet(settings: Settings) -> Fernet:
+    return Fernet(settings.effective_key_encryption_key)
+
+
+def begin(session: Session, settings: Settings, connector: UpstreamProvider, *,
+          callback_url: str, interaction_id: str | None) -> str:
+    """Start an upstream login; returns where to send the browser."""
+    start = connector.start_login(callback_url)
+    now = utcnow()
+    session.add(UpstreamLogin(
+        state_hash=hash_secret(start.state), provider=connector.name,
+        pending_encrypted=_fernet(settings).encrypt(json.dumps(start.pending).encode()),
+        purpose="login", interaction_id=interaction_id, created_at=now,
+        expires_at=now + dt.timedelta(seconds=settings.upstream_login_lifetime)))
+    return start.redirect_url
+
+
+@dataclass(frozen=True)
+class TakenLogin:
+    provider: str
+    pending: dict[str, Any]
+    interaction_id: str | None
+    row_id: int
+
+
+def take(session: Session, settings: Settings, provider: str, state: str) -> TakenLogin | None:
+    """The login in flight that this callback answers, used up exactly once (a replayed or
+    late callback, or one for another provider, finds nothing)."""
+    if not state or len(state) > 512:
+        return None
+    state_hash = hash_secret(state)
+    now = utcnow()
+    result = session.execute(
+        update(UpstreamLogin)
+        .where(UpstreamLogin.state_hash == state_hash, UpstreamLogin.provider == provider,
+               UpstreamLogin.used_at.is_(None), UpstreamLogin.expires_at > now)
+        .values(used_at=now)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        return None
+    row = session.scalar(select(UpstreamLogin).where(UpstreamLogin.state_hash == state_hash))
+    assert row is not None
+    try:
+        pending = json.loads(_fernet(settings).decrypt(row.pending_encrypted))
+    except InvalidToken:
+        return None
+    return TakenLogin(row.provider, pending, row.interaction_id, row.id)
+
+
+class Outcome(enum.Enum):
+    LOGGED_IN = "logged_in"
+    REGISTER = "register"  # a customer without an account: the short form comes next
+    NO_CUSTOMER = "no_customer"
+    # The customer already has a portal account that this login could not be linked to
+    # (a low-assurance code, or more than one candidate): no second account.
+    CUSTOMER_HAS_ACCOUNT = "customer_has_account"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    outcome: Outcome
+    user: User | None = None
+    # REGISTER: the token of the short registration form.
+    form_token: str | None = None
+
+
+def resolve(session: Session, settings: Settings, identity: VerifiedIdentity,
+            taken: TakenLogin) -> Resolution:
+    """Flow 3 (login), linking, or the start of flow 1 (registration)."""
+    user = _known_user(session, identity)
+    if user is None and identity.assurance in LINKING_ASSURANCE:
+        user = (_legacy_user(session, identity.personal_code)
+                or _linkable_user(session, identity.personal_code))
+        if user is not None:
+            user.verified_personal_code = identity.personal_code
+    if user is not None:
+        _remember_link(session, user, identity)
+        return Resolution(Outcome.LOGGED_IN, user=user)
+    customer = _person_customer(session, identity.personal_code)
+    if customer is None:
+        return Resolution(Outcome.NO_CUSTOMER)
+    if session.scalar(select(Membership.id).where(
+            Membership.customer_id == customer.id, Membership.role == CONTRACTOR,
+            Membership.state == "active").limit(1)) is not None:
+        return Resolution(Outcome.CUSTOMER_HAS_ACCOUNT)
+    form_token = new_token(32)
+    session.execute(
+        update(UpstreamLogin).where(UpstreamLogin.id == taken.row_id)
+        .values(identity_encrypted=_fernet(settings).encrypt(
+                    json.dumps(asdict(identity)).encode()),
+                form_token_hash=hash_secret(form_token),
+                expires_at=utcnow() + dt.timedelta(seconds=settings.upstream_login_lifetime))
+        .execution_options(synchronize_session=False))
+    return Resolution(Outcome.REGISTER, form_token=form_token)
+
+
+def _known_user(session: Session, identity: VerifiedIdentity) -> User | None:
+    by_code = session.scalar(select(User).where(
+        User.verified_personal_code == identity.personal_code))
+    if by_code is not None:
+        return by_code if by_code.status == ACTIVE else None
+    link = session.scalar(select(UpstreamLink).where(
+        UpstreamLink.provider == identity.provider, UpstreamLink.subject == identity.subject))
+    if link is None:
+        return None
+    user = session.get(User, link.user_id)
+    # A link made for another code must not log in a different person.
+    if user is None or user.status != ACTIVE or (
+            user.verified_personal_code not in (None, identity.personal_code)):
+        return None
+    return user
+
+
+def _legacy_user(session: Session, personal_code: str) -> User | None:
+    """Flow 4: a user of the previous portal whose (unverified) code the bank now asserts.
+    Their contact_confirmed is still False, so the contact form comes before anything."""
+    return session.scalar(select(User).where(
+        User.legacy.is_(True), User.legacy_personal_code == personal_code,
+        User.verified_personal_code.is_(None), User.status == ACTIVE).limit(1))
+
+
+def _linkable_user(session: Session, personal_code: str) -> User | None:
+    """The one active account, not yet linked to any verified code, that acts as contractor
+    for the private-person customer with this personal code (registered by e-mail with
+    that customer's data). Two candidates: link none (support sorts it out)."""
+    candidates = list(session.scalars(
+        select(User).join(Membership, Membership.user_id == User.id)
+        .join(Customer, Customer.id == Membership.customer_id)
+        .where(Customer.kind == PERSON, Customer.personal_code == personal_code,
+               Membership.role == CONTRACTOR, Membership.state == "active",
+               User.status == ACTIVE, User.verified_personal_code.is_(None))
+        .distinct().limit(2)))
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _person_customer(session: Session, personal_code: str) -> Customer | None:
+    return session.scalar(select(Customer).where(
+        Customer.kind == PERSON, Customer.personal_code == personal_code)
+        .order_by(Customer.id).limit(1))
+
+
+def _remember_link(session: Session, user: User, identity: VerifiedIdentity) -> None:
+    link = session.scalar(select(UpstreamLink).where(
+        UpstreamLink.provider == identity.provider, UpstreamLink.subject == identity.subject))
+    if link is None:
+        session.add(UpstreamLink(user_id=user.id, provider=identity.provider,
+                                 subject=identity.subject))
+    elif link.user_id == user.id:
+        link.last_login_at = utcnow()
+
+
+# --- flow 1: the short registration form after a bank login -----------------------------------
+
+
+@dataclass(frozen=True)
+class PendingRegistration:
+    identity: VerifiedIdentity
+    interaction_id: str | None
+    row_id: int
+
+
+def pending_registration(session: Session, settings: Settings,
+                         form_token: str) -> PendingRegistration | None:
+    if not form_token or len(form_token) > 128:
+        return None
+    row = session.scalar(select(UpstreamLogin).where(
+        UpstreamLogin.form_token_hash == hash_secret(form_token),
+        UpstreamLogin.expires_at > utcnow(), UpstreamLogin.identity_encrypted.is_not(None)))
+    if row is None or row.identity_encrypted is None:
+        return None
+    try:
+        data = json.loads(_fernet(settings).decrypt(row.identity_encrypted))
+    except InvalidToken:
+        return None
+    data["amr"] = tuple(data.get("amr") or ())
+    return PendingRegistration(VerifiedIdentity(**data), row.interaction_id, row.id)
+
+
+def register_verified(session: Session, settings: Settings, pending: PendingRegistration, *,
+                      email: str, phone: str | None, language: str | None) -> bool:
+    """Flow 1: an account for the verified person, pending until the confirmation link is
+    opened; linked to the upstream identity. Returns False when the form was already used
+    (double submission, another tab): the page answers the same either way. An address
+    that already has an account gets the "you already have an account" mail instead."""
+    used = session.execute(
+        update(UpstreamLogin)
+        .where(UpstreamLogin.id == pending.row_id, UpstreamLogin.identity_encrypted.is_not(None))
+        .values(identity_encrypted=None, form_token_hash=None)
+        .execution_options(synchronize_session=False))
+    if used.rowcount != 1:
+        return False
+    identity = pending.identity
+    customer = _person_customer(session, identity.personal_code)
+    if customer is None or session.scalar(select(User.id).where(
+            User.verified_personal_code == identity.personal_code)) is not None:
+        return False
+    normalized = normalize_email(email)
+    name = f"{identity.given_name} {identity.family_name}".strip() or customer.name
+    user = create_pending_user(session, email=normalized, email_display=email.strip(),
+                               name=name, password_hash=None, language=language,
+                               phone=phone or None,
+                               verified_personal_code=identity.personal_code)
+    if user is None:  # the address already has an account (or won a concurrent race)
+        existing = find_user_by_email(session, normalized)
+        if existing is not None:
+            mail.enqueue(session, to=existing.email_display, template="already_registered",
+                         language=existing.language or language, name=existing.name,
+                         login_url=settings.issuer + "/login",
+                         reset_url=settings.issuer + "/forgot-password")
+        return True
+    session.add(Membership(user_id=user.id, customer_id=customer.id, role=CONTRACTOR))
+    session.add(UpstreamLink(user_id=user.id, provider=identity.provider,
+                             subject=identity.subject))
+    send_confirmation(session, settings, user, customer, interaction_id=pending.interaction_id,
+                      language=language)
+    return True

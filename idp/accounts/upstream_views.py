@@ -1,0 +1,163 @@
+"""Pages of the bank and eSignature logins: the start (a button on the login page), the
+callback from the provider, and the short registration form of flow 1. Thin: the rules are
+in idp/accounts/upstream.py; the protocol is in providers/."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from idp.accounts import cookies, upstream
+from idp.accounts.forms import UpstreamRegistrationForm, UpstreamStartForm
+from idp.accounts.services import (
+    AccountError,
+    end_browser_session,
+    normalize_email,
+    start_browser_session,
+)
+from idp.db import db_session
+from idp.i18n import current_language
+from idp.models import UpstreamProviderConfig
+from idp.oidc.authorize import load_interaction
+from idp.providers_admin import ProviderError, connector_config
+from idp.settings import Settings
+from providers.base import UpstreamCancelled, UpstreamError, UpstreamProvider
+from providers.registry import build_connector
+
+bp = Blueprint("upstream", __name__)
+log = logging.getLogger("idp.upstream")
+
+
+def _settings() -> Settings:
+    return current_app.config["IDP_SETTINGS"]
+
+
+def _page(template: str, status: int = 200, **context: object) -> Response:
+    return Response(render_template(template, **context), status=status, mimetype="text/html")
+
+
+def _unavailable() -> Response:
+    """One page for every upstream failure: down, slow, garbage, a failed check."""
+    return _page("accounts/upstream_unavailable.html", status=502)
+
+
+def _connector(name: str) -> UpstreamProvider | None:
+    config_row = db_session().scalar(select(UpstreamProviderConfig).where(
+        UpstreamProviderConfig.name == name[:32], UpstreamProviderConfig.enabled.is_(True)))
+    if config_row is None:
+        return None
+    try:
+        return build_connector(connector_config(_settings(), config_row),
+                               _settings().upstream_timeout)
+    except (ProviderError, UpstreamError) as exc:
+        log.error("upstream %s cannot be used: %s", name, exc)
+        return None
+
+
+@bp.post("/login/upstream")
+def start() -> Response:
+    """The bank/eSignature button of the login page (a POST with the CSRF token)."""
+    form = UpstreamStartForm()
+    if not form.validate_on_submit():
+        return redirect(url_for("accounts.login"), 303)
+    connector = _connector(form.provider.data or "")
+    if connector is None:
+        return _unavailable()
+    session = db_session()
+    interaction = load_interaction(session, form.interaction.data or "")
+    callback = _settings().issuer + url_for("upstream.callback", provider=connector.name)
+    try:
+        target = upstream.begin(session, _settings(), connector, callback_url=callback,
+                                interaction_id=interaction.id if interaction else None)
+    except UpstreamError as exc:
+        session.rollback()
+        log.warning("upstream %s: the login could not start: %s", connector.name, exc)
+        return _unavailable()
+    session.commit()
+    return redirect(target, 303)
+
+
+@bp.route("/upstream/callback/<provider>", methods=["GET", "POST"])
+def callback(provider: str) -> Response:
+    """The provider sends the person back here (query or form_post). The state, not a
+    cookie, finds the login in flight, so a cross-site POST and another instance work."""
+    params = {k: v for k, v in request.values.items() if isinstance(v, str)}
+    session = db_session()
+    taken = upstream.take(session, _settings(), provider[:32], params.get("state", ""))
+    if taken is None:
+        session.commit()
+        return _page("accounts/upstream_expired.html", status=400)
+    session.commit()  # the state is used up whatever happens next
+    connector = _connector(provider)
+    if connector is None:
+        return _unavailable()
+    try:
+        identity = connector.finish_login(params, taken.pending)
+    except UpstreamCancelled:
+        return redirect(url_for("accounts.login", notice="cancelled",
+                                interaction=taken.interaction_id or None), 303)
+    except UpstreamError as exc:
+        log.warning("upstream %s: the login failed: %s", provider, exc)
+        return _unavailable()
+    resolution = upstream.resolve(session, _settings(), identity, taken)
+    if resolution.outcome in (upstream.Outcome.NO_CUSTOMER,
+                              upstream.Outcome.CUSTOMER_HAS_ACCOUNT):
+        session.commit()
+        reason = ("no_customer_upstream" if resolution.outcome is upstream.Outcome.NO_CUSTOMER
+                  else "customer_has_account")
+        return _page("accounts/register_refused.html", status=422, reason=reason,
+                     support=_settings().support_contact)
+    if resolution.outcome is upstream.Outcome.REGISTER:
+        session.commit()
+        return redirect(url_for("upstream.register", token=resolution.form_token), 303)
+    assert resolution.user is not None
+    end_browser_session(session, request.cookies.get(cookies.cookie_name()))
+    cookie_value, browser = start_browser_session(
+        session, _settings(), resolution.user, identity.assurance, list(identity.amr))
+    interaction = load_interaction(session, taken.interaction_id or "")
+    if interaction is not None:
+        interaction.login_sid = browser.sid
+    session.commit()
+    if not resolution.user.contact_confirmed:  # flow 4: the contact form first
+        target = url_for("accounts.contact", interaction=interaction.id if interaction else None)
+    elif interaction is not None:
+        target = url_for("oidc.resume", interaction=interaction.id)
+    else:
+        target = url_for("accounts.signed_in")
+    response = redirect(target, 303)
+    cookies.set_session_cookie(response, cookie_value)
+    return response
+
+
+@bp.route("/register/upstream/<token>", methods=["GET", "POST"])
+def register(token: str) -> Response:
+    """Flow 1: the bank proved who the person is; they add an e-mail address and phone."""
+    session = db_session()
+    pending = upstream.pending_registration(session, _settings(), token)
+    if pending is None:
+        return _page("accounts/upstream_expired.html", status=400)
+    form = UpstreamRegistrationForm()
+    if request.method == "POST" and _email_ok(form):
+        upstream.register_verified(session, _settings(), pending, email=form.email.data or "",
+                                   phone=(form.phone.data or "").strip() or None,
+                                   language=current_language())
+        session.commit()
+        return _page("accounts/check_mail.html", purpose="register",
+                     hours=_settings().confirmation_link_lifetime // 3600)
+    status = 400 if request.method == "POST" else 200
+    return _page("accounts/register_upstream.html", status=status, form=form,
+                 identity=pending.identity)
+
+
+def _email_ok(form: UpstreamRegistrationForm) -> bool:
+    ok = form.validate_on_submit()
+    try:
+        normalize_email(form.email.data or "")
+    except AccountError:
+        form.email.errors = [*form.email.errors, _(
+            "This is not an e-mail address. Check it, e.g. name@example.lv.")]
+        ok = False
+    return ok

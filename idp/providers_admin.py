@@ -1,0 +1,405 @@
+"""Upstream identity providers as admins configure them: the rules (services taking the DB
+session explicitly) and the `idp providers` command group.
+
+The client secret an upstream gave us is stored Fernet-encrypted with the key-encryption
+key, like signing keys (idp/keys.py), and is never printed or logged: descriptions say
+"set" or "not set". Connectors are built from a `ConnectorConfig` by providers/registry.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from cryptography.fernet import Fernet, InvalidToken
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.cli_output import json_option, print_rows
+from idp.db import db_session, utcnow
+from idp.models import UpstreamProviderConfig
+from idp.oidc.registry import RegistrationError, validate_redirect_uri
+from idp.settings import Settings
+from providers import registry as connectors
+from providers.base import ConnectorConfig, UpstreamError
+
+log = logging.getLogger(__name__)
+
+NAME_PATTERN = re.compile(r"[a-z0-9-]{2,32}")
+KINDS = ("oidc", "eparaksts")
+METHODS = ("bank", "esignature")
+# The methods each connector may serve: eParaksts is an eSignature by definition; a generic
+# OIDC upstream may be a bank or an eSignature provider (e.g. Smart-ID through a broker).
+KIND_METHODS = {"oidc": ("bank", "esignature"), "eparaksts": ("esignature",)}
+DEFAULT_METHOD = {"oidc": "bank", "eparaksts": "esignature"}
+# Column lengths of upstream_providers.
+MAX_DISPLAY_NAME = 100
+MAX_URL = 255
+MAX_CLIENT_ID = 255
+MAX_SECRET = 1024
+# The login page lists banks first, then eSignature (DOMAIN.md, "Ways to log in").
+METHOD_ORDER = {"bank": 0, "esignature": 1}
+
+
+class ProviderError(Exception):
+    """Bad provider data, an unknown provider, or a secret that cannot be decrypted; the
+    message is one line naming the problem (and never contains the secret)."""
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def validate_base_url(url: str) -> str:
+    """https only, plain http only on loopback: the rule relying apps' redirect URIs follow
+    (idp/oidc/registry.py, RFC 8252 §7.3); no query or fragment either (an OIDC issuer has
+    none, OpenID Connect Discovery §4.3)."""
+    if len(url) > MAX_URL:
+        raise ProviderError(f"base URL is longer than {MAX_URL} characters")
+    try:
+        validate_redirect_uri(url)
+    except RegistrationError as exc:
+        raise ProviderError(str(exc).replace("redirect URI", "base URL", 1)) from None
+    if "?" in url:
+        raise ProviderError(f"base URL {url!r} must not contain a query")
+    return url
+
+
+def parse_options(pairs: tuple[str, ...] | list[str] = (), json_text: str | None = None,
+                  source: str = "--options-json") -> dict[str, Any]:
+    """Connector options from a JSON object (`--options-json FILE`) and `key=value` pairs
+    (`--option`, repeated; they win over the file). A value that is valid JSON is taken as
+    JSON (objects, lists, numbers, true/false), anything else as a string, so both
+    `personal_code_claim=personal_code` and `acr_map={"urn:x": "high"}` work."""
+    options: dict[str, Any] = {}
+    if json_text is not None:
+        try:
+            loaded = json.loads(json_text)
+        except ValueError as exc:
+            raise ProviderError(f"{source} is not valid JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ProviderError(f"{source} must hold a JSON object")
+        options.update(loaded)
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ProviderError(f"option {pair[:80]!r} must look like key=value")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        options[key] = value
+    return options
+
+
+def _check_fields(*, name: str, kind: str, method: str, display_name: str, base_url: str,
+                  client_id: str, client_secret: str | None, options: Any) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise ProviderError(
+            f"name {name[:40]!r} must be 2 to 32 lower-case letters, digits or '-'")
+    if kind not in KINDS:
+        raise ProviderError(f"kind {kind[:40]!r} must be one of: {', '.join(KINDS)}")
+    if method not in METHODS:
+        raise ProviderError(f"method {method[:40]!r} must be one of: {', '.join(METHODS)}")
+    if method not in KIND_METHODS[kind]:
+        raise ProviderError(
+            f"a {kind} provider must have method {' or '.join(KIND_METHODS[kind])}")
+    if not display_name.strip() or len(display_name.strip()) > MAX_DISPLAY_NAME:
+        raise ProviderError(f"display name must be 1 to {MAX_DISPLAY_NAME} characters")
+    validate_base_url(base_url)
+    if not client_id or len(client_id) > MAX_CLIENT_ID or any(c.isspace() for c in client_id):
+        raise ProviderError(
+            f"client id must be 1 to {MAX_CLIENT_ID} characters without spaces")
+    if not client_secret:
+        raise ProviderError("the client secret is empty")
+    if len(client_secret) > MAX_SECRET:
+        raise ProviderError(f"the client secret is longer than {MAX_SECRET} characters")
+    if not isinstance(options, dict):
+        raise ProviderError("options must be a JSON object")
+
+
+# --- services ----------------------------------------------------------------------------------
+
+
+def _fernet(settings: Settings) -> Fernet:
+    return Fernet(settings.effective_key_encryption_key)
+
+
+def add_provider(session: Session, settings: Settings, *, name: str, kind: str,
+                 method: str | None, display_name: str, base_url: str, client_id: str,
+                 client_secret: str, options: dict[str, Any] | None = None,
+                 enabled: bool = True) -> UpstreamProviderConfig:
+    """Register an upstream (method defaults to what the kind implies)."""
+    method = method or DEFAULT_METHOD.get(kind, "")
+    options = {} if options is None else options
+    _check_fields(name=name, kind=kind, method=method, display_name=display_name,
+                  base_url=base_url, client_id=client_id, client_secret=client_secret,
+                  options=options)
+    if find_provider(session, name) is not None:
+        raise ProviderError(f"a provider named {name!r} already exists")
+    # The connector validates its own options (offline): refuse now what would fail at login.
+    problem = connectors.config_problem(ConnectorConfig(
+        name=name, method=method,  # type: ignore[arg-type]  (checked above)
+        display_name=display_name, base_url=base_url, client_id=client_id,
+        client_secret=client_secret, options=options, kind=kind))
+    if problem:
+        raise ProviderError(f"the {kind} connector refuses this configuration: {problem}")
+    row = UpstreamProviderConfig(
+        name=name, kind=kind, method=method, display_name=display_name.strip(),
+        base_url=base_url, client_id=client_id,
+        client_secret_encrypted=_fernet(settings).encrypt(client_secret.encode()),
+        options=options, enabled=enabled,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def find_provider(session: Session, name: str) -> UpstreamProviderConfig | None:
+    return session.scalar(select(UpstreamProviderConfig)
+                          .where(UpstreamProviderConfig.name == name))
+
+
+def get_provider(session: Session, name: str) -> UpstreamProviderConfig:
+    row = find_provider(session, name)
+    if row is None:
+        raise ProviderError(f"no provider named {name[:40]!r}")
+    return row
+
+
+def list_providers(session: Session) -> list[UpstreamProviderConfig]:
+    return list(session.scalars(select(UpstreamProviderConfig)
+                                .order_by(UpstreamProviderConfig.name)))
+
+
+def remove_provider(session: Session, name: str) -> None:
+    """Delete the configuration. People linked through it keep their accounts (links are on
+    the verified personal code); their (provider, subject) records stay for audit."""
+    session.delete(get_provider(session, name))
+    session.flush()
+
+
+def set_enabled(session: Session, name: str, enabled: bool) -> UpstreamProviderConfig:
+    row = get_provider(session, name)
+    if row.enabled != enabled:
+        row.enabled = enabled
+        row.updated_at = utcnow()
+        session.flush()
+    return row
+
+
+def connector_config(settings: Settings, row: UpstreamProviderConfig) -> ConnectorConfig:
+    """What the connector is built from, with the client secret decrypted."""
+    secret = None
+    if row.client_secret_encrypted is not None:
+        try:
+            secret = _fernet(settings).decrypt(bytes(row.client_secret_encrypted)).decode()
+        except InvalidToken:
+            raise ProviderError(
+                f"the client secret of provider {row.name!r} cannot be decrypted: wrong "
+                "key_encryption_key? (add the provider again with the current key)") from None
+    return ConnectorConfig(
+        name=row.name, method=row.method,  # type: ignore[arg-type]  (checked when added)
+        display_name=row.display_name, base_url=row.base_url, client_id=row.client_id,
+        client_secret=secret, options=dict(row.options or {}), kind=row.kind)
+
+
+def enabled_providers(session: Session, settings: Settings) -> list[ConnectorConfig]:
+    """What the login page offers: banks first, then eSignature, each by display name.
+    A provider whose secret cannot be decrypted is left out (and logged) rather than
+    taking the whole login page down."""
+    rows = session.scalars(select(UpstreamProviderConfig)
+                           .where(UpstreamProviderConfig.enabled.is_(True))).all()
+    configs = []
+    for row in sorted(rows, key=lambda r: (METHOD_ORDER.get(r.method, 9),
+                                           r.display_name.casefold(), r.name)):
+        try:
+            configs.append(connector_config(settings, row))
+        except ProviderError as exc:
+            log.error("upstream provider left out of the login page: %s", exc)
+    return configs
+
+
+def describe(row: UpstreamProviderConfig) -> dict[str, Any]:
+    """For admins: everything but the secret, which is only "set" or "not set"."""
+    return {
+        "name": row.name,
+        "kind": row.kind,
+        "method": row.method,
+        "display_name": row.display_name,
+        "base_url": row.base_url,
+        "client_id": row.client_id,
+        "client_secret": "set" if row.client_secret_encrypted else "not set",
+        "options": row.options or {},
+        "enabled": row.enabled,
+        "created": row.created_at.isoformat(timespec="seconds"),
+        "updated": row.updated_at.isoformat(timespec="seconds"),
+    }
+
+
+def check_provider(settings: Settings, config: ConnectorConfig,
+                   timeout: float | None = None) -> list[str]:
+    """What the connector finds wrong with this provider (it fetches discovery, JWKS...);
+    [] means ok. Problems are sentences for the admin. Call it outside any transaction:
+    it waits on the network."""
+    try:
+        return connectors.check_connector(
+            config, settings.upstream_timeout if timeout is None else timeout)
+    except connectors.UnknownConnector as exc:
+        return [str(exc)]
+    except UpstreamError as exc:
+        # A connector should report problems, not raise them; if it raises, still say why.
+        return [str(exc) or type(exc).__name__]
+
+
+# --- the `idp providers` command group -----------------------------------------------------------
+
+providers_cli = AppGroup("providers", help="Upstream identity providers (banks, eSignature).")
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.config["IDP_SETTINGS"]
+    return settings
+
+
+def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A ProviderError becomes one clear line and a non-zero exit (idp/cli.py's habit)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ProviderError as exc:
+            db_session().rollback()
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+@providers_cli.command("add")
+@click.option("--name", required=True, help="Short id: 2-32 of a-z, 0-9 and '-' (in URLs).")
+@click.option("--kind", required=True, help=f"Connector: {', '.join(KINDS)}.")
+@click.option("--method", default=None,
+              help="bank or esignature [default: bank for oidc, esignature for eparaksts].")
+@click.option("--display-name", required=True, help="What the login page's button says.")
+@click.option("--base-url", required=True,
+              help="oidc: the issuer (discovery under it); eparaksts: the service's base URL.")
+@click.option("--client-id", required=True, help="Our client id at the upstream.")
+@click.option("--client-secret", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Asked for when not given (prefer the prompt: it stays out of shell history).")
+@click.option("--option", "option_pairs", multiple=True, metavar="KEY=VALUE",
+              help="Connector option (repeat); a JSON value is taken as JSON.")
+@click.option("--options-json", "options_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="A file with a JSON object of connector options.")
+@click.option("--disabled", is_flag=True, help="Add it switched off (enable it later).")
+@json_option
+@_one_line_errors
+def providers_add(name: str, kind: str, method: str | None, display_name: str, base_url: str,
+                  client_id: str, client_secret: str, option_pairs: tuple[str, ...],
+                  options_file: Path | None, disabled: bool, as_json: bool) -> None:
+    """Register an upstream provider. Its client secret is stored encrypted."""
+    json_text = None
+    if options_file is not None:
+        try:
+            json_text = options_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProviderError(f"{options_file}: cannot read it ({exc})") from None
+    options = parse_options(option_pairs, json_text, source=str(options_file))
+    session = db_session()
+    row = add_provider(session, _settings(), name=name, kind=kind, method=method,
+                       display_name=display_name, base_url=base_url, client_id=client_id,
+                       client_secret=client_secret, options=options, enabled=not disabled)
+    session.commit()
+    print_rows(describe(row), as_json)
+
+
+@providers_cli.command("list")
+@json_option
+def providers_list(as_json: bool) -> None:
+    """Every configured provider."""
+    rows = [describe(r) for r in list_providers(db_session())]
+    print_rows(rows, as_json, ["name", "kind", "method", "display_name", "base_url", "enabled"])
+
+
+@providers_cli.command("show")
+@click.argument("name")
+@json_option
+@_one_line_errors
+def providers_show(name: str, as_json: bool) -> None:
+    """One provider in full (the secret only as set / not set)."""
+    out = describe(get_provider(db_session(), name))
+    if not as_json:
+        out["options"] = json.dumps(out["options"], ensure_ascii=False, sort_keys=True)
+    print_rows(out, as_json)
+
+
+@providers_cli.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_one_line_errors
+def providers_remove(name: str, yes: bool) -> None:
+    """Remove a provider: its login button goes away at once."""
+    session = db_session()
+    get_provider(session, name)
+    if not yes:
+        click.confirm(f"Remove provider {name}?", abort=True)
+    remove_provider(session, name)
+    session.commit()
+    click.echo(f"removed provider {name}")
+
+
+def _switch(name: str, enabled: bool) -> None:
+    session = db_session()
+    set_enabled(session, name, enabled)
+    session.commit()
+    click.echo(f"provider {name} {'enabled' if enabled else 'disabled'}")
+
+
+@providers_cli.command("enable")
+@click.argument("name")
+@_one_line_errors
+def providers_enable(name: str) -> None:
+    """Show the provider on the login page."""
+    _switch(name, True)
+
+
+@providers_cli.command("disable")
+@click.argument("name")
+@_one_line_errors
+def providers_disable(name: str) -> None:
+    """Hide the provider from the login page (logins in flight fail)."""
+    _switch(name, False)
+
+
+@providers_cli.command("check")
+@click.argument("name")
+@click.option("--timeout", type=click.FloatRange(min=0.1, max=120), default=None,
+              help="Seconds per upstream request [default: upstream_timeout].")
+@json_option
+@_one_line_errors
+def providers_check(name: str, timeout: float | None, as_json: bool) -> None:
+    """Fetch what the connector needs (discovery, JWKS...) and say what is wrong.
+    Exits non-zero when there is a problem."""
+    session = db_session()
+    config = connector_config(_settings(), get_provider(session, name))
+    # No transaction held across network calls (on SQLite a reader can stall a writer,
+    # e.g. the upstream being this very IdP in demo mode).
+    session.rollback()
+    problems = check_provider(_settings(), config, timeout)
+    if as_json:
+        print_rows({"name": name, "ok": not problems, "problems": problems}, as_json)
+    elif problems:
+        for problem in problems:
+            click.echo(f"{name}: {problem}")
+    else:
+        click.echo(f"{name}: ok")
+    if problems:
+        click.get_current_context().exit(1)
