@@ -272,3 +272,31 @@ def test_step_up_from_a_password_session_to_the_bank(demo: DemoDeployment) -> No
     callback = person.bank_login(page, "32123456785")
     claims = id_token_claims(demo, redeem(demo, callback.headers["Location"], verifier), nonce)
     assert claims["acr"] == "substantial" and claims["amr"] == ["ext", "bank"]
+
+
+def test_a_previous_portal_user_logs_in_by_bank_and_confirms_contact_details_first(
+        demo: DemoDeployment, tmp_path_factory: pytest.TempPathFactory,
+        mailbox: Mailbox) -> None:
+    """Flow 4 over HTTP: loaded by `idp users import-legacy` (no password), the first login
+    is by bank with the loaded code; the contact form comes before any code."""
+    csv = tmp_path_factory.mktemp("legacy") / "legacy.csv"
+    csv.write_text("email;name;personal_code;customer_number;phone\n"
+                   "peteris.old@example.lv;Pēteris Ozols;320987-65438;300400500;\n",
+                   encoding="utf-8")
+    run_idp(demo.env, "users", "import-legacy", str(csv), "--json")
+
+    person = Person(demo)
+    url, verifier, nonce = authorize_url(demo)
+    contact = person.bank_login(person.follow(person.get(url)), "32098765438")
+    assert urlsplit(contact.url).path == "/contact", contact.url
+    assert 'value="peteris.old@example.lv"' in contact.text
+    done = person.http.post(demo.issuer + "/contact", allow_redirects=False,
+                            timeout=HTTP_TIMEOUT, data={
+        "csrf_token": csrf_token(contact.text), "email": "peteris@example.lv",
+        "phone": "+371 2000 0003", "correct": "y",
+        "interaction": query(contact.url).get("interaction", "")})
+    assert done.status_code == 303, done.text[:2000]
+    callback = person.follow(person.get(urljoin(demo.issuer, done.headers["Location"])))
+    claims = id_token_claims(demo, redeem(demo, callback.headers["Location"], verifier), nonce)
+    assert claims["acr"] == "substantial" and claims["email"] == "peteris@example.lv"
+    assert "/register/confirm/" in mailbox.link_for("peteris@example.lv", timeout=20)

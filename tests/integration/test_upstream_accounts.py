@@ -204,3 +204,39 @@ def test_a_state_is_used_once_and_only_for_its_provider(app: Flask, db: Session,
     assert upstream.take(db, settings, "some-bank", "the-state") is None
     assert upstream.take(db, settings, "some-bank", "x" * 5000) is None
     db.commit()
+
+
+def test_a_callback_after_the_login_expired_finds_nothing(app: Flask, db: Session,
+                                                          settings: Settings) -> None:
+    db.add(UpstreamLogin(state_hash=hash_secret("late-state"), provider="some-bank",
+                         pending_encrypted=Fernet(settings.effective_key_encryption_key)
+                         .encrypt(b"{}"), purpose="login",
+                         expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+    db.commit()
+    assert upstream.take(db, settings, "some-bank", "late-state") is None
+    db.commit()
+
+
+def test_the_callback_page_for_an_unknown_or_used_state(client: Any) -> None:
+    answer = client.get("/upstream/callback/some-bank", query_string={"state": "nope",
+                                                                      "code": "x"})
+    assert answer.status_code == 400
+    assert "Start the login again" in answer.get_data(as_text=True)
+    cross_site = client.post("/upstream/callback/some-bank", data={"state": "nope"})
+    assert cross_site.status_code == 400  # a form_post needs no CSRF token, and is no 500
+
+
+def test_bad_input_to_the_upstream_pages_gets_a_clear_answer(client: Any) -> None:
+    from tests.conftest import csrf_token
+
+    token = csrf_token(client.get("/forgot-password").get_data(as_text=True))
+    unknown = client.post("/login/upstream", data={"csrf_token": token, "provider": "nope"})
+    assert unknown.status_code == 502
+    assert "The bank login is unavailable" in unknown.get_data(as_text=True)
+    assert client.post("/login/upstream", data={"provider": "nope"}).status_code == 400
+    too_long = client.post("/login/upstream", data={"csrf_token": token, "provider": "x" * 500})
+    assert too_long.status_code == 303  # back to the login page
+    assert client.get("/register/upstream/" + "y" * 300).status_code == 400
+    assert client.get("/register/upstream/unknown").status_code == 400
+    assert client.get("/contact").status_code == 303  # nobody logged in: the login page
+    assert client.get("/upstream/callback/" + "z" * 300).status_code == 400
