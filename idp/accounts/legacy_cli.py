@@ -5,7 +5,6 @@ Thin: the rules live in idp/accounts/legacy.py; the output is that of `idp custo
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -14,8 +13,6 @@ from flask.cli import with_appcontext
 from idp.accounts import legacy
 from idp.cli_output import json_option
 from idp.customers import cli as customers_cli
-from idp.customers.services import CustomerDataError
-from idp.db import db_session
 
 
 @click.command("import-legacy")
@@ -35,37 +32,5 @@ def users_import_legacy(file: Path, skip_invalid: bool, dry_run: bool, as_json: 
     first login is by bank or eSignature with the same personal code, then the contact
     form. A file with errors imports nothing unless --skip-invalid is given.
     """
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise click.ClickException(f"{file}: {exc.strerror}") from None
-    # A progress bar is for a person watching a terminal, never for scripts or --json.
-    bars = (customers_cli.ProgressBars()
-            if customers_cli.on_terminal() and not as_json else None)
-    session = db_session()
-    try:
-        report = legacy.import_legacy_users(session, data, skip_invalid=skip_invalid,
-                                            dry_run=dry_run, progress=bars)
-    except CustomerDataError as exc:
-        session.rollback()
-        raise click.ClickException(f"{file}: {exc}") from None
-    finally:
-        if bars is not None:
-            bars.close()
-    if report.written:
-        session.commit()
-    else:
-        session.rollback()
-
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
-    else:
-        for error in report.errors:
-            for reason in error.reasons:
-                click.echo(f"line {error.line}: {reason}")
-        note = "" if report.imported else " (nothing written)"
-        click.echo(report.summary() + note)
-    if report.refused:
-        click.echo(f"{file}: nothing imported because of {report.rejected} bad row(s) "
-                   "(--skip-invalid imports the valid rows)", err=True)
-        click.get_current_context().exit(1)
+    customers_cli.run_import(file, legacy.import_legacy_users, skip_invalid=skip_invalid,
+                             dry_run=dry_run, as_json=as_json)

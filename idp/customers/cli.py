@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,39 +66,8 @@ def customers_import(file: Path, skip_invalid: bool, dry_run: bool, as_json: boo
     Upsert by customer number: importing the same file again changes nothing. A file with
     errors imports nothing unless --skip-invalid is given; every bad row is reported.
     """
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise click.ClickException(f"{file}: {exc.strerror}") from None
-    # A progress bar is for a person watching a terminal, never for scripts or --json.
-    bars = ProgressBars() if on_terminal() and not as_json else None
-    session = db_session()
-    try:
-        report = services.import_customers(session, data, skip_invalid=skip_invalid,
-                                           dry_run=dry_run, progress=bars)
-    except services.CustomerDataError as exc:
-        session.rollback()
-        raise click.ClickException(f"{file}: {exc}") from None
-    finally:
-        if bars is not None:
-            bars.close()
-    if report.written:
-        session.commit()
-    else:
-        session.rollback()
-
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
-    else:
-        for error in report.errors:
-            for reason in error.reasons:
-                click.echo(f"line {error.line}: {reason}")
-        note = "" if report.imported else " (nothing written)"
-        click.echo(report.summary() + note)
-    if report.refused:
-        click.echo(f"{file}: nothing imported because of {report.rejected} bad row(s) "
-                   "(--skip-invalid imports the valid rows)", err=True)
-        click.get_current_context().exit(1)
+    run_import(file, services.import_customers, skip_invalid=skip_invalid, dry_run=dry_run,
+               as_json=as_json)
 
 
 def _describe(customer: Customer) -> dict[str, Any]:
@@ -147,3 +117,42 @@ def customers_show(number: str, as_json: bool) -> None:
     print_rows(out, as_json)
     click.echo("\nportal users:")
     print_rows(users, as_json, ["email", "name", "role", "state"])
+
+
+def run_import(file: Path, importer: Callable[..., services.ImportReport], *,
+               skip_invalid: bool, dry_run: bool, as_json: bool) -> None:
+    """Read FILE, run `importer(session, data, skip_invalid=, dry_run=, progress=)`, commit
+    what it wrote, and print the report the same way for every CSV import command."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"{file}: {exc.strerror}") from None
+    # A progress bar is for a person watching a terminal, never for scripts or --json.
+    bars = ProgressBars() if on_terminal() and not as_json else None
+    session = db_session()
+    try:
+        report = importer(session, data, skip_invalid=skip_invalid, dry_run=dry_run,
+                          progress=bars)
+    except services.CustomerDataError as exc:
+        session.rollback()
+        raise click.ClickException(f"{file}: {exc}") from None
+    finally:
+        if bars is not None:
+            bars.close()
+    if report.written:
+        session.commit()
+    else:
+        session.rollback()
+
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        for error in report.errors:
+            for reason in error.reasons:
+                click.echo(f"line {error.line}: {reason}")
+        note = "" if report.imported else " (nothing written)"
+        click.echo(report.summary() + note)
+    if report.refused:
+        click.echo(f"{file}: nothing imported because of {report.rejected} bad row(s) "
+                   "(--skip-invalid imports the valid rows)", err=True)
+        click.get_current_context().exit(1)

@@ -174,48 +174,24 @@ def test_a_customer_without_an_account_registers_by_bank(demo: DemoDeployment,
 
 def test_cancelling_at_the_bank_returns_to_the_login_page(demo: DemoDeployment) -> None:
     person = Person(demo)
-    url, _, _ = authorize_url(demo)
-    login_page = person.follow(person.get(url))
-    form = re.search(r'<form method="post" action="(/login/upstream)".*?</form>',
-                     login_page.text, re.S)
-    assert form
-    fields = dict(re.findall(r'name="(\w+)"[^>]*value="([^"]*)"', form.group(0)))
-    to_bank = person.http.post(demo.issuer + "/login/upstream", data=fields,
-                               allow_redirects=False, timeout=HTTP_TIMEOUT)
-    bank_page = person.get(to_bank.headers["Location"])
-    hidden = dict(re.findall(r'name="(csrf_token|request)"[^>]*value="([^"]*)"', bank_page.text))
-    cancelled = person.http.post(urljoin(bank_page.url, urlsplit(bank_page.url).path),
-                                 data={**hidden, "cancel": "1"}, allow_redirects=False,
-                                 timeout=HTTP_TIMEOUT)
-    back = person.follow(person.get(cancelled.headers["Location"]))
+    callback = _to_the_bank_and_back(person, demo, "", cancel=True)
+    back = person.follow(person.get(callback))
     assert back.status_code == 200 and "was cancelled" in back.text
 
 
 def test_a_replayed_callback_is_refused(demo: DemoDeployment) -> None:
     person = Person(demo)
-    url, _, _ = authorize_url(demo)
-    login_page = person.follow(person.get(url))
-    form = re.search(r'<form method="post" action="(/login/upstream)".*?</form>',
-                     login_page.text, re.S)
-    assert form
-    fields = dict(re.findall(r'name="(\w+)"[^>]*value="([^"]*)"', form.group(0)))
-    to_bank = person.http.post(demo.issuer + "/login/upstream", data=fields,
-                               allow_redirects=False, timeout=HTTP_TIMEOUT)
-    bank_page = person.get(to_bank.headers["Location"])
-    hidden = dict(re.findall(r'name="(csrf_token|request)"[^>]*value="([^"]*)"', bank_page.text))
-    answer = person.http.post(urljoin(bank_page.url, urlsplit(bank_page.url).path),
-                              data={**hidden, "person": "32098765438"}, allow_redirects=False,
-                              timeout=HTTP_TIMEOUT)
-    callback_url = answer.headers["Location"]
+    callback_url = _to_the_bank_and_back(person, demo, "32098765438")
     first = person.get(callback_url)
     assert first.status_code in (302, 303)
     replay = requests.get(callback_url, allow_redirects=False, timeout=HTTP_TIMEOUT)
     assert replay.status_code == 400 and "Start the login again" in replay.text
 
 
-
-def _to_the_bank_and_back(person: Person, demo: DemoDeployment, personal_code: str) -> str:
-    """Start a bank login and pick the person at the bank; the callback URL, not opened."""
+def _to_the_bank_and_back(person: Person, demo: DemoDeployment, personal_code: str,
+                          cancel: bool = False) -> str:
+    """Start a bank login and pick the person (or cancel) at the bank; the callback URL,
+    not opened."""
     url, _, _ = authorize_url(demo)
     login_page = person.follow(person.get(url))
     form = re.search(r'<form method="post" action="(/login/upstream)".*?</form>',
@@ -226,8 +202,9 @@ def _to_the_bank_and_back(person: Person, demo: DemoDeployment, personal_code: s
                                allow_redirects=False, timeout=HTTP_TIMEOUT)
     bank_page = person.get(to_bank.headers["Location"])
     hidden = dict(re.findall(r'name="(csrf_token|request)"[^>]*value="([^"]*)"', bank_page.text))
+    choice = {"cancel": "1"} if cancel else {"person": personal_code}
     answer = person.http.post(urljoin(bank_page.url, urlsplit(bank_page.url).path),
-                              data={**hidden, "person": personal_code}, allow_redirects=False,
+                              data={**hidden, **choice}, allow_redirects=False,
                               timeout=HTTP_TIMEOUT)
     callback: str = answer.headers["Location"]
     assert callback.startswith(demo.issuer + "/upstream/callback/")
