@@ -62,13 +62,16 @@ class Registration:
     interaction_id: str | None = None
 
 
-def _has_other_contractor(session: Session, customer: Customer, email: str) -> bool:
-    return session.scalar(
-        select(Membership.id).join(User)
-        .where(Membership.customer_id == customer.id, Membership.role == CONTRACTOR,
-               Membership.state == "active", User.email != email)
-        .limit(1)
-    ) is not None
+def has_contractor(session: Session, customer: Customer, other_than_email: str | None = None
+                   ) -> bool:
+    """Whether the customer already has an active contractor account (other than the one
+    with this address): registration never makes a second one."""
+    query = (select(Membership.id).join(User)
+             .where(Membership.customer_id == customer.id, Membership.role == CONTRACTOR,
+                    Membership.state == "active"))
+    if other_than_email is not None:
+        query = query.where(User.email != other_than_email)
+    return session.scalar(query.limit(1)) is not None
 
 
 def register_by_email(session: Session, settings: Settings, passwords: Passwords,
@@ -80,7 +83,7 @@ def register_by_email(session: Session, settings: Settings, passwords: Passwords
     if customer is None:
         return RegistrationOutcome.NO_CUSTOMER_MATCH
     email = normalize_email(form.email)
-    if _has_other_contractor(session, customer, email):
+    if has_contractor(session, customer, other_than_email=email):
         return RegistrationOutcome.CUSTOMER_HAS_ACCOUNT
     name = form.name.strip() or (customer.name if customer.kind == PERSON else "")
     if not name:

@@ -24,7 +24,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from idp import mail
-from idp.accounts.registration import CONTRACTOR, create_pending_user, send_confirmation
+from idp.accounts.registration import (
+    CONTRACTOR,
+    create_pending_user,
+    has_contractor,
+    send_confirmation,
+)
 from idp.accounts.services import find_user_by_email, normalize_email
 from idp.db import utcnow
 from idp.models import Customer, Membership, UpstreamLink, UpstreamLogin, User
@@ -108,6 +113,11 @@ def resolve(session: Session, settings: Settings, identity: VerifiedIdentity,
             taken: TakenLogin) -> Resolution:
     """Flow 3 (login), linking, or the start of flow 1 (registration)."""
     user = _known_user(session, identity)
+    if user is None and session.scalar(select(User.id).where(
+            User.verified_personal_code == identity.personal_code)) is not None:
+        # The code's account exists but cannot log in yet (waiting for its confirmation
+        # link) or any more: never link the code to a second account.
+        return Resolution(Outcome.CUSTOMER_HAS_ACCOUNT)
     if user is None and identity.assurance in LINKING_ASSURANCE:
         user = (_legacy_user(session, identity.personal_code)
                 or _linkable_user(session, identity.personal_code))
@@ -119,9 +129,7 @@ def resolve(session: Session, settings: Settings, identity: VerifiedIdentity,
     customer = _person_customer(session, identity.personal_code)
     if customer is None:
         return Resolution(Outcome.NO_CUSTOMER)
-    if session.scalar(select(Membership.id).where(
-            Membership.customer_id == customer.id, Membership.role == CONTRACTOR,
-            Membership.state == "active").limit(1)) is not None:
+    if has_contractor(session, customer):
         return Resolution(Outcome.CUSTOMER_HAS_ACCOUNT)
     form_token = new_token(32)
     session.execute(

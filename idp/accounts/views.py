@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Session
 
 from idp.accounts import cookies, registration
 from idp.accounts.forms import (
@@ -29,7 +32,7 @@ from idp.accounts.services import (
 )
 from idp.db import db_session
 from idp.i18n import current_language
-from idp.models import BrowserSession, Interaction
+from idp.models import BrowserSession, Interaction, User
 from idp.oidc.authorize import (
     below,
     interaction_params,
@@ -39,6 +42,7 @@ from idp.oidc.authorize import (
 )
 from idp.oidc.clients import find_client
 from idp.providers_admin import enabled_providers
+from idp.security import Passwords
 from idp.settings import Settings
 
 bp = Blueprint("accounts", __name__)
@@ -225,23 +229,35 @@ def _login_url(notice: str) -> str:
     return url_for("accounts.login", notice=notice, interaction=interaction or None)
 
 
-@bp.route(PATHS[Purpose.ACTIVATE], methods=["GET", "POST"])
-def activate(token: str) -> Response:
+def _new_password_page(token: str, purpose: str, check: Callable[[Session, str], User | None],
+                       apply: Callable[[Session, Passwords, str, str], User | None],
+                       notice: str, *, forget_cookie: bool = False) -> Response:
+    """A link that leads to "type the new password twice" (activation, reset): GET only
+    checks the link; a valid POST uses it up together with the change."""
     session = db_session()
-    user = registration.check_activation_link(session, token)
+    user = check(session, token)
     if user is None:
         return _link_invalid()
     form = NewPasswordForm()
     if request.method == "POST" and _new_password_errors(form, user.email):
-        if registration.activate_account(session, current_app.extensions["idp.passwords"],
-                                         token, form.password.data or "") is None:
+        if apply(session, current_app.extensions["idp.passwords"], token,
+                 form.password.data or "") is None:
             session.rollback()
             return _link_invalid()
         session.commit()
-        return redirect(_login_url("activated"), 303)
+        response = redirect(_login_url(notice), 303)
+        if forget_cookie:  # a reset ended every session of the account: forget this one too
+            cookies.clear_session_cookie(response)
+        return response
     status = 400 if request.method == "POST" else 200
     return _page("accounts/new_password.html", status=status, form=form, user=user,
-                 purpose="activate")
+                 purpose=purpose)
+
+
+@bp.route(PATHS[Purpose.ACTIVATE], methods=["GET", "POST"])
+def activate(token: str) -> Response:
+    return _new_password_page(token, "activate", registration.check_activation_link,
+                              registration.activate_account, "activated")
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
@@ -260,23 +276,9 @@ def forgot_password() -> Response:
 
 @bp.route(PATHS[Purpose.RESET_PASSWORD], methods=["GET", "POST"])
 def reset_password(token: str) -> Response:
-    session = db_session()
-    user = registration.check_reset_link(session, token)
-    if user is None:
-        return _link_invalid()
-    form = NewPasswordForm()
-    if request.method == "POST" and _new_password_errors(form, user.email):
-        if registration.reset_password(session, current_app.extensions["idp.passwords"],
-                                       token, form.password.data or "") is None:
-            session.rollback()
-            return _link_invalid()
-        session.commit()
-        response = redirect(_login_url("password_changed"), 303)
-        cookies.clear_session_cookie(response)
-        return response
-    status = 400 if request.method == "POST" else 200
-    return _page("accounts/new_password.html", status=status, form=form, user=user,
-                 purpose="reset")
+    return _new_password_page(token, "reset", registration.check_reset_link,
+                              registration.reset_password, "password_changed",
+                              forget_cookie=True)
 
 
 @bp.route("/contact", methods=["GET", "POST"])

@@ -240,3 +240,14 @@ def test_bad_input_to_the_upstream_pages_gets_a_clear_answer(client: Any) -> Non
     assert client.get("/register/upstream/unknown").status_code == 400
     assert client.get("/contact").status_code == 303  # nobody logged in: the login page
     assert client.get("/upstream/callback/" + "z" * 300).status_code == 400
+
+
+def test_a_code_whose_account_awaits_confirmation_is_not_linked_again(
+        db: Session, settings: Settings, anna: Customer) -> None:
+    waiting = User(email="anna@example.lv", email_display="anna@example.lv", name="Anna",
+                   status=PENDING, verified_personal_code=ANNA_CODE)
+    db.add(waiting)
+    db.commit()
+    result = upstream.resolve(db, settings, identity(), taken(db, settings))
+    assert result.outcome is upstream.Outcome.CUSTOMER_HAS_ACCOUNT
+    db.rollback()
