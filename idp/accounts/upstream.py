@@ -112,12 +112,13 @@ class Resolution:
 def resolve(session: Session, settings: Settings, identity: VerifiedIdentity,
             taken: TakenLogin) -> Resolution:
     """Flow 3 (login), linking, or the start of flow 1 (registration)."""
-    user = _known_user(session, identity)
-    if user is None and session.scalar(select(User.id).where(
-            User.verified_personal_code == identity.personal_code)) is not None:
-        # The code's account exists but cannot log in yet (waiting for its confirmation
-        # link) or any more: never link the code to a second account.
+    by_code = session.scalar(select(User).where(
+        User.verified_personal_code == identity.personal_code))
+    if by_code is not None and by_code.status != ACTIVE:
+        # The code's account cannot log in yet (waiting for its confirmation link) or any
+        # more: never link the code to a second account.
         return Resolution(Outcome.CUSTOMER_HAS_ACCOUNT)
+    user = by_code or _linked_user(session, identity)
     if user is None and identity.assurance in LINKING_ASSURANCE:
         user = (_legacy_user(session, identity.personal_code)
                 or _linkable_user(session, identity.personal_code))
@@ -142,11 +143,8 @@ def resolve(session: Session, settings: Settings, identity: VerifiedIdentity,
     return Resolution(Outcome.REGISTER, form_token=form_token)
 
 
-def _known_user(session: Session, identity: VerifiedIdentity) -> User | None:
-    by_code = session.scalar(select(User).where(
-        User.verified_personal_code == identity.personal_code))
-    if by_code is not None:
-        return by_code if by_code.status == ACTIVE else None
+def _linked_user(session: Session, identity: VerifiedIdentity) -> User | None:
+    """The account this (provider, subject) logged in before, if still active."""
     link = session.scalar(select(UpstreamLink).where(
         UpstreamLink.provider == identity.provider, UpstreamLink.subject == identity.subject))
     if link is None:
