@@ -28,6 +28,7 @@ from idp.accounts.links import (
 from idp.accounts.services import AccountError, find_user_by_email, normalize_email
 from idp.customers.services import find_customer_for_registration
 from idp.db import utcnow
+from idp.delegation.rights import MembershipState, Role
 from idp.models import BrowserSession, Customer, Membership, User
 from idp.models.customers import PERSON
 from idp.models.users import ACTIVE, PENDING
@@ -38,7 +39,7 @@ from idp.settings import Settings
 # A second mail of the same kind to the same person within this many seconds is not sent
 # (double submissions, and someone filling a stranger's mailbox from the form).
 RESEND_PAUSE = dt.timedelta(seconds=60)
-CONTRACTOR = "contractor"
+CONTRACTOR = Role.CONTRACTOR
 
 
 class RegistrationOutcome(enum.Enum):
@@ -66,9 +67,9 @@ def has_contractor(session: Session, customer: Customer, other_than_email: str |
                    ) -> bool:
     """Whether the customer already has an active contractor account (other than the one
     with this address): registration never makes a second one."""
-    query = (select(Membership.id).join(User)
+    query = (select(Membership.id).join(User, User.id == Membership.user_id)
              .where(Membership.customer_id == customer.id, Membership.role == CONTRACTOR,
-                    Membership.state == "active"))
+                    Membership.state == MembershipState.ACTIVE))
     if other_than_email is not None:
         query = query.where(User.email != other_than_email)
     return session.scalar(query.limit(1)) is not None

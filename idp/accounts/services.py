@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.db import utcnow
+from idp.delegation.rights import Role
 from idp.models import BrowserSession, Customer, LoginFailure, Membership, User
 from idp.security import Passwords, hash_secret, new_token
 from idp.settings import Settings
@@ -99,7 +100,7 @@ def create_user(
         session.rollback()
         raise AccountError(f"an account for {email.strip()} already exists") from None
     if customer is not None:
-        session.add(Membership(user_id=user.id, customer_id=customer.id, role="contractor"))
+        session.add(Membership(user_id=user.id, customer_id=customer.id, role=Role.CONTRACTOR))
     return user
 
 

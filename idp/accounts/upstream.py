@@ -32,6 +32,7 @@ from idp.accounts.registration import (
 )
 from idp.accounts.services import find_user_by_email, normalize_email
 from idp.db import utcnow
+from idp.delegation.rights import MembershipState
 from idp.models import Customer, Membership, UpstreamLink, UpstreamLogin, User
 from idp.models.customers import PERSON
 from idp.models.users import ACTIVE
@@ -173,7 +174,7 @@ def _linkable_user(session: Session, personal_code: str) -> User | None:
         select(User).join(Membership, Membership.user_id == User.id)
         .join(Customer, Customer.id == Membership.customer_id)
         .where(Customer.kind == PERSON, Customer.personal_code == personal_code,
-               Membership.role == CONTRACTOR, Membership.state == "active",
+               Membership.role == CONTRACTOR, Membership.state == MembershipState.ACTIVE,
                User.status == ACTIVE, User.verified_personal_code.is_(None))
         .distinct().limit(2)))
     return candidates[0] if len(candidates) == 1 else None

@@ -54,7 +54,8 @@ class User(Base):
     contact_confirmed: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    memberships: Mapped[list[Membership]] = relationship(back_populates="user")
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user", foreign_keys="Membership.user_id")
 
     @property
     def is_active(self) -> bool:
@@ -70,11 +71,24 @@ class Membership(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
-    # contractor | authorised_person | additional_user
+    # idp.delegation.rights.Role
     role: Mapped[str] = mapped_column(String(32))
-    # active | revoked
+    # Granted rights (idp.delegation.rights.Right values); what they allow is decided by
+    # idp.delegation.rights.effective_rights (contractors and authorised persons: all).
+    rights: Mapped[list[str]] = mapped_column(default=list)
+    # idp.delegation.rights.MembershipState (models import nothing from features, so the
+    # default is spelled out here)
     state: Mapped[str] = mapped_column(String(16), default="active")
+    # Who granted it (None: the person registered themselves, or an admin from the CLI),
+    # when, and on what evidence (e.g. the number of a signed application).
+    granted_by_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    granted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    evidence: Mapped[str | None] = mapped_column(String(255))
+    # Validity; an authorisation may end at a date.
+    valid_from: Mapped[dt.datetime | None] = mapped_column()
+    valid_until: Mapped[dt.datetime | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    user: Mapped[User] = relationship(back_populates="memberships")
+    user: Mapped[User] = relationship(back_populates="memberships", foreign_keys=[user_id])
     customer: Mapped[Customer] = relationship()

@@ -83,3 +83,44 @@ def test_the_models_match_the_migrations(empty_url: str) -> None:
     finally:
         engine.dispose()
     assert differences == [], "\n".join(str(d) for d in differences)
+
+
+def test_existing_memberships_keep_their_rights_through_0004(empty_url: str) -> None:
+    """Contractors made before memberships had rights still hold every right (by role),
+    and their grant time is when the membership was made."""
+    import datetime as dt
+    import json
+
+    from sqlalchemy import text
+
+    from idp.delegation.rights import ALL_RIGHTS, effective_rights
+
+    config = alembic_config(empty_url)
+    command.upgrade(config, "0003")
+    engine = create_engine(empty_url, poolclass=pool.NullPool)
+    made = dt.datetime(2026, 1, 2, 3, 4, 5)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO customers (id, number, kind, name, created_at, updated_at) "
+                "VALUES (1, '100', 'person', 'A', :t, :t)"), {"t": made})
+            conn.execute(text(
+                "INSERT INTO users (id, subject, email, email_display, email_verified, name, "
+                "status, created_at, legacy, contact_confirmed) VALUES (1, 's', 'a@x.lv', "
+                "'a@x.lv', true, 'A', 'active', :t, false, true)"), {"t": made})
+            conn.execute(text(
+                "INSERT INTO memberships (id, user_id, customer_id, role, state, created_at) "
+                "VALUES (1, 1, 1, 'contractor', 'active', :t)"), {"t": made})
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            row = conn.execute(text(
+                "SELECT role, rights, state, granted_at FROM memberships")).one()
+    finally:
+        engine.dispose()
+    rights = row.rights if isinstance(row.rights, list) else json.loads(row.rights)
+    assert rights == []
+    granted_at = row.granted_at if isinstance(row.granted_at, dt.datetime) else \
+        dt.datetime.fromisoformat(str(row.granted_at))
+    assert granted_at.replace(tzinfo=None) == made
+    now = dt.datetime.now(dt.UTC)
+    assert effective_rights(row.role, rights, row.state, None, None, now) == ALL_RIGHTS

@@ -1,0 +1,1 @@
+"""Acting for a customer: roles, rights, and (later) the USERS section and admin commands."""

@@ -1,0 +1,77 @@
+"""Roles and rights: the one place that says what a membership allows (DOMAIN.md, "People
+and accounts" and "What relying apps receive"). Views, tokens and the CLI ask here; no
+right or role is a loose string anywhere else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable
+
+
+class Role(enum.StrEnum):
+    # The person who concluded the contract: every right, including managing users.
+    CONTRACTOR = "contractor"
+    # Authorised by the contractor in a signed application; "activities equated to the
+    # contractor's": every right, possibly only until a date.
+    AUTHORISED_PERSON = "authorised_person"
+    # Added by the contractor: only the rights granted to them.
+    ADDITIONAL_USER = "additional_user"
+
+
+class Right(enum.StrEnum):
+    # View the customer's invoices (the invoice service).
+    INVOICES_READ = "invoices.read"
+    # Report meter readings (the meter-reading service).
+    METER_READINGS_SUBMIT = "meter_readings.submit"
+    # Add, change and remove the customer's users (the USERS section).
+    USERS_MANAGE = "users.manage"
+
+
+class MembershipState(enum.StrEnum):
+    INVITED = "invited"  # the person has not finished activating it
+    ACTIVE = "active"
+    REVOKED = "revoked"  # removed by the contractor or an admin
+    EXPIRED = "expired"  # its validity ended (an authorisation with an end date)
+
+
+ALL_RIGHTS = frozenset(Right)
+# What a contractor may tick for an additional user ("just view invoices or report meter
+# readings"); managing users stays with contractors and authorised persons.
+GRANTABLE_TO_ADDITIONAL_USERS = frozenset({Right.INVOICES_READ, Right.METER_READINGS_SUBMIT})
+
+
+def parse_rights(values: Iterable[str]) -> frozenset[Right]:
+    """Rights named by an admin or a form ("invoices.read,meter_readings.submit")."""
+    rights = set()
+    for value in values:
+        for part in value.split(","):
+            name = part.strip()
+            if not name:
+                continue
+            try:
+                rights.add(Right(name))
+            except ValueError:
+                known = ", ".join(r.value for r in Right)
+                raise ValueError(f"unknown right {name!r} (known: {known})") from None
+    return frozenset(rights)
+
+
+def effective_rights(role: str, granted: Iterable[str], state: str,
+                     valid_from: dt.datetime | None, valid_until: dt.datetime | None,
+                     now: dt.datetime) -> frozenset[Right]:
+    """What a membership allows at `now`: nothing unless it is active and within its
+    validity; everything for a contractor or an authorised person; for an additional user
+    only the granted rights it may hold (a stored `users.manage` gives nothing)."""
+    if state != MembershipState.ACTIVE:
+        return frozenset()
+    if (valid_from is not None and now < valid_from) or (
+            valid_until is not None and now >= valid_until):
+        return frozenset()
+    if role in (Role.CONTRACTOR, Role.AUTHORISED_PERSON):
+        return ALL_RIGHTS
+    if role == Role.ADDITIONAL_USER:
+        return frozenset(r for r in Right if r.value in set(granted)) & \
+            GRANTABLE_TO_ADDITIONAL_USERS
+    return frozenset()
