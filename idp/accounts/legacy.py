@@ -32,6 +32,7 @@ from idp.customers.services import (
     csv_delimiter,
     csv_records,
     decode_csv,
+    duplicate_reasons,
     matching_rows,
     normalize_personal_code,
     normalize_phone,
@@ -174,13 +175,7 @@ def read_legacy_file(data: bytes, progress: Progress | None = None) -> LegacyUse
             seen["email"][check.email].append(line)
         if check.personal_code:
             seen["personal_code"][check.personal_code].append(line)
-    extra: dict[int, list[str]] = defaultdict(list)
-    for column, occurrences in seen.items():
-        for value, lines in occurrences.items():
-            if len(lines) > 1:
-                on = ", ".join(map(str, lines))
-                for line in lines:
-                    extra[line].append(f"{column}: {value} is on lines {on}")
+    extra = duplicate_reasons(seen)
 
     rows: list[tuple[int, LegacyUserRow]] = []
     for line, check in checked:

@@ -461,13 +461,7 @@ def read_customer_file(data: bytes, progress: Progress | None = None) -> Custome
             by_number[check.number].append(line)
         for contract in check.contracts:
             by_contract[contract].append(line)
-    extra: dict[int, list[str]] = defaultdict(list)
-    for label, occurrences in (("customer_number", by_number), ("contract_numbers", by_contract)):
-        for value, lines in occurrences.items():
-            if len(lines) > 1:
-                on = ", ".join(map(str, lines))
-                for line in lines:
-                    extra[line].append(f"{label}: {value} is on lines {on}")
+    extra = duplicate_reasons({"customer_number": by_number, "contract_numbers": by_contract})
 
     rows: list[tuple[int, CustomerRow]] = []
     for line, check in checked:
@@ -695,6 +689,20 @@ def _write(session: Session, added: list[CustomerRow],
 
     for batch in chunks(new_contracts, _BATCH):
         session.execute(insert(_CONTRACTS), list(batch))
+
+
+def duplicate_reasons(columns: Mapping[str, Mapping[str, list[int]]]) -> dict[int, list[str]]:
+    """Row errors for values that stand on more than one line of a file: column -> value ->
+    the lines it is on. Every such line gets the reason, since the file does not say which
+    one is right."""
+    extra: dict[int, list[str]] = defaultdict(list)
+    for column, occurrences in columns.items():
+        for value, lines in occurrences.items():
+            if len(lines) > 1:
+                on = ", ".join(map(str, lines))
+                for line in lines:
+                    extra[line].append(f"{column}: {value} is on lines {on}")
+    return extra
 
 
 # --- reading and matching --------------------------------------------------------------------
