@@ -4,16 +4,12 @@
 --   TOKEN_FILE: one token a line; FIRST: 1-based line of the first token to use.
 -- Prints how many requests it generated, so the caller knows where the next run starts.
 -- Run it with -t1: every wrk thread has its own counter.
-local threads = {}
-
-function setup(thread)
-  table.insert(threads, thread)
-end
+extra_counters = {"exhausted"}
+-- counting.lua sits next to this script (setup, response, done).
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "counting.lua")
 
 function init(args)
-  non200 = 0
-  sent = 0
-  exhausted = 0
+  start_counting()
   auth = args[1]
   pool = {}
   for line in io.lines(args[2]) do
@@ -37,18 +33,4 @@ function request()
   sent = sent + 1
   return wrk.format("POST", nil, headers,
                     "grant_type=refresh_token&refresh_token=" .. token)
-end
-
-function response(status, headers, body)
-  if status ~= 200 then non200 = non200 + 1 end
-end
-
-function done(summary, latency, requests)
-  local bad, total, ex = 0, 0, 0
-  for _, t in ipairs(threads) do
-    bad = bad + t:get("non200")
-    total = total + t:get("sent")
-    ex = ex + t:get("exhausted")
-  end
-  io.write(string.format("bench: non200=%d sent=%d exhausted=%d\n", bad, total, ex))
 end
