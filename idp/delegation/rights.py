@@ -75,3 +75,18 @@ def effective_rights(role: str, granted: Iterable[str], state: str,
         return frozenset(r for r in Right if r.value in set(granted)) & \
             GRANTABLE_TO_ADDITIONAL_USERS
     return frozenset()
+
+
+# Domain scopes (consent/scopes.py describes them to people): a client receives one only
+# while the membership it acts through holds the right of the same name.
+SCOPE_RIGHTS: dict[str, Right] = {
+    "invoices.read": Right.INVOICES_READ,
+    "meter_readings.submit": Right.METER_READINGS_SUBMIT,
+}
+
+
+def scopes_allowed_by(scopes: Iterable[str], rights: Iterable[str]) -> list[str]:
+    """The scopes that the rights let through, in their order: every non-domain scope, and
+    a domain scope only with its right (no acting customer: no rights, no domain scope)."""
+    held = {str(r) for r in rights}
+    return [s for s in scopes if s not in SCOPE_RIGHTS or SCOPE_RIGHTS[s].value in held]

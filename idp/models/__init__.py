@@ -1,5 +1,6 @@
 """Tables only, one module per aggregate. Importing this package registers every table."""
 
+from idp.models.audit import AuditEvent
 from idp.models.clients import Client
 from idp.models.customers import Customer, CustomerContract
 from idp.models.flows import BrowserSession, ConsentGrant, Interaction, LoginFailure
@@ -17,6 +18,7 @@ from idp.models.tokens import (
 from idp.models.users import Membership, User
 
 __all__ = [
+    "AuditEvent",
     "AuthorizationCode",
     "BrowserSession",
     "Client",

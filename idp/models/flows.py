@@ -24,6 +24,10 @@ class BrowserSession(Base):
     auth_time: Mapped[dt.datetime] = mapped_column()
     acr: Mapped[str] = mapped_column(String(64))
     amr: Mapped[list[str]] = mapped_column(default=list)
+    # The customer the person last chose to act for in this browser (silent logins and a
+    # second application reuse it; prompt=select_account asks again).
+    acting_customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column()
 
@@ -45,17 +49,23 @@ class Interaction(Base):
     login_sid: Mapped[str | None] = mapped_column(String(64))
     # True once the person pressed "Allow" (this request only; the record is ConsentGrant).
     consented: Mapped[bool] = mapped_column(default=False)
+    # The customer chosen for this request on the "act for" page.
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"))
 
 
 class ConsentGrant(Base):
-    """What a user allowed a client to receive (remembered consent)."""
+    """What a user allowed a client to receive while acting for a customer (remembered
+    consent, per user, client and customer; customer_id None: no customer)."""
 
     __tablename__ = "consent_grants"
-    __table_args__ = (UniqueConstraint("user_id", "client_id"),)
+    __table_args__ = (UniqueConstraint("user_id", "client_id", "customer_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"))
     scopes: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -24,6 +24,10 @@ class EmailLink(Base):
     # confirm_email | activate | reset_password (idp.accounts.links.Purpose)
     purpose: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # An invitation link (flows 6 and 7) belongs to one membership: a person invited by
+    # two customers holds two live links.
+    membership_id: Mapped[int | None] = mapped_column(
+        ForeignKey("memberships.id", ondelete="CASCADE"))
     # Fingerprint of what the link was issued for (e.g. the password hash for a reset):
     # when the user's state changes, the link no longer matches and dies.
     state_hash: Mapped[str] = mapped_column(String(128))

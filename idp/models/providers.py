@@ -68,6 +68,12 @@ class UpstreamLogin(Base):
     # personal code) waiting for the short registration form, found by this token's hash.
     identity_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     form_token_hash: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # purpose "invitation": the invitation link being accepted (consumed only when the
+    # bank or eSignature login succeeds) and the argon2id hash of the password the person
+    # chose on the invitation page, if they had none.
+    email_link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("email_links.id", ondelete="CASCADE"))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
 
 
 class UpstreamLink(Base):

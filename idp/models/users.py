@@ -88,6 +88,11 @@ class Membership(Base):
     # Validity; an authorisation may end at a date.
     valid_from: Mapped[dt.datetime | None] = mapped_column()
     valid_until: Mapped[dt.datetime | None] = mapped_column()
+    # An invitation (flows 6 and 7): the personal code the inviter typed, if any (the
+    # person's bank or eSignature login must assert the same one), and when that login
+    # proved the person; the membership turns active once the contact form is confirmed.
+    invited_personal_code: Mapped[str | None] = mapped_column(String(16))
+    accepted_at: Mapped[dt.datetime | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="memberships", foreign_keys=[user_id])

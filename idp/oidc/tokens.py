@@ -505,3 +505,17 @@ def revoke_user_families(session: Session, user_id: int, reason: str) -> None:
                                      TokenFamily.revoked_at.is_(None))))
     for family_id in family_ids:
         revoke_family(session, family_id, reason)
+
+
+def revoke_customer_families(session: Session, user_id: int, customer_id: int,
+                             reason: str) -> int:
+    """Revoke the token families of a user acting for one customer (a membership removed,
+    expired or its rights changed): refresh answers invalid_grant, introspection and
+    userinfo answer inactive, from this commit on. Returns how many were revoked."""
+    family_ids = list(session.scalars(
+        select(TokenFamily.id).where(TokenFamily.user_id == user_id,
+                                     TokenFamily.customer_id == customer_id,
+                                     TokenFamily.revoked_at.is_(None))))
+    for family_id in family_ids:
+        revoke_family(session, family_id, reason)
+    return len(family_ids)
