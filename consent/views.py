@@ -19,7 +19,7 @@ from consent.forms import ConsentForm
 from consent.scopes import CATALOGUE
 from idp.accounts import cookies
 from idp.db import db_session
-from idp.oidc.authorize import deny, load_interaction, requested_scopes
+from idp.oidc.authorize import consent_request, deny, load_interaction
 
 bp = Blueprint("consent", __name__)
 
@@ -40,9 +40,11 @@ def consent_page() -> Response | str:
         return _error(_("This sign-in has expired. Go back to the application and start again."))
     if browser is None:
         return redirect(url_for("accounts.login", interaction=interaction.id))
-    client, scopes = requested_scopes(db, server, interaction)
-    if client is None:
-        return _error(_("The application is no longer registered."))
+    asked = consent_request(db, server, interaction, browser.user_id)
+    if asked is None:
+        return _error(_("The application is no longer registered, or you no longer act for "
+                        "this customer. Go back to the application and start again."))
+    client, scopes = asked.client, asked.scopes
 
     form = ConsentForm()
     if form.validate_on_submit():
@@ -51,7 +53,8 @@ def consent_page() -> Response | str:
             if location is None:
                 return _error(_("The application's return address is no longer registered."))
             return redirect(location, 302)
-        services.remember(db, browser.user_id, client.id, " ".join(scopes))
+        services.remember(db, browser.user_id, client.id,
+                          asked.acting.customer_id if asked.acting else None, " ".join(scopes))
         interaction.consented = True
         db.commit()
         return redirect(url_for("oidc.resume", interaction=interaction.id), 302)
@@ -59,4 +62,4 @@ def consent_page() -> Response | str:
     form.interaction.data = interaction.id
     descriptions = [CATALOGUE[s].description for s in scopes if s in CATALOGUE]
     return render_template("consent/consent.html", form=form, client_name=client.name,
-                           descriptions=descriptions, user=browser.user)
+                           descriptions=descriptions, user=browser.user, acting=asked.acting)

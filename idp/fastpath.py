@@ -377,7 +377,7 @@ class TokenFastPath(_HappyPath):
             body = tokens.user_token_response(
                 self.keyring, self.settings, client=client, user=presented.user,
                 family=presented.family, scope=presented.family.scope, nonce=None,
-                refresh_token=successor)
+                refresh_token=successor, acting=presented.acting(now))
             with connection.write_transaction():
                 rotated = tokens.rotate_refresh_token(connection, self.settings, presented,
                                                       successor, now)
@@ -411,7 +411,8 @@ class UserinfoFastPath(_HappyPath):
                                          token.strip())
             if active is None or active.user is None:
                 return None
-            return userinfo_claims(active.user, str(active.claims.get("scope", "")))
+            return userinfo_claims(active.user, str(active.claims.get("scope", "")),
+                                   active.acting)
 
 
 def install(app: Flask) -> None:

@@ -402,9 +402,11 @@ class Browser:
             "password": password, "interaction": interaction})
 
     def authorize(self, params: dict[str, str], email: str = "janis.berzins@example.lv",
-                  password: str = PASSWORD, consent: str | None = "allow") -> Any:
-        """GET /authorize and walk through login and consent; returns the final response
-        (the redirect to the client, or the page where the walk stopped)."""
+                  password: str = PASSWORD, consent: str | None = "allow",
+                  act_for: int | None = None) -> Any:
+        """GET /authorize and walk through login, the "act for" page (choosing the
+        customer with id `act_for`) and consent; returns the final response (the
+        redirect to the client, or the page where the walk stopped)."""
         response = self.client.get("/authorize", query_string=params)
         for _ in range(6):
             location = response.headers.get("Location", "")
@@ -421,6 +423,11 @@ class Browser:
                 response = self.client.post("/consent", data={
                     "csrf_token": csrf_token(page.get_data(as_text=True)),
                     "interaction": interaction, consent: consent.title()})
+            elif path == "/act-for" and act_for is not None:
+                page = self.client.get(location)
+                response = self.client.post("/act-for", data={
+                    "csrf_token": csrf_token(page.get_data(as_text=True)),
+                    "interaction": interaction, "customer": str(act_for)})
             else:
                 response = self.client.get(location)
         return response

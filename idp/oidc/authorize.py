@@ -21,6 +21,8 @@ from werkzeug.datastructures import MultiDict
 
 from consent import services as consent_services
 from idp.db import utcnow
+from idp.delegation.acting import Acting, acting_for, acting_options
+from idp.delegation.rights import scopes_allowed_by
 from idp.models import BrowserSession, Interaction
 from idp.oidc import tokens
 from idp.oidc.clients import OAuthClient
@@ -59,7 +61,7 @@ class ProtocolError(OAuth2Error):
 class Outcome:
     """What the endpoint answers: an HTML error page, a redirect, or a page to show."""
 
-    kind: str  # "error_page" | "redirect" | "login" | "contact" | "consent"
+    kind: str  # "error_page" | "redirect" | "login" | "contact" | "select_customer" | "consent"
     location: str = ""
     error: str = ""
     description: str = ""
@@ -157,25 +159,40 @@ def process(
             or below(browser.acr, required_assurance(params))
         )
     )
-    consented_here = bool(interaction and interaction.consented)
-    needs_consent = not client.first_party and not consented_here and (
-        "consent" in prompts
-        or (
-            browser is not None
-            and consent_services.missing_scopes(session, browser.user_id, client.id, scope)
-        )
-    )
     # DOMAIN.md flow 4 (and flow 1): a person who still owes the contact-information form
     # gets no code for any client until it is confirmed.
     needs_contact = (not needs_login and browser is not None
                      and not browser.user.contact_confirmed)
-    if "none" in prompts and (needs_login or needs_contact or needs_consent):
-        error = ("login_required" if needs_login else
-                 "interaction_required" if needs_contact else "consent_required")
+    # DOMAIN.md: a token is for one user acting for one customer, chosen after login.
+    acting: Acting | None = None
+    needs_customer = False
+    if browser is not None and not needs_login and not needs_contact:
+        acting, needs_customer = _choose_customer(
+            acting_options(session, browser.user_id, utcnow()), interaction, browser, prompts)
+        # Granted = requested ∩ allowed for the client (Authlib, above) ∩ the rights of
+        # the membership ∩ consented (below).
+        scope = " ".join(scopes_allowed_by(scope_to_list(scope) or [],
+                                           acting.rights if acting else ()))
+    consented_here = bool(interaction and interaction.consented)
+    needs_consent = not client.first_party and not consented_here and (
+        "consent" in prompts
+        or (
+            browser is not None and not needs_customer
+            and bool(consent_services.missing_scopes(
+                session, browser.user_id, client.id,
+                acting.customer_id if acting else None, scope))
+        )
+    )
+    steps = {"login": needs_login, "contact": needs_contact,
+             "select_customer": needs_customer, "consent": needs_consent}
+    kind = next((name for name, needed in steps.items() if needed), None)
+    if "none" in prompts and kind is not None:
+        error = {"login": "login_required", "contact": "interaction_required",
+                 "select_customer": "account_selection_required"}.get(kind, "consent_required")
         return _error_redirect(
             issuer, redirect_uri, ProtocolError(error, "The person must interact."), state
         )
-    if needs_login or needs_contact or needs_consent:
+    if kind is not None:
         if interaction is None:
             interaction = Interaction(
                 id=new_token(24),
@@ -184,8 +201,10 @@ def process(
                 expires_at=utcnow() + dt.timedelta(seconds=server.settings.interaction_lifetime),
             )
             session.add(interaction)
-            session.commit()
-        kind = "login" if needs_login else "contact" if needs_contact else "consent"
+        if kind == "consent" and acting is not None:
+            # The consent page asks on behalf of this customer, and this request keeps it.
+            interaction.customer_id = acting.customer_id
+        session.commit()
         return Outcome(kind, interaction_id=interaction.id)
 
     assert browser is not None
@@ -200,6 +219,7 @@ def process(
         server.settings,
         client=client,
         user_id=browser.user_id,
+        customer_id=acting.customer_id if acting else None,
         redirect_uri=redirect_uri,
         scope=scope,
         nonce=params.get("nonce"),
@@ -217,6 +237,25 @@ def process(
         response.append(("state", state))
     response.append(("iss", issuer))
     return Outcome("redirect", location=add_params_to_uri(redirect_uri, response))
+
+
+def _choose_customer(options: list[Acting], interaction: Interaction | None,
+                     browser: BrowserSession, prompts: set[str]) -> tuple[Acting | None, bool]:
+    """Whom this request acts for, and whether the person must choose first.
+
+    The choice made for this request wins while its membership lasts; one membership needs
+    no choice (none: identity only, no customer, no domain scopes); with several, the
+    customer chosen earlier in this browser is reused (a second application, a silent
+    login) unless prompt=select_account asks again. A new login is a new browser session,
+    so after every login the person chooses."""
+    by_id = {acting.customer_id: acting for acting in options}
+    if interaction is not None and interaction.customer_id in by_id:
+        return by_id[interaction.customer_id], False
+    if len(options) <= 1:
+        return (options[0] if options else None), False
+    if "select_account" not in prompts and browser.acting_customer_id in by_id:
+        return by_id[browser.acting_customer_id], False
+    return None, True
 
 
 def may_continue_as(browser: BrowserSession | None, params: MultiDict[str, str]) -> bool:
@@ -286,11 +325,41 @@ def interaction_params(interaction: Interaction) -> MultiDict[str, str]:
     return MultiDict([(k, v) for k, values in interaction.params.items() for v in values])
 
 
-def requested_scopes(session: Session, server: IdpAuthorizationServer,
-                     interaction: Interaction) -> tuple[OAuthClient | None, list[str]]:
-    """The client and the scopes a paused request asks for (for the consent page)."""
+@dataclass(frozen=True)
+class ConsentRequest:
+    """What the consent page asks: which client, acting for whom, which scopes."""
+
+    client: OAuthClient
+    acting: Acting | None
+    scopes: list[str]
+
+
+def consent_request(session: Session, server: IdpAuthorizationServer,
+                    interaction: Interaction, user_id: int) -> ConsentRequest | None:
+    """The scopes a paused request would be granted (for the consent page): those the
+    client may have and the membership's rights allow. None if the client is gone or the
+    membership ended meanwhile."""
     params = interaction_params(interaction)
     client = server.query_client(params.get("client_id", ""))
     if client is None:
-        return None, []
-    return client, scope_to_list(client.get_allowed_scope(params.get("scope"))) or []
+        return None
+    acting = None
+    if interaction.customer_id is not None:
+        acting = acting_for(session, user_id, interaction.customer_id, utcnow())
+        if acting is None:
+            return None
+    requested = scope_to_list(client.get_allowed_scope(params.get("scope"))) or []
+    return ConsentRequest(client, acting,
+                          scopes_allowed_by(requested, acting.rights if acting else ()))
+
+
+def choose_customer(session: Session, interaction: Interaction, browser: BrowserSession,
+                    customer_id: int) -> bool:
+    """The person chose whom to act for on the "act for" page: this request and later
+    ones in this browser act for that customer. False if it is not one of their
+    current memberships (a tampered form, or one removed meanwhile)."""
+    if acting_for(session, browser.user_id, customer_id, utcnow()) is None:
+        return False
+    interaction.customer_id = customer_id
+    browser.acting_customer_id = customer_id
+    return True

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 from authlib.oauth2.rfc6749 import scope_to_list
 
 from consent.scopes import claims_for
+from idp.delegation.acting import Acting
 from idp.models import User
 
 
@@ -27,11 +28,15 @@ USER_CLAIM_COLUMNS = (User.subject, User.name, User.email_display, User.email_ve
 SUPPORTED_CLAIMS = (
     "sub", "name", "email", "email_verified", "phone_number", "phone_number_verified",
     "acr", "amr", "auth_time", "sid", "nonce", "at_hash", "iss", "aud", "azp", "exp", "iat",
+    "customer", "role", "rights",
 )
 
 
-def user_claims(user: ClaimSource, scope: str) -> dict[str, Any]:
-    """OIDC Core §5.4: the claims each granted scope releases."""
+def user_claims(user: ClaimSource, scope: str, acting: Acting | None = None
+                ) -> dict[str, Any]:
+    """OIDC Core §5.4: the claims each granted scope releases, and the acting context
+    (`customer`, `role`, `rights`), which every token of a user acting for a customer
+    carries whatever the scope (DOMAIN.md, "What relying apps receive")."""
     available: dict[str, Any] = {
         "sub": user.subject,
         "name": user.name,
@@ -46,12 +51,15 @@ def user_claims(user: ClaimSource, scope: str) -> dict[str, Any]:
         value = available.get(name)
         if value is not None:
             claims[name] = value
+    if acting is not None:
+        claims.update(acting.id_token_claims())
     return claims
 
 
-def userinfo_claims(user: ClaimSource, scope: str) -> dict[str, Any] | None:
+def userinfo_claims(user: ClaimSource, scope: str, acting: Acting | None = None
+                    ) -> dict[str, Any] | None:
     """The userinfo answer for an active token, or None when its scope lacks `openid`
     (OIDC Core §5.3: userinfo serves OpenID Connect access tokens only)."""
     if "openid" not in scope.split():
         return None
-    return user_claims(user, scope)
+    return user_claims(user, scope, acting)

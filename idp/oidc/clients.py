@@ -55,6 +55,12 @@ class OAuthClient(ClientMixin):
     def is_public(self) -> bool:
         return self.token_endpoint_auth_method == "none"  # noqa: S105 (a method name)
 
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        """The resource servers its access tokens are for: `audience` holds one, or
+        several separated by spaces (a portal calling the invoice and meter services)."""
+        return tuple(self.audience.split()) or (self.client_id,)
+
     # --- authlib ClientMixin ---------------------------------------------------------
     def get_client_id(self) -> str:
         return self.client_id

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from idp.db import db_session, utcnow
+from idp.delegation.acting import acting_for
 from idp.keys import KeyRing
 from idp.models import Client, UsedClientAssertion, User
 from idp.oidc import tokens
@@ -287,13 +288,20 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             tokens.revoke_what_code_issued(session, code.id)
             session.commit()
             raise InvalidGrantError("The authorization code has already been used.")
+        acting = None
+        if code.customer_id is not None:
+            # The membership may have ended in the seconds since the code was issued.
+            acting = acting_for(session, user.id, code.customer_id, utcnow())
+            if acting is None:
+                session.commit()  # the code stays used
+                raise InvalidGrantError("The person no longer acts for this customer.")
         family = tokens.start_family(session, settings, client, code)
         session.flush()
         refresh_token = (tokens.issue_refresh_token(session, settings, family)
                          if client.check_grant_type("refresh_token") else None)
         token = tokens.user_token_response(
             self.server.keyring, settings, client=client, user=user, family=family,
-            scope=family.scope, nonce=code.nonce, refresh_token=refresh_token)
+            scope=family.scope, nonce=code.nonce, refresh_token=refresh_token, acting=acting)
         session.commit()
         return 200, token, NO_STORE
 
@@ -352,7 +360,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         successor = new_token(32)
         token = tokens.user_token_response(
             self.server.keyring, self.server.settings, client=client, user=user,
-            family=presented.family, scope=scope, nonce=None, refresh_token=successor)
+            family=presented.family, scope=scope, nonce=None, refresh_token=successor,
+            acting=presented.acting(utcnow()))
         if not tokens.rotate_refresh_token(session, self.server.settings, presented, successor,
                                            utcnow()):
             session.rollback()
@@ -462,7 +471,9 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
         if isinstance(token, tokens.PresentedRefreshToken):
             return token.family.client_id == client.id
         aud = token.claims.get("aud")
-        return token.claims.get("client_id") == client.client_id or aud == client.audience
+        token_audiences = set(aud) if isinstance(aud, list) else {aud}
+        return (token.claims.get("client_id") == client.client_id
+                or bool(token_audiences & set(client.audiences)))
 
     def introspect_token(self, token: Any) -> dict[str, Any]:
         session = self.server.session
@@ -474,7 +485,7 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
             if not user.is_active:
                 return {"active": False}
             client = session.get(Client, family.client_id)
-            return {
+            body = {
                 "active": True,
                 "token_type": "refresh_token",
                 "scope": family.scope,
@@ -484,10 +495,14 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
                 "iat": int(token.row.created_at.timestamp()),
                 "iss": self.server.settings.issuer,
             }
+            acting = token.acting(utcnow())
+            if acting is not None:
+                body.update(acting.access_token_claims())
+            return body
         claims = token.claims
         body = {"active": True, "token_type": "access_token"}
         for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti",
-                     "auth_time", "acr"):
+                     "auth_time", "acr", "customer", "role"):
             if name in claims:
                 body[name] = claims[name]
         return body

@@ -21,9 +21,13 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from idp.db import utcnow
+from idp.delegation.acting import Acting, acting_from_columns
+from idp.delegation.rights import scopes_allowed_by
 from idp.keys import KeyRing
 from idp.models import (
     AuthorizationCode,
+    Customer,
+    Membership,
     RefreshToken,
     RevokedAccessToken,
     TokenFamily,
@@ -58,6 +62,7 @@ def store_authorization_code(
     *,
     client: OAuthClient,
     user_id: int,
+    customer_id: int | None,
     redirect_uri: str,
     scope: str,
     nonce: str | None,
@@ -74,6 +79,7 @@ def store_authorization_code(
             code_hash=hash_secret(code),
             client_id=client.id,
             user_id=user_id,
+            customer_id=customer_id,
             redirect_uri=redirect_uri,
             scope=scope,
             nonce=nonce,
@@ -125,6 +131,7 @@ def start_family(
         id=new_token(18),
         client_id=client.id,
         user_id=code.user_id,
+        customer_id=code.customer_id,
         scope=code.scope,
         sid=code.sid,
         auth_time=code.auth_time,
@@ -169,6 +176,7 @@ class _FamilyFacts(NamedTuple):
     id: str
     client_id: int
     user_id: int
+    customer_id: int | None
     scope: str
     sid: str | None
     auth_time: int
@@ -193,14 +201,42 @@ class _UserFacts(NamedTuple):
         return self.status == ACTIVE
 
 
+class _MembershipFacts(NamedTuple):
+    """The family's customer and the user's membership in it (all None without one)."""
+
+    customer_number: str | None
+    customer_name: str | None
+    role: str | None
+    rights: list[str] | None
+    state: str | None
+    valid_from: dt.datetime | None
+    valid_until: dt.datetime | None
+
+
+def _acting(customer_id: int | None, facts: Any, now: dt.datetime) -> Acting | None:
+    return acting_from_columns(customer_id, facts.customer_number, facts.customer_name,
+                               facts.role, facts.rights, facts.state, facts.valid_from,
+                               facts.valid_until, now)
+
+
 @dataclass(frozen=True)
 class PresentedRefreshToken:
-    """A refresh token found by its hash, with its family and user (authlib's TokenMixin
-    duties). The rules for using one live here, for the grant and idp.fastpath alike."""
+    """A refresh token found by its hash, with its family, user and membership (authlib's
+    TokenMixin duties). The rules for using one live here, for the grant and idp.fastpath
+    alike."""
 
     row: _TokenFacts
     family: _FamilyFacts
     user: _UserFacts
+    membership: _MembershipFacts
+
+    def acting(self, now: dt.datetime) -> Acting | None:
+        return _acting(self.family.customer_id, self.membership, now)
+
+    def acts_as_granted(self, now: dt.datetime) -> bool:
+        """A family bound to a customer lives only while the membership does (removed,
+        expired, or past its end date: invalid_grant, inactive)."""
+        return self.family.customer_id is None or self.acting(now) is not None
 
     def check_client(self, client: OAuthClient) -> bool:
         return self.family.client_id == client.id
@@ -214,6 +250,7 @@ class PresentedRefreshToken:
             and self.family.revoked_at is None
             and self.row.expires_at > now
             and self.family.expires_at > now
+            and self.acts_as_granted(now)
         )
 
     def may_rotate(self, client: OAuthClient, now: dt.datetime) -> bool:
@@ -224,18 +261,35 @@ class PresentedRefreshToken:
 
 _TOKEN_COLUMNS = (RefreshToken.id, RefreshToken.family_id, RefreshToken.created_at,
                   RefreshToken.expires_at, RefreshToken.used_at)
-_FAMILY_COLUMNS = (TokenFamily.id, TokenFamily.client_id, TokenFamily.user_id, TokenFamily.scope,
+_FAMILY_COLUMNS = (TokenFamily.id, TokenFamily.client_id, TokenFamily.user_id,
+                   TokenFamily.customer_id, TokenFamily.scope,
                    TokenFamily.sid, TokenFamily.auth_time, TokenFamily.acr, TokenFamily.amr,
                    TokenFamily.expires_at, TokenFamily.revoked_at)
+# The acting context (idp.delegation.acting), outer-joined on the family's customer.
+_MEMBERSHIP_COLUMNS = (Customer.number.label("customer_number"),
+                       Customer.name.label("customer_name"), Membership.role,
+                       Membership.rights, Membership.state, Membership.valid_from,
+                       Membership.valid_until)
 _N_TOKEN, _N_FAMILY = len(_TOKEN_COLUMNS), len(_FAMILY_COLUMNS)
-# Columns, not ORM objects: the token, its family and its user in one round trip, without
-# the identity map (idp.fastpath runs it on a plain connection).
-_FIND_REFRESH_TOKEN = (
-    select(*_TOKEN_COLUMNS, *_FAMILY_COLUMNS, *USER_CLAIM_COLUMNS, User.status)
+_N_USER = len(USER_CLAIM_COLUMNS) + 1
+
+
+def _with_membership(statement: Any) -> Any:
+    return (statement
+            .outerjoin(Customer, Customer.id == TokenFamily.customer_id)
+            .outerjoin(Membership, (Membership.customer_id == TokenFamily.customer_id)
+                       & (Membership.user_id == TokenFamily.user_id)))
+
+
+# Columns, not ORM objects: the token, its family, its user and the membership it acts
+# through in one round trip, without the identity map (idp.fastpath runs it on a plain
+# connection).
+_FIND_REFRESH_TOKEN = _with_membership(
+    select(*_TOKEN_COLUMNS, *_FAMILY_COLUMNS, *USER_CLAIM_COLUMNS, User.status,
+           *_MEMBERSHIP_COLUMNS)
     .join(TokenFamily, TokenFamily.id == RefreshToken.family_id)
     .join(User, User.id == TokenFamily.user_id)
-    .where(RefreshToken.token_hash == bindparam("hash"))
-)
+).where(RefreshToken.token_hash == bindparam("hash"))
 
 
 def find_refresh_token(db: Runner, token: object) -> PresentedRefreshToken | None:
@@ -244,10 +298,12 @@ def find_refresh_token(db: Runner, token: object) -> PresentedRefreshToken | Non
     found = db.execute(_FIND_REFRESH_TOKEN, {"hash": hash_secret(token)}).first()
     if found is None:
         return None
+    users_end = _N_TOKEN + _N_FAMILY + _N_USER
     return PresentedRefreshToken(
         _TokenFacts._make(found[:_N_TOKEN]),
         _FamilyFacts._make(found[_N_TOKEN:_N_TOKEN + _N_FAMILY]),
-        _UserFacts._make(found[_N_TOKEN + _N_FAMILY:]),
+        _UserFacts._make(found[_N_TOKEN + _N_FAMILY:users_end]),
+        _MembershipFacts._make(found[users_end:]),
     )
 
 
@@ -342,12 +398,14 @@ def mint_access_token(
     subject: str,
     scope: str,
     family: TokenFamily | None = None,
+    acting: Acting | None = None,
 ) -> tuple[str, int]:
     now = int(time.time())
+    audiences = client.audiences
     claims: dict[str, Any] = {
         "iss": settings.issuer,
         "sub": subject,
-        "aud": client.audience,
+        "aud": audiences[0] if len(audiences) == 1 else list(audiences),
         "client_id": client.client_id,
         "iat": now,
         "exp": now + settings.access_token_lifetime,
@@ -361,6 +419,8 @@ def mint_access_token(
         if family.amr:
             claims["amr"] = list(family.amr)
         claims["gid"] = family.id
+    if acting is not None:
+        claims.update(acting.access_token_claims())
     token = keyring.sign(claims, settings.access_token_signing_alg, typ=ACCESS_TOKEN_TYPE)
     return token, settings.access_token_lifetime
 
@@ -414,13 +474,19 @@ def user_token_response(
     scope: str,
     nonce: str | None,
     refresh_token: str | None,
+    acting: Acting | None,
 ) -> dict[str, Any]:
     """The token response of a user's grant (authorization_code and refresh_token, in
     Flask and in idp.fastpath): access token, the refresh token if one was issued, and an
     ID token when `openid` was granted (also on refresh: OIDC Core §12.2 allows it, and
-    relying apps use it to see the login facts again)."""
+    relying apps use it to see the login facts again). Both carry the acting context;
+    the scope is cut to what the membership's rights allow now (the granted `scope` is
+    always stated, RFC 6749 §5.1)."""
+    scope = " ".join(scopes_allowed_by(scope_to_list(scope) or [],
+                                       acting.rights if acting else ()))
     access_token, expires_in = mint_access_token(
         keyring, settings, client=client, subject=user.subject, scope=scope, family=family,
+        acting=acting,
     )
     body: dict[str, Any] = {
         "access_token": access_token,
@@ -432,7 +498,7 @@ def user_token_response(
         body["refresh_token"] = refresh_token
     if "openid" in scope_to_list(scope):
         body["id_token"] = mint_id_token(
-            keyring, settings, client=client, user_claims=user_claims(user, scope),
+            keyring, settings, client=client, user_claims=user_claims(user, scope, acting),
             auth_time=family.auth_time, acr=family.acr, amr=list(family.amr), sid=family.sid,
             nonce=nonce, access_token=access_token,
         )
@@ -444,6 +510,8 @@ class ActiveAccessToken:
     claims: dict[str, Any]
     # The user's claim columns (a row of USER_CLAIM_COLUMNS) for a user's token.
     user: ClaimSource | None
+    # Whom the user acts for (None: a client's own token, or a user without a customer).
+    acting: Acting | None = None
 
 
 # Built once: constructing a statement costs more than running it on the hot path.
@@ -451,12 +519,11 @@ _REVOKED_JTI = (
     select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == bindparam("jti")).exists()
 )
 _ACCESS_TOKEN_REVOKED = select(_REVOKED_JTI)
-_USER_ACCESS_TOKEN_STATE = (
+_USER_ACCESS_TOKEN_STATE = _with_membership(
     select(*USER_CLAIM_COLUMNS, User.status, TokenFamily.revoked_at,
-           _REVOKED_JTI.label("jti_revoked"))
+           TokenFamily.customer_id, _REVOKED_JTI.label("jti_revoked"), *_MEMBERSHIP_COLUMNS)
     .join(TokenFamily, TokenFamily.user_id == User.id)
-    .where(TokenFamily.id == bindparam("gid"))
-)
+).where(TokenFamily.id == bindparam("gid"))
 
 
 def verify_access_token(
@@ -464,8 +531,9 @@ def verify_access_token(
 ) -> ActiveAccessToken | None:
     """The token's claims if it is one of ours, unexpired and not revoked; else None.
 
-    One query: the token's own revocation (RFC 7009) and, for a user's token, its family
-    and user (a revoked family or an inactive user makes every access token inactive).
+    One query: the token's own revocation (RFC 7009) and, for a user's token, its family,
+    user and membership (a revoked family, an inactive user or a membership that no
+    longer allows acting for the customer makes every access token inactive).
     """
     if not token or len(token) > 8192:
         return None
@@ -485,7 +553,10 @@ def verify_access_token(
     if (found is None or found.revoked_at is not None or found.jti_revoked
             or found.status != ACTIVE):
         return None
-    return ActiveAccessToken(claims=claims, user=found)
+    acting = _acting(found.customer_id, found, utcnow())
+    if found.customer_id is not None and acting is None:
+        return None
+    return ActiveAccessToken(claims=claims, user=found, acting=acting)
 
 
 def revoke_access_token(session: Session, claims: dict[str, Any]) -> None:

@@ -24,9 +24,12 @@ from werkzeug.exceptions import HTTPException
 
 from idp.accounts import cookies
 from idp.accounts.services import end_browser_session
-from idp.db import db_session, read_only_session
+from idp.db import db_session, read_only_session, utcnow
+from idp.delegation.acting import acting_options
+from idp.delegation.labels import role_label
 from idp.oidc import authorize
 from idp.oidc.claims import userinfo_claims
+from idp.oidc.forms import SelectCustomerForm
 from idp.oidc.server import IdpAuthorizationServer
 from idp.oidc.tokens import ACCESS_TOKEN_TYPE, verify_access_token
 
@@ -98,9 +101,40 @@ def _answer(outcome: authorize.Outcome) -> Response:
     if outcome.interaction_id not in known:
         # Remember the few most recent paused requests of this browser (several tabs).
         session["interactions"] = [*known[-4:], outcome.interaction_id]
-    endpoint = {"login": "accounts.login", "contact": "accounts.contact"}.get(
-        outcome.kind, "consent.consent_page")
+    endpoint = {"login": "accounts.login", "contact": "accounts.contact",
+                "select_customer": "oidc.select_customer"}.get(outcome.kind,
+                                                               "consent.consent_page")
     return redirect(url_for(endpoint, interaction=outcome.interaction_id), code=302)
+
+
+@bp.route("/act-for", methods=["GET", "POST"])
+def select_customer() -> Response:
+    """Whom the person acts for in this request (several memberships; DOMAIN.md)."""
+    db = db_session()
+    interaction_id = request.values.get("interaction", "")
+    interaction = authorize.load_interaction(db, interaction_id)
+    if interaction is None or interaction_id not in session.get("interactions", []):
+        return _error_page("invalid_request", _("This sign-in has expired. Go back to the "
+                                                 "application and start again."))
+    browser = cookies.current_browser_session()
+    if browser is None:
+        return redirect(url_for("accounts.login", interaction=interaction.id), 302)
+    options = acting_options(db, browser.user_id, utcnow())
+    form = SelectCustomerForm()
+    form.customer.choices = [(o.customer_id, o.customer_name) for o in options]
+    error = None
+    if form.validate_on_submit():
+        if authorize.choose_customer(db, interaction, browser, form.customer.data):
+            db.commit()
+            return redirect(url_for("oidc.resume", interaction=interaction.id), 302)
+    if request.method == "POST":
+        error = _("Choose one of the customers below and press Continue.")
+    form.interaction.data = interaction.id
+    client = server().query_client(authorize.interaction_params(interaction).get("client_id"))
+    body = render_template("oidc/select_customer.html", form=form, options=options,
+                           error=error, role_label=role_label,
+                           client_name=client.name if client else "")
+    return Response(body, status=400 if error else 200, mimetype="text/html")
 
 
 def _error_page(error: str, description: str) -> Response:
@@ -143,7 +177,7 @@ def userinfo() -> Response:
             401,
             **{"WWW-Authenticate": 'Bearer error="invalid_token"', "Cache-Control": "no-store"},
         )
-    claims = userinfo_claims(active.user, str(active.claims.get("scope", "")))
+    claims = userinfo_claims(active.user, str(active.claims.get("scope", "")), active.acting)
     if claims is None:
         return _json(
             {"error": "insufficient_scope", "error_description": "The openid scope is required"},

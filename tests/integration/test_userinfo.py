@@ -23,7 +23,8 @@ def assert_invalid_token(response) -> None:
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_userinfo_with_a_bearer_token(client, browser, user, confidential_client, method):
+def test_userinfo_with_a_bearer_token(client, browser, user, customer, confidential_client,
+                                      method):
     tokens = login_tokens(client, browser, confidential_client)
     response = client.open("/userinfo", method=method, headers=bearer(tokens["access_token"]))
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -31,7 +32,11 @@ def test_userinfo_with_a_bearer_token(client, browser, user, confidential_client
     assert response.headers["Cache-Control"] == "no-store"
     assert response.get_json() == {
         "sub": user.subject, "name": "Jānis Bērziņš", "email": "Janis.Berzins@Example.lv",
-        "email_verified": True}
+        "email_verified": True,
+        # The acting context (DOMAIN.md): the user is the customer's contractor.
+        "customer": {"id": customer.id, "number": customer.number, "name": customer.name},
+        "role": "contractor",
+        "rights": ["invoices.read", "meter_readings.submit", "users.manage"]}
 
 
 def test_userinfo_sub_matches_the_id_token(client, browser, user, confidential_client):
@@ -47,6 +52,9 @@ def test_bearer_scheme_is_case_insensitive(client, browser, user, confidential_c
     assert response.status_code == 200
 
 
+ACTING_CLAIMS = {"customer", "role", "rights"}
+
+
 @pytest.mark.parametrize("scope, expected", [
     ("openid", {"sub"}),
     ("openid email", {"sub", "email", "email_verified"}),
@@ -58,7 +66,8 @@ def test_bearer_scheme_is_case_insensitive(client, browser, user, confidential_c
 def test_scopes_limit_the_claims(client, browser, user, confidential_client, scope, expected):
     tokens = login_tokens(client, browser, confidential_client, scope=scope)
     info = client.get("/userinfo", headers=bearer(tokens["access_token"])).get_json()
-    assert set(info) == expected
+    # The acting context comes whatever the scope (the user is a contractor).
+    assert set(info) == expected | ACTING_CLAIMS
 
 
 def test_scopes_the_client_may_not_have_are_not_released(client, browser, user, make_client):
@@ -66,7 +75,7 @@ def test_scopes_the_client_may_not_have_are_not_released(client, browser, user, 
     tokens = login_tokens(client, browser, rp, scope="openid profile email phone")
     assert tokens["scope"] == "openid profile"
     info = client.get("/userinfo", headers=bearer(tokens["access_token"])).get_json()
-    assert set(info) == {"sub", "name"}
+    assert set(info) == {"sub", "name"} | ACTING_CLAIMS
 
 
 def test_missing_token_is_401_with_a_challenge(client):
