@@ -30,7 +30,7 @@ def init_app(app: Flask) -> None:
 
         from idp.demo import bank_sim
         from idp.demo import bp as demo_bp
-        from idp.demo.seed import DEMO_EPARAKSTS_PREFIX, eparaksts_simulator
+        from idp.demo.seed import DEMO_EPARAKSTS_PREFIX, eparaksts_simulator, example_services
 
         app.register_blueprint(demo_bp)
         # DEMO upstream providers (simulators, never outside demo mode): the bank as a
@@ -38,4 +38,5 @@ def init_app(app: Flask) -> None:
         bank_sim.init_app(app, csrf)
         simulator = eparaksts_simulator(app.config["IDP_SETTINGS"])
         app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
-            app.wsgi_app, {DEMO_EPARAKSTS_PREFIX: simulator})
+            app.wsgi_app, {DEMO_EPARAKSTS_PREFIX: simulator,
+                           **example_services(app.config["IDP_SETTINGS"].issuer)})

@@ -1,6 +1,7 @@
 """A demo relying page (registered in demo mode only) that logs in through the IdP like any
 relying app would: over HTTP, with Authlib's client, PKCE, state, nonce, and an ID token
-verified against the published JWKS.
+verified against the published JWKS. With the access token it then calls the example
+resource servers (examples/, mounted in demo mode), which decide from the token alone.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from idp.demo.seed import PUBLIC_CLIENT_ID
+from idp.demo.seed import (
+    DEMO_SCOPES,
+    INVOICE_SERVICE_PREFIX,
+    METER_SERVICE_PREFIX,
+    PUBLIC_CLIENT_ID,
+)
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 HTTP_TIMEOUT = 5
@@ -29,13 +35,15 @@ def _issuer() -> str:
 
 def _client() -> OAuth2Session:
     return OAuth2Session(PUBLIC_CLIENT_ID, redirect_uri=f"{_issuer()}/demo/callback",
-                         scope="openid profile email phone",
+                         scope=" ".join(DEMO_SCOPES),
                          token_endpoint_auth_method="none")  # noqa: S106 (a method name)
 
 
 @bp.get("/")
 def index() -> str:
-    return render_template("demo/index.html", result=session.pop("demo_result", None))
+    return render_template("demo/index.html", result=session.pop("demo_result", None),
+                           answer=session.pop("demo_answer", None),
+                           logged_in="demo_access_token" in session)
 
 
 @bp.post("/start")
@@ -65,7 +73,33 @@ def callback() -> Response | str:
     except (requests.RequestException, JoseError, ValueError, KeyError) as exc:
         current_app.logger.warning("demo login failed: %s", exc)
         return _fail(_("The login could not be completed: %(reason)s", reason=str(exc)[:200]))
+    session["demo_access_token"] = result.pop("access_token")
     session["demo_result"] = result
+    return redirect(f"{_issuer()}/demo/", 302)
+
+
+@bp.post("/call/<service>")
+def call_service(service: str) -> Response:
+    """Call an example resource server with the access token, as the portal would, and
+    show its answer (the status and body, errors included)."""
+    token = session.get("demo_access_token")
+    if token is None or service not in ("invoices", "reading"):
+        return redirect(f"{_issuer()}/demo/", 302)
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        if service == "invoices":
+            answer = requests.get(f"{_issuer()}{INVOICE_SERVICE_PREFIX}/invoices",
+                                  headers=headers, timeout=HTTP_TIMEOUT)
+        else:
+            answer = requests.post(f"{_issuer()}{METER_SERVICE_PREFIX}/readings",
+                                   headers=headers, timeout=HTTP_TIMEOUT,
+                                   data={"meter": request.form.get("meter", "")[:64],
+                                         "value": request.form.get("value", "")[:64]})
+        body = answer.json()
+    except (requests.RequestException, ValueError) as exc:
+        return _fail(_("The service could not be reached: %(reason)s", reason=str(exc)[:200]))
+    session["demo_answer"] = {"service": service, "status": answer.status_code, "body": body,
+                              "challenge": answer.headers.get("WWW-Authenticate", "")}
     return redirect(f"{_issuer()}/demo/", 302)
 
 
@@ -86,7 +120,8 @@ def _finish(code: str, pending: dict[str, str]) -> dict[str, Any]:
     userinfo = requests.get(f"{_issuer()}/userinfo", timeout=HTTP_TIMEOUT,
                             headers={"Authorization": f"Bearer {token['access_token']}"}).json()
     return {"id_token_claims": verified.claims, "userinfo": userinfo,
-            "id_token": token["id_token"], "scope": token.get("scope", "")}
+            "id_token": token["id_token"], "scope": token.get("scope", ""),
+            "access_token": token["access_token"]}
 
 
 def _fail(message: str) -> Response:

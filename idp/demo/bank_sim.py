@@ -42,11 +42,14 @@ bp = Blueprint("demo_bank", __name__, url_prefix="/demo-bank")
 CLIENT_ID = "demo-idp"
 CLIENT_SECRET = "demo-bank-secret-not-for-production"  # noqa: S105 (demo mode only)
 ACR = "urn:demo-bank:substantial"
-# The demo customers (idp/demo/seed.py): personal code -> (given name, family name).
+# The demo customers (idp/demo/seed.py), and Ilze, who is nobody's customer (the person a
+# contractor adds as an additional user in the README walkthrough): personal code ->
+# (given name, family name).
 PEOPLE = {
     "32123456785": ("Jānis", "Bērziņš"),
     "01019010001": ("Anna", "Liepa"),
     "32098765438": ("Pēteris", "Ozols"),
+    "15058510006": ("Ilze", "Kalniņa"),
 }
 SCOPES = ("openid", "profile")
 # Seconds: a paused authorization request, a code, an access token, an ID token.

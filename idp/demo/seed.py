@@ -30,6 +30,13 @@ DEMO_NEW_CUSTOMERS = (
 DEMO_EPARAKSTS_PREFIX = "/demo-eparaksts"
 DEMO_EPARAKSTS_CLIENT_ID = "demo-idp"
 DEMO_EPARAKSTS_SECRET = "demo-eparaksts-secret-not-for-production"  # noqa: S105 (demo only)
+# The example resource servers (examples/), mounted in demo mode at these paths, and the
+# audiences of their access tokens; the demo clients may call both.
+INVOICE_AUDIENCE = "urn:gas-portal:invoices"
+METER_AUDIENCE = "urn:gas-portal:meter-readings"
+INVOICE_SERVICE_PREFIX = "/examples/invoices"
+METER_SERVICE_PREFIX = "/examples/meters"
+DEMO_SCOPES = ["openid", "profile", "email", "phone", "invoices.read", "meter_readings.submit"]
 
 
 def seed(session: Session, passwords: Passwords, settings: Settings) -> list[str]:
@@ -52,17 +59,18 @@ def seed(session: Session, passwords: Passwords, settings: Settings) -> list[str
         registry.add_client(
             session, name="Demo relying page", client_id=PUBLIC_CLIENT_ID, auth_method="none",
             redirect_uris=[callback], post_logout_redirect_uris=[f"{settings.issuer}/demo/"],
-            scopes=["openid", "profile", "email", "phone"],
+            scopes=DEMO_SCOPES, audience=f"{INVOICE_AUDIENCE} {METER_AUDIENCE}",
         )
     if session.scalar(select(Client).where(Client.client_id == CONFIDENTIAL_CLIENT_ID)) is None:
         new = registry.add_client(
             session, name="Customer portal (demo)", client_id=CONFIDENTIAL_CLIENT_ID,
             redirect_uris=["http://127.0.0.1:8000/callback"], first_party=True,
-            scopes=["openid", "profile", "email", "phone"], audience="https://portal.example.lv",
+            scopes=DEMO_SCOPES, audience=f"{INVOICE_AUDIENCE} {METER_AUDIENCE}",
             grant_types=["authorization_code", "refresh_token", "client_credentials"],
         )
         lines.append(f"confidential client {CONFIDENTIAL_CLIENT_ID} secret (shown once): "
                      f"{new.secret}")
+    _update_demo_clients(session)
     lines.extend(_seed_upstream_providers(session, settings))
     session.commit()
     number, _given, _family, code, _contract = DEMO_NEW_CUSTOMERS[0]
@@ -74,6 +82,15 @@ def seed(session: Session, passwords: Passwords, settings: Settings) -> list[str
         f"{code[:6]}-{code[6:]} (mails: {settings.instance_dir / 'mail'})",
     ]
     return lines
+
+
+def _update_demo_clients(session: Session) -> None:
+    """Demo clients seeded by an older version get the domain scopes and the example
+    services' audiences (demo data only: an admin's clients are never touched)."""
+    for row in session.scalars(select(Client).where(
+            Client.client_id.in_([PUBLIC_CLIENT_ID, CONFIDENTIAL_CLIENT_ID]))):
+        row.allowed_scopes = list(DEMO_SCOPES)
+        row.audience = f"{INVOICE_AUDIENCE} {METER_AUDIENCE}"
 
 
 def _seed_upstream_providers(session: Session, settings: Settings) -> list[str]:
@@ -110,3 +127,16 @@ def eparaksts_simulator(settings: Settings) -> Flask:
     return eparaksts_sim.create_simulator(
         {DEMO_EPARAKSTS_CLIENT_ID: eparaksts_sim.SimClient(DEMO_EPARAKSTS_SECRET, (callback,))},
         require_pkce=True)
+
+
+def example_services(issuer: str) -> dict[str, Flask]:
+    """The example resource servers (examples/), mounted in demo mode so that a newcomer
+    sees them answer without starting anything else. They fetch the JWKS over HTTP like
+    any relying app (python -m examples.invoice_service runs one on its own)."""
+    from examples import invoice_service, meter_service
+
+    jwks_url = f"{issuer}/jwks.json"
+    return {
+        INVOICE_SERVICE_PREFIX: invoice_service.create_app(issuer, INVOICE_AUDIENCE, jwks_url),
+        METER_SERVICE_PREFIX: meter_service.create_app(issuer, METER_AUDIENCE, jwks_url),
+    }

@@ -1,0 +1,6 @@
+"""`python -m examples.invoice_service`: see examples.run for the environment."""
+
+from examples import run
+from examples.invoice_service import DEFAULT_AUDIENCE, DEFAULT_PORT, create_app
+
+run(create_app, DEFAULT_AUDIENCE, DEFAULT_PORT)
