@@ -28,7 +28,8 @@ from sqlalchemy import insert, select
 
 from idp import create_app
 from idp.db import db_session, utcnow
-from idp.models import RefreshToken, TokenFamily, User
+from idp.delegation.acting import acting_for
+from idp.models import Customer, Membership, RefreshToken, TokenFamily, User
 from idp.oidc import tokens
 from idp.oidc.clients import find_client
 from idp.security import hash_secret, new_token
@@ -60,10 +61,19 @@ def main() -> int:
             return 1
         now = utcnow()
         auth_time = int(now.timestamp())
+        # The user acts for a customer, as every portal user does: refresh and userinfo
+        # then read the membership too (idp.delegation.acting).
+        customer = Customer(number=f"bench-{new_token(6)}", kind="person", name="Bench User",
+                            personal_code=None)
+        session.add(customer)
+        session.flush()
+        session.add(Membership(user_id=user.id, customer_id=customer.id, role="contractor"))
+        session.flush()
+        acting = acting_for(session, user.id, customer.id, now)
 
         # One real code -> family -> refresh token through the services.
         code_value = tokens.store_authorization_code(
-            session, settings, client=client, user_id=user.id,
+            session, settings, client=client, user_id=user.id, customer_id=customer.id,
             redirect_uri="http://127.0.0.1/cb", scope=SCOPE, nonce=None,
             code_challenge=None, code_challenge_method=None, sid=None,
             auth_time=auth_time, acr="low", amr=["pwd"],
@@ -90,8 +100,9 @@ def main() -> int:
                 family_id = new_token(18)
                 families.append({
                     "id": family_id, "client_id": client.id, "user_id": user.id,
-                    "scope": SCOPE, "sid": None, "auth_time": auth_time, "acr": "low",
-                    "amr": ["pwd"], "created_at": now, "expires_at": family_expiry,
+                    "customer_id": customer.id, "scope": SCOPE, "sid": None,
+                    "auth_time": auth_time, "acr": "low", "amr": ["pwd"], "created_at": now,
+                    "expires_at": family_expiry,
                 })
                 if i < args.pool - 1:
                     value = new_token(32)
@@ -110,7 +121,7 @@ def main() -> int:
         ):
             token, _ = tokens.mint_access_token(
                 app.extensions["idp.keyring"], settings, client=client,
-                subject=user.subject, scope=SCOPE, family=family,
+                subject=user.subject, scope=SCOPE, family=family, acting=acting,
             )
             access.append(token)
         session.commit()

@@ -24,6 +24,7 @@ from idp.accounts.services import AccountError, create_user
 from idp.cli_output import json_option, print_rows
 from idp.customers.cli import customers_cli
 from idp.db import db_session, utcnow
+from idp.delegation.cli import audit_cli, delegation_cli
 from idp.keys import ensure_keys, key_state, rotate_keys
 from idp.mail_cli import mail_cli
 from idp.models import Client, SigningKey
@@ -123,7 +124,8 @@ clients_cli = AppGroup("clients", help="Relying apps allowed to use the IdP.")
                    "[default: authorization_code,refresh_token]")
 @click.option("--scope", "scopes", multiple=True,
               help="Allowed scopes [default: openid,profile,email]")
-@click.option("--audience", help="aud of its access tokens (the API it calls) [default: client id]")
+@click.option("--audience", help="aud of its access tokens: the API it calls, or several "
+              "separated by spaces [default: client id]")
 @click.option("--first-party", is_flag=True, help="Pre-approved: skip the consent page.")
 @click.option("--id-token-alg", type=click.Choice(registry.ID_TOKEN_ALGS), default="RS256",
               show_default=True)
@@ -359,6 +361,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(customers_cli)
     app.cli.add_command(mail_cli)
     app.cli.add_command(providers_cli)
+    app.cli.add_command(delegation_cli)
+    app.cli.add_command(audit_cli)
 
 
 def _create_app() -> Flask:

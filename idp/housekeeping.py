@@ -1,7 +1,8 @@
 """Deleting rows that can no longer matter (`idp db purge`, e.g. hourly from cron).
 
 Nothing here is needed for correctness: every reader checks expiry itself. It only keeps
-the tables small.
+the tables small, and marks memberships past their end date expired (with their audit
+record) so that the USERS section and `idp delegation list` show it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from idp.db import utcnow
+from idp.delegation.services import expire_due
 from idp.models import (
     AuthorizationCode,
     BrowserSession,
@@ -34,6 +36,8 @@ MAIL_RETENTION = dt.timedelta(days=30)
 
 def purge_expired(session: Session, login_failure_window: int) -> dict[str, int]:
     now = utcnow()
+    # First, while their links and token families still exist to be voided and revoked.
+    expired_memberships = expire_due(session, now)
     statements = {
         "authorization_codes": delete(AuthorizationCode).where(
             AuthorizationCode.expires_at < now - CODE_RETENTION),
@@ -54,4 +58,5 @@ def purge_expired(session: Session, login_failure_window: int) -> dict[str, int]
         "email_links": delete(EmailLink).where(EmailLink.expires_at < now - CODE_RETENTION),
         "outbox_mails": delete(OutboxMail).where(OutboxMail.sent_at < now - MAIL_RETENTION),
     }
-    return {name: session.execute(stmt).rowcount for name, stmt in statements.items()}
+    counts = {name: session.execute(stmt).rowcount for name, stmt in statements.items()}
+    return {"memberships_expired": expired_memberships, **counts}

@@ -49,15 +49,19 @@ def _fernet(settings: Settings) -> Fernet:
 
 
 def begin(session: Session, settings: Settings, connector: UpstreamProvider, *,
-          callback_url: str, interaction_id: str | None) -> str:
-    """Start an upstream login; returns where to send the browser."""
+          callback_url: str, interaction_id: str | None, purpose: str = "login",
+          email_link_id: int | None = None, password_hash: str | None = None) -> str:
+    """Start an upstream login; returns where to send the browser. `purpose` "invitation"
+    (idp.delegation.services.begin_acceptance) keeps the invitation link being accepted and
+    the hash of the password chosen on its page until the callback."""
     start = connector.start_login(callback_url)
     now = utcnow()
     session.add(UpstreamLogin(
         state_hash=hash_secret(start.state), provider=connector.name,
         pending_encrypted=_fernet(settings).encrypt(json.dumps(start.pending).encode()),
-        purpose="login", interaction_id=interaction_id, created_at=now,
-        expires_at=now + dt.timedelta(seconds=settings.upstream_login_lifetime)))
+        purpose=purpose, interaction_id=interaction_id, created_at=now,
+        expires_at=now + dt.timedelta(seconds=settings.upstream_login_lifetime),
+        email_link_id=email_link_id, password_hash=password_hash))
     return start.redirect_url
 
 
@@ -67,6 +71,11 @@ class TakenLogin:
     pending: dict[str, Any]
     interaction_id: str | None
     row_id: int
+    # What the person started ("login", or "invitation": the callback then finishes the
+    # acceptance of that e-mail link instead of resolving a login).
+    purpose: str = "login"
+    email_link_id: int | None = None
+    password_hash: str | None = None
 
 
 def take(session: Session, settings: Settings, provider: str, state: str) -> TakenLogin | None:
@@ -90,7 +99,9 @@ def take(session: Session, settings: Settings, provider: str, state: str) -> Tak
         pending = json.loads(_fernet(settings).decrypt(row.pending_encrypted))
     except InvalidToken:
         return None
-    return TakenLogin(row.provider, pending, row.interaction_id, row.id)
+    return TakenLogin(row.provider, pending, row.interaction_id, row.id,
+                      purpose=row.purpose, email_link_id=row.email_link_id,
+                      password_hash=row.password_hash)
 
 
 class Outcome(enum.Enum):
@@ -126,7 +137,7 @@ def resolve(session: Session, settings: Settings, identity: VerifiedIdentity,
         if user is not None:
             user.verified_personal_code = identity.personal_code
     if user is not None:
-        _remember_link(session, user, identity)
+        remember_link(session, user, identity)
         return Resolution(Outcome.LOGGED_IN, user=user)
     customer = _person_customer(session, identity.personal_code)
     if customer is None:
@@ -186,7 +197,9 @@ def _person_customer(session: Session, personal_code: str) -> Customer | None:
         .order_by(Customer.id).limit(1))
 
 
-def _remember_link(session: Session, user: User, identity: VerifiedIdentity) -> None:
+def remember_link(session: Session, user: User, identity: VerifiedIdentity) -> None:
+    """Record (provider, subject) for the user, or the time of its latest login (also
+    after an accepted invitation: idp.delegation.services.finish_acceptance)."""
     link = session.scalar(select(UpstreamLink).where(
         UpstreamLink.provider == identity.provider, UpstreamLink.subject == identity.subject))
     if link is None:
