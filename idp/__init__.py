@@ -45,6 +45,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     oidc.init_app(app)
     pages.init_app(app)
+    # The USERS section and the invited person's page (CSRF-protected like every page).
+    from idp.delegation import invitation_views
+    from idp.delegation import views as users_views
+
+    app.register_blueprint(users_views.bp)
+    app.register_blueprint(invitation_views.bp)
     errors.init_app(app)
     cli.init_app(app)
     fastpath.install(app)

@@ -19,12 +19,13 @@ from idp.accounts.services import (
     start_browser_session,
 )
 from idp.db import db_session
+from idp.delegation import services as delegation
 from idp.i18n import current_language
 from idp.models import UpstreamProviderConfig
 from idp.oidc.authorize import load_interaction
-from idp.providers_admin import ProviderError, connector_config
+from idp.providers_admin import NAME_PATTERN, ProviderError, connector_config
 from idp.settings import Settings
-from providers.base import UpstreamCancelled, UpstreamError, UpstreamProvider
+from providers.base import UpstreamCancelled, UpstreamError, UpstreamProvider, VerifiedIdentity
 from providers.registry import build_connector
 
 bp = Blueprint("upstream", __name__)
@@ -39,12 +40,12 @@ def _page(template: str, status: int = 200, **context: object) -> Response:
     return Response(render_template(template, **context), status=status, mimetype="text/html")
 
 
-def _unavailable() -> Response:
+def unavailable_page() -> Response:
     """One page for every upstream failure: down, slow, garbage, a failed check."""
     return _page("accounts/upstream_unavailable.html", status=502)
 
 
-def _connector(name: str) -> UpstreamProvider | None:
+def connector_named(name: str) -> UpstreamProvider | None:
     config_row = db_session().scalar(select(UpstreamProviderConfig).where(
         UpstreamProviderConfig.name == name[:32], UpstreamProviderConfig.enabled.is_(True)))
     if config_row is None:
@@ -63,9 +64,9 @@ def start() -> Response:
     form = UpstreamStartForm()
     if not form.validate_on_submit():
         return redirect(url_for("accounts.login"), 303)
-    connector = _connector(form.provider.data or "")
+    connector = connector_named(form.provider.data or "")
     if connector is None:
-        return _unavailable()
+        return unavailable_page()
     session = db_session()
     interaction = load_interaction(session, form.interaction.data or "")
     callback = _settings().issuer + url_for("upstream.callback", provider=connector.name)
@@ -75,7 +76,7 @@ def start() -> Response:
     except UpstreamError as exc:
         session.rollback()
         log.warning("upstream %s: the login could not start: %s", connector.name, exc)
-        return _unavailable()
+        return unavailable_page()
     session.commit()
     return redirect(target, 303)
 
@@ -85,23 +86,31 @@ def callback(provider: str) -> Response:
     """The provider sends the person back here (query or form_post). The state, not a
     cookie, finds the login in flight, so a cross-site POST and another instance work."""
     params = {k: v for k, v in request.values.items() if isinstance(v, str)}
+    if not NAME_PATTERN.fullmatch(provider) or "\x00" in params.get("state", ""):
+        # Not a provider name we could have registered (or a NUL, which PostgreSQL
+        # refuses in text): no login in flight can match.
+        return _page("accounts/upstream_expired.html", status=400)
     session = db_session()
-    taken = upstream.take(session, _settings(), provider[:32], params.get("state", ""))
+    taken = upstream.take(session, _settings(), provider, params.get("state", ""))
     if taken is None:
         session.commit()
         return _page("accounts/upstream_expired.html", status=400)
     session.commit()  # the state is used up whatever happens next
-    connector = _connector(provider)
+    connector = connector_named(provider)
     if connector is None:
-        return _unavailable()
+        return unavailable_page()
     try:
         identity = connector.finish_login(params, taken.pending)
     except UpstreamCancelled:
+        if taken.purpose == delegation.UPSTREAM_PURPOSE:  # the invitation link still works
+            return _page("invitation/cancelled.html")
         return redirect(url_for("accounts.login", notice="cancelled",
                                 interaction=taken.interaction_id or None), 303)
     except UpstreamError as exc:
         log.warning("upstream %s: the login failed: %s", provider, exc)
-        return _unavailable()
+        return unavailable_page()
+    if taken.purpose == delegation.UPSTREAM_PURPOSE:
+        return _invitation_answer(taken, identity)
     resolution = upstream.resolve(session, _settings(), identity, taken)
     if resolution.outcome in (upstream.Outcome.NO_CUSTOMER,
                               upstream.Outcome.CUSTOMER_HAS_ACCOUNT):
@@ -128,6 +137,31 @@ def callback(provider: str) -> Response:
     else:
         target = url_for("accounts.signed_in")
     response = redirect(target, 303)
+    cookies.set_session_cookie(response, cookie_value)
+    return response
+
+
+def _invitation_answer(taken: upstream.TakenLogin, identity: VerifiedIdentity) -> Response:
+    """Flow 6: the bank or eSignature login of an invited person. Accepted: they are logged
+    in (at the assurance of that login) and owe the contact form, whose confirmation
+    activates the membership. Refused or used up: a page that says what to do."""
+    session = db_session()
+    acceptance = delegation.finish_acceptance(session, _settings(), taken, identity,
+                                              request.remote_addr or "unknown")
+    outcome = acceptance.outcome
+    if outcome is not delegation.AcceptanceOutcome.ACCEPTED or acceptance.user is None:
+        session.commit()  # the link is used up and the refusal recorded, whatever the page
+        if outcome is delegation.AcceptanceOutcome.WRONG_PERSON:
+            return _page("invitation/wrong_person.html", status=403)
+        if outcome is delegation.AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT:
+            return _page("invitation/other_account.html", status=409,
+                         support=_settings().support_contact)
+        return _page("accounts/link_invalid.html", status=404)
+    end_browser_session(session, request.cookies.get(cookies.cookie_name()))
+    cookie_value, _browser = start_browser_session(
+        session, _settings(), acceptance.user, identity.assurance, list(identity.amr))
+    session.commit()
+    response = redirect(url_for("accounts.contact"), 303)
     cookies.set_session_cookie(response, cookie_value)
     return response
 

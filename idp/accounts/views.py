@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
@@ -31,6 +40,7 @@ from idp.accounts.services import (
     start_browser_session,
 )
 from idp.db import db_session
+from idp.delegation.services import activate_accepted
 from idp.i18n import current_language
 from idp.models import BrowserSession, Interaction, User
 from idp.oidc.authorize import (
@@ -155,12 +165,12 @@ def _page(template: str, status: int = 200, **context: object) -> Response:
     return Response(render_template(template, **context), status=status, mimetype="text/html")
 
 
-def _link_invalid() -> Response:
+def link_invalid_page() -> Response:
     """One page for every unusable link: unknown, used, expired, voided, wrong purpose."""
     return _page("accounts/link_invalid.html", status=404)
 
 
-def _new_password_errors(form: NewPasswordForm | RegistrationForm, email: str | None) -> bool:
+def new_password_errors(form: NewPasswordForm | RegistrationForm, email: str | None) -> bool:
     """Form validation plus the password rules; errors land on the password field."""
     valid = form.validate_on_submit()
     problems = password_problems(form.password.data or "", _settings().password_min_length,
@@ -197,7 +207,7 @@ def register() -> Response:
 
 
 def _registration_form_ok(form: RegistrationForm) -> bool:
-    ok = _new_password_errors(form, form.email.data)
+    ok = new_password_errors(form, form.email.data)
     try:
         normalize_email(form.email.data or "")
     except AccountError:
@@ -215,12 +225,12 @@ def confirm_email(token: str) -> Response:
         user = registration.confirm_registration(session, token)
         if user is None:
             session.rollback()
-            return _link_invalid()
+            return link_invalid_page()
         session.commit()
         return redirect(_login_url("confirmed"), 303)
     user = registration.check_registration_link(session, token)
     if user is None:
-        return _link_invalid()
+        return link_invalid_page()
     return _page("accounts/confirm_email.html", form=form, user=user)
 
 
@@ -237,13 +247,13 @@ def _new_password_page(token: str, purpose: str, check: Callable[[Session, str],
     session = db_session()
     user = check(session, token)
     if user is None:
-        return _link_invalid()
+        return link_invalid_page()
     form = NewPasswordForm()
-    if request.method == "POST" and _new_password_errors(form, user.email):
+    if request.method == "POST" and new_password_errors(form, user.email):
         if apply(session, current_app.extensions["idp.passwords"], token,
                  form.password.data or "") is None:
             session.rollback()
-            return _link_invalid()
+            return link_invalid_page()
         session.commit()
         response = redirect(_login_url(notice), 303)
         if forget_cookie:  # a reset ended every session of the account: forget this one too
@@ -307,7 +317,13 @@ def contact() -> Response:
                 "This e-mail address cannot be used: %(reason)s. Check it or use another one.",
                 reason=str(exc))]
         else:
+            # Flow 6: the contact form is the last step of accepting an invitation.
+            activated = activate_accepted(session, user, request.remote_addr or "unknown")
             session.commit()
+            if activated and interaction is None:  # else the application comes next
+                flash(_("You can now act for %(customers)s.", customers=", ".join(
+                    _("%(name)s (customer %(number)s)", name=m.customer.name,
+                      number=m.customer.number) for m in activated)))
             target = (url_for("oidc.resume", interaction=interaction.id) if interaction
                       else url_for("accounts.signed_in"))
             return redirect(target, 303)

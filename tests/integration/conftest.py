@@ -3,14 +3,24 @@ it, and read the signed tokens with the published keys."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from werkzeug.test import TestResponse
 
-from tests.conftest import ISSUER, Browser, RegisteredClient, auth_params, query
+from tests.conftest import (
+    ISSUER,
+    Browser,
+    RegisteredClient,
+    auth_params,
+    free_loopback_port,
+    query,
+)
 
 TOKEN_URL = ISSUER + "/token"
 
@@ -82,3 +92,17 @@ def decode(client: FlaskClient, token: str, alg: str) -> jwt.Token:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def demo(app: Flask, make_app: Callable[..., Flask]) -> Iterator[Flask]:
+    """A demo-mode IdP served over HTTP (its connector redeems the bank's code there),
+    seeded with the demo customers, the contractor Jānis and the DEMO bank. (Depends on
+    `app`, which empties the shared database before and after.)"""
+    demo_app = make_app(mode="demo", issuer=f"http://127.0.0.1:{free_loopback_port()}")
+    seeded = demo_app.test_cli_runner().invoke(args=["demo", "seed"])
+    assert seeded.exit_code == 0, seeded.output
+    from tests.integration.test_providers_cli import served
+
+    with served(demo_app):
+        yield demo_app

@@ -1,0 +1,94 @@
+"""Forms of the USERS section and of the invited person's page (Flask-WTF: every form
+carries a CSRF token)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import EmailField, HiddenField, SelectChoice, SelectMultipleField, StringField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from idp.accounts.forms import NewPasswordForm
+from idp.accounts.services import AccountError, normalize_email
+from idp.customers.services import CustomerDataError, normalize_personal_code
+from idp.delegation.labels import RIGHT_LABELS
+from idp.delegation.rights import GRANTABLE_TO_ADDITIONAL_USERS, Right
+
+# The check-boxes, in a fixed order (an enumeration of rights, not loose strings).
+_GRANTABLE = [r for r in Right if r in GRANTABLE_TO_ADDITIONAL_USERS]
+
+
+class _RightsField(SelectMultipleField):
+    """The rights an additional user may hold, as check-boxes; at least one."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            _l("Rights"),
+            choices=[SelectChoice(r.value, RIGHT_LABELS[r]) for r in _GRANTABLE],
+            **kwargs)
+
+    def pre_validate(self, form: Any) -> None:
+        # Not DataRequired: that would mark every check-box `required` (all of them ticked).
+        # SelectMultipleField's own message names the value; this one says what to do.
+        if not self.data:
+            raise ValidationError(_l(
+                "Tick at least one right: view invoices, report meter readings or both."))
+        known = {r.value for r in _GRANTABLE}
+        if any(value not in known for value in self.data):
+            raise ValidationError(_l("Tick only the rights listed on the page."))
+
+
+def _at_most(count: int) -> Length:
+    return Length(max=count, message=_l("Use at most %(max)d characters."))
+
+
+class AddUserForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[
+        DataRequired(message=_l("Type the person's name.")), _at_most(255)],
+        description=_l("The person's first and last name."))
+    email = EmailField(_l("E-mail"), validators=[
+        DataRequired(message=_l("Type the person's e-mail address.")), _at_most(320)],
+        description=_l("The invitation with the activation link goes here."))
+    personal_code = StringField(
+        _l("Personal code (optional)"), validators=[Optional(), _at_most(32)],
+        description=_l("For example 010190-10001. If you fill it in, the person's bank or "
+                       "eSignature login must prove this very personal code before they can "
+                       "act for you."))
+    rights = _RightsField()
+
+    def validate_email(self, field: EmailField) -> None:
+        try:
+            normalize_email(field.data or "")
+        except AccountError:
+            raise ValidationError(_l("This is not an e-mail address. Check it, e.g. "
+                                     "name@example.lv.")) from None
+
+    def validate_personal_code(self, field: StringField) -> None:
+        try:
+            normalize_personal_code(field.data or "")
+        except CustomerDataError as exc:
+            raise ValidationError(_l("This is not a valid personal code (%(reason)s). Check "
+                                     "it, or leave the field empty.", reason=str(exc))) from None
+
+
+class RightsForm(FlaskForm):
+    rights = _RightsField()
+
+
+class InvitationStartForm(FlaskForm):
+    """An invited person who already has an account: only the bank/eSignature buttons
+    (each button posts its provider's name)."""
+
+    provider = HiddenField(validators=[DataRequired(), Length(max=32)])
+
+
+class InvitationPasswordForm(NewPasswordForm):
+    """An invited person without an account: the password typed twice, then a button."""
+
+    provider = HiddenField(validators=[DataRequired(), Length(max=32)])

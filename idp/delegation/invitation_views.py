@@ -1,0 +1,84 @@
+"""The invited person's page (DOMAIN.md flows 6 and 7): the invitation link opens it; the
+person chooses a password (only when they have no account yet) and a bank or eSignature.
+The bank's answer comes back to upstream.callback (idp/accounts/upstream_views.py), which
+finishes the acceptance (idp/delegation/services.py) and leads to the contact form, whose
+confirmation activates the membership.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from idp.accounts.links import PATHS, Purpose
+from idp.accounts.upstream_views import connector_named, unavailable_page
+from idp.accounts.views import link_invalid_page, new_password_errors
+from idp.db import db_session
+from idp.delegation import services
+from idp.delegation.forms import InvitationPasswordForm, InvitationStartForm
+from idp.models import User
+from idp.providers_admin import enabled_providers
+from idp.settings import Settings
+from providers.base import UpstreamError
+
+bp = Blueprint("invitation", __name__)
+log = logging.getLogger("idp.invitation")
+
+
+def _settings() -> Settings:
+    return current_app.config["IDP_SETTINGS"]
+
+
+@bp.route(PATHS[Purpose.INVITATION], methods=["GET", "POST"])
+def accept(token: str) -> Response:
+    """GET only checks the link; a valid POST starts the bank or eSignature login (the link
+    stays live until that login comes back, so a cancelled login can be retried)."""
+    session = db_session()
+    pending = services.check_invitation(session, token)
+    if pending is None:
+        return link_invalid_page()
+    form: InvitationPasswordForm | InvitationStartForm = (
+        InvitationPasswordForm() if pending.needs_password else InvitationStartForm())
+    error = None
+    if request.method == "POST":
+        valid = (new_password_errors(form, pending.user.email)
+                 if isinstance(form, InvitationPasswordForm) else form.validate_on_submit())
+        if valid:
+            return _start(token, form, pending)
+        if form.provider.errors:
+            error = _("Choose your internet bank or eSignature with one of the buttons.")
+    inviter = (session.get(User, pending.membership.granted_by_user_id)
+               if pending.membership.granted_by_user_id is not None else None)
+    body = render_template(
+        "invitation/accept.html", form=form, pending=pending, inviter=inviter, error=error,
+        rights=services.shown_rights(pending.membership),
+        providers=enabled_providers(session, _settings()))
+    return Response(body, status=400 if request.method == "POST" else 200,
+                    mimetype="text/html")
+
+
+def _start(token: str, form: InvitationPasswordForm | InvitationStartForm,
+           pending: services.PendingInvitation) -> Response:
+    session = db_session()
+    connector = connector_named(form.provider.data or "")
+    if connector is None:
+        return unavailable_page()
+    password_hash = None
+    if pending.needs_password and isinstance(form, InvitationPasswordForm):
+        password_hash = current_app.extensions["idp.passwords"].hash(form.password.data or "")
+    callback = _settings().issuer + url_for("upstream.callback", provider=connector.name)
+    try:
+        target = services.begin_acceptance(session, _settings(), connector, token=token,
+                                           password_hash=password_hash, callback_url=callback)
+    except services.DelegationError:
+        session.rollback()
+        return link_invalid_page()
+    except UpstreamError as exc:
+        session.rollback()
+        log.warning("upstream %s: the invitation login could not start: %s",
+                    connector.name, exc)
+        return unavailable_page()
+    session.commit()
+    return redirect(target, 303)
