@@ -242,6 +242,27 @@ def _base_env(database_url: str, workdir: Path) -> dict[str, str]:
     return env
 
 
+@contextmanager
+def demo_deployment(workdir: Path, smtp_server: SmtpServer, log_name: str
+                    ) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
+    """A demo-mode server, as `make run` starts it (the DEMO bank, eParaksts and the example
+    services inside), mailing to the tests' SMTP server, with the demo data seeded. Yields
+    the server and the environment its admin commands run with."""
+    with fresh_database(workdir) as database_url:
+        env = _base_env(database_url, workdir)
+        env.update({"IDP_MODE": "demo", "IDP_SMTP_HOST": smtp_server.host,
+                    "IDP_SMTP_PORT": str(smtp_server.port), "IDP_SMTP_SECURITY": "none",
+                    "IDP_MAIL_POLL_INTERVAL": "1"})
+        run_idp(env, "db", "upgrade")
+        server = start_server(env, workdir / log_name)
+        try:
+            env = {**env, "IDP_ISSUER": server.issuer}
+            run_idp(env, "demo", "seed")  # the demo customers, the DEMO bank as a provider
+            yield server, env
+        finally:
+            server.stop()
+
+
 def _register(env: dict[str, str], *args: str) -> dict[str, Any]:
     out: dict[str, Any] = run_idp(env, "clients", "add", *args, "--json")
     return out

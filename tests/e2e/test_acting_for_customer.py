@@ -16,8 +16,8 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import pytest
 import requests
 
-from tests.conftest import Mailbox, SmtpServer, csrf_token, fresh_database, pkce_pair, query
-from tests.e2e.conftest import HTTP_TIMEOUT, ServerProcess, _base_env, run_idp, start_server
+from tests.conftest import Mailbox, SmtpServer, csrf_token, pkce_pair, query
+from tests.e2e.conftest import HTTP_TIMEOUT, ServerProcess, demo_deployment, run_idp
 
 pytestmark = pytest.mark.e2e
 
@@ -42,20 +42,9 @@ class Deployment:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory,
                smtp_server: SmtpServer) -> Iterator[Deployment]:
-    workdir = tmp_path_factory.mktemp("acting-e2e")
-    with fresh_database(workdir) as database_url:
-        env = _base_env(database_url, workdir)
-        env.update({"IDP_MODE": "demo", "IDP_SMTP_HOST": smtp_server.host,
-                    "IDP_SMTP_PORT": str(smtp_server.port), "IDP_SMTP_SECURITY": "none",
-                    "IDP_MAIL_POLL_INTERVAL": "1"})
-        run_idp(env, "db", "upgrade")
-        server = start_server(env, workdir / "granian-acting.log")
-        try:
-            env = {**env, "IDP_ISSUER": server.issuer}
-            run_idp(env, "demo", "seed")
-            yield Deployment(server, env)
-        finally:
-            server.stop()
+    with demo_deployment(tmp_path_factory.mktemp("acting-e2e"), smtp_server,
+                         "granian-acting.log") as (server, env):
+        yield Deployment(server, env)
 
 
 class Browser:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.demo.seed import DEMO_CUSTOMER, DEMO_EMAIL, DEMO_PASSWORD
-from idp.models import Membership, User
+from idp.models import Customer, Membership, User
 from tests.conftest import csrf_token
 
 ANNA = "Anna.Liepa@Example.lv"
@@ -85,8 +85,6 @@ def invite(contractor: Person, db: Session, mailbox: Any, *, email: str = ANNA,
 
 
 def membership(db: Session, email: str, number: str = DEMO_CUSTOMER) -> Membership:
-    from idp.models import Customer
-
     db.expire_all()
     row = db.scalar(select(Membership).join(User, User.id == Membership.user_id)
                     .join(Customer, Customer.id == Membership.customer_id)

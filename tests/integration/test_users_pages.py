@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -20,18 +19,10 @@ from sqlalchemy.orm import Session
 from idp.accounts.services import create_user
 from idp.models import AuditEvent, Customer, EmailLink, Membership, OutboxMail, User
 from tests.conftest import PASSWORD, Browser, csrf_token, first_link
+from tests.integration.demo_people import local, membership, text
 
 NUMBER = "100200300"  # the `customer` fixture; `user` (Jānis) is its contractor
 INVITED = "Ilze.Kalnina@Example.lv"
-
-
-def local_path(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-def text(response: Any) -> str:
-    return str(response.get_data(as_text=True))
 
 
 @pytest.fixture
@@ -59,16 +50,6 @@ def post_form(client: FlaskClient, page_url: str, url: str | None = None,
     page = client.get(page_url)
     assert page.status_code == 200, text(page)
     return client.post(url or page_url, data={"csrf_token": csrf_token(text(page)), **data})
-
-
-def membership_of(db: Session, email: str, customer_number: str = NUMBER) -> Membership:
-    db.expire_all()
-    row = db.scalar(select(Membership).join(User, User.id == Membership.user_id)
-                    .join(Customer, Customer.id == Membership.customer_id)
-                    .where(User.email == email.lower(), Customer.number == customer_number))
-    assert row is not None
-    db.commit()
-    return row
 
 
 def counts(db: Session) -> tuple[int, ...]:
@@ -198,7 +179,7 @@ def test_a_contractor_cannot_see_or_touch_another_customers_users(
         assert contractor.get(f"/users/{NUMBER}/{customer_b.member_id}/{action}").status_code in (
             404, 405)
     assert counts(db) == before
-    row = membership_of(db, "peteris@example.lv", customer_b.number)
+    row = membership(db, "peteris@example.lv", customer_b.number)
     assert (row.state, row.rights) == ("active", ["invoices.read"])
 
 
@@ -214,7 +195,7 @@ def test_add_user_sends_an_invitation(contractor: FlaskClient, db: Session, user
     assert "Ilze Kalniņa" in listing and "Invited" in listing and "View invoices" in listing
     assert "Send the invitation to Ilze Kalniņa again" in listing
 
-    row = membership_of(db, INVITED)
+    row = membership(db, INVITED)
     assert (row.role, row.rights, row.state) == ("additional_user", ["invoices.read"], "invited")
     assert row.granted_by_user_id == user.id and row.invited_personal_code == "01019010001"
     assert actions(db) == ["invited"]
@@ -223,7 +204,7 @@ def test_add_user_sends_an_invitation(contractor: FlaskClient, db: Session, user
     assert "Jānis Bērziņš" in message["Subject"]
     link = first_link(message)
     assert "/invitation/" in link
-    page = contractor.get(local_path(link))  # (no bank is configured in this app)
+    page = contractor.get(local(link))  # (no bank is configured in this app)
     assert page.status_code == 200 and "Accept the invitation" in text(page)
     assert "Jānis Bērziņš (Janis.Berzins@Example.lv) added you, Ilze Kalniņa" in text(page)
     assert "No internet bank or eSignature login is available right now" in text(page)
@@ -272,7 +253,7 @@ def test_a_post_without_the_csrf_token_is_refused(contractor: FlaskClient, db: S
     assert answer.status_code == 400 and "The form has expired" in text(answer)
     assert counts(db) == before
     invite_ilze(contractor, db, mailbox)
-    row = membership_of(db, INVITED)
+    row = membership(db, INVITED)
     before = counts(db)
     for action in ("rights", "remove", "resend"):
         answer = contractor.post(f"/users/{NUMBER}/{row.id}/{action}",
@@ -295,7 +276,7 @@ def test_the_same_person_cannot_be_invited_twice(contractor: FlaskClient, db: Se
 
 def test_change_rights(contractor: FlaskClient, db: Session, mailbox: Any) -> None:
     invite_ilze(contractor, db, mailbox)
-    row = membership_of(db, INVITED)
+    row = membership(db, INVITED)
     url = f"/users/{NUMBER}/{row.id}/rights"
     page = text(contractor.get(url))
     assert re.search(r'<input checked[^>]* value="invoices.read"', page)
@@ -304,40 +285,40 @@ def test_change_rights(contractor: FlaskClient, db: Session, mailbox: Any) -> No
 
     none = post_form(contractor, url, rights=[])
     assert none.status_code == 400 and "Tick at least one right" in text(none)
-    assert membership_of(db, INVITED).rights == ["invoices.read"]
+    assert membership(db, INVITED).rights == ["invoices.read"]
 
     done = post_form(contractor, url, rights=["invoices.read", "meter_readings.submit"])
     assert done.status_code == 303
     assert "are saved" in text(contractor.get(done.headers["Location"]))
-    assert membership_of(db, INVITED).rights == ["invoices.read", "meter_readings.submit"]
+    assert membership(db, INVITED).rights == ["invoices.read", "meter_readings.submit"]
     assert actions(db) == ["invited", "rights_changed"]
 
 
 def test_a_contractors_rights_are_not_changed_here(contractor: FlaskClient, db: Session,
                                                    user: User) -> None:
-    own = membership_of(db, user.email)
+    own = membership(db, user.email)
     answer = post_form(contractor, f"/users/{NUMBER}/{own.id}/rights",
                        rights=["invoices.read"])
     assert answer.status_code == 400 and "only an additional user" in text(answer)
     gone = post_form(contractor, f"/users/{NUMBER}/{own.id}/remove")
     assert gone.status_code == 400 and "the contractor cannot be removed here" in text(gone)
-    assert membership_of(db, user.email).state == "active"
+    assert membership(db, user.email).state == "active"
     assert actions(db) == []
 
 
 def test_remove_after_a_confirmation_page(contractor: FlaskClient, db: Session,
                                           mailbox: Any) -> None:
     link = invite_ilze(contractor, db, mailbox)
-    row = membership_of(db, INVITED)
+    row = membership(db, INVITED)
     url = f"/users/{NUMBER}/{row.id}/remove"
     confirm = contractor.get(url)
     assert confirm.status_code == 200 and "Remove Ilze Kalniņa?" in text(confirm)
-    assert membership_of(db, INVITED).state == "invited"  # the page alone changes nothing
+    assert membership(db, INVITED).state == "invited"  # the page alone changes nothing
     done = post_form(contractor, url)
     assert done.status_code == 303
     assert "can no longer act for" in text(contractor.get(done.headers["Location"]))
-    assert membership_of(db, INVITED).state == "revoked"
-    assert contractor.get(local_path(link)).status_code == 404  # the invitation is dead
+    assert membership(db, INVITED).state == "revoked"
+    assert contractor.get(local(link)).status_code == 404  # the invitation is dead
     again = post_form(contractor, url)
     assert again.status_code == 400 and "already revoked" in text(again)
     assert actions(db) == ["invited", "revoked"]
@@ -346,22 +327,22 @@ def test_remove_after_a_confirmation_page(contractor: FlaskClient, db: Session,
 def test_resend_kills_the_old_link_and_the_new_one_works(contractor: FlaskClient, db: Session,
                                                         mailbox: Any) -> None:
     old = invite_ilze(contractor, db, mailbox)
-    row = membership_of(db, INVITED)
+    row = membership(db, INVITED)
     resent = post_form(contractor, f"/users/{NUMBER}", f"/users/{NUMBER}/{row.id}/resend")
     assert resent.status_code == 303
     assert "A new invitation was sent" in text(contractor.get(resent.headers["Location"]))
     db.commit()
     new = mailbox.link_for(INVITED)
     assert new != old
-    assert contractor.get(local_path(old)).status_code == 404
-    assert contractor.get(local_path(new)).status_code == 200
+    assert contractor.get(local(old)).status_code == 404
+    assert contractor.get(local(new)).status_code == 200
     assert actions(db) == ["invited", "invitation_resent"]
 
 
 def test_only_an_invitation_is_resent(contractor: FlaskClient, db: Session,
                                       other_customer: OtherCustomer,
                                       user: User) -> None:
-    own = membership_of(db, user.email)
+    own = membership(db, user.email)
     answer = post_form(contractor, f"/users/{NUMBER}/add", f"/users/{NUMBER}/{own.id}/resend")
     assert answer.status_code == 409 and "not waiting for an invitation" in text(answer)
     assert actions(db) == []
@@ -373,7 +354,7 @@ def test_only_an_invitation_is_resent(contractor: FlaskClient, db: Session,
 def test_the_history_shows_who_did_what_for_whom_from_where(contractor: FlaskClient,
                                                             db: Session, mailbox: Any) -> None:
     invite_ilze(contractor, db, mailbox)
-    row = membership_of(db, INVITED)
+    row = membership(db, INVITED)
     post_form(contractor, f"/users/{NUMBER}/{row.id}/rights",
               rights=["meter_readings.submit"])
     post_form(contractor, f"/users/{NUMBER}/{row.id}/remove")
