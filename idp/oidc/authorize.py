@@ -173,7 +173,10 @@ def process(
         # the membership ∩ consented (below).
         scope = " ".join(scopes_allowed_by(scope_to_list(scope) or [],
                                            acting.rights if acting else ()))
-    consented_here = bool(interaction and interaction.consented)
+    # "Allow" on this request's consent page counts for the customer it was asked for only
+    # (the membership may have ended meanwhile and another customer come in its place).
+    consented_here = bool(interaction and interaction.consented
+                          and interaction.customer_id == (acting.customer_id if acting else None))
     needs_consent = not client.first_party and not consented_here and (
         "consent" in prompts
         or (

@@ -259,3 +259,37 @@ def test_consent_is_remembered_per_customer(client, browser, db, user, three_cus
     consent = client.get(client.get(chosen.headers["Location"]).headers["Location"])
     html = consent.get_data(as_text=True)
     assert consent.status_code == 200 and "Gāze SIA" in html and "View the invoices" in html
+
+
+def test_consent_given_for_one_customer_does_not_carry_to_another(
+        client, browser, db, user, three_customers, make_client):
+    rp = make_client(name="Third-party app", scopes=["openid", "invoices.read"])
+    own, company = three_customers["own"], three_customers["company"]
+    db.execute(update(Membership).where(Membership.customer_id
+                                        == three_customers["neighbour"].id)
+               .values(state="revoked"))
+    db.commit()
+    params = _params(rp)
+    params["scope"] = "openid invoices.read"
+    first = client.get("/authorize", query_string=params)
+    interaction = query(first.headers["Location"])["interaction"]
+    browser.login(interaction=interaction)
+    chooser = client.get("/act-for", query_string={"interaction": interaction})
+    client.post("/act-for", data={"csrf_token": csrf_token(chooser.get_data(as_text=True)),
+                                  "interaction": interaction, "customer": str(company.id)})
+    consent = client.get("/consent", query_string={"interaction": interaction})
+    assert "Gāze SIA" in consent.get_data(as_text=True)
+    allowed = client.post("/consent", data={
+        "csrf_token": csrf_token(consent.get_data(as_text=True)), "interaction": interaction,
+        "allow": "Allow"})
+    assert allowed.status_code == 302
+    # The company's authorisation is withdrawn between "Allow" and the resumed request.
+    db.execute(update(Membership).where(Membership.customer_id == company.id)
+               .values(state="revoked"))
+    db.commit()
+    resumed = client.get(allowed.headers["Location"])
+    # No code for the one customer left (own) on the strength of the company's consent:
+    # consent is asked again, for that customer.
+    location = resumed.headers["Location"]
+    assert location.startswith("/consent"), location
+    assert own.name in client.get(location).get_data(as_text=True)
