@@ -354,6 +354,14 @@ def end_of_local_day(day: dt.date) -> dt.datetime:
 # --- changing, revoking, resending, expiring -------------------------------------------------
 
 
+def _admin_only(membership: Membership, actor: Actor) -> None:
+    """Contractors and authorised persons come from signed applications: only an admin
+    (the CLI) changes them; the USERS pages manage additional users only."""
+    if actor.origin != "cli" and membership.role != Role.ADDITIONAL_USER:
+        raise DelegationError(f"{membership.user.email_display} is {membership.role}; "
+                              "only the utility can change that (ask it)")
+
+
 def change_rights(session: Session, *, membership: Membership, rights: Iterable[str],
                   actor: Actor) -> None:
     """A contractor ticks other rights for an additional user. When the set changes on an
@@ -387,11 +395,9 @@ def revoke(session: Session, *, membership: Membership, actor: Actor,
     if membership.state not in _LIVE_STATES:
         raise DelegationError(f"the membership of {membership.user.email_display} is "
                               f"already {membership.state}")
-    if actor.origin != "cli":
-        if membership.role == Role.CONTRACTOR:
-            raise DelegationError("the contractor cannot be removed here; ask the utility")
-        if actor.user_id == membership.user_id:
-            raise DelegationError("you cannot remove yourself")
+    _admin_only(membership, actor)
+    if actor.origin != "cli" and actor.user_id == membership.user_id:
+        raise DelegationError("you cannot remove yourself")
     text = (reason or "").strip()[:_REASON_MAX] or None
     previous = membership.state
     membership.state = MembershipState.REVOKED.value
@@ -407,6 +413,7 @@ def resend_invitation(session: Session, settings: Settings, *, membership: Membe
                       actor: Actor) -> Invitation:
     """A new invitation mail; the earlier link of this membership (and only that one)
     stops working."""
+    _admin_only(membership, actor)
     if membership.state != MembershipState.INVITED:
         raise DelegationError(f"{membership.user.email_display} is not waiting for an "
                               f"invitation (the membership is {membership.state})")

@@ -117,12 +117,16 @@ def _managed(customer_number: str) -> Customer:
 
 
 def _member(customer: Customer, membership_id: int) -> Membership:
-    """A membership of this customer; any other id (another customer's user) is not found."""
+    """An additional user of this customer: any other id (another customer's user) is not
+    found; a contractor or authorised person is not changed here (403, like the list
+    says)."""
     if not 0 < membership_id < _MAX_ID:  # beyond the column: the database would refuse it
         abort(404)
     membership = services.member(db_session(), customer.id, membership_id)
     if membership is None:
         abort(404)
+    if membership.role != Role.ADDITIONAL_USER:
+        raise _NotYours
     return membership
 
 

@@ -390,14 +390,22 @@ def test_revoking_ends_the_membership_its_tokens_and_its_invitation_link(
     db.rollback()
 
 
-def test_a_contractor_is_removed_only_by_an_admin_and_nobody_removes_themselves(
+def test_contractors_and_authorised_persons_are_removed_only_by_an_admin(
         db: Session, customer: Customer, user: User, contractor: Actor) -> None:
     authorised = active_member(db, customer, "aivars@example.lv", Role.AUTHORISED_PERSON, [])
+    peer = active_member(db, customer, "zane@example.lv", Role.AUTHORISED_PERSON, [])
+    helper = active_member(db, customer, "ilze@example.lv", Role.ADDITIONAL_USER,
+                           ["invoices.read"])
     as_authorised = Actor.person(authorised.user, HERE)
-    with pytest.raises(DelegationError, match="the contractor cannot be removed here"):
-        services.revoke(db, membership=user.memberships[0], actor=as_authorised)
+    for target in (user.memberships[0], peer, authorised):
+        with pytest.raises(DelegationError, match="only the utility can change that"):
+            services.revoke(db, membership=target, actor=as_authorised)
+        with pytest.raises(DelegationError, match="only the utility can change that"):
+            services.revoke(db, membership=target, actor=contractor)
+    # Nobody removes themselves either.
     with pytest.raises(DelegationError, match="you cannot remove yourself"):
-        services.revoke(db, membership=authorised, actor=as_authorised)
+        services.revoke(db, membership=helper, actor=Actor.person(helper.user, HERE))
+    assert {m.state for m in (user.memberships[0], peer, authorised, helper)} == {"active"}
     services.revoke(db, membership=user.memberships[0], actor=Actor.cli())
     db.commit()
     [event] = events(db, Action.REVOKED)

@@ -10,7 +10,8 @@ from flask.testing import FlaskClient
 
 from tests.conftest import Browser
 
-ODD_VALUES = ["x", "100200300", "0", "-1", "9" * 40, "%00", "%C0%AF", "Ā" * 300, "..%2F..", "' OR 1=1 --"]
+ODD_VALUES = ["x", "100200300", "0", "-1", "9" * 40, "%00", "%C0%AF", "Ā" * 300, "..%2F..",
+              "' OR 1=1 --"]
 ODD_QUERIES = ["", "interaction=%00", "interaction=" + "a" * 5000, "customer=abc&notice=%FF",
                "interaction=x&interaction=y"]
 

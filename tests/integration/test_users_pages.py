@@ -297,12 +297,33 @@ def test_change_rights(contractor: FlaskClient, db: Session, mailbox: Any) -> No
 def test_a_contractors_rights_are_not_changed_here(contractor: FlaskClient, db: Session,
                                                    user: User) -> None:
     own = membership(db, user.email)
-    answer = post_form(contractor, f"/users/{NUMBER}/{own.id}/rights",
-                       rights=["invoices.read"])
-    assert answer.status_code == 400 and "only an additional user" in text(answer)
-    gone = post_form(contractor, f"/users/{NUMBER}/{own.id}/remove")
-    assert gone.status_code == 400 and "the contractor cannot be removed here" in text(gone)
+    for path in ("rights", "remove", "resend"):
+        url = f"/users/{NUMBER}/{own.id}/{path}"
+        if path != "resend":
+            assert contractor.get(url).status_code == 403
+        token = csrf_token(text(contractor.get(f"/users/{NUMBER}/add")))
+        refused = contractor.post(url, data={"csrf_token": token, "rights": ["invoices.read"]})
+        assert refused.status_code == 403, path
     assert membership(db, user.email).state == "active"
+    assert actions(db) == []
+
+
+def test_an_authorised_person_is_not_removed_here(contractor: FlaskClient, db: Session,
+                                                  customer: Customer) -> None:
+    # Registered by an admin from a signed application: only an admin removes them.
+    aivars = User(email="aivars@example.lv", email_display="aivars@example.lv",
+                  name="Aivars", status="active")
+    db.add(aivars)
+    db.flush()
+    db.add(Membership(user_id=aivars.id, customer_id=customer.id, role="authorised_person"))
+    db.commit()
+    row = membership(db, "aivars@example.lv")
+    token = csrf_token(text(contractor.get(f"/users/{NUMBER}/add")))
+    for path in ("remove", "resend", "rights"):
+        answer = contractor.post(f"/users/{NUMBER}/{row.id}/{path}",
+                                 data={"csrf_token": token, "rights": ["invoices.read"]})
+        assert answer.status_code == 403, path
+    assert membership(db, "aivars@example.lv").state == "active"
     assert actions(db) == []
 
 
@@ -340,12 +361,16 @@ def test_resend_kills_the_old_link_and_the_new_one_works(contractor: FlaskClient
 
 
 def test_only_an_invitation_is_resent(contractor: FlaskClient, db: Session,
-                                      other_customer: OtherCustomer,
-                                      user: User) -> None:
-    own = membership(db, user.email)
-    answer = post_form(contractor, f"/users/{NUMBER}/add", f"/users/{NUMBER}/{own.id}/resend")
+                                      mailbox: Any) -> None:
+    invite_ilze(contractor, db, mailbox)
+    row = membership(db, INVITED)
+    row_id = row.id
+    row.state = "active"  # she accepted meanwhile
+    db.commit()
+    before = actions(db)
+    answer = post_form(contractor, f"/users/{NUMBER}/add", f"/users/{NUMBER}/{row_id}/resend")
     assert answer.status_code == 409 and "not waiting for an invitation" in text(answer)
-    assert actions(db) == []
+    assert actions(db) == before
 
 
 # --- history ---------------------------------------------------------------------------------
