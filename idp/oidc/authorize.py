@@ -363,6 +363,8 @@ def choose_customer(session: Session, interaction: Interaction, browser: Browser
     current memberships (a tampered form, or one removed meanwhile)."""
     if acting_for(session, browser.user_id, customer_id, utcnow()) is None:
         return False
+    if interaction.customer_id != customer_id:
+        interaction.consented = False  # an "Allow" given for another customer does not count
     interaction.customer_id = customer_id
     browser.acting_customer_id = customer_id
     return True

@@ -293,3 +293,30 @@ def test_consent_given_for_one_customer_does_not_carry_to_another(
     location = resumed.headers["Location"]
     assert location.startswith("/consent"), location
     assert own.name in client.get(location).get_data(as_text=True)
+
+
+def test_choosing_another_customer_after_allow_asks_for_consent_again(
+        client, browser, db, user, three_customers, make_client):
+    rp = make_client(name="Third-party app", scopes=["openid", "invoices.read"])
+    own, company = three_customers["own"], three_customers["company"]
+    params = _params(rp)
+    params["scope"] = "openid invoices.read"
+    first = client.get("/authorize", query_string=params)
+    interaction = query(first.headers["Location"])["interaction"]
+    browser.login(interaction=interaction)
+    chooser = client.get("/act-for", query_string={"interaction": interaction})
+    token = csrf_token(chooser.get_data(as_text=True))
+    client.post("/act-for", data={"csrf_token": token, "interaction": interaction,
+                                  "customer": str(own.id)})
+    consent = client.get("/consent", query_string={"interaction": interaction})
+    allowed = client.post("/consent", data={
+        "csrf_token": csrf_token(consent.get_data(as_text=True)), "interaction": interaction,
+        "allow": "Allow"})
+    assert allowed.status_code == 302
+    # Before the redirect is followed, the same request is switched to the company.
+    switched = client.post("/act-for", data={"csrf_token": token, "interaction": interaction,
+                                             "customer": str(company.id)})
+    resumed = client.get(switched.headers["Location"])
+    location = resumed.headers["Location"]
+    assert location.startswith("/consent"), location
+    assert company.name in client.get(location).get_data(as_text=True)
