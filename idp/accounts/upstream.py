@@ -155,6 +155,41 @@ def resolve(session: Session, settings: Settings, identity: VerifiedIdentity,
     return Resolution(Outcome.REGISTER, form_token=form_token)
 
 
+def account_for_code(session: Session, personal_code: str) -> User | None:
+    """The account a bank or eSignature login asserting this code would reach: the one that
+    holds it as its verified code, else a previous-portal account waiting for it, else the
+    one unlinked contractor account of the private-person customer with that code."""
+    return (session.scalar(select(User).where(User.verified_personal_code == personal_code))
+            or _legacy_user(session, personal_code) or _linkable_user(session, personal_code))
+
+
+def codes_bound_to(session: Session, user: User) -> set[str]:
+    """The personal codes an account already stands for: its verified code; else the code
+    the previous portal recorded; else those of the private-person customers it is the
+    contractor of (registered by e-mail with that customer's data)."""
+    if user.verified_personal_code:
+        return {user.verified_personal_code}
+    codes = {user.legacy_personal_code} if user.legacy and user.legacy_personal_code else set()
+    codes.update(session.scalars(
+        select(Customer.personal_code).join(Membership, Membership.customer_id == Customer.id)
+        .where(Membership.user_id == user.id, Membership.role == CONTRACTOR,
+               Membership.state == MembershipState.ACTIVE, Customer.kind == PERSON,
+               Customer.personal_code.is_not(None))))
+    return {code for code in codes if code}
+
+
+def may_bind(session: Session, user: User, personal_code: str) -> bool:
+    """Whether a verified personal code may become this account's (an invitation accepted
+    with a bank login): it is the code the account already stands for, if any, and no
+    other account holds it or would be linked on it (never a second account per person,
+    never someone else's code on an account)."""
+    own = codes_bound_to(session, user)
+    if own and personal_code not in own:
+        return False
+    holder = account_for_code(session, personal_code)
+    return holder is None or holder.id == user.id
+
+
 def _linked_user(session: Session, identity: VerifiedIdentity) -> User | None:
     """The account this (provider, subject) logged in before, if still active."""
     link = session.scalar(select(UpstreamLink).where(

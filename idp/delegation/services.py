@@ -557,12 +557,7 @@ def finish_acceptance(session: Session, settings: Settings, taken: upstream.Take
     refusal = None
     if membership.invited_personal_code and membership.invited_personal_code != code:
         refusal = AcceptanceOutcome.WRONG_PERSON
-    elif (user.verified_personal_code not in (None, code)
-          # A previous-portal account waits for a login proving its (unverified) code.
-          or (user.legacy and user.verified_personal_code is None
-              and user.legacy_personal_code not in (None, code))
-          or session.scalar(select(User.id).where(User.verified_personal_code == code,
-                                                  User.id != user.id)) is not None):
+    elif not upstream.may_bind(session, user, code):
         refusal = AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
     if refusal is not None:
         record(session, Action.INVITATION_REFUSED, membership, Actor.person(user, origin),

@@ -672,6 +672,64 @@ def test_a_previous_portal_account_must_prove_its_own_code(
     db.commit()
 
 
+def test_an_unlinked_contractor_account_accepts_only_with_its_customers_code(
+        db: Session, settings: Settings, in_app: None, user: User, customer: Customer,
+        company: Customer, mailbox: Mailbox, esignature: EparakstsProvider) -> None:
+    # Jānis registered by e-mail as contractor of `customer` (personal code 32123456785);
+    # his account has no verified code yet. Another customer invites him: a bank login
+    # proving someone else's code must not bind that code to his account.
+    assert user.verified_personal_code is None
+    invite(db, settings, company, Actor.cli(), email="janis.berzins@example.lv")
+    token = token_of(mailbox.link_for("Janis.Berzins@Example.lv"))
+    taken = start(db, settings, esignature, token, None)
+    result = services.finish_acceptance(db, settings, taken, identity(ILZE_CODE), HERE)
+    db.commit()
+    assert result.outcome is AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
+    db.refresh(user)
+    assert user.verified_personal_code is None
+    db.commit()
+
+
+def test_a_person_with_an_account_is_not_given_a_second_one(
+        db: Session, settings: Settings, in_app: None, company: Customer, mailbox: Mailbox,
+        esignature: EparakstsProvider, password_hash: str) -> None:
+    # Ilze already has a contractor account (registered by e-mail for her own customer,
+    # not yet linked to a bank login), and is invited under another address.
+    own = Customer(number="500600700", kind="person", name="Ilze Kalna",
+                   personal_code=ILZE_CODE)
+    old = User(email="ilze.old@example.lv", email_display="ilze.old@example.lv",
+               name="Ilze Kalna", status=ACTIVE)
+    db.add_all([own, old])
+    db.flush()
+    db.add(Membership(user_id=old.id, customer_id=own.id, role="contractor"))
+    db.commit()
+    invite(db, settings, company, Actor.cli())
+    token = token_of(mailbox.link_for(ILZE))
+    taken = start(db, settings, esignature, token, password_hash)
+    result = services.finish_acceptance(db, settings, taken, identity(ILZE_CODE), HERE)
+    db.commit()
+    assert result.outcome is AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
+    active = db.scalars(select(User.email).where(User.status == ACTIVE)).all()
+    assert "ilze.kalna@example.lv" not in active
+    db.commit()
+
+
+def test_a_code_a_previous_portal_account_waits_for_is_not_taken(
+        db: Session, settings: Settings, in_app: None, company: Customer, mailbox: Mailbox,
+        esignature: EparakstsProvider, password_hash: str) -> None:
+    db.add(User(email="vecais@example.lv", email_display="vecais@example.lv", name="Vecais",
+                status=ACTIVE, legacy=True, contact_confirmed=False,
+                legacy_personal_code=ILZE_CODE))
+    db.commit()
+    invite(db, settings, company, Actor.cli())
+    token = token_of(mailbox.link_for(ILZE))
+    taken = start(db, settings, esignature, token, password_hash)
+    result = services.finish_acceptance(db, settings, taken, identity(ILZE_CODE), HERE)
+    db.commit()
+    assert result.outcome is AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
+    db.commit()
+
+
 def test_an_existing_account_accepts_without_a_new_password(
         db: Session, settings: Settings, in_app: None, user: User, company: Customer,
         mailbox: Mailbox, esignature: EparakstsProvider, password_hash: str) -> None:
