@@ -642,16 +642,28 @@ def test_a_code_of_another_account_is_refused(
     db.commit()
 
 
+def accepted_from_cli(db: Session, settings: Settings, mailbox: Mailbox,
+                      connector: EparakstsProvider, customer: Customer, code: str, *,
+                      email: str = ILZE, mail_to: str | None = None,
+                      password_hash: str | None = None) -> services.Acceptance:
+    """An admin invites `email` for `customer`; the person opens the mail's link and comes
+    back from the bank having proven `code`."""
+    invite(db, settings, customer, Actor.cli(), email=email)
+    token = token_of(mailbox.link_for(mail_to or email))
+    taken = start(db, settings, connector, token, password_hash)
+    result = services.finish_acceptance(db, settings, taken, identity(code), HERE)
+    db.commit()
+    return result
+
+
 def test_an_account_bound_to_another_code_is_refused(
         db: Session, settings: Settings, in_app: None, user: User, company: Customer,
         mailbox: Mailbox, esignature: EparakstsProvider) -> None:
     user.verified_personal_code = OTHER_CODE
     db.commit()
-    invite(db, settings, company, Actor.cli(), email="janis.berzins@example.lv")
-    token = token_of(mailbox.link_for("Janis.Berzins@Example.lv"))
-    taken = start(db, settings, esignature, token, None)
-    result = services.finish_acceptance(db, settings, taken, identity(ILZE_CODE), HERE)
-    db.commit()
+    result = accepted_from_cli(db, settings, mailbox, esignature, company, ILZE_CODE,
+                               email="janis.berzins@example.lv",
+                               mail_to="Janis.Berzins@Example.lv")
     assert result.outcome is AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
     db.commit()
 
@@ -663,11 +675,8 @@ def test_a_previous_portal_account_must_prove_its_own_code(
                 status=ACTIVE, legacy=True, contact_confirmed=False,
                 legacy_personal_code=OTHER_CODE))
     db.commit()
-    invite(db, settings, company, Actor.cli(), email="vecais@example.lv")
-    token = token_of(mailbox.link_for("vecais@example.lv"))
-    taken = start(db, settings, esignature, token, None)
-    result = services.finish_acceptance(db, settings, taken, identity(ILZE_CODE), HERE)
-    db.commit()
+    result = accepted_from_cli(db, settings, mailbox, esignature, company, ILZE_CODE,
+                               email="vecais@example.lv")
     assert result.outcome is AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
     db.commit()
 
@@ -679,11 +688,9 @@ def test_an_unlinked_contractor_account_accepts_only_with_its_customers_code(
     # his account has no verified code yet. Another customer invites him: a bank login
     # proving someone else's code must not bind that code to his account.
     assert user.verified_personal_code is None
-    invite(db, settings, company, Actor.cli(), email="janis.berzins@example.lv")
-    token = token_of(mailbox.link_for("Janis.Berzins@Example.lv"))
-    taken = start(db, settings, esignature, token, None)
-    result = services.finish_acceptance(db, settings, taken, identity(ILZE_CODE), HERE)
-    db.commit()
+    result = accepted_from_cli(db, settings, mailbox, esignature, company, ILZE_CODE,
+                               email="janis.berzins@example.lv",
+                               mail_to="Janis.Berzins@Example.lv")
     assert result.outcome is AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
     db.refresh(user)
     assert user.verified_personal_code is None
@@ -703,11 +710,8 @@ def test_a_person_with_an_account_is_not_given_a_second_one(
     db.flush()
     db.add(Membership(user_id=old.id, customer_id=own.id, role="contractor"))
     db.commit()
-    invite(db, settings, company, Actor.cli())
-    token = token_of(mailbox.link_for(ILZE))
-    taken = start(db, settings, esignature, token, password_hash)
-    result = services.finish_acceptance(db, settings, taken, identity(ILZE_CODE), HERE)
-    db.commit()
+    result = accepted_from_cli(db, settings, mailbox, esignature, company, ILZE_CODE,
+                               password_hash=password_hash)
     assert result.outcome is AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
     active = db.scalars(select(User.email).where(User.status == ACTIVE)).all()
     assert "ilze.kalna@example.lv" not in active
@@ -721,11 +725,8 @@ def test_a_code_a_previous_portal_account_waits_for_is_not_taken(
                 status=ACTIVE, legacy=True, contact_confirmed=False,
                 legacy_personal_code=ILZE_CODE))
     db.commit()
-    invite(db, settings, company, Actor.cli())
-    token = token_of(mailbox.link_for(ILZE))
-    taken = start(db, settings, esignature, token, password_hash)
-    result = services.finish_acceptance(db, settings, taken, identity(ILZE_CODE), HERE)
-    db.commit()
+    result = accepted_from_cli(db, settings, mailbox, esignature, company, ILZE_CODE,
+                               password_hash=password_hash)
     assert result.outcome is AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
     db.commit()
 
