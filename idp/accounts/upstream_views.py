@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, redirect, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -24,7 +24,7 @@ from idp.i18n import current_language
 from idp.models import UpstreamProviderConfig
 from idp.oidc.authorize import load_interaction
 from idp.providers_admin import NAME_PATTERN, ProviderError, connector_config
-from idp.settings import Settings
+from idp.web import app_settings, html_page
 from providers.base import UpstreamCancelled, UpstreamError, UpstreamProvider, VerifiedIdentity
 from providers.registry import build_connector
 
@@ -32,17 +32,9 @@ bp = Blueprint("upstream", __name__)
 log = logging.getLogger("idp.upstream")
 
 
-def _settings() -> Settings:
-    return current_app.config["IDP_SETTINGS"]
-
-
-def _page(template: str, status: int = 200, **context: object) -> Response:
-    return Response(render_template(template, **context), status=status, mimetype="text/html")
-
-
 def unavailable_page() -> Response:
     """One page for every upstream failure: down, slow, garbage, a failed check."""
-    return _page("accounts/upstream_unavailable.html", status=502)
+    return html_page("accounts/upstream_unavailable.html", status=502)
 
 
 def connector_named(name: str) -> UpstreamProvider | None:
@@ -51,8 +43,8 @@ def connector_named(name: str) -> UpstreamProvider | None:
     if config_row is None:
         return None
     try:
-        return build_connector(connector_config(_settings(), config_row),
-                               _settings().upstream_timeout)
+        return build_connector(connector_config(app_settings(), config_row),
+                               app_settings().upstream_timeout)
     except (ProviderError, UpstreamError) as exc:
         log.error("upstream %s cannot be used: %s", name, exc)
         return None
@@ -69,9 +61,9 @@ def start() -> Response:
         return unavailable_page()
     session = db_session()
     interaction = load_interaction(session, form.interaction.data or "")
-    callback = _settings().issuer + url_for("upstream.callback", provider=connector.name)
+    callback = app_settings().issuer + url_for("upstream.callback", provider=connector.name)
     try:
-        target = upstream.begin(session, _settings(), connector, callback_url=callback,
+        target = upstream.begin(session, app_settings(), connector, callback_url=callback,
                                 interaction_id=interaction.id if interaction else None)
     except UpstreamError as exc:
         session.rollback()
@@ -89,12 +81,12 @@ def callback(provider: str) -> Response:
     if not NAME_PATTERN.fullmatch(provider) or "\x00" in params.get("state", ""):
         # Not a provider name we could have registered (or a NUL, which PostgreSQL
         # refuses in text): no login in flight can match.
-        return _page("accounts/upstream_expired.html", status=400)
+        return html_page("accounts/upstream_expired.html", status=400)
     session = db_session()
-    taken = upstream.take(session, _settings(), provider, params.get("state", ""))
+    taken = upstream.take(session, app_settings(), provider, params.get("state", ""))
     if taken is None:
         session.commit()
-        return _page("accounts/upstream_expired.html", status=400)
+        return html_page("accounts/upstream_expired.html", status=400)
     session.commit()  # the state is used up whatever happens next
     connector = connector_named(provider)
     if connector is None:
@@ -103,7 +95,7 @@ def callback(provider: str) -> Response:
         identity = connector.finish_login(params, taken.pending)
     except UpstreamCancelled:
         if taken.purpose == delegation.UPSTREAM_PURPOSE:  # the invitation link still works
-            return _page("invitation/cancelled.html")
+            return html_page("invitation/cancelled.html")
         return redirect(url_for("accounts.login", notice="cancelled",
                                 interaction=taken.interaction_id or None), 303)
     except UpstreamError as exc:
@@ -111,21 +103,21 @@ def callback(provider: str) -> Response:
         return unavailable_page()
     if taken.purpose == delegation.UPSTREAM_PURPOSE:
         return _invitation_answer(taken, identity)
-    resolution = upstream.resolve(session, _settings(), identity, taken)
+    resolution = upstream.resolve(session, app_settings(), identity, taken)
     if resolution.outcome in (upstream.Outcome.NO_CUSTOMER,
                               upstream.Outcome.CUSTOMER_HAS_ACCOUNT):
         session.commit()
         reason = ("no_customer_upstream" if resolution.outcome is upstream.Outcome.NO_CUSTOMER
                   else "customer_has_account")
-        return _page("accounts/register_refused.html", status=422, reason=reason,
-                     support=_settings().support_contact)
+        return html_page("accounts/register_refused.html", status=422, reason=reason,
+                     support=app_settings().support_contact)
     if resolution.outcome is upstream.Outcome.REGISTER:
         session.commit()
         return redirect(url_for("upstream.register", token=resolution.form_token), 303)
     assert resolution.user is not None
     end_browser_session(session, request.cookies.get(cookies.cookie_name()))
     cookie_value, browser = start_browser_session(
-        session, _settings(), resolution.user, identity.assurance, list(identity.amr))
+        session, app_settings(), resolution.user, identity.assurance, list(identity.amr))
     interaction = load_interaction(session, taken.interaction_id or "")
     if interaction is not None:
         interaction.login_sid = browser.sid
@@ -146,20 +138,20 @@ def _invitation_answer(taken: upstream.TakenLogin, identity: VerifiedIdentity) -
     in (at the assurance of that login) and owe the contact form, whose confirmation
     activates the membership. Refused or used up: a page that says what to do."""
     session = db_session()
-    acceptance = delegation.finish_acceptance(session, _settings(), taken, identity,
+    acceptance = delegation.finish_acceptance(session, app_settings(), taken, identity,
                                               request.remote_addr or "unknown")
     outcome = acceptance.outcome
     if outcome is not delegation.AcceptanceOutcome.ACCEPTED or acceptance.user is None:
         session.commit()  # the link is used up and the refusal recorded, whatever the page
         if outcome is delegation.AcceptanceOutcome.WRONG_PERSON:
-            return _page("invitation/wrong_person.html", status=403)
+            return html_page("invitation/wrong_person.html", status=403)
         if outcome is delegation.AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT:
-            return _page("invitation/other_account.html", status=409,
-                         support=_settings().support_contact)
-        return _page("accounts/link_invalid.html", status=404)
+            return html_page("invitation/other_account.html", status=409,
+                         support=app_settings().support_contact)
+        return html_page("accounts/link_invalid.html", status=404)
     end_browser_session(session, request.cookies.get(cookies.cookie_name()))
     cookie_value, _browser = start_browser_session(
-        session, _settings(), acceptance.user, identity.assurance, list(identity.amr))
+        session, app_settings(), acceptance.user, identity.assurance, list(identity.amr))
     session.commit()
     response = redirect(url_for("accounts.contact"), 303)
     cookies.set_session_cookie(response, cookie_value)
@@ -170,19 +162,19 @@ def _invitation_answer(taken: upstream.TakenLogin, identity: VerifiedIdentity) -
 def register(token: str) -> Response:
     """Flow 1: the bank proved who the person is; they add an e-mail address and phone."""
     session = db_session()
-    pending = upstream.pending_registration(session, _settings(), token)
+    pending = upstream.pending_registration(session, app_settings(), token)
     if pending is None:
-        return _page("accounts/upstream_expired.html", status=400)
+        return html_page("accounts/upstream_expired.html", status=400)
     form = UpstreamRegistrationForm()
     if request.method == "POST" and _email_ok(form):
-        upstream.register_verified(session, _settings(), pending, email=form.email.data or "",
+        upstream.register_verified(session, app_settings(), pending, email=form.email.data or "",
                                    phone=(form.phone.data or "").strip() or None,
                                    language=current_language())
         session.commit()
-        return _page("accounts/check_mail.html", purpose="register",
-                     hours=_settings().confirmation_link_lifetime // 3600)
+        return html_page("accounts/check_mail.html", purpose="register",
+                     hours=app_settings().confirmation_link_lifetime // 3600)
     status = 400 if request.method == "POST" else 200
-    return _page("accounts/register_upstream.html", status=status, form=form,
+    return html_page("accounts/register_upstream.html", status=status, form=form,
                  identity=pending.identity)
 
 

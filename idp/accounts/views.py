@@ -53,7 +53,7 @@ from idp.oidc.authorize import (
 from idp.oidc.clients import find_client
 from idp.providers_admin import enabled_providers
 from idp.security import Passwords
-from idp.settings import Settings
+from idp.web import app_settings, html_page
 
 bp = Blueprint("accounts", __name__)
 
@@ -157,23 +157,15 @@ def signed_in() -> str:
 # --- registration by e-mail, links, password reset ---------------------------------------------
 
 
-def _settings() -> Settings:
-    return current_app.config["IDP_SETTINGS"]
-
-
-def _page(template: str, status: int = 200, **context: object) -> Response:
-    return Response(render_template(template, **context), status=status, mimetype="text/html")
-
-
 def link_invalid_page() -> Response:
     """One page for every unusable link: unknown, used, expired, voided, wrong purpose."""
-    return _page("accounts/link_invalid.html", status=404)
+    return html_page("accounts/link_invalid.html", status=404)
 
 
 def new_password_errors(form: NewPasswordForm | RegistrationForm, email: str | None) -> bool:
     """Form validation plus the password rules; errors land on the password field."""
     valid = form.validate_on_submit()
-    problems = password_problems(form.password.data or "", _settings().password_min_length,
+    problems = password_problems(form.password.data or "", app_settings().password_min_length,
                                  email)
     if form.password.data and problems:
         form.password.errors = [*form.password.errors, *problems]
@@ -189,7 +181,7 @@ def register() -> Response:
     if request.method == "POST" and _registration_form_ok(form):
         session = db_session()
         outcome = registration.register_by_email(
-            session, _settings(), current_app.extensions["idp.passwords"],
+            session, app_settings(), current_app.extensions["idp.passwords"],
             registration.Registration(
                 customer_number=form.customer_number.data or "",
                 identifier=form.identifier.data or "", email=form.email.data or "",
@@ -198,12 +190,12 @@ def register() -> Response:
                 interaction_id=form.interaction.data or None))
         session.commit()
         if outcome is registration.RegistrationOutcome.MAIL_SENT:
-            return _page("accounts/check_mail.html", purpose="register",
-                         hours=_settings().confirmation_link_lifetime // 3600)
-        return _page("accounts/register_refused.html", status=422, reason=outcome.value,
-                     support=_settings().support_contact)
+            return html_page("accounts/check_mail.html", purpose="register",
+                         hours=app_settings().confirmation_link_lifetime // 3600)
+        return html_page("accounts/register_refused.html", status=422, reason=outcome.value,
+                     support=app_settings().support_contact)
     status = 400 if request.method == "POST" else 200
-    return _page("accounts/register.html", status=status, form=form)
+    return html_page("accounts/register.html", status=status, form=form)
 
 
 def _registration_form_ok(form: RegistrationForm) -> bool:
@@ -231,7 +223,7 @@ def confirm_email(token: str) -> Response:
     user = registration.check_registration_link(session, token)
     if user is None:
         return link_invalid_page()
-    return _page("accounts/confirm_email.html", form=form, user=user)
+    return html_page("accounts/confirm_email.html", form=form, user=user)
 
 
 def _login_url(notice: str) -> str:
@@ -260,7 +252,7 @@ def _new_password_page(token: str, purpose: str, check: Callable[[Session, str],
             cookies.clear_session_cookie(response)
         return response
     status = 400 if request.method == "POST" else 200
-    return _page("accounts/new_password.html", status=status, form=form, user=user,
+    return html_page("accounts/new_password.html", status=status, form=form, user=user,
                  purpose=purpose)
 
 
@@ -275,13 +267,13 @@ def forgot_password() -> Response:
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         session = db_session()
-        registration.request_password_reset(session, _settings(), form.email.data or "",
+        registration.request_password_reset(session, app_settings(), form.email.data or "",
                                             current_language())
         session.commit()
-        return _page("accounts/check_mail.html", purpose="reset",
-                     minutes=_settings().reset_link_lifetime // 60)
+        return html_page("accounts/check_mail.html", purpose="reset",
+                     minutes=app_settings().reset_link_lifetime // 60)
     status = 400 if request.method == "POST" else 200
-    return _page("accounts/forgot_password.html", status=status, form=form)
+    return html_page("accounts/forgot_password.html", status=status, form=form)
 
 
 @bp.route(PATHS[Purpose.RESET_PASSWORD], methods=["GET", "POST"])
@@ -309,7 +301,7 @@ def contact() -> Response:
     elif form.validate_on_submit():
         try:
             registration.confirm_contact_details(
-                session, _settings(), user, email=form.email.data or "",
+                session, app_settings(), user, email=form.email.data or "",
                 phone=(form.phone.data or "").strip() or None, language=current_language())
         except AccountError as exc:
             session.rollback()
@@ -328,4 +320,4 @@ def contact() -> Response:
                       else url_for("accounts.signed_in"))
             return redirect(target, 303)
     status = 400 if request.method == "POST" else 200
-    return _page("accounts/contact.html", status=status, form=form, user=user)
+    return html_page("accounts/contact.html", status=status, form=form, user=user)

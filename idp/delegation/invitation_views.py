@@ -20,15 +20,11 @@ from idp.delegation import services
 from idp.delegation.forms import InvitationPasswordForm, InvitationStartForm
 from idp.models import User
 from idp.providers_admin import enabled_providers
-from idp.settings import Settings
+from idp.web import app_settings
 from providers.base import UpstreamError
 
 bp = Blueprint("invitation", __name__)
 log = logging.getLogger("idp.invitation")
-
-
-def _settings() -> Settings:
-    return current_app.config["IDP_SETTINGS"]
 
 
 @bp.route(PATHS[Purpose.INVITATION], methods=["GET", "POST"])
@@ -54,7 +50,7 @@ def accept(token: str) -> Response:
     body = render_template(
         "invitation/accept.html", form=form, pending=pending, inviter=inviter, error=error,
         rights=services.shown_rights(pending.membership),
-        providers=enabled_providers(session, _settings()))
+        providers=enabled_providers(session, app_settings()))
     return Response(body, status=400 if request.method == "POST" else 200,
                     mimetype="text/html")
 
@@ -68,9 +64,9 @@ def _start(token: str, form: InvitationPasswordForm | InvitationStartForm,
     password_hash = None
     if pending.needs_password and isinstance(form, InvitationPasswordForm):
         password_hash = current_app.extensions["idp.passwords"].hash(form.password.data or "")
-    callback = _settings().issuer + url_for("upstream.callback", provider=connector.name)
+    callback = app_settings().issuer + url_for("upstream.callback", provider=connector.name)
     try:
-        target = services.begin_acceptance(session, _settings(), connector, token=token,
+        target = services.begin_acceptance(session, app_settings(), connector, token=token,
                                            password_hash=password_hash, callback_url=callback)
     except services.DelegationError:
         session.rollback()

@@ -14,10 +14,8 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     redirect,
-    render_template,
     request,
     url_for,
 )
@@ -35,7 +33,7 @@ from idp.delegation.labels import right_label, role_label, state_label
 from idp.delegation.rights import MembershipState, Role
 from idp.i18n import current_language
 from idp.models import Customer, Membership, User
-from idp.settings import Settings
+from idp.web import app_settings, html_page
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 # Ids are 32-bit integer columns (PostgreSQL `integer`).
@@ -60,7 +58,7 @@ class _NotYours(Exception):
 
 @bp.errorhandler(_NotYours)
 def _forbidden(_error: _NotYours) -> Response:
-    return _page("users/forbidden.html", status=403)
+    return html_page("users/forbidden.html", status=403)
 
 
 @bp.before_request
@@ -84,14 +82,6 @@ def _template_helpers() -> dict[str, object]:
 def _manages_users(user: User | None) -> bool:
     return user is not None and bool(services.managed_customers(db_session(), user.id,
                                                                 utcnow()))
-
-
-def _settings() -> Settings:
-    return current_app.config["IDP_SETTINGS"]
-
-
-def _page(template: str, status: int = 200, **context: object) -> Response:
-    return Response(render_template(template, **context), status=status, mimetype="text/html")
 
 
 def _person() -> User:
@@ -150,14 +140,14 @@ def index() -> Response:
         raise _NotYours
     if len(customers) == 1:
         return _to_list(customers[0])
-    return _page("users/choose.html", customers=customers)
+    return html_page("users/choose.html", customers=customers)
 
 
 @bp.get("/<customer_number>")
 def members(customer_number: str) -> Response:
     customer = _managed(customer_number)
     rows = services.members(db_session(), customer.id)
-    return _page("users/list.html", customer=customer, rows=rows,
+    return html_page("users/list.html", customer=customer, rows=rows,
                  rights_of=services.shown_rights, editable=_editable, me=_person(),
                  action_form=ConfirmForm())
 
@@ -178,7 +168,7 @@ def add(customer_number: str) -> Response:
         session = db_session()
         try:
             invitation = services.invite_additional_user(
-                session, _settings(), customer=customer, email=form.email.data or "",
+                session, app_settings(), customer=customer, email=form.email.data or "",
                 name=form.name.data or "", personal_code=form.personal_code.data or None,
                 rights=form.rights.data or [], evidence=None, actor=_actor(),
                 language=current_language())
@@ -192,7 +182,7 @@ def add(customer_number: str) -> Response:
                     email=invitation.user.email_display, when=local_time(invitation.expires_at)))
             return _to_list(customer)
     status = 400 if request.method == "POST" else 200
-    return _page("users/add.html", status=status, form=form, customer=customer, error=error)
+    return html_page("users/add.html", status=status, form=form, customer=customer, error=error)
 
 
 @bp.route("/<customer_number>/<int:membership_id>/rights", methods=["GET", "POST"])
@@ -217,7 +207,7 @@ def rights(customer_number: str, membership_id: int) -> Response:
                     email=membership.user.email_display))
             return _to_list(customer)
     status = 400 if request.method == "POST" else 200
-    return _page("users/rights.html", status=status, form=form, customer=customer,
+    return html_page("users/rights.html", status=status, form=form, customer=customer,
                  membership=membership, error=error)
 
 
@@ -240,7 +230,7 @@ def remove(customer_number: str, membership_id: int) -> Response:
                     email=membership.user.email_display, customer=customer.name))
             return _to_list(customer)
     status = 400 if request.method == "POST" else 200
-    return _page("users/remove.html", status=status, form=form, customer=customer,
+    return html_page("users/remove.html", status=status, form=form, customer=customer,
                  membership=membership, error=error)
 
 
@@ -250,11 +240,11 @@ def resend(customer_number: str, membership_id: int) -> Response:
     membership = _member(customer, membership_id)
     session = db_session()
     try:
-        invitation = services.resend_invitation(session, _settings(), membership=membership,
+        invitation = services.resend_invitation(session, app_settings(), membership=membership,
                                                 actor=_actor())
     except services.DelegationError as exc:
         session.rollback()
-        return _page("users/refused.html", status=409, customer=customer, reason=str(exc))
+        return html_page("users/refused.html", status=409, customer=customer, reason=str(exc))
     session.commit()
     flash(_("A new invitation was sent to %(email)s; it expires on %(when)s. The earlier "
             "link no longer works.", email=invitation.user.email_display,
@@ -266,5 +256,5 @@ def resend(customer_number: str, membership_id: int) -> Response:
 def customer_history(customer_number: str) -> Response:
     customer = _managed(customer_number)
     events = history(db_session(), customer_id=customer.id)
-    return _page("users/history.html", customer=customer, events=events,
+    return html_page("users/history.html", customer=customer, events=events,
                  action_label=lambda action: str(ACTION_LABELS.get(action, action)))
