@@ -253,3 +253,48 @@ def test_rotating_one_algorithm_leaves_the_other_alone(
     assert [row["alg"] for row in rotated] == ["RS256"]
     assert idp.kids("ES256") == es_before
     assert len(idp.kids("RS256")) == 2
+
+
+# --- verification ---------------------------------------------------------------------------------
+
+
+def test_a_token_verified_before_is_refused_once_its_key_is_no_longer_published(
+    install: Callable[..., Installation],
+) -> None:
+    # KeyRing.verify remembers verified signatures; that must not outlive the key.
+    idp = install(key_activation_delay=0, jwks_max_age=300)
+    access = idp.tokens()["access_token"]
+    client = idp.app.test_client()
+    bearer = {"Authorization": f"Bearer {access}"}
+    assert client.get("/userinfo", headers=bearer).status_code == 200
+    assert client.get("/userinfo", headers=bearer).status_code == 200  # remembered
+
+    assert idp.app.test_cli_runner().invoke(args=["keys", "rotate"]).exit_code == 0
+    assert client.get("/userinfo", headers=bearer).status_code == 200  # retired, still published
+    idp.travel(max(600, 300) + 300 + 1)
+    assert kid_of(access) not in idp.jwks_kids()
+    assert idp.app.extensions["idp.keyring"].verify(access) is None
+    assert client.get("/userinfo", headers=bearer).status_code == 401
+
+
+def test_a_changed_token_is_checked_again_after_the_genuine_one_was_verified(
+    install: Callable[..., Installation], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from idp import keys
+
+    monkeypatch.setattr(keys, "VERIFIED_CACHE_SIZE", 2)
+    idp = install()
+    keyring = idp.app.extensions["idp.keyring"]
+    genuine = [idp.tokens()["access_token"] for _ in range(3)]
+    for token in genuine:
+        assert keyring.verify(token) is not None
+    assert len(keyring._verified) == 2  # bounded: the oldest was dropped
+
+    header, payload, signature = genuine[-1].split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["sub"] = "someone-else"
+    forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    assert keyring.verify(f"{header}.{forged_payload}.{signature}") is None
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    assert keyring.verify(f"{header}.{payload}.{flipped}") is None
+    assert keyring.verify(genuine[-1]) is not None
