@@ -70,7 +70,7 @@ def measure(name: str, app: Any, make_env: Any, n: int, rounds: int) -> None:
         cpu = (time.process_time() - cpu0) / n
         wall = (time.perf_counter() - wall0) / n
         best_cpu, best_wall = min(best_cpu, cpu), min(best_wall, wall)
-    print(f"{name:14} {best_cpu * 1e6:8.0f} µs CPU/request   {best_wall * 1e6:8.0f} µs wall"
+    print(f"{name:20} {best_cpu * 1e6:8.0f} µs CPU/request   {best_wall * 1e6:8.0f} µs wall"
           f"   (best of {rounds} x {n})", flush=True)
 
 
@@ -78,8 +78,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=2000, help="requests per round")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--endpoints", default="refresh_token,userinfo")
-    parser.add_argument("--id-token-alg", choices=("RS256", "ES256"), default="RS256")
+    parser.add_argument("--endpoints",
+                        default="refresh_token,refresh_token_es256,userinfo,userinfo_first",
+                        help="refresh_token (RS256 ID token), refresh_token_es256, userinfo "
+                             "(tokens presented again), userinfo_first (each token once)")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile one more round per endpoint; print the top functions")
     args = parser.parse_args()
@@ -106,30 +108,35 @@ def main() -> None:
     }
     env.pop("IDP_CONFIG", None)
     pool = args.n * (args.rounds + 2) + 10
-    print(f"database: {db}; seeding {pool:,} refresh tokens", flush=True)
-    data = run.seed(env, pool, args.id_token_alg)
+    print(f"database: {db}; seeding {pool:,} refresh tokens per client and access tokens",
+          flush=True)
+    data = run.seed(env, pool, pool)
     os.environ.update(env)
 
     from idp import create_app
 
     app = create_app()
     wsgi = app.wsgi_app
-    refresh_tokens = iter(data.refresh_file.read_text().split())
+    once = {name: iter(pool.path.read_text().split()) for name, pool in data.pools.items()}
     access = [t for t in data.access_file.read_text().split() if t]
     counter = iter(range(10**9))
 
-    def refresh_env() -> dict[str, Any]:
-        body = f"grant_type=refresh_token&refresh_token={next(refresh_tokens)}".encode()
-        return environ("POST", "/token", {"Authorization": data.basic}, body)
+    def refresh_env(name: str) -> dict[str, Any]:
+        body = f"grant_type=refresh_token&refresh_token={next(once[name])}".encode()
+        return environ("POST", "/token", {"Authorization": data.basic_for(name)}, body)
 
-    def userinfo_env() -> dict[str, Any]:
-        token = access[next(counter) % len(access)]
+    def userinfo_env(token: str) -> dict[str, Any]:
         return environ("GET", "/userinfo", {"Authorization": f"Bearer {token}"})
 
-    makers = {"refresh_token": refresh_env, "userinfo": userinfo_env}
+    makers = {
+        "refresh_token": lambda: refresh_env("refresh_token"),
+        "refresh_token_es256": lambda: refresh_env("refresh_token_es256"),
+        "userinfo": lambda: userinfo_env(access[next(counter) % len(access)]),
+        "userinfo_first": lambda: userinfo_env(next(once["userinfo_first"])),
+    }
     for name in endpoints:
         # Warm-up: first requests load keys, fill caches, compile statements.
-        for _ in range(50 if name == "userinfo" else 10):
+        for _ in range(50 if name.startswith("userinfo") else 10):
             call(wsgi, makers[name]())
         measure(name, wsgi, makers[name], args.n, args.rounds)
         if args.profile:
