@@ -116,14 +116,15 @@ def main() -> int:
                 session.execute(insert(RefreshToken), rows)
 
         access = []
-        for family in session.scalars(
-            select(TokenFamily).where(TokenFamily.id.in_(access_families))
-        ):
-            token, _ = tokens.mint_access_token(
-                app.extensions["idp.keyring"], settings, client=client,
-                subject=user.subject, scope=SCOPE, family=family, acting=acting,
-            )
-            access.append(token)
+        # In batches: PostgreSQL takes at most 65,535 bound parameters per statement.
+        for start in range(0, len(access_families), BATCH):
+            for family in session.scalars(select(TokenFamily).where(
+                    TokenFamily.id.in_(access_families[start:start + BATCH]))):
+                token, _ = tokens.mint_access_token(
+                    app.extensions["idp.keyring"], settings, client=client,
+                    subject=user.subject, scope=SCOPE, family=family, acting=acting,
+                )
+                access.append(token)
         session.commit()
 
     args.out.mkdir(parents=True, exist_ok=True)
