@@ -3,8 +3,16 @@ the client's ui_locales, then the browser's Accept-Language."""
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
 from flask import Flask, current_app, request, session
 from flask_babel import Babel, get_locale
+
+# The utility's clock: pages and mails show times in Latvia, and an end date in an
+# application means the end of that day there.
+LOCAL_TIMEZONE = ZoneInfo("Europe/Riga")
 
 
 def select_locale() -> str:
@@ -19,6 +27,21 @@ def select_locale() -> str:
 def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["local_minute"] = local_minute
+
+
+def local_time(moment: dt.datetime | None) -> str:
+    """A moment as people in Latvia read it, in the page's language (e.g. on USERS)."""
+    if moment is None:
+        return ""
+    return format_datetime(moment, "medium", tzinfo=LOCAL_TIMEZONE, locale=get_locale() or "en")
+
+
+def local_minute(moment: dt.datetime) -> str:
+    """A moment in Latvian time to the minute, "2026-12-01 14:30": how mails state
+    deadlines (the same in every language; the mail says it is Latvian time)."""
+    return moment.astimezone(LOCAL_TIMEZONE).strftime("%Y-%m-%d %H:%M")
 
 
 def current_language() -> str:

@@ -17,7 +17,6 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, case, select, update
 from sqlalchemy.exc import IntegrityError
@@ -47,6 +46,7 @@ from idp.delegation.rights import (
     effective_rights,
     parse_rights,
 )
+from idp.i18n import LOCAL_TIMEZONE, local_minute
 from idp.models import Customer, Membership, User
 from idp.models.users import ACTIVE, INACTIVE
 from idp.oidc.tokens import revoke_customer_families
@@ -63,8 +63,6 @@ _ROLE_ORDER = case({Role.CONTRACTOR.value: 0, Role.AUTHORISED_PERSON.value: 1},
 _NAME_MAX = 255  # users.name
 _EVIDENCE_MAX = 255  # memberships.evidence
 _REASON_MAX = 500
-# The utility's clock: an end date in an application means the end of that day in Latvia.
-LOCAL_TIMEZONE = ZoneInfo("Europe/Riga")
 
 
 class DelegationError(Exception):
@@ -341,7 +339,7 @@ def local_validity(until: dt.datetime) -> dict[str, Any]:
     if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
         return {"valid_through": (local - dt.timedelta(days=1)).date().isoformat(),
                 "valid_until_local": None}
-    return {"valid_through": None, "valid_until_local": local.strftime("%Y-%m-%d %H:%M")}
+    return {"valid_through": None, "valid_until_local": local_minute(until)}
 
 
 def end_of_local_day(day: dt.date) -> dt.datetime:
@@ -527,6 +525,9 @@ class AcceptanceOutcome(enum.Enum):
     CODE_OF_ANOTHER_ACCOUNT = "code_of_another_account"
     # The link was used, expired or voided meanwhile (or its membership changed).
     LINK_USED = "link_used"
+    # The login asserted the code at low assurance: too little to bind it to an account.
+    # The link stays live for a login with a stronger method.
+    TOO_WEAK = "too_weak"
 
 
 @dataclass(frozen=True)
@@ -545,6 +546,9 @@ def finish_acceptance(session: Session, settings: Settings, taken: upstream.Take
     form; the membership turns active when that is confirmed (activate_accepted)."""
     if taken.purpose != UPSTREAM_PURPOSE or taken.email_link_id is None:
         return Acceptance(AcceptanceOutcome.LINK_USED)
+    if identity.assurance not in upstream.LINKING_ASSURANCE:
+        # The same rule as linking an account on a code (upstream.resolve).
+        return Acceptance(AcceptanceOutcome.TOO_WEAK)
     link = consume_link_by_id(session, taken.email_link_id, Purpose.INVITATION)
     now = utcnow()
     membership = None if link is None else _usable(

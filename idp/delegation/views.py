@@ -7,9 +7,6 @@ and every action on a user asks `member` whether that membership is this custome
 
 from __future__ import annotations
 
-import datetime as dt
-
-from babel.dates import format_datetime
 from flask import (
     Blueprint,
     Response,
@@ -19,7 +16,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -31,7 +27,7 @@ from idp.delegation import services
 from idp.delegation.forms import AddUserForm, RightsForm
 from idp.delegation.labels import right_label, role_label, state_label
 from idp.delegation.rights import MembershipState, Role
-from idp.i18n import current_language
+from idp.i18n import current_language, local_time
 from idp.models import Customer, Membership, User
 from idp.web import app_settings, html_page
 
@@ -122,15 +118,6 @@ def _member(customer: Customer, membership_id: int) -> Membership:
 
 def _to_list(customer: Customer) -> Response:
     return redirect(url_for("users.members", customer_number=customer.number), 303)
-
-
-@bp.app_template_filter("local_time")
-def local_time(moment: dt.datetime | None) -> str:
-    """A moment as people in Latvia read it (the utility's clock, as in its mails)."""
-    if moment is None:
-        return ""
-    return format_datetime(moment, "medium", tzinfo=services.LOCAL_TIMEZONE,
-                           locale=get_locale() or "en")
 
 
 @bp.get("")

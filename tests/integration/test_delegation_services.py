@@ -9,6 +9,7 @@ against real peers in tests/providers)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import secrets
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from idp.db import utcnow
 from idp.delegation import services
 from idp.delegation.rights import MembershipState, Role
 from idp.delegation.services import AcceptanceOutcome, DelegationError
+from idp.i18n import local_minute
 from idp.models import (
     AuditEvent,
     Client,
@@ -162,6 +164,7 @@ def test_a_new_address_gets_a_pending_account_an_invited_membership_and_a_workin
     assert "Janis.Berzins@Example.lv added you" in body
     assert "view invoices" in body and "report meter readings" not in body
     assert "choose a password" in body
+    assert f"until {local_minute(invitation.expires_at)} (Latvian time)" in body
 
     person = db.scalar(select(User).where(User.email == ILZE.lower()))
     assert person is not None and person.status == PENDING and person.password_hash is None
@@ -467,7 +470,9 @@ def test_an_authorised_person_is_invited_with_every_right_until_the_end_date(
     assert membership.evidence == "application 2026/17"
     last_day = (dt.date.today() + dt.timedelta(days=30)).isoformat()
     assert f"valid to the end of {last_day} (Latvian time)" in body
-    assert invitation.expires_at.strftime("%Y-%m-%d %H:%M") in body
+    # Deadlines in mails are in Latvian time, as on the pages (Riga is never UTC).
+    assert f"Approve it by {local_minute(invitation.expires_at)} (Latvian time)" in body
+    assert invitation.expires_at.strftime("%Y-%m-%d %H:%M") not in body
     lifetime = dt.timedelta(seconds=settings.activation_link_lifetime)
     assert abs(invitation.expires_at - (utcnow() + lifetime)) < dt.timedelta(minutes=1)
     db.commit()
@@ -598,6 +603,30 @@ def test_accepting_with_the_right_code_then_confirming_the_contact_form_activate
     [event] = events(db, Action.ACTIVATED)
     assert (event.actor, event.actor_user_id, event.origin) == (ILZE, person.id, "198.51.100.7")
     assert services.activate_accepted(db, person, HERE) == []  # nothing left to activate
+    db.commit()
+
+
+def test_a_low_assurance_login_is_refused_and_keeps_the_link(
+        db: Session, settings: Settings, in_app: None, customer: Customer, contractor: Actor,
+        mailbox: Mailbox, esignature: EparakstsProvider, password_hash: str) -> None:
+    invitation = invite(db, settings, customer, contractor, personal_code=ILZE_CODE)
+    token = token_of(mailbox.link_for(ILZE))
+    taken = start(db, settings, esignature, token, password_hash)
+
+    weak = dataclasses.replace(identity(), assurance="low")
+    result = services.finish_acceptance(db, settings, taken, weak, HERE)
+    db.commit()
+    assert result.outcome is AcceptanceOutcome.TOO_WEAK
+    assert services.check_invitation(db, token) is not None  # still live
+    person = db.get(User, invitation.user.id)
+    assert person is not None and person.status == PENDING
+    assert person.verified_personal_code is None
+    assert db.scalar(select(UpstreamLink).where(UpstreamLink.user_id == person.id)) is None
+    # A substantial login (an internet bank) is enough.
+    again = start(db, settings, esignature, token, password_hash)
+    substantial = dataclasses.replace(identity(), assurance="substantial")
+    assert services.finish_acceptance(db, settings, again, substantial, HERE).outcome is \
+        AcceptanceOutcome.ACCEPTED
     db.commit()
 
 

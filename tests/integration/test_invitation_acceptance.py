@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from idp.accounts.services import create_user
+from idp.demo import bank_sim
 from idp.demo.seed import DEMO_CUSTOMER
-from idp.models import AuditEvent, BrowserSession, User
+from idp.models import AuditEvent, BrowserSession, UpstreamProviderConfig, User
 from tests.conftest import PASSWORD
 from tests.integration.demo_people import (
     ANNA,
@@ -180,6 +181,32 @@ def test_cancelling_at_the_bank_keeps_the_link(demo: Flask, db: Session,
                                            password_confirm=NEW_PASSWORD,
                                            provider="demo-bank"), ANNA_CODE)
     assert back.headers["Location"] == "/contact"
+
+
+def test_a_low_assurance_login_cannot_accept_and_keeps_the_link(demo: Flask, db: Session,
+                                                                mailbox: Any) -> None:
+    # The DEMO bank configured so that what it asserts counts as low assurance: too little
+    # to bind a personal code to an account (the rule of upstream.LINKING_ASSURANCE).
+    bank = db.scalar(select(UpstreamProviderConfig).where(
+        UpstreamProviderConfig.name == "demo-bank"))
+    assert bank is not None
+    bank.options = {**bank.options, "acr_map": {bank_sim.ACR: "low"}}
+    db.commit()
+    contractor = Person(demo)
+    contractor.log_in()
+    link = invite(contractor, db, mailbox)
+
+    anna = Person(demo)
+    to_bank = anna.post_page(link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
+                             provider="demo-bank")
+    refused = anna.at_the_bank(to_bank, ANNA_CODE)
+    assert refused.status_code == 403
+    assert "log in with an internet bank or eSignature" in text(refused)
+    row = membership(db, ANNA)
+    assert (row.state, row.accepted_at) == ("invited", None)
+    assert (row.user.status, row.user.verified_personal_code) == ("pending", None)
+    db.commit()
+    assert anna.get(link).status_code == 200  # the link still works
 
 
 def test_the_invitation_page_refuses_bad_input(demo: Flask, db: Session,

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from idp.i18n import local_minute
 from idp.models import BrowserSession, Customer, EmailLink, OutboxMail, TokenFamily, User
 from idp.models.users import ACTIVE, PENDING
 from tests.conftest import PASSWORD, Browser, RegisteredClient, csrf_token, first_link, query
@@ -69,6 +70,7 @@ def test_an_invited_person_activates_with_a_password_and_logs_in(
     assert "Activate" in message["Subject"]
     text = message.get_body(("plain",)).get_content()
     assert "Ilze Kalniņa" in text and "Jānis Bērziņš" in text  # the customer's name
+    assert f"until {local_minute(expires)} (Latvian time)" in text
     link = first_link(message)
     assert "/activate/" in link
 
