@@ -10,27 +10,13 @@ dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "counting.lua"
 
 function init(args)
   start_counting()
-  auth = args[1]
-  pool = {}
-  for line in io.lines(args[2]) do
-    pool[#pool + 1] = line
-  end
-  nexti = tonumber(args[3])
+  load_pool(args[2], args[3])
   headers = {
-    ["Authorization"] = auth,
+    ["Authorization"] = args[1],
     ["Content-Type"] = "application/x-www-form-urlencoded",
   }
 end
 
 function request()
-  local token = pool[nexti]
-  if token == nil then
-    -- Pool used up: send a token that cannot exist rather than reuse one (counts as non-200).
-    exhausted = exhausted + 1
-    token = "pool-exhausted"
-  end
-  nexti = nexti + 1
-  sent = sent + 1
-  return wrk.format("POST", nil, headers,
-                    "grant_type=refresh_token&refresh_token=" .. token)
+  return wrk.format("POST", nil, headers, "grant_type=refresh_token&refresh_token=" .. next_from_pool())
 end

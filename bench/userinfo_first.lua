@@ -9,21 +9,9 @@ dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "counting.lua"
 
 function init(args)
   start_counting()
-  pool = {}
-  for line in io.lines(args[1]) do
-    if #line > 0 then pool[#pool + 1] = line end
-  end
-  nexti = tonumber(args[2])
+  load_pool(args[1], args[2])
 end
 
 function request()
-  local token = pool[nexti]
-  if token == nil then
-    -- Pool used up: send a token that cannot be valid rather than reuse one (non-200).
-    exhausted = exhausted + 1
-    token = "pool-exhausted"
-  end
-  nexti = nexti + 1
-  sent = sent + 1
-  return wrk.format("GET", nil, {["Authorization"] = "Bearer " .. token})
+  return wrk.format("GET", nil, {["Authorization"] = "Bearer " .. next_from_pool()})
 end

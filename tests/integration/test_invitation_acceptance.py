@@ -30,6 +30,20 @@ from tests.integration.demo_people import (
 )
 
 
+def invited_at_the_bank(demo: Flask, db: Session, mailbox: Any, code: str,
+                        personal_code: str = "") -> tuple[Person, Person, str, Any]:
+    """Jānis adds Anna (typing `personal_code`, if any); the invited person opens the link,
+    chooses a password and proves `code` at the DEMO bank. (contractor, invited person,
+    link, the IdP's answer to the bank's callback)."""
+    contractor = Person(demo)
+    contractor.log_in()
+    link = invite(contractor, db, mailbox, personal_code=personal_code)
+    person = Person(demo)
+    to_bank = person.post_page(link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
+                               provider="demo-bank")
+    return contractor, person, link, person.at_the_bank(to_bank, code)
+
+
 def test_an_added_user_activates_with_a_password_the_bank_and_the_contact_form(
         demo: Flask, db: Session, mailbox: Any) -> None:
     contractor = Person(demo)
@@ -85,14 +99,8 @@ def test_an_added_user_activates_with_a_password_the_bank_and_the_contact_form(
 
 def test_a_bank_login_that_proves_another_person_is_refused(demo: Flask, db: Session,
                                                             mailbox: Any) -> None:
-    contractor = Person(demo)
-    contractor.log_in()
-    link = invite(contractor, db, mailbox, personal_code="010190-10001")
-
-    someone = Person(demo)
-    to_bank = someone.post_page(link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
-                                provider="demo-bank")
-    refused = someone.at_the_bank(to_bank, PETERIS_CODE)
+    contractor, someone, link, refused = invited_at_the_bank(
+        demo, db, mailbox, PETERIS_CODE, personal_code="010190-10001")
     assert refused.status_code == 403
     assert "confirmed a different person than the one who was invited" in text(refused)
     assert "check the personal code" in text(refused)
@@ -149,14 +157,7 @@ def test_a_code_that_belongs_to_another_account_is_refused(demo: Flask, db: Sess
                         name="Anna Liepa", password=PASSWORD)
     other.verified_personal_code = ANNA_CODE
     db.commit()
-    contractor = Person(demo)
-    contractor.log_in()
-    link = invite(contractor, db, mailbox)
-
-    anna = Person(demo)
-    to_bank = anna.post_page(link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
-                             provider="demo-bank")
-    refused = anna.at_the_bank(to_bank, ANNA_CODE)
+    _contractor, _anna, _link, refused = invited_at_the_bank(demo, db, mailbox, ANNA_CODE)
     assert refused.status_code == 409
     assert "already uses another customer portal account" in text(refused)
     assert demo.config["IDP_SETTINGS"].support_contact in text(refused)
@@ -192,14 +193,7 @@ def test_a_low_assurance_login_cannot_accept_and_keeps_the_link(demo: Flask, db:
     assert bank is not None
     bank.options = {**bank.options, "acr_map": {bank_sim.ACR: "low"}}
     db.commit()
-    contractor = Person(demo)
-    contractor.log_in()
-    link = invite(contractor, db, mailbox)
-
-    anna = Person(demo)
-    to_bank = anna.post_page(link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
-                             provider="demo-bank")
-    refused = anna.at_the_bank(to_bank, ANNA_CODE)
+    _contractor, anna, link, refused = invited_at_the_bank(demo, db, mailbox, ANNA_CODE)
     assert refused.status_code == 403
     assert "log in with an internet bank or eSignature" in text(refused)
     row = membership(db, ANNA)
