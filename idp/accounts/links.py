@@ -147,6 +147,16 @@ def check_link(session: Session, token: str, purpose: Purpose) -> User | None:
     return None if row is None else session.get(User, row.user_id)
 
 
+def find_link_by_id(session: Session, link_id: int, purpose: Purpose) -> EmailLink | None:
+    """find_link for a link found earlier (the token no longer at hand): the live row,
+    without using it up."""
+    row = session.scalar(select(EmailLink).where(EmailLink.id == link_id,
+                                                 *_live(purpose, utcnow())))
+    if row is None or _matches_state(session, row, purpose) is None:
+        return None
+    return row
+
+
 def consume_link_by_id(session: Session, link_id: int, purpose: Purpose) -> EmailLink | None:
     """consume_link for a link found earlier by find_link (the token is no longer at hand,
     e.g. after a bank login in between): the same atomic, exactly-once UPDATE and the same

@@ -142,13 +142,14 @@ def _invitation_answer(taken: upstream.TakenLogin, identity: VerifiedIdentity) -
                                               request.remote_addr or "unknown")
     outcome = acceptance.outcome
     if outcome is not delegation.AcceptanceOutcome.ACCEPTED or acceptance.user is None:
-        # Whatever the page: the bank login is used up, and the link too (the refusal
-        # recorded) unless the login was too weak to try it.
+        # Whatever the page: the bank login is used up and a refusal recorded; the link is
+        # used up too, unless the login was too weak to try it.
         session.commit()
         if outcome is delegation.AcceptanceOutcome.WRONG_PERSON:
             return html_page("invitation/wrong_person.html", status=403)
         if outcome is delegation.AcceptanceOutcome.TOO_WEAK:
-            return html_page("invitation/too_weak.html", status=403)
+            return html_page("invitation/too_weak.html", status=403,
+                             support=app_settings().support_contact)
         if outcome is delegation.AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT:
             return html_page("invitation/other_account.html", status=409,
                          support=app_settings().support_contact)

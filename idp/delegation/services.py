@@ -28,6 +28,7 @@ from idp.accounts.links import (
     Purpose,
     consume_link_by_id,
     find_link,
+    find_link_by_id,
     issue_link,
     link_url,
     void_links,
@@ -526,7 +527,7 @@ class AcceptanceOutcome(enum.Enum):
     # The link was used, expired or voided meanwhile (or its membership changed).
     LINK_USED = "link_used"
     # The login asserted the code at low assurance: too little to bind it to an account.
-    # The link stays live for a login with a stronger method.
+    # The link stays live for another method.
     TOO_WEAK = "too_weak"
 
 
@@ -539,17 +540,19 @@ class Acceptance:
 
 def finish_acceptance(session: Session, settings: Settings, taken: upstream.TakenLogin,
                       identity: VerifiedIdentity, origin: str) -> Acceptance:
-    """The bank or eSignature login of an invited person came back (flow 6). The link is
-    used up exactly once, whatever the outcome: a login that proved someone else is
-    refused and recorded, and the inviter must send a new invitation. On success the
-    account is active with a verified address and personal code, and owes the contact
-    form; the membership turns active when that is confirmed (activate_accepted)."""
+    """The bank or eSignature login of an invited person came back (flow 6). A login that
+    asserts the code at substantial or high assurance uses the link up exactly once,
+    whatever the outcome: one that proved someone else is refused and recorded, and the
+    inviter must send a new invitation. A weaker login (the same rule as linking an
+    account on a code, upstream.LINKING_ASSURANCE) is refused and recorded too, but leaves
+    the link live for another method. On success the account is active with a verified
+    address and personal code, and owes the contact form; the membership turns active
+    when that is confirmed (activate_accepted)."""
     if taken.purpose != UPSTREAM_PURPOSE or taken.email_link_id is None:
         return Acceptance(AcceptanceOutcome.LINK_USED)
-    if identity.assurance not in upstream.LINKING_ASSURANCE:
-        # The same rule as linking an account on a code (upstream.resolve).
-        return Acceptance(AcceptanceOutcome.TOO_WEAK)
-    link = consume_link_by_id(session, taken.email_link_id, Purpose.INVITATION)
+    too_weak = identity.assurance not in upstream.LINKING_ASSURANCE
+    take_link = find_link_by_id if too_weak else consume_link_by_id
+    link = take_link(session, taken.email_link_id, Purpose.INVITATION)
     now = utcnow()
     membership = None if link is None else _usable(
         session, link.membership_id, link.user_id, now)
@@ -559,7 +562,9 @@ def finish_acceptance(session: Session, settings: Settings, taken: upstream.Take
     code = identity.personal_code
 
     refusal = None
-    if membership.invited_personal_code and membership.invited_personal_code != code:
+    if too_weak:
+        refusal = AcceptanceOutcome.TOO_WEAK
+    elif membership.invited_personal_code and membership.invited_personal_code != code:
         refusal = AcceptanceOutcome.WRONG_PERSON
     elif not upstream.may_bind(session, user, code):
         refusal = AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT

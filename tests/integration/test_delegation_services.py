@@ -622,11 +622,30 @@ def test_a_low_assurance_login_is_refused_and_keeps_the_link(
     assert person is not None and person.status == PENDING
     assert person.verified_personal_code is None
     assert db.scalar(select(UpstreamLink).where(UpstreamLink.user_id == person.id)) is None
+    [event] = events(db, Action.INVITATION_REFUSED)  # the inviter sees why it is stuck
+    assert event.details == {"reason": "too_weak", "provider": "eparaksts"}
     # A substantial login (an internet bank) is enough.
     again = start(db, settings, esignature, token, password_hash)
     substantial = dataclasses.replace(identity(), assurance="substantial")
     assert services.finish_acceptance(db, settings, again, substantial, HERE).outcome is \
         AcceptanceOutcome.ACCEPTED
+    db.commit()
+
+
+def test_a_low_assurance_login_on_a_dead_link_says_the_link_is_used(
+        db: Session, settings: Settings, in_app: None, customer: Customer, contractor: Actor,
+        mailbox: Mailbox, esignature: EparakstsProvider, password_hash: str) -> None:
+    invitation = invite(db, settings, customer, contractor)
+    token = token_of(mailbox.link_for(ILZE))
+    taken = start(db, settings, esignature, token, password_hash)
+    services.revoke(db, membership=invitation.membership, actor=Actor.cli())
+    db.commit()
+
+    weak = dataclasses.replace(identity(), assurance="low")
+    result = services.finish_acceptance(db, settings, taken, weak, HERE)
+    db.commit()
+    assert result.outcome is AcceptanceOutcome.LINK_USED  # not "try another method"
+    assert events(db, Action.INVITATION_REFUSED) == []
     db.commit()
 
 

@@ -195,7 +195,8 @@ def test_a_low_assurance_login_cannot_accept_and_keeps_the_link(demo: Flask, db:
     db.commit()
     _contractor, anna, link, refused = invited_at_the_bank(demo, db, mailbox, ANNA_CODE)
     assert refused.status_code == 403
-    assert "log in with an internet bank or eSignature" in text(refused)
+    assert "choose another internet bank or eSignature" in text(refused)
+    assert demo.config["IDP_SETTINGS"].support_contact in text(refused)
     row = membership(db, ANNA)
     assert (row.state, row.accepted_at) == ("invited", None)
     assert (row.user.status, row.user.verified_personal_code) == ("pending", None)
