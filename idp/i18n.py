@@ -41,6 +41,8 @@ def local_time(moment: dt.datetime | None) -> str:
 def local_minute(moment: dt.datetime) -> str:
     """A moment in Latvian time to the minute, "2026-12-01 14:30": how mails state
     deadlines (the same in every language; the mail says it is Latvian time)."""
+    if moment.tzinfo is None:  # would be read as the server's local time
+        raise ValueError("local_minute needs an aware datetime")
     return moment.astimezone(LOCAL_TIMEZONE).strftime("%Y-%m-%d %H:%M")
 
 

@@ -297,4 +297,8 @@ def test_a_changed_token_is_checked_again_after_the_genuine_one_was_verified(
     assert keyring.verify(f"{header}.{forged_payload}.{signature}") is None
     flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
     assert keyring.verify(f"{header}.{payload}.{flipped}") is None
+    # Characters outside base64url are refused, not skipped: no variants of one token.
+    for junk in ("!!!!", "====", "%20", "+/"):
+        assert keyring.verify(f"{header}.{payload}.{signature}{junk}") is None
+        assert keyring.verify(f"{header}{junk}.{payload}.{signature}") is None
     assert keyring.verify(genuine[-1]) is not None
