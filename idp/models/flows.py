@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.db import Base, utcnow
@@ -59,7 +59,14 @@ class ConsentGrant(Base):
     consent, per user, client and customer; customer_id None: no customer)."""
 
     __tablename__ = "consent_grants"
-    __table_args__ = (UniqueConstraint("user_id", "client_id", "customer_id"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "client_id", "customer_id"),
+        # The constraint above lets any number of rows with customer_id NULL through (NULLs
+        # are distinct in SQL); this keeps one "no customer" grant per user and client.
+        Index("uq_consent_grants_no_customer", "user_id", "client_id", unique=True,
+              sqlite_where=text("customer_id IS NULL"),
+              postgresql_where=text("customer_id IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

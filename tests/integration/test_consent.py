@@ -7,13 +7,17 @@ import html
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from consent import services
 from consent.scopes import CATALOGUE
-from idp.models import ConsentGrant, User
+from idp.db import session_factory
+from idp.models import Client, ConsentGrant, User
 from tests.conftest import Browser, RegisteredClient, auth_params, csrf_token, query
 
 
@@ -146,3 +150,27 @@ def test_a_consent_post_without_csrf_token_gets_a_400_page(
     assert response.mimetype == "text/html"
     assert "The form has expired" in response.get_data(as_text=True)
     assert db.scalar(select(ConsentGrant)) is None
+
+
+def test_allowing_again_or_in_two_tabs_keeps_one_grant_with_every_scope(
+        app: Flask, db: Session, user: User, confidential_client: RegisteredClient) -> None:
+    """Consent is remembered once per user, client and customer, also for a person who acts
+    for no customer (NULL, which a plain unique constraint lets repeat): a second "Allow",
+    as from another tab that found no grant either, adds its scopes to the one row."""
+    client = db.scalar(select(Client).where(Client.client_id == confidential_client.client_id))
+    assert client is not None
+    user_id, client_id = user.id, client.id
+    db.commit()
+    for scope in ("openid profile", "openid email"):
+        with session_factory(app)() as session:  # each "tab" its own transaction
+            services.remember(session, user_id, client_id, None, scope)
+            session.commit()
+    rows = db.scalars(select(ConsentGrant).where(ConsentGrant.user_id == user_id)).all()
+    assert [sorted(r.scopes) for r in rows] == [["email", "openid", "profile"]]
+    assert services.missing_scopes(db, user_id, client_id, None, "openid email profile") == []
+    db.commit()
+    with pytest.raises(IntegrityError):  # the database keeps it so, whoever writes
+        db.add(ConsentGrant(user_id=user_id, client_id=client_id, customer_id=None,
+                            scopes=["openid"]))
+        db.flush()
+    db.rollback()

@@ -124,3 +124,41 @@ def test_existing_memberships_keep_their_rights_through_0004(empty_url: str) -> 
     assert granted_at.replace(tzinfo=None) == made
     now = dt.datetime.now(dt.UTC)
     assert effective_rights(row.role, rights, row.state, None, None, now) == ALL_RIGHTS
+
+
+def test_0006_keeps_the_newest_of_repeated_grants_without_a_customer(empty_url: str) -> None:
+    """Before 0006 two "Allow" clicks at once could store two consent rows for a person
+    acting for no customer; the upgrade keeps the newest, then refuses a second one."""
+    import datetime as dt
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    config = alembic_config(empty_url)
+    command.upgrade(config, "0005")
+    engine = create_engine(empty_url, poolclass=pool.NullPool)
+    made = dt.datetime(2026, 1, 2, 3, 4, 5)
+    grant = ("INSERT INTO consent_grants (id, user_id, client_id, customer_id, scopes, "
+             "created_at, updated_at) VALUES (:id, 1, 1, NULL, :scopes, :t, :t)")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO users (id, subject, email, email_display, email_verified, name, "
+                "status, created_at, legacy, contact_confirmed) VALUES (1, 's', 'a@x.lv', "
+                "'a@x.lv', true, 'A', 'active', :t, false, true)"), {"t": made})
+            conn.execute(text(
+                "INSERT INTO clients (id, client_id, name, token_endpoint_auth_method, "
+                "redirect_uris, post_logout_redirect_uris, grant_types, allowed_scopes, "
+                "audience, first_party, id_token_signed_response_alg, created_at) VALUES "
+                "(1, 'c', 'C', 'none', '[]', '[]', '[]', '[]', 'a', false, 'RS256', :t)"),
+                {"t": made})
+            conn.execute(text(grant), {"id": 1, "scopes": '["openid"]', "t": made})
+            conn.execute(text(grant), {"id": 2, "scopes": '["openid", "email"]', "t": made})
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            kept = conn.execute(text("SELECT id FROM consent_grants")).scalars().all()
+        assert kept == [2]
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(grant), {"id": 3, "scopes": '["openid"]', "t": made})
+    finally:
+        engine.dispose()
