@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from idp.db import utcnow
@@ -135,10 +135,7 @@ def find_link(session: Session, token: str, purpose: Purpose) -> EmailLink | Non
     an unknown, used, expired, voided, wrong-purpose or out-of-date link."""
     if not _valid_token_text(token):
         return None
-    row = session.scalar(select(EmailLink).where(*_live_link_conditions(token, purpose, utcnow())))
-    if row is None or _matches_state(session, row, purpose) is None:
-        return None
-    return row
+    return _live_row(session, purpose, EmailLink.token_hash == hash_secret(token))
 
 
 def check_link(session: Session, token: str, purpose: Purpose) -> User | None:
@@ -150,8 +147,12 @@ def check_link(session: Session, token: str, purpose: Purpose) -> User | None:
 def find_link_by_id(session: Session, link_id: int, purpose: Purpose) -> EmailLink | None:
     """find_link for a link found earlier (the token no longer at hand): the live row,
     without using it up."""
-    row = session.scalar(select(EmailLink).where(EmailLink.id == link_id,
-                                                 *_live(purpose, utcnow())))
+    return _live_row(session, purpose, EmailLink.id == link_id)
+
+
+def _live_row(session: Session, purpose: Purpose, which: ColumnElement[bool]
+              ) -> EmailLink | None:
+    row = session.scalar(select(EmailLink).where(which, *_live(purpose, utcnow())))
     if row is None or _matches_state(session, row, purpose) is None:
         return None
     return row
