@@ -10,6 +10,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from idp.oidc.views import protocol_http_error
+from idp.security import NotUtf8
 
 log = logging.getLogger(__name__)
 PROTOCOL_PATHS = ("/token", "/revoke", "/introspect", "/userinfo", "/jwks.json", "/.well-known/")
@@ -30,6 +31,10 @@ def init_app(app: Flask) -> None:
     def _http(error: HTTPException) -> Response:
         if request.path.startswith(PROTOCOL_PATHS):
             response = protocol_http_error(error)
+        elif isinstance(error, NotUtf8):
+            response = _page(400, _("Your browser sent text we could not read"), _(
+                "Nothing was saved. Go back and send the form again; if this happens again, "
+                "set your browser's text encoding to Unicode (UTF-8) or use another browser."))
         elif error.code == 404:
             response = _page(404, _("Page not found"), _(
                 "Check the address, or go back to the application you came from."))

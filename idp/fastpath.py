@@ -43,7 +43,7 @@ from idp.oidc.claims import userinfo_claims
 from idp.oidc.clients import OAuthClient, cached_client, find_client
 from idp.oidc.server import issue_client_credentials
 from idp.oidc.tokens import verify_access_token
-from idp.security import new_token
+from idp.security import new_token, security_headers
 
 DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
 JWKS_PATH = "/jwks.json"
@@ -251,6 +251,7 @@ class _HappyPath:
     """Answers one kind of request before Flask when `answer` returns a JSON body, and
     hands everything else to Flask unchanged."""
 
+    # What the endpoint's own view sets; the security headers come from the one policy.
     HEADERS: list[tuple[str, str]] = []
 
     def __init__(self, app: WSGIApp, flask_app: Flask) -> None:
@@ -269,7 +270,9 @@ class _HappyPath:
         if body is None:
             return self.app(environ, start_response)
         payload = json.dumps(body).encode()
-        start_response("200 OK", [*self.HEADERS, ("Content-Length", str(len(payload)))])
+        secure = environ.get("wsgi.url_scheme") == "https"
+        start_response("200 OK", [*self.HEADERS, *security_headers(secure=secure, page=False),
+                                  ("Content-Length", str(len(payload)))])
         return [payload]
 
 
@@ -294,7 +297,7 @@ class TokenFastPath(_HappyPath):
 
     MAX_BODY = 1024
     HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
-               ("Pragma", "no-cache"), ("X-Content-Type-Options", "nosniff")]
+               ("Pragma", "no-cache")]
     # The parameters each grant's happy path may carry (anything else goes to Flask).
     PARAMS = {"client_credentials": frozenset({"grant_type", "scope"}),
               "refresh_token": frozenset({"grant_type", "refresh_token"})}
@@ -321,8 +324,9 @@ class TokenFastPath(_HappyPath):
 
     def _answer(self, environ: dict[str, Any], body: bytes) -> dict[str, Any] | None:
         try:
+            # errors="strict": a non-UTF-8 escape goes to Flask, which refuses it (400).
             params = parse_qsl(body.decode("ascii"), keep_blank_values=True,
-                               strict_parsing=True)
+                               strict_parsing=True, errors="strict")
         except (UnicodeDecodeError, ValueError):
             return None
         form = dict(params)
@@ -391,8 +395,7 @@ class UserinfoFastPath(_HappyPath):
     TokenFastPath (same verification and claims functions as the view; any
     error, query string or other method goes to Flask, which answers it)."""
 
-    HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
-               ("X-Content-Type-Options", "nosniff")]
+    HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
 
     def answer(self, environ: dict[str, Any]) -> dict[str, Any] | None:
         if (environ.get("PATH_INFO") != "/userinfo" or environ.get("REQUEST_METHOD") != "GET"

@@ -6,10 +6,12 @@ import hashlib
 import hmac
 import secrets
 import unicodedata
+from urllib.parse import unquote_to_bytes
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, Response, abort, request
+from werkzeug.exceptions import BadRequest
 
 from idp.settings import Settings
 
@@ -72,14 +74,54 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
 }
+HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
+
+def security_headers(*, secure: bool, page: bool) -> list[tuple[str, str]]:
+    """The one header policy of every answer, whichever road made it (Flask's
+    after-request hook or a fast path in idp/fastpath.py): nosniff always, the page
+    headers on HTML, HSTS on an answer sent over https. A header the view set itself wins
+    (the callers add these only where it is missing)."""
+    headers = list(PAGE_HEADERS.items()) if page else [("X-Content-Type-Options", "nosniff")]
+    if secure:
+        headers.append(HSTS)
+    return headers
+
+
+class NotUtf8(BadRequest):
+    """A query string or form body whose bytes are not UTF-8 (e.g. a password typed in a
+    browser set to cp1257): refused before any view, so nothing is stored mangled and no
+    single-use link is spent on it."""
+
+    description = "The request is not valid UTF-8."
+
+
+def is_utf8_request(query_string: bytes, form_body: bytes | None) -> bool:
+    """Whether the query string and a form body are UTF-8 once percent-decoded. A
+    multipart body is checked whole: no form here uploads files, so it is text too."""
+    for raw in (query_string, form_body or b""):
+        try:
+            unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+FORM_MIMETYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 def init_app(app: Flask) -> None:
     app.extensions["idp.passwords"] = Passwords(app.config["IDP_SETTINGS"])
 
     @app.before_request
-    def _refuse_nul_characters() -> None:
+    def _refuse_unreadable_input() -> None:
+        # get_data(cache=True) keeps the bytes, and Werkzeug parses the form from them.
+        body = (request.get_data(cache=True) if request.mimetype in FORM_MIMETYPES
+                else None)
+        if not is_utf8_request(request.query_string, body):
+            raise NotUtf8()
         # No legitimate parameter contains NUL, and PostgreSQL cannot store or even compare
         # text with one: refuse it here, once, for every endpoint and page.
         if any("\x00" in k or "\x00" in v for k, v in request.values.items(multi=True)):
@@ -87,13 +129,7 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if response.mimetype == "text/html":
-            for name, value in PAGE_HEADERS.items():
-                response.headers.setdefault(name, value)
-            response.headers.setdefault("Cache-Control", "no-store")
-        if request.is_secure:
-            response.headers.setdefault(
-                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
-            )
+        for name, value in security_headers(secure=request.is_secure,
+                                            page=response.mimetype == "text/html"):
+            response.headers.setdefault(name, value)
         return response

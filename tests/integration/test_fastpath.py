@@ -13,13 +13,16 @@ from werkzeug.test import Client, EnvironBuilder
 from idp.fastpath import FastPath, TokenFastPath, UserinfoFastPath
 from idp.models import RefreshToken, TokenFamily, User
 from idp.oidc import tokens as token_service
+from idp.proxies import TrustedProxies
 from tests.integration.conftest import basic, login_tokens, published_keys, refresh
 
 TOKEN_FORM = "application/x-www-form-urlencoded"
 
 
 def _layers(app):
-    replay = app.wsgi_app
+    proxies = app.wsgi_app
+    assert isinstance(proxies, TrustedProxies)  # outermost: every road sees the client
+    replay = proxies.app
     assert isinstance(replay, FastPath)
     userinfo_path = replay.app
     assert isinstance(userinfo_path, UserinfoFastPath)
@@ -277,7 +280,7 @@ def test_refresh_with_scope_narrowing_is_flasks(app, client, issued, confidentia
 
 def test_userinfo_fast_path_sees_a_revocation_at_once(app, client, db, issued):
     _replay, _token_path, _flask = _layers(app)
-    userinfo_path = app.wsgi_app.app
+    userinfo_path = app.wsgi_app.app.app
     assert userinfo_path._claims(f"Bearer {issued['access_token']}") is not None
     db.execute(update(TokenFamily).values(revoked_at=dt.datetime.now(dt.UTC)))
     db.commit()
@@ -285,3 +288,70 @@ def test_userinfo_fast_path_sees_a_revocation_at_once(app, client, db, issued):
     response = client.get("/userinfo",
                           headers={"Authorization": f"Bearer {issued['access_token']}"})
     assert response.status_code == 401
+
+
+# --- one header policy on both roads, over http and https (issue 11, point 4) ------------
+
+
+def _comparable(response) -> list[tuple[str, str]]:
+    return sorted((k, v) for k, v in response.headers.items() if k != "Content-Length")
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_both_roads_send_the_same_headers(app, client, browser, user, confidential_client, scheme,
+                                          monkeypatch):
+    _replay, token_path, flask_wsgi = _layers(app)
+    base = f"{scheme}://localhost"
+    issued = login_tokens(client, browser, confidential_client)
+    auth = {"Authorization": _basic(confidential_client.client_id, confidential_client.secret)}
+    bearer = {"Authorization": f"Bearer {issued['access_token']}"}
+
+    def fast_only(environ, start_response):
+        pytest.fail(f"{environ['PATH_INFO']} fell through to Flask")
+
+    requests = [
+        ("POST", "/token", {"data": {"grant_type": "client_credentials"}, "headers": auth}),
+        ("GET", "/userinfo", {"headers": bearer}),
+    ]
+    for method, path, kwargs in requests:
+        monkeypatch.setattr(token_path, "app", fast_only)
+        fast = app.test_client().open(path, method=method, base_url=base, **kwargs)
+        monkeypatch.undo()
+        slow = Client(flask_wsgi).open(path, method=method, base_url=base, **kwargs)
+        assert fast.status_code == slow.status_code == 200, slow.get_data(as_text=True)
+        assert _comparable(fast) == _comparable(slow), path
+        assert ("Strict-Transport-Security" in fast.headers) is (scheme == "https")
+
+    monkeypatch.setattr(token_path, "app", fast_only)
+    fast = app.test_client().post("/token", base_url=base, headers=auth, data={
+        "grant_type": "refresh_token", "refresh_token": issued["refresh_token"]})
+    monkeypatch.undo()
+    slow = Client(flask_wsgi).post("/token", base_url=base, headers=auth, data={
+        "grant_type": "refresh_token", "refresh_token": fast.get_json()["refresh_token"]})
+    assert fast.status_code == slow.status_code == 200, slow.get_data(as_text=True)
+    assert _comparable(fast) == _comparable(slow)
+    assert ("Strict-Transport-Security" in fast.headers) is (scheme == "https")
+    # Error answers are Flask's on both schemes, with the same policy.
+    bad = app.test_client().get("/userinfo", base_url=base,
+                                headers={"Authorization": "Bearer x.y.z"})
+    assert bad.status_code == 401
+    assert ("Strict-Transport-Security" in bad.headers) is (scheme == "https")
+
+
+def test_https_seen_through_a_trusted_balancer_gets_hsts_on_the_fast_path(
+        make_app, confidential_client):
+    # Behind a balancer that ends TLS, the scheme comes from X-Forwarded-Proto: the fast
+    # paths, in front of Flask, must see it too.
+    balanced = make_app(trusted_proxies=["127.0.0.0/8"])
+    auth = {"Authorization": _basic(confidential_client.client_id, confidential_client.secret)}
+    data = {"grant_type": "client_credentials"}
+    forwarded = balanced.test_client().post(
+        "/token", data=data, headers={**auth, "X-Forwarded-Proto": "https"})
+    assert forwarded.status_code == 200
+    assert forwarded.headers["Strict-Transport-Security"].startswith("max-age=")
+    # The same header from a client that is not a balancer changes nothing.
+    spoofed = balanced.test_client().post(
+        "/token", data=data, headers={**auth, "X-Forwarded-Proto": "https"},
+        environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert spoofed.status_code == 200
+    assert "Strict-Transport-Security" not in spoofed.headers
