@@ -37,7 +37,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     logging.getLogger("idp").setLevel(settings.log_level)
 
-    from idp import cli, db, errors, fastpath, i18n, mail, oidc, pages, security
+    from idp import cli, db, errors, fastpath, i18n, mail, oidc, pages, proxies, security
 
     db.init_app(app)
     mail.init_app(app)
@@ -54,4 +54,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     cli.init_app(app)
     fastpath.install(app)
+    # Outermost, so the fast paths see the client's address and scheme too.
+    app.wsgi_app = proxies.TrustedProxies(  # type: ignore[method-assign]
+        app.wsgi_app, proxies.parse_networks(settings.trusted_proxies))
     return app

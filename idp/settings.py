@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
+from idp.proxies import parse_networks
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
 # Refused in production (noqa: a known value, not a leaked secret).
@@ -38,6 +40,7 @@ class Settings:
     instance_path: str
     sqlite_busy_timeout: int
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+    trusted_proxies: list[str]
     authorization_code_lifetime: int
     access_token_lifetime: int
     id_token_lifetime: int
@@ -228,6 +231,12 @@ def _check_rules(s: Settings) -> None:
         )
     if s.key_encryption_key:
         _check_fernet_key(s.key_encryption_key)
+    try:
+        parse_networks(s.trusted_proxies)
+    except ValueError as exc:
+        raise SettingsError(
+            f"setting 'trusted_proxies' (IDP_TRUSTED_PROXIES): {exc}"
+        ) from None
     for name in ("confirmation_link_lifetime", "activation_link_lifetime",
                  "reset_link_lifetime", "smtp_port", "smtp_timeout", "mail_poll_interval",
                  "upstream_timeout"):
