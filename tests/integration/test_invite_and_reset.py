@@ -240,3 +240,23 @@ def test_a_pending_account_gets_no_reset_link(runner: Any, client: FlaskClient, 
     ask_reset(client, INVITED)
     assert db.scalar(select(func.count()).select_from(EmailLink)
                      .where(EmailLink.purpose == "reset_password")) == 0
+
+
+def test_a_password_in_another_encoding_spends_no_link(
+        runner: Any, client: FlaskClient, db: Session, customer: Customer, mailbox: Any) -> None:
+    # Issue 11, point 7: a browser sending cp1257 used to store the password mangled (with
+    # replacement characters) and use the link up.
+    invite(runner, customer)
+    link = mailbox.link_for(INVITED)
+    page = client.get(local_path(link))
+    token = csrf_token(page.get_data(as_text=True))
+    cp1257 = "ābeļziedu pļava dārzā".encode("cp1257")
+    escaped = "".join(f"%{byte:02X}" for byte in cp1257).encode()
+    body = b"csrf_token=" + token.encode() + b"&password=" + escaped + \
+        b"&password_confirm=" + escaped
+    refused = client.post(local_path(link), data=body,
+                          content_type="application/x-www-form-urlencoded")
+    assert refused.status_code == 400
+    assert "Nothing was saved" in refused.get_data(as_text=True)
+    assert fetch_user(db, INVITED).password_hash is None
+    assert set_password(client, link).status_code == 303  # the link still works
