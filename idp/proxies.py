@@ -13,6 +13,7 @@ connects directly, so an instance reachable past the balancer could be lied to.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
@@ -58,6 +59,11 @@ class TrustedProxies:
     def __init__(self, app: WSGIApp, networks: list[Network]) -> None:
         self.app = app
         self.networks = networks
+        # Parsing addresses costs more than the rest of this layer, and both answers are
+        # pure functions of a header for fixed networks: remembered (bounded).
+        self._peer_is_trusted = functools.lru_cache(maxsize=4096)(
+            lambda peer: self._trusted(_address(peer)))
+        self._client_and_hops = functools.lru_cache(maxsize=4096)(self._walk)
 
     def _trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
         return address is not None and any(address in net for net in self.networks)
@@ -65,24 +71,30 @@ class TrustedProxies:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
         forwarded = [environ.pop(name, None) for name in FORWARDED_HEADERS]
-        if self.networks and self._trusted(_address(environ.get("REMOTE_ADDR", ""))):
+        if self.networks and self._peer_is_trusted(environ.get("REMOTE_ADDR", "")):
             self._apply(environ, *forwarded)
         return self.app(environ, start_response)
 
-    def _apply(self, environ: dict[str, Any], for_: str | None, proto: str | None,
-               host: str | None) -> None:
+    def _walk(self, for_: str) -> tuple[str | None, int]:
+        """The client in an X-Forwarded-For value, and how many trusted hops (the peer
+        included) stand between it and us."""
         hops = 1  # the peer, a trusted proxy
         client = None
-        for entry in reversed((for_ or "").split(",")):
+        for entry in reversed(for_.split(",")):
             address = _address(entry)
             if address is None:
                 break  # a broken chain: keep the last address a proxy of ours reported
-            client = address
+            client = str(address)
             if not self._trusted(address):
                 break
             hops += 1
+        return client, hops
+
+    def _apply(self, environ: dict[str, Any], for_: str | None, proto: str | None,
+               host: str | None) -> None:
+        client, hops = self._client_and_hops(for_ or "")
         if client is not None:
-            environ["REMOTE_ADDR"] = str(client)
+            environ["REMOTE_ADDR"] = client
         # Each proxy appends what it saw; the value of the outermost trusted one counts.
         # A proxy that overwrites leaves one value, which is then that one's.
         scheme = (_hop_value(proto, hops) or "").lower()
