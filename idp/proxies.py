@@ -92,7 +92,9 @@ class TrustedProxies:
 
     def _apply(self, environ: dict[str, Any], for_: str | None, proto: str | None,
                host: str | None) -> None:
-        client, hops = self._client_and_hops(for_ or "")
+        for_ = for_ or ""
+        # A long header is walked, not remembered: 4,096 short keys stay a few hundred KB.
+        client, hops = self._client_and_hops(for_) if len(for_) <= 200 else self._walk(for_)
         if client is not None:
             environ["REMOTE_ADDR"] = client
         # Each proxy appends what it saw; the value of the outermost trusted one counts.
