@@ -100,3 +100,10 @@ def test_the_setting_takes_networks_and_refuses_anything_else():
     assert load_settings(environ={}).trusted_proxies == []
     with pytest.raises(SettingsError, match="trusted_proxies.*'balancer'"):
         load_settings(environ={"IDP_TRUSTED_PROXIES": "10.0.0.0/8,balancer"})
+
+
+def test_a_long_chain_is_walked_like_a_short_one():
+    inner = ", ".join(f"10.0.{i // 250}.{i % 250 + 1}" for i in range(40))
+    chain = f"198.51.100.66, 203.0.113.9, {inner}"
+    assert len(chain) > 200  # past what is remembered
+    assert seen(BALANCERS, "10.0.0.1", x_forwarded_for=chain)["REMOTE_ADDR"] == "203.0.113.9"
