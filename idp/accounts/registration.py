@@ -25,7 +25,12 @@ from idp.accounts.links import (
     last_issued_at,
     link_url,
 )
-from idp.accounts.services import AccountError, find_user_by_email, normalize_email
+from idp.accounts.services import (
+    AccountError,
+    display_email,
+    find_user_by_email,
+    normalize_email,
+)
 from idp.customers.services import find_customer_for_registration
 from idp.db import utcnow
 from idp.delegation.rights import MembershipState, Role
@@ -193,9 +198,10 @@ def confirm_contact_details(session: Session, settings: Settings, user: User, *,
                                                      User.id != user.id))
         if other is not None:
             raise AccountError("another account uses this e-mail address")
-        user.email, user.email_display, user.email_verified = normalized, email.strip(), False
-    elif email.strip() != user.email_display:
-        user.email_display = email.strip()
+        display = display_email(email)
+        user.email, user.email_display, user.email_verified = normalized, display, False
+    elif display_email(email) != user.email_display:
+        user.email_display = display_email(email)
     user.phone = phone or None
     user.contact_confirmed = True
     if not user.email_verified:
@@ -230,7 +236,7 @@ def invite_user(session: Session, settings: Settings, *, customer_number: str, e
     if find_user_by_email(session, normalized) is not None:
         raise AccountError(f"an account for {email.strip()} already exists"
                            " (for a pending one: idp users resend-activation)")
-    user = create_pending_user(session, email=normalized, email_display=email.strip(),
+    user = create_pending_user(session, email=normalized, email_display=display_email(email),
                                 name=name.strip(), password_hash=None, language=language)
     if user is None:
         raise AccountError(f"an account for {email.strip()} already exists")

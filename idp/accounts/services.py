@@ -1,4 +1,4 @@
-"""Accounts: e-mail normalisation, password login with throttling, browser sessions.
+"""Accounts: e-mail addresses, password login with throttling, browser sessions.
 
 Every function takes the DB session explicitly and can be called without a request.
 """
@@ -6,7 +6,6 @@ Every function takes the DB session explicitly and can be called without a reque
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from idp.db import utcnow
 from idp.delegation.rights import Role
+from idp.email_address import EmailAddress, InvalidEmail, parse_email
 from idp.models import BrowserSession, Customer, LoginFailure, Membership, User
 from idp.security import Passwords, hash_secret, new_token
 from idp.settings import Settings
@@ -29,28 +29,27 @@ class AccountError(Exception):
 
 
 def normalize_email(address: str) -> str:
-    """The one rule for comparing addresses: trim, NFKC, lower-case the whole address.
+    """The one rule for comparing addresses (idp.email_address): trim, NFKC, lower-case
+    the whole address, the domain in IDNA (punycode) form so that look-alike Unicode
+    spellings compare equal.
 
     The local part is lower-cased too: in practice mailboxes are case-insensitive, and two
-    accounts differing only in case would be a support and phishing hazard. The domain is
-    converted to its IDNA (punycode) form so that look-alike Unicode spellings compare equal.
+    accounts differing only in case would be a support and phishing hazard.
     """
-    value = unicodedata.normalize("NFKC", address).strip()
-    local, sep, domain = value.rpartition("@")
-    # One "@" only, and nothing invisible: "a@@b.lv" or a NUL byte is never a mailbox.
-    if (not sep or not local or not domain or "@" in local
-            or any(c.isspace() or not c.isprintable() for c in value)):
-        raise AccountError("not an e-mail address")
+    return parse_address(address).normalized
+
+
+def display_email(address: str) -> str:
+    """The form of a usable address that mail is sent to (User.email_display): trimmed and
+    NFKC, so that the outbox's check_address accepts exactly what the forms accepted."""
+    return parse_address(address).display
+
+
+def parse_address(address: str) -> EmailAddress:
     try:
-        # "example.lv." (fully qualified) is the same domain as "example.lv".
-        domain = domain.encode("idna").decode("ascii").removesuffix(".")
-    except UnicodeError:
-        raise AccountError("the e-mail domain is not valid") from None
-    normalized = f"{local.lower()}@{domain.lower()}"
-    # Counted after punycode, which is longer than the Unicode spelling (users.email column).
-    if "." not in domain.strip(".") or len(value) > 320 or len(normalized) > 320:
-        raise AccountError("not an e-mail address")
-    return normalized
+        return parse_email(address)
+    except InvalidEmail as exc:
+        raise AccountError(str(exc)) from None
 
 
 def find_user_by_email(session: Session, address: str) -> User | None:
@@ -86,7 +85,7 @@ def create_user(
             raise AccountError(f"no customer with number {customer_number}")
     user = User(
         email=normalized,
-        email_display=email.strip(),
+        email_display=display_email(email),
         email_verified=True,
         name=name.strip(),
         phone=phone,

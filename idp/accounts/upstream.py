@@ -30,7 +30,7 @@ from idp.accounts.registration import (
     has_contractor,
     send_confirmation,
 )
-from idp.accounts.services import find_user_by_email, normalize_email
+from idp.accounts.services import display_email, find_user_by_email, normalize_email
 from idp.db import utcnow
 from idp.delegation.rights import MembershipState
 from idp.models import Customer, Membership, UpstreamLink, UpstreamLogin, User
@@ -291,7 +291,7 @@ def register_verified(session: Session, settings: Settings, pending: PendingRegi
         return False
     normalized = normalize_email(email)
     name = f"{identity.given_name} {identity.family_name}".strip() or customer.name
-    user = create_pending_user(session, email=normalized, email_display=email.strip(),
+    user = create_pending_user(session, email=normalized, email_display=display_email(email),
                                name=name, password_hash=None, language=language,
                                phone=phone or None,
                                verified_personal_code=identity.personal_code)

@@ -7,15 +7,12 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, redirect, request, url_for
-from flask_babel import gettext as _
 from sqlalchemy import select
 
 from idp.accounts import cookies, upstream
 from idp.accounts.forms import UpstreamRegistrationForm, UpstreamStartForm
 from idp.accounts.services import (
-    AccountError,
     end_browser_session,
-    normalize_email,
     start_browser_session,
 )
 from idp.db import db_session
@@ -171,7 +168,7 @@ def register(token: str) -> Response:
     if pending is None:
         return html_page("accounts/upstream_expired.html", status=400)
     form = UpstreamRegistrationForm()
-    if request.method == "POST" and _email_ok(form):
+    if request.method == "POST" and form.validate_on_submit():
         upstream.register_verified(session, app_settings(), pending, email=form.email.data or "",
                                    phone=(form.phone.data or "").strip() or None,
                                    language=current_language())
@@ -182,13 +179,3 @@ def register(token: str) -> Response:
     return html_page("accounts/register_upstream.html", status=status, form=form,
                  identity=pending.identity)
 
-
-def _email_ok(form: UpstreamRegistrationForm) -> bool:
-    ok = form.validate_on_submit()
-    try:
-        normalize_email(form.email.data or "")
-    except AccountError:
-        form.email.errors = [*form.email.errors, _(
-            "This is not an e-mail address. Check it, e.g. name@example.lv.")]
-        ok = False
-    return ok

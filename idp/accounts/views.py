@@ -36,7 +36,6 @@ from idp.accounts.services import (
     AccountError,
     authenticate_password,
     end_browser_session,
-    normalize_email,
     start_browser_session,
 )
 from idp.db import db_session
@@ -178,7 +177,7 @@ def register() -> Response:
     form = RegistrationForm()
     if request.method == "GET":
         form.interaction.data = request.args.get("interaction", "")[:64]
-    if request.method == "POST" and _registration_form_ok(form):
+    if request.method == "POST" and new_password_errors(form, form.email.data):
         session = db_session()
         outcome = registration.register_by_email(
             session, app_settings(), current_app.extensions["idp.passwords"],
@@ -196,17 +195,6 @@ def register() -> Response:
                      support=app_settings().support_contact)
     status = 400 if request.method == "POST" else 200
     return html_page("accounts/register.html", status=status, form=form)
-
-
-def _registration_form_ok(form: RegistrationForm) -> bool:
-    ok = new_password_errors(form, form.email.data)
-    try:
-        normalize_email(form.email.data or "")
-    except AccountError:
-        form.email.errors = [*form.email.errors, _(
-            "This is not an e-mail address. Check it, e.g. name@example.lv.")]
-        ok = False
-    return ok
 
 
 @bp.route(PATHS[Purpose.CONFIRM_EMAIL], methods=["GET", "POST"])

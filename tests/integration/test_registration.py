@@ -222,6 +222,33 @@ def test_a_bad_form_is_shown_again_with_what_to_fix(
     assert db.scalar(select(func.count()).select_from(User)) == 0
 
 
+@pytest.mark.parametrize("email", [
+    "<script>@example.lv",
+    "a@-example.lv",
+    "a@example-.lv",
+    "a@exa_mple.lv",
+    '"quoted"@example.lv',
+    "a b@example.lv",
+    "anna@example.lv\nBcc: victim@example.lv",
+    "anna@example.lv\r\nSubject: hi",
+    "anna@" + "x" * 64 + ".lv",
+])
+def test_an_unusable_address_gets_the_form_again_and_nothing_is_written_or_mailed(
+        client: FlaskClient, db: Session, anna: Customer, mailbox: Any, email: str) -> None:
+    """One address rule for the forms and the outbox: what the outbox would refuse never
+    gets past the form (it used to answer 500 from mail.enqueue)."""
+    response = register(client, email=email)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert 'action="/register"' in page or 'name="customer_number"' in page
+    assert "This is not an e-mail address." in page
+    db.expire_all()
+    for table in (User, Membership, EmailLink, OutboxMail):
+        assert db.scalar(select(func.count()).select_from(table)) == 0, table
+    db.commit()
+    assert mailbox.messages() == []
+
+
 def test_any_characters_make_a_password(client: FlaskClient, db: Session, anna: Customer,
                                         mailbox: Any, browser: Browser) -> None:
     """No composition rules; Latvian letters and spaces are fine, and the composed and
