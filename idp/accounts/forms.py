@@ -99,3 +99,10 @@ class ContactForm(FlaskForm):
                            validators=[DataRequired(message=_l(
                                "Tick the box to confirm that the details are right."))])
     interaction = HiddenField()
+
+
+class ResendConfirmationForm(FlaskForm):
+    """"Send the link again" after the right password of an unconfirmed account."""
+
+    email = HiddenField(validators=[DataRequired(), Length(max=320)])
+    interaction = HiddenField(validators=[Length(max=64)])

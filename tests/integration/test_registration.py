@@ -96,8 +96,10 @@ def test_registration_confirmation_and_login(client: FlaskClient, db: Session, a
     assert membership is not None and membership.customer_id == anna.id
     assert membership.role == "contractor"
     db.commit()  # end the read: on SQLite it holds the write lock the app needs next
-    # Not usable before the mailbox is proven.
-    assert browser.login(NEW_EMAIL, NEW_PASSWORD).status_code == 401
+    # Not usable before the mailbox is proven (the right password hears why).
+    early = browser.login(NEW_EMAIL, NEW_PASSWORD)
+    assert early.status_code == 403
+    assert "Confirm your e-mail address first" in early.get_data(as_text=True)
 
     message = mailbox.wait_for(NEW_EMAIL)
     assert message["Subject"] == "Confirm your e-mail address"
