@@ -1,7 +1,8 @@
 """Deleting rows that can no longer matter (`idp db purge`, e.g. hourly from cron).
 
 Nothing here is needed for correctness: every reader checks expiry itself. It only keeps
-the tables small, and marks memberships past their end date expired (with their audit
+the tables small, removes self-registrations whose confirmation link expired unused, and
+marks memberships past their end date expired (with their audit
 record) so that the USERS section and `idp delegation list` show it.
 """
 
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import delete
+from sqlalchemy import delete, exists
 from sqlalchemy.orm import Session
 
+from idp.accounts.links import Purpose
+from idp.accounts.services import pending_self_registration
 from idp.db import utcnow
 from idp.delegation.services import expire_due
 from idp.models import (
@@ -25,6 +28,7 @@ from idp.models import (
     SigningKey,
     TokenFamily,
     UsedClientAssertion,
+    User,
 )
 
 # Used codes are kept a day after expiry so that a late replay is still recognised (and
@@ -34,11 +38,23 @@ CODE_RETENTION = dt.timedelta(days=1)
 MAIL_RETENTION = dt.timedelta(days=30)
 
 
-def purge_expired(session: Session, login_failure_window: int) -> dict[str, int]:
+def purge_expired(session: Session, login_failure_window: int,
+                  confirmation_link_lifetime: int) -> dict[str, int]:
     now = utcnow()
     # First, while their links and token families still exist to be voided and revoked.
     expired_memberships = expire_due(session, now)
     statements = {
+        # Self-registrations never confirmed, older than their link and with no live link
+        # left (a resend gives an old account a new one). Their memberships, links and
+        # upstream links go with them (ON DELETE CASCADE); invited and admin-created
+        # accounts are not self-registrations (pending_self_registration).
+        "pending_registrations": delete(User).where(
+            pending_self_registration(),
+            User.created_at < now - dt.timedelta(seconds=confirmation_link_lifetime),
+            ~exists().where(EmailLink.user_id == User.id,
+                            EmailLink.purpose == Purpose.CONFIRM_EMAIL.value,
+                            EmailLink.used_at.is_(None), EmailLink.voided_at.is_(None),
+                            EmailLink.expires_at > now)),
         "authorization_codes": delete(AuthorizationCode).where(
             AuthorizationCode.expires_at < now - CODE_RETENTION),
         # Refresh tokens go with their family (ON DELETE CASCADE).

@@ -5,7 +5,25 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
+
+from idp.email_address import is_usable
+
+# The message of every form that refuses an address by the one rule (idp.email_address).
+NOT_AN_ADDRESS = _l("This is not an e-mail address. Check it, e.g. name@example.lv: no "
+                    "spaces, quotes or brackets, and only letters, digits and hyphens "
+                    "between the dots after the @.")
+
+
+def usable_email(_form: object, field: EmailField) -> None:
+    """The one address rule as a form validator (an empty field is DataRequired's)."""
+    if field.data and not is_usable(field.data):
+        raise ValidationError(NOT_AN_ADDRESS)
+
+
+def _email_field(autocomplete: str) -> EmailField:
+    return EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=320), usable_email],
+                      render_kw={"autocomplete": autocomplete})
 
 
 class LoginForm(FlaskForm):
@@ -41,15 +59,13 @@ class RegistrationForm(FlaskForm):
         _l("Your name"), validators=[Optional(), Length(max=255)],
         description=_l("Needed only when you register for a company."),
         render_kw={"autocomplete": "name"})
-    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=320)],
-                       render_kw={"autocomplete": "email"})
+    email = _email_field("email")
     password, password_confirm = _new_password_fields()
     interaction = HiddenField()
 
 
 class ForgotPasswordForm(FlaskForm):
-    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=320)],
-                       render_kw={"autocomplete": "username"})
+    email = _email_field("username")
 
 
 class NewPasswordForm(FlaskForm):
@@ -68,16 +84,14 @@ class UpstreamStartForm(FlaskForm):
 
 
 class UpstreamRegistrationForm(FlaskForm):
-    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=320)],
-                       render_kw={"autocomplete": "email"})
+    email = _email_field("email")
     phone = StringField(_l("Phone (optional)"), validators=[Optional(), Length(max=32)],
                         description=_l("For example +371 2000 0000."),
                         render_kw={"autocomplete": "tel"})
 
 
 class ContactForm(FlaskForm):
-    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=320)],
-                       render_kw={"autocomplete": "email"})
+    email = _email_field("email")
     phone = StringField(_l("Phone (optional)"), validators=[Optional(), Length(max=32)],
                         description=_l("For example +371 2000 0000."),
                         render_kw={"autocomplete": "tel"})
@@ -85,3 +99,10 @@ class ContactForm(FlaskForm):
                            validators=[DataRequired(message=_l(
                                "Tick the box to confirm that the details are right."))])
     interaction = HiddenField()
+
+
+class ResendConfirmationForm(FlaskForm):
+    """"Send the link again" after the right password of an unconfirmed account."""
+
+    email = HiddenField(validators=[DataRequired(), Length(max=320)])
+    interaction = HiddenField(validators=[Length(max=64)])

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.accounts.registration import CONTRACTOR
-from idp.accounts.services import AccountError, normalize_email
+from idp.accounts.services import AccountError, parse_address
 from idp.customers.services import (
     CustomerDataError,
     ImportConflict,
@@ -89,7 +89,8 @@ def _email(value: str) -> tuple[str, str]:
     if len(value) > EMAIL_MAX:
         raise CustomerDataError(f"longer than {EMAIL_MAX} characters")
     try:
-        return normalize_email(value), value
+        address = parse_address(value)
+        return address.normalized, address.display
     except AccountError as exc:
         raise CustomerDataError(str(exc)) from None
 

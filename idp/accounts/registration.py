@@ -12,9 +12,10 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from idp import mail
 from idp.accounts.links import (
@@ -25,11 +26,18 @@ from idp.accounts.links import (
     last_issued_at,
     link_url,
 )
-from idp.accounts.services import AccountError, find_user_by_email, normalize_email
+from idp.accounts.services import (
+    AccountError,
+    display_email,
+    find_user_by_email,
+    is_pending_self_registration,
+    normalize_email,
+    pending_self_registration,
+)
 from idp.customers.services import find_customer_for_registration
 from idp.db import utcnow
 from idp.delegation.rights import MembershipState, Role
-from idp.models import BrowserSession, Customer, Membership, User
+from idp.models import BrowserSession, Customer, EmailLink, Membership, User
 from idp.models.customers import PERSON
 from idp.models.users import ACTIVE, PENDING
 from idp.oidc.tokens import revoke_user_families
@@ -65,11 +73,14 @@ class Registration:
 
 def has_contractor(session: Session, customer: Customer, other_than_email: str | None = None
                    ) -> bool:
-    """Whether the customer already has an active contractor account (other than the one
-    with this address): registration never makes a second one."""
+    """Whether the customer already has a contractor account (other than the one with this
+    address): registration never makes a second one. A pending, never-confirmed
+    self-registration does not count: a new registration replaces it (a mistyped address
+    must not lock the customer out)."""
     query = (select(Membership.id).join(User, User.id == Membership.user_id)
              .where(Membership.customer_id == customer.id, Membership.role == CONTRACTOR,
-                    Membership.state == MembershipState.ACTIVE))
+                    Membership.state == MembershipState.ACTIVE,
+                    ~pending_self_registration()))
     if other_than_email is not None:
         query = query.where(User.email != other_than_email)
     return session.scalar(query.limit(1)) is not None
@@ -91,17 +102,20 @@ def register_by_email(session: Session, settings: Settings, passwords: Passwords
         raise AccountError("name is required")
 
     user = session.scalar(select(User).where(User.email == email))
+    pending = user is not None and is_pending_self_registration(session, user)
+    if pending and user is not None and sent_recently(session, user, Purpose.CONFIRM_EMAIL):
+        return RegistrationOutcome.MAIL_SENT  # a double submission sends nothing new
+    # The customer's pending registrations under other addresses (a mistyped one) give way.
+    replace_pending_registrations(session, customer, keep_user_id=user.id if user else None)
     if user is None:
         user = create_pending_user(session, email=email, email_display=form.email.strip(),
                                     name=name, password_hash=passwords.hash(form.password),
                                     language=form.language)
         if user is None:  # another registration for this address won the race
             user = session.scalar(select(User).where(User.email == email))
-    elif _is_unconfirmed_registration(user):
+    elif pending:
         # The person registers again before confirming (lost mail, new password): the
-        # newest attempt wins and gets a fresh link; a double submission sends nothing new.
-        if _sent_recently(session, user, Purpose.CONFIRM_EMAIL):
-            return RegistrationOutcome.MAIL_SENT
+        # newest attempt wins and gets a fresh link (issuing it voids the earlier one).
         user.password_hash = passwords.hash(form.password)
         user.name = name
     else:
@@ -132,12 +146,70 @@ def send_confirmation(session: Session, settings: Settings, user: User, customer
                  hours=settings.confirmation_link_lifetime // 3600)
 
 
-def _is_unconfirmed_registration(user: User) -> bool:
-    # An admin-created account (flow 5) has no password until its activation link is used.
-    return user.status == PENDING and user.password_hash is not None
+def replace_pending_registrations(session: Session, customer: Customer, *,
+                                  keep_user_id: int | None = None) -> int:
+    """A new registration for the customer supersedes the pending, never-confirmed
+    self-registrations that act for it (but `keep_user_id`): their membership for the
+    customer goes, and an account left acting for no customer is deleted with its links
+    and upstream links (ON DELETE CASCADE), so its confirmation link dies. Returns how many
+    accounts gave way."""
+    rows = session.execute(
+        select(User.id, Membership.id).join(Membership, Membership.user_id == User.id)
+        .where(Membership.customer_id == customer.id, Membership.role == CONTRACTOR,
+               pending_self_registration(),
+               User.id != (keep_user_id if keep_user_id is not None else -1))).all()
+    for user_id, membership_id in rows:
+        session.execute(delete(Membership).where(Membership.id == membership_id))
+        others = session.scalar(select(Membership.id).where(Membership.user_id == user_id)
+                                .limit(1))
+        if others is None:
+            delete_account(session, user_id)
+        else:  # still pending for another customer: only the links sent so far die
+            session.execute(update(EmailLink).where(
+                EmailLink.user_id == user_id, EmailLink.used_at.is_(None),
+                EmailLink.voided_at.is_(None)).values(voided_at=utcnow())
+                .execution_options(synchronize_session=False))
+    return len(rows)
 
 
-def _sent_recently(session: Session, user: User, purpose: Purpose) -> bool:
+def delete_account(session: Session, user_id: int) -> None:
+    """Delete an account row; what hangs off it goes by ON DELETE CASCADE (memberships,
+    e-mail links, upstream links, sessions) or is kept with SET NULL (audit)."""
+    session.flush()
+    loaded = session.identity_map.get(identity_key(User, user_id))
+    session.execute(delete(User).where(User.id == user_id)
+                    .execution_options(synchronize_session=False))
+    if loaded is not None:
+        session.expunge(loaded)
+
+
+def resend_confirmation(session: Session, settings: Settings, user: User, *,
+                        interaction_id: str | None, language: str | None) -> bool:
+    """A new confirmation link for a pending self-registration (the earlier one dies), at
+    most one per RESEND_PAUSE. Returns whether a mail was written."""
+    if not is_pending_self_registration(session, user) or sent_recently(
+            session, user, Purpose.CONFIRM_EMAIL):
+        return False
+    customer = session.scalar(select(Customer).join(Membership).where(
+        Membership.user_id == user.id).order_by(Membership.id).limit(1))
+    if customer is None:
+        return False
+    send_confirmation(session, settings, user, customer, interaction_id=interaction_id,
+                      language=language)
+    return True
+
+
+def resend_confirmation_to(session: Session, settings: Settings, typed_email: str, *,
+                           interaction_id: str | None, language: str | None) -> None:
+    """"Send the link again" of the login page: to the stored address of a pending
+    self-registration, if there is one. The caller answers the same whatever happens."""
+    user = find_user_by_email(session, typed_email)
+    if user is not None:
+        resend_confirmation(session, settings, user, interaction_id=interaction_id,
+                            language=language)
+
+
+def sent_recently(session: Session, user: User, purpose: Purpose) -> bool:
     last = last_issued_at(session, user, purpose)
     return last is not None and utcnow() - last < RESEND_PAUSE
 
@@ -193,9 +265,10 @@ def confirm_contact_details(session: Session, settings: Settings, user: User, *,
                                                      User.id != user.id))
         if other is not None:
             raise AccountError("another account uses this e-mail address")
-        user.email, user.email_display, user.email_verified = normalized, email.strip(), False
-    elif email.strip() != user.email_display:
-        user.email_display = email.strip()
+        display = display_email(email)
+        user.email, user.email_display, user.email_verified = normalized, display, False
+    elif display_email(email) != user.email_display:
+        user.email_display = display_email(email)
     user.phone = phone or None
     user.contact_confirmed = True
     if not user.email_verified:
@@ -230,7 +303,7 @@ def invite_user(session: Session, settings: Settings, *, customer_number: str, e
     if find_user_by_email(session, normalized) is not None:
         raise AccountError(f"an account for {email.strip()} already exists"
                            " (for a pending one: idp users resend-activation)")
-    user = create_pending_user(session, email=normalized, email_display=email.strip(),
+    user = create_pending_user(session, email=normalized, email_display=display_email(email),
                                 name=name.strip(), password_hash=None, language=language)
     if user is None:
         raise AccountError(f"an account for {email.strip()} already exists")
@@ -289,7 +362,7 @@ def request_password_reset(session: Session, settings: Settings, typed_email: st
     typed (a look-alike that normalises to the same account must not receive it). The
     caller shows the same answer whatever happens here."""
     user = find_user_by_email(session, typed_email)
-    if user is None or user.status != ACTIVE or _sent_recently(session, user,
+    if user is None or user.status != ACTIVE or sent_recently(session, user,
                                                                  Purpose.RESET_PASSWORD):
         return
     lifetime = dt.timedelta(seconds=settings.reset_link_lifetime)

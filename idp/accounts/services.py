@@ -1,4 +1,4 @@
-"""Accounts: e-mail normalisation, password login with throttling, browser sessions.
+"""Accounts: e-mail addresses, password login with throttling, browser sessions.
 
 Every function takes the DB session explicitly and can be called without a request.
 """
@@ -6,16 +6,17 @@ Every function takes the DB session explicitly and can be called without a reque
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, and_, delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from idp.db import utcnow
-from idp.delegation.rights import Role
+from idp.delegation.rights import MembershipState, Role
+from idp.email_address import EmailAddress, InvalidEmail, parse_email
 from idp.models import BrowserSession, Customer, LoginFailure, Membership, User
+from idp.models.users import PENDING
 from idp.security import Passwords, hash_secret, new_token
 from idp.settings import Settings
 
@@ -29,28 +30,52 @@ class AccountError(Exception):
 
 
 def normalize_email(address: str) -> str:
-    """The one rule for comparing addresses: trim, NFKC, lower-case the whole address.
+    """The one rule for comparing addresses (idp.email_address): trim, NFKC, lower-case
+    the whole address, the domain in IDNA (punycode) form so that look-alike Unicode
+    spellings compare equal.
 
     The local part is lower-cased too: in practice mailboxes are case-insensitive, and two
-    accounts differing only in case would be a support and phishing hazard. The domain is
-    converted to its IDNA (punycode) form so that look-alike Unicode spellings compare equal.
+    accounts differing only in case would be a support and phishing hazard.
     """
-    value = unicodedata.normalize("NFKC", address).strip()
-    local, sep, domain = value.rpartition("@")
-    # One "@" only, and nothing invisible: "a@@b.lv" or a NUL byte is never a mailbox.
-    if (not sep or not local or not domain or "@" in local
-            or any(c.isspace() or not c.isprintable() for c in value)):
-        raise AccountError("not an e-mail address")
+    return parse_address(address).normalized
+
+
+def display_email(address: str) -> str:
+    """The form of a usable address that mail is sent to (User.email_display): trimmed and
+    NFKC, so that the outbox's check_address accepts exactly what the forms accepted."""
+    return parse_address(address).display
+
+
+def parse_address(address: str) -> EmailAddress:
     try:
-        # "example.lv." (fully qualified) is the same domain as "example.lv".
-        domain = domain.encode("idna").decode("ascii").removesuffix(".")
-    except UnicodeError:
-        raise AccountError("the e-mail domain is not valid") from None
-    normalized = f"{local.lower()}@{domain.lower()}"
-    # Counted after punycode, which is longer than the Unicode spelling (users.email column).
-    if "." not in domain.strip(".") or len(value) > 320 or len(normalized) > 320:
-        raise AccountError("not an e-mail address")
-    return normalized
+        return parse_email(address)
+    except InvalidEmail as exc:
+        raise AccountError(str(exc)) from None
+
+
+def pending_self_registration() -> ColumnElement[bool]:
+    """SQL condition on User: an account the person registered themselves (by e-mail, flow
+    2, or after a bank login, flow 1) and never confirmed. Only such an account may be
+    replaced by a new registration for the same customer, or purged when its link is dead.
+
+    Told apart by what only a self-registration has while pending: a password (flow 2) or a
+    verified personal code (flow 1). An account an admin created (flow 5) or invited (flows
+    6, 7) has neither until its link is used, and an invitation adds a membership that is
+    not an active contractor one granted by nobody; legacy accounts are active.
+    """
+    other = aliased(Membership)
+    not_own = exists().where(other.user_id == User.id, or_(
+        other.role != Role.CONTRACTOR, other.state != MembershipState.ACTIVE,
+        other.granted_by_user_id.is_not(None)))
+    return and_(User.status == PENDING, User.email_verified.is_(False), User.legacy.is_(False),
+                or_(User.password_hash.is_not(None), User.verified_personal_code.is_not(None)),
+                ~not_own)
+
+
+def is_pending_self_registration(session: Session, user: User) -> bool:
+    session.flush()
+    return session.scalar(select(User.id).where(
+        User.id == user.id, pending_self_registration())) is not None
 
 
 def find_user_by_email(session: Session, address: str) -> User | None:
@@ -86,7 +111,7 @@ def create_user(
             raise AccountError(f"no customer with number {customer_number}")
     user = User(
         email=normalized,
-        email_display=email.strip(),
+        email_display=display_email(email),
         email_verified=True,
         name=name.strip(),
         phone=phone,
@@ -112,6 +137,8 @@ class LoginResult:
     user: User | None
     # Seconds the person must wait before the next attempt is even checked.
     retry_after: int = 0
+    # The password was right, but the account still waits for its confirmation link.
+    unconfirmed: bool = False
 
 
 def _throttle_keys(email: str, ip: str) -> list[str]:
@@ -157,6 +184,10 @@ def authenticate_password(
             user.password_hash = passwords.hash(password)
         session.execute(delete(LoginFailure).where(LoginFailure.key == keys[0]))
         return LoginResult(user)
+    if ok and user is not None and is_pending_self_registration(session, user):
+        # The right password proves as much as a login would: saying "confirm your address
+        # first" tells nothing more. Not a failure (no throttling for the owner).
+        return LoginResult(None, unconfirmed=True)
 
     for key in keys:
         row = rows.get(key)

@@ -27,10 +27,18 @@ from idp import mail
 from idp.accounts.registration import (
     CONTRACTOR,
     create_pending_user,
+    delete_account,
     has_contractor,
+    replace_pending_registrations,
+    resend_confirmation,
     send_confirmation,
 )
-from idp.accounts.services import find_user_by_email, normalize_email
+from idp.accounts.services import (
+    display_email,
+    find_user_by_email,
+    is_pending_self_registration,
+    normalize_email,
+)
 from idp.db import utcnow
 from idp.delegation.rights import MembershipState
 from idp.models import Customer, Membership, UpstreamLink, UpstreamLogin, User
@@ -111,13 +119,16 @@ class Outcome(enum.Enum):
     # The customer already has a portal account that this login could not be linked to
     # (a low-assurance code, or more than one candidate): no second account.
     CUSTOMER_HAS_ACCOUNT = "customer_has_account"
+    # The person registered by bank before and never opened the confirmation link: the
+    # page "confirm your address first" (send it again, or use another address) is next.
+    CONFIRM_FIRST = "confirm_first"
 
 
 @dataclass(frozen=True)
 class Resolution:
     outcome: Outcome
     user: User | None = None
-    # REGISTER: the token of the short registration form.
+    # REGISTER and CONFIRM_FIRST: the token of the short registration form.
     form_token: str | None = None
 
 
@@ -127,8 +138,12 @@ def resolve(session: Session, settings: Settings, identity: VerifiedIdentity,
     by_code = session.scalar(select(User).where(
         User.verified_personal_code == identity.personal_code))
     if by_code is not None and by_code.status != ACTIVE:
-        # The code's account cannot log in yet (waiting for its confirmation link) or any
-        # more: never link the code to a second account.
+        if is_pending_self_registration(session, by_code):
+            # Their own unconfirmed registration: never a dead end. The page this leads to
+            # is bound to this verified login (the form token), like the short form.
+            return Resolution(Outcome.CONFIRM_FIRST, user=by_code,
+                              form_token=_await_form(session, settings, identity, taken))
+        # Switched off: never link the code to a second account.
         return Resolution(Outcome.CUSTOMER_HAS_ACCOUNT)
     user = by_code or _linked_user(session, identity)
     if user is None and identity.assurance in LINKING_ASSURANCE:
@@ -144,6 +159,14 @@ def resolve(session: Session, settings: Settings, identity: VerifiedIdentity,
         return Resolution(Outcome.NO_CUSTOMER)
     if has_contractor(session, customer):
         return Resolution(Outcome.CUSTOMER_HAS_ACCOUNT)
+    return Resolution(Outcome.REGISTER,
+                      form_token=_await_form(session, settings, identity, taken))
+
+
+def _await_form(session: Session, settings: Settings, identity: VerifiedIdentity,
+                taken: TakenLogin) -> str:
+    """Keep the verified identity (encrypted) with the login row for the short form; the
+    returned token, in the form's URL, is the only way to it."""
     form_token = new_token(32)
     session.execute(
         update(UpstreamLogin).where(UpstreamLogin.id == taken.row_id)
@@ -152,7 +175,7 @@ def resolve(session: Session, settings: Settings, identity: VerifiedIdentity,
                 form_token_hash=hash_secret(form_token),
                 expires_at=utcnow() + dt.timedelta(seconds=settings.upstream_login_lifetime))
         .execution_options(synchronize_session=False))
-    return Resolution(Outcome.REGISTER, form_token=form_token)
+    return form_token
 
 
 def account_for_code(session: Session, personal_code: str) -> User | None:
@@ -286,12 +309,22 @@ def register_verified(session: Session, settings: Settings, pending: PendingRegi
         return False
     identity = pending.identity
     customer = _person_customer(session, identity.personal_code)
-    if customer is None or session.scalar(select(User.id).where(
+    if customer is None:
+        return False
+    holder = pending_account(session, identity.personal_code)
+    if holder is not None:
+        # "Use another address": their own unconfirmed registration gives way.
+        delete_account(session, holder.id)
+    elif session.scalar(select(User.id).where(
             User.verified_personal_code == identity.personal_code)) is not None:
         return False
+    if has_contractor(session, customer):  # an account became active meanwhile
+        return False
+    # Pending registrations by e-mail for this customer (a mistyped address) give way too.
+    replace_pending_registrations(session, customer)
     normalized = normalize_email(email)
     name = f"{identity.given_name} {identity.family_name}".strip() or customer.name
-    user = create_pending_user(session, email=normalized, email_display=email.strip(),
+    user = create_pending_user(session, email=normalized, email_display=display_email(email),
                                name=name, password_hash=None, language=language,
                                phone=phone or None,
                                verified_personal_code=identity.personal_code)
@@ -309,3 +342,21 @@ def register_verified(session: Session, settings: Settings, pending: PendingRegi
     send_confirmation(session, settings, user, customer, interaction_id=pending.interaction_id,
                       language=language)
     return True
+
+
+def pending_account(session: Session, personal_code: str) -> User | None:
+    """The verified person's own pending, never-confirmed registration, if any."""
+    user = session.scalar(select(User).where(User.verified_personal_code == personal_code))
+    return user if user is not None and is_pending_self_registration(session, user) else None
+
+
+def resend_for_verified(session: Session, settings: Settings, pending: PendingRegistration,
+                        language: str | None) -> User | None:
+    """"Send the confirmation again" of the verified person (bound to their bank login by
+    the form token, which it leaves usable for "use another address"). Returns the account
+    (whether or not RESEND_PAUSE let a mail go), or None when there is none to confirm."""
+    user = pending_account(session, pending.identity.personal_code)
+    if user is not None:
+        resend_confirmation(session, settings, user, interaction_id=pending.interaction_id,
+                            language=language)
+    return user

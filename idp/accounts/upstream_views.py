@@ -7,21 +7,18 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, redirect, request, url_for
-from flask_babel import gettext as _
 from sqlalchemy import select
 
 from idp.accounts import cookies, upstream
-from idp.accounts.forms import UpstreamRegistrationForm, UpstreamStartForm
+from idp.accounts.forms import ConfirmForm, UpstreamRegistrationForm, UpstreamStartForm
 from idp.accounts.services import (
-    AccountError,
     end_browser_session,
-    normalize_email,
     start_browser_session,
 )
 from idp.db import db_session
 from idp.delegation import services as delegation
 from idp.i18n import current_language
-from idp.models import UpstreamProviderConfig
+from idp.models import UpstreamProviderConfig, User
 from idp.oidc.authorize import load_interaction
 from idp.providers_admin import NAME_PATTERN, ProviderError, connector_config
 from idp.web import app_settings, html_page
@@ -111,7 +108,7 @@ def callback(provider: str) -> Response:
                   else "customer_has_account")
         return html_page("accounts/register_refused.html", status=422, reason=reason,
                      support=app_settings().support_contact)
-    if resolution.outcome is upstream.Outcome.REGISTER:
+    if resolution.outcome in (upstream.Outcome.REGISTER, upstream.Outcome.CONFIRM_FIRST):
         session.commit()
         return redirect(url_for("upstream.register", token=resolution.form_token), 303)
     assert resolution.user is not None
@@ -165,30 +162,49 @@ def _invitation_answer(taken: upstream.TakenLogin, identity: VerifiedIdentity) -
 
 @bp.route("/register/upstream/<token>", methods=["GET", "POST"])
 def register(token: str) -> Response:
-    """Flow 1: the bank proved who the person is; they add an e-mail address and phone."""
+    """Flow 1: the bank proved who the person is; they add an e-mail address and phone.
+    A person whose own registration still waits for its confirmation sees "confirm your
+    address first" instead, with the link sent again or another address (this form)."""
     session = db_session()
     pending = upstream.pending_registration(session, app_settings(), token)
     if pending is None:
         return html_page("accounts/upstream_expired.html", status=400)
     form = UpstreamRegistrationForm()
-    if request.method == "POST" and _email_ok(form):
+    if request.method == "POST" and form.validate_on_submit():
         upstream.register_verified(session, app_settings(), pending, email=form.email.data or "",
                                    phone=(form.phone.data or "").strip() or None,
                                    language=current_language())
         session.commit()
         return html_page("accounts/check_mail.html", purpose="register",
-                     hours=app_settings().confirmation_link_lifetime // 3600)
+                         hours=app_settings().confirmation_link_lifetime // 3600,
+                         interaction=pending.interaction_id)
     status = 400 if request.method == "POST" else 200
+    waiting = upstream.pending_account(session, pending.identity.personal_code)
+    if waiting is not None:
+        return _confirm_first_page(token, pending, waiting, form, status)
     return html_page("accounts/register_upstream.html", status=status, form=form,
-                 identity=pending.identity)
+                     identity=pending.identity)
 
 
-def _email_ok(form: UpstreamRegistrationForm) -> bool:
-    ok = form.validate_on_submit()
-    try:
-        normalize_email(form.email.data or "")
-    except AccountError:
-        form.email.errors = [*form.email.errors, _(
-            "This is not an e-mail address. Check it, e.g. name@example.lv.")]
-        ok = False
-    return ok
+@bp.post("/register/upstream/<token>/resend")
+def resend(token: str) -> Response:
+    """"Send the confirmation again", bound to the verified bank login by its form token."""
+    session = db_session()
+    pending = upstream.pending_registration(session, app_settings(), token)
+    if pending is None or not ConfirmForm().validate_on_submit():
+        return html_page("accounts/upstream_expired.html", status=400)
+    user = upstream.resend_for_verified(session, app_settings(), pending, current_language())
+    session.commit()
+    if user is None:  # confirmed or replaced meanwhile: the registration form decides
+        return redirect(url_for("upstream.register", token=token), 303)
+    return _confirm_first_page(token, pending, user, UpstreamRegistrationForm(formdata=None),
+                               200, resent=True)
+
+
+def _confirm_first_page(token: str, pending: upstream.PendingRegistration, user: User,
+                        form: UpstreamRegistrationForm, status: int, *,
+                        resent: bool = False) -> Response:
+    return html_page("accounts/confirm_first_upstream.html", status=status, token=token,
+                     user=user, form=form, resend_form=ConfirmForm(), resent=resent,
+                     interaction=pending.interaction_id,
+                     hours=app_settings().confirmation_link_lifetime // 3600)

@@ -26,6 +26,7 @@ from idp.accounts.forms import (
     LoginForm,
     NewPasswordForm,
     RegistrationForm,
+    ResendConfirmationForm,
     UpstreamStartForm,
 )
 from idp.accounts.links import PATHS, Purpose
@@ -36,7 +37,6 @@ from idp.accounts.services import (
     AccountError,
     authenticate_password,
     end_browser_session,
-    normalize_email,
     start_browser_session,
 )
 from idp.db import db_session
@@ -83,6 +83,7 @@ def login() -> Response | str:
             form.email.data = params.get("login_hint", "")[:320]
 
     error = None
+    resend_form = None
     status = 200
     # Step-up (acr_values above "low"): only a bank or eSignature login will do, and only a
     # session that strong may be continued.
@@ -116,7 +117,13 @@ def login() -> Response | str:
             return response
         session.commit()
         status = 429 if result.retry_after else 401
-        if result.retry_after:
+        if result.unconfirmed:
+            status = 403
+            resend_form = ResendConfirmationForm(formdata=None, email=form.email.data or "",
+                                                 interaction=form.interaction.data or "")
+            error = _("Confirm your e-mail address first: open the link in the message we "
+                      "sent you. We can send the link again.")
+        elif result.retry_after:
             error = _("Too many failed attempts. Wait %(seconds)s seconds and try again, or "
                       "reset your password.", seconds=result.retry_after)
         else:
@@ -133,8 +140,27 @@ def login() -> Response | str:
     body = render_template("accounts/login.html", form=form, error=error, notice=notice,
                            client_name=client_name, continue_as=continue_as,
                            providers=enabled_providers(session, settings),
-                           upstream_form=UpstreamStartForm(), step_up=step_up)
+                           upstream_form=UpstreamStartForm(), step_up=step_up,
+                           resend_form=resend_form)
     return Response(body, status=status, mimetype="text/html")
+
+
+@bp.post("/register/resend")
+def resend_confirmation() -> Response:
+    """"Send the link again" of the login page. The same answer whether or not a mail went
+    (no account, a confirmed one, or one sent less than a minute ago)."""
+    form = ResendConfirmationForm()
+    if not form.validate_on_submit():
+        return redirect(url_for("accounts.login"), 303)
+    session = db_session()
+    interaction = load_interaction(session, form.interaction.data or "")
+    registration.resend_confirmation_to(
+        session, app_settings(), form.email.data or "",
+        interaction_id=interaction.id if interaction else None, language=current_language())
+    session.commit()
+    return html_page("accounts/check_mail.html", purpose="resend",
+                     hours=app_settings().confirmation_link_lifetime // 3600,
+                     interaction=interaction.id if interaction else None)
 
 
 def _continue_session(form: LoginForm, interaction: Interaction | None,
@@ -178,16 +204,22 @@ def register() -> Response:
     form = RegistrationForm()
     if request.method == "GET":
         form.interaction.data = request.args.get("interaction", "")[:64]
-    if request.method == "POST" and _registration_form_ok(form):
+    if request.method == "POST" and new_password_errors(form, form.email.data):
         session = db_session()
-        outcome = registration.register_by_email(
-            session, app_settings(), current_app.extensions["idp.passwords"],
-            registration.Registration(
-                customer_number=form.customer_number.data or "",
-                identifier=form.identifier.data or "", email=form.email.data or "",
-                password=form.password.data or "", name=form.name.data or "",
-                language=current_language(),
-                interaction_id=form.interaction.data or None))
+        try:
+            outcome = registration.register_by_email(
+                session, app_settings(), current_app.extensions["idp.passwords"],
+                registration.Registration(
+                    customer_number=form.customer_number.data or "",
+                    identifier=form.identifier.data or "", email=form.email.data or "",
+                    password=form.password.data or "", name=form.name.data or "",
+                    language=current_language(),
+                    interaction_id=form.interaction.data or None))
+        except AccountError:  # a company's registration without the person's name
+            session.rollback()
+            form.name.errors = [*form.name.errors, _(
+                "Type your name: you register for a company.")]
+            return html_page("accounts/register.html", status=400, form=form)
         session.commit()
         if outcome is registration.RegistrationOutcome.MAIL_SENT:
             return html_page("accounts/check_mail.html", purpose="register",
@@ -196,17 +228,6 @@ def register() -> Response:
                      support=app_settings().support_contact)
     status = 400 if request.method == "POST" else 200
     return html_page("accounts/register.html", status=status, form=form)
-
-
-def _registration_form_ok(form: RegistrationForm) -> bool:
-    ok = new_password_errors(form, form.email.data)
-    try:
-        normalize_email(form.email.data or "")
-    except AccountError:
-        form.email.errors = [*form.email.errors, _(
-            "This is not an e-mail address. Check it, e.g. name@example.lv.")]
-        ok = False
-    return ok
 
 
 @bp.route(PATHS[Purpose.CONFIRM_EMAIL], methods=["GET", "POST"])

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 from stdnum.exceptions import ValidationError
 from stdnum.lv import pvn
 
-from idp.accounts.services import AccountError, normalize_email
+from idp.accounts.services import AccountError, display_email
 from idp.db import READ_ONLY, utcnow
 from idp.models import Customer, CustomerContract, Membership, User
 from idp.models.customers import COMPANY, PERSON
@@ -203,15 +203,14 @@ def clean_text(value: str, limit: int) -> str:
 
 
 def _email(value: str) -> str:
-    """Checked with the accounts rule; kept as typed (trimmed), like User.email_display."""
+    """Checked with the one address rule; kept in its display form, like User.email_display."""
     typed = value.strip()
     if len(typed) > EMAIL_MAX:
         raise CustomerDataError(f"longer than {EMAIL_MAX} characters")
     try:
-        normalize_email(typed)
+        return display_email(typed)
     except AccountError as exc:
         raise CustomerDataError(str(exc)) from None
-    return typed
 
 
 def _contract_numbers(value: str) -> tuple[str, ...]:

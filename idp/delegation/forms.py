@@ -11,8 +11,7 @@ from wtforms import EmailField, HiddenField, SelectChoice, SelectMultipleField, 
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from idp.accounts.forms import NewPasswordForm
-from idp.accounts.services import AccountError, normalize_email
+from idp.accounts.forms import NewPasswordForm, usable_email
 from idp.customers.services import CustomerDataError, normalize_personal_code
 from idp.delegation.labels import RIGHT_LABELS
 from idp.delegation.rights import GRANTABLE_TO_ADDITIONAL_USERS, Right
@@ -53,7 +52,8 @@ class AddUserForm(FlaskForm):
         DataRequired(message=_l("Type the person's name.")), _at_most(255)],
         description=_l("The person's first and last name."))
     email = EmailField(_l("E-mail"), validators=[
-        DataRequired(message=_l("Type the person's e-mail address.")), _at_most(320)],
+        DataRequired(message=_l("Type the person's e-mail address.")), _at_most(320),
+        usable_email],
         description=_l("The invitation with the activation link goes here."))
     personal_code = StringField(
         _l("Personal code (optional)"), validators=[Optional(), _at_most(32)],
@@ -61,13 +61,6 @@ class AddUserForm(FlaskForm):
                        "eSignature login must prove this very personal code before they can "
                        "act for you."))
     rights = _RightsField()
-
-    def validate_email(self, field: EmailField) -> None:
-        try:
-            normalize_email(field.data or "")
-        except AccountError:
-            raise ValidationError(_l("This is not an e-mail address. Check it, e.g. "
-                                     "name@example.lv.")) from None
 
     def validate_personal_code(self, field: StringField) -> None:
         try:

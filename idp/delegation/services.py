@@ -34,7 +34,7 @@ from idp.accounts.links import (
     void_links,
 )
 from idp.accounts.registration import create_pending_user
-from idp.accounts.services import AccountError, normalize_email
+from idp.accounts.services import AccountError, display_email, normalize_email
 from idp.audit import Action, Actor, record
 from idp.customers.services import CustomerDataError, normalize_personal_code
 from idp.db import utcnow
@@ -250,7 +250,7 @@ def _invite(session: Session, settings: Settings, *, customer: Customer, email: 
             valid_until: dt.datetime | None, evidence: str | None, actor: Actor,
             language: str | None, link_expires_at: dt.datetime) -> Invitation:
     normalized = _email(email)
-    display = email.strip()
+    display = display_email(email)
     name = _name(name)
     user = session.scalar(select(User).where(User.email == normalized))
     existing_account = user is not None

@@ -242,12 +242,20 @@ def test_bad_input_to_the_upstream_pages_gets_a_clear_answer(client: Any) -> Non
     assert client.get("/upstream/callback/" + "z" * 300).status_code == 400
 
 
-def test_a_code_whose_account_awaits_confirmation_is_not_linked_again(
-        db: Session, settings: Settings, anna: Customer) -> None:
+@pytest.mark.parametrize(("status", "outcome"), [
+    # Their own registration waiting for its link: "confirm your address first" (not a
+    # dead end), never a second account.
+    (PENDING, upstream.Outcome.CONFIRM_FIRST),
+    ("inactive", upstream.Outcome.CUSTOMER_HAS_ACCOUNT),
+])
+def test_a_code_whose_account_cannot_log_in_is_not_linked_again(
+        db: Session, settings: Settings, anna: Customer, status: str,
+        outcome: upstream.Outcome) -> None:
     waiting = User(email="anna@example.lv", email_display="anna@example.lv", name="Anna",
-                   status=PENDING, verified_personal_code=ANNA_CODE)
+                   status=status, verified_personal_code=ANNA_CODE)
     db.add(waiting)
     db.commit()
     result = upstream.resolve(db, settings, identity(), taken(db, settings))
-    assert result.outcome is upstream.Outcome.CUSTOMER_HAS_ACCOUNT
+    assert result.outcome is outcome
+    assert (result.form_token is not None) == (outcome is upstream.Outcome.CONFIRM_FIRST)
     db.rollback()
