@@ -180,7 +180,7 @@ def register(token: str) -> Response:
                      hours=app_settings().confirmation_link_lifetime // 3600)
     status = 400 if request.method == "POST" else 200
     return html_page("accounts/register_upstream.html", status=status, form=form,
-                 identity=pending.identity)
+                 name=upstream.registration_name(session, pending.identity))
 
 
 def _email_ok(form: UpstreamRegistrationForm) -> bool:
