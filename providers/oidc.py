@@ -747,16 +747,17 @@ def check_report(config: ConnectorConfig, timeout: float = 10,
     return report
 
 
-# Token errors (RFC 6749 5.2) that mean the upstream does not accept us as this client.
+# What the admin reads when the token endpoint refuses our client (RFC 6749 5.2
+# invalid_client); providers/eparaksts.py says the same.
 CLIENT_REFUSED = "client authentication refused: check the client id and secret"
 
 
 def _probe_client_auth(provider: OidcProvider, endpoint: str, timeout: float,
                        redirect_uri: str | None) -> tuple[str | None, str | None]:
-    """Redeem a made-up code with our client authentication: a server checks the client
-    before the code (RFC 6749 3.2.1), so `invalid_grant` says our id and secret are good
-    and `invalid_client` (or 401) that they are not. Harmless: no code can match.
-    Returns (problem, warning)."""
+    """Redeem a made-up code with our client authentication: servers authenticate a
+    confidential client before looking at its code (RFC 6749 3.2.1, 4.1.3), so
+    `invalid_grant` says our id and secret are good and `invalid_client` (or 401) that
+    they are not. Harmless: no code can match. Returns (problem, warning)."""
     form = {"grant_type": "authorization_code",
             "code": "idp-check-" + secrets.token_urlsafe(16),
             "redirect_uri": redirect_uri or provider.issuer.rstrip("/") + "/idp-check",
