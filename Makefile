@@ -28,6 +28,8 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 run: install
+	@# What this server runs with, for the idp CLI in any other shell (README, "Configuration").
+	IDP_ISSUER=$(IDP_ISSUER) $(BIN)/python -m idp.effective
 	IDP_ISSUER=$(IDP_ISSUER) $(BIN)/idp db upgrade
 	IDP_ISSUER=$(IDP_ISSUER) $(BIN)/idp demo seed
 	@echo "Serving http://$(HOST):$(PORT)  (demo relying page: http://$(HOST):$(PORT)/demo/)"

@@ -29,7 +29,7 @@ from idp.models import UpstreamProviderConfig
 from idp.oidc.registry import RegistrationError, validate_redirect_uri
 from idp.settings import Settings
 from providers import registry as connectors
-from providers.base import ConnectorConfig, UpstreamError
+from providers.base import CheckReport, ConnectorConfig, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -228,9 +228,17 @@ def enabled_providers(session: Session, settings: Settings) -> list[ConnectorCon
     return configs
 
 
-def describe(row: UpstreamProviderConfig) -> dict[str, Any]:
-    """For admins: everything but the secret, which is only "set" or "not set"."""
-    return {
+def redirect_uri(settings: Settings, name: str) -> str:
+    """Where the upstream sends the person back: the URI the bank must register for us
+    (the `upstream.callback` route of idp/accounts/upstream_views.py, under the issuer)."""
+    return f"{settings.issuer}/upstream/callback/{name}"
+
+
+def describe(row: UpstreamProviderConfig, settings: Settings | None = None
+             ) -> dict[str, Any]:
+    """For admins: everything but the secret, which is only "set" or "not set"; with
+    `settings`, also the redirect URI to register at the upstream."""
+    out: dict[str, Any] = {
         "name": row.name,
         "kind": row.kind,
         "method": row.method,
@@ -243,21 +251,26 @@ def describe(row: UpstreamProviderConfig) -> dict[str, Any]:
         "created": row.created_at.isoformat(timespec="seconds"),
         "updated": row.updated_at.isoformat(timespec="seconds"),
     }
+    if settings is not None:
+        out["redirect_uri"] = redirect_uri(settings, row.name)
+    return out
 
 
 def check_provider(settings: Settings, config: ConnectorConfig,
-                   timeout: float | None = None) -> list[str]:
-    """What the connector finds wrong with this provider (it fetches discovery, JWKS...);
-    [] means ok. Problems are sentences for the admin. Call it outside any transaction:
-    it waits on the network."""
+                   timeout: float | None = None) -> CheckReport:
+    """What the connector finds wrong with this provider (it fetches discovery, JWKS, tries
+    our client authentication...): no problems means ok; warnings are what may still break
+    logins. Sentences for the admin. Call it outside any transaction: it waits on the
+    network."""
     try:
         return connectors.check_connector(
-            config, settings.upstream_timeout if timeout is None else timeout)
+            config, settings.upstream_timeout if timeout is None else timeout,
+            redirect_uri(settings, config.name))
     except connectors.UnknownConnector as exc:
-        return [str(exc)]
+        return CheckReport(problems=[str(exc)])
     except UpstreamError as exc:
         # A connector should report problems, not raise them; if it raises, still say why.
-        return [str(exc) or type(exc).__name__]
+        return CheckReport(problems=[str(exc) or type(exc).__name__])
 
 
 # --- the `idp providers` command group -----------------------------------------------------------
@@ -318,7 +331,12 @@ def providers_add(name: str, kind: str, method: str | None, display_name: str, b
                        display_name=display_name, base_url=base_url, client_id=client_id,
                        client_secret=client_secret, options=options, enabled=not disabled)
     session.commit()
-    print_rows(describe(row), as_json)
+    out = describe(row, _settings())
+    if not as_json:
+        out["options"] = json.dumps(out["options"], ensure_ascii=False, sort_keys=True)
+    print_rows(out, as_json)
+    if not as_json:
+        click.echo(f"Register this redirect URI at the upstream: {out['redirect_uri']}")
 
 
 @providers_cli.command("list")
@@ -335,7 +353,7 @@ def providers_list(as_json: bool) -> None:
 @_one_line_errors
 def providers_show(name: str, as_json: bool) -> None:
     """One provider in full (the secret only as set / not set)."""
-    out = describe(get_provider(db_session(), name))
+    out = describe(get_provider(db_session(), name), _settings())
     if not as_json:
         out["options"] = json.dumps(out["options"], ensure_ascii=False, sort_keys=True)
     print_rows(out, as_json)
@@ -383,23 +401,32 @@ def providers_disable(name: str) -> None:
 @click.argument("name")
 @click.option("--timeout", type=click.FloatRange(min=0.1, max=120), default=None,
               help="Seconds per upstream request [default: upstream_timeout].")
+@click.option("--strict", is_flag=True, help="Exit non-zero on warnings too.")
 @json_option
 @_one_line_errors
-def providers_check(name: str, timeout: float | None, as_json: bool) -> None:
-    """Fetch what the connector needs (discovery, JWKS...) and say what is wrong.
-    Exits non-zero when there is a problem."""
+def providers_check(name: str, timeout: float | None, strict: bool, as_json: bool) -> None:
+    """Fetch what the connector needs (discovery, JWKS...), try our client id and secret
+    at the token endpoint, and say what is wrong. Exits non-zero when there is a problem
+    (with --strict, also when there is a warning)."""
     session = db_session()
     config = connector_config(_settings(), get_provider(session, name))
     # No transaction held across network calls (on SQLite a reader can stall a writer,
     # e.g. the upstream being this very IdP in demo mode).
     session.rollback()
-    problems = check_provider(_settings(), config, timeout)
+    report = check_provider(_settings(), config, timeout)
+    failed = bool(report.problems or (strict and report.warnings))
     if as_json:
-        print_rows({"name": name, "ok": not problems, "problems": problems}, as_json)
-    elif problems:
-        for problem in problems:
-            click.echo(f"{name}: {problem}")
+        print_rows({"name": name, "ok": not report.problems, "problems": report.problems,
+                    "warnings": report.warnings,
+                    "redirect_uri": redirect_uri(_settings(), name)}, as_json)
     else:
-        click.echo(f"{name}: ok")
-    if problems:
+        for problem in report.problems:
+            click.echo(f"{name}: {problem}")
+        for warning in report.warnings:
+            click.echo(f"{name}: warning: {warning}")
+        if not report.problems:
+            count = len(report.warnings)
+            click.echo(f"{name}: ok" + (f" ({count} warning{'s' * (count != 1)})"
+                                        if count else ""))
+    if failed:
         click.get_current_context().exit(1)

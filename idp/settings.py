@@ -1,6 +1,15 @@
-"""One typed settings object: config/default.toml < the IDP_CONFIG file < IDP_* environment.
+"""One typed settings object: config/default.toml < the IDP_CONFIG file < the effective
+settings of `make run` (instance/effective.toml) < IDP_* environment.
 
 This is the only module that reads the environment; everything else receives `Settings`.
+
+The effective-settings file exists so that the admin CLI and a server started by
+`make run PORT=5103` agree: the Makefile passes IDP_ISSUER only to the commands it runs,
+so an `idp users invite` typed in another shell would otherwise mail links to the default
+port. `make run` writes the values it started with (`python -m idp.effective`); every
+process reads them as a layer, below the environment (an admin's explicit IDP_* still
+wins). A file written under another IDP_CONFIG than the reader's is ignored: it describes
+another server. `IDP_EFFECTIVE_CONFIG` names another file, or none when empty (tests).
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ import ipaddress
 import json
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
@@ -18,6 +28,14 @@ from idp.proxies import parse_networks
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
+# Written by `make run`; at the default instance path whatever instance_path the run used,
+# so a reader finds it before knowing any setting.
+EFFECTIVE_CONFIG = PROJECT_ROOT / "instance" / "effective.toml"
+# What `make run` records: what a CLI must share with the server to address the same
+# database and write the same links. No secrets (the file is plain text on disk).
+EFFECTIVE_KEYS = ("mode", "issuer", "database_url", "instance_path")
+# The table of the file that says where it came from (not settings).
+EFFECTIVE_SOURCE = "written_by"
 # Refused in production (noqa: a known value, not a leaked secret).
 DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"  # noqa: S105
 # Used only in demo/development mode when no key-encryption key is configured.
@@ -124,7 +142,10 @@ def _is_loopback(host: str) -> bool:
 def load_settings(
     overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
 ) -> Settings:
-    """Merge the three layers (plus explicit overrides, used by tests) and validate."""
+    """Merge the four layers (plus explicit overrides, used by tests) and validate.
+
+    With `environ` given (tests), the effective-settings file is read only when that
+    environ names one in IDP_EFFECTIVE_CONFIG: a test never sees a developer's `make run`."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = _read_toml(DEFAULT_CONFIG, "config/default.toml")
     extra_file = env.get("IDP_CONFIG")
@@ -133,6 +154,10 @@ def load_settings(
             if key not in values:
                 raise SettingsError(f"unknown setting '{key}' in {extra_file}")
             values[key] = value
+    effective = effective_config_path(env, default=EFFECTIVE_CONFIG if environ is None
+                                      else None)
+    if effective is not None:
+        values.update(read_effective(effective, idp_config=extra_file or ""))
     hints = get_type_hints(Settings)
     for name in hints:
         raw = env.get(f"IDP_{name.upper()}")
@@ -150,6 +175,53 @@ def load_settings(
     settings = Settings(**{name: values[name] for name in hints})
     _check_rules(settings)
     return settings
+
+
+def effective_config_path(env: Mapping[str, str], default: Path | None = EFFECTIVE_CONFIG
+                          ) -> Path | None:
+    """The effective-settings file to read or write: IDP_EFFECTIVE_CONFIG (empty: none),
+    else `default`."""
+    named = env.get("IDP_EFFECTIVE_CONFIG")
+    if named is not None:
+        return Path(named) if named.strip() else None
+    return default
+
+
+def config_id(idp_config: str) -> str:
+    """IDP_CONFIG as an absolute path ("" when unset), so `./x.toml` and `x.toml` match."""
+    return str(Path(idp_config).resolve()) if idp_config else ""
+
+
+def read_effective(path: Path, idp_config: str) -> dict[str, Any]:
+    """The values `make run` recorded in `path`, or {} when there is no such file or it was
+    written under another IDP_CONFIG than `idp_config` (it then describes another server)."""
+    if not path.is_file():
+        return {}
+    data = _read_toml(path, str(path))
+    source = data.pop(EFFECTIVE_SOURCE, {})
+    if not isinstance(source, dict) or source.get("idp_config", "") != config_id(idp_config):
+        return {}
+    unknown = sorted(set(data) - set(EFFECTIVE_KEYS))
+    if unknown:
+        raise SettingsError(f"unknown setting '{unknown[0]}' in {path} (it may only hold "
+                            f"{', '.join(EFFECTIVE_KEYS)}; delete it and run make run again)")
+    return data
+
+
+def write_effective(settings: Settings, path: Path, idp_config: str, command: str) -> None:
+    """Record what a server starts with, for the CLI in other shells (`read_effective`).
+    Replaced atomically, readable by the owner only (the database URL may hold a password)."""
+    lines = [f"# Written by {command} at start-up: the settings the server runs with. The admin",
+             "# CLI reads them (below IDP_* environment variables). Safe to delete.", ""]
+    lines += [f"{key} = {json.dumps(getattr(settings, key))}" for key in EFFECTIVE_KEYS]
+    lines += ["", f"[{EFFECTIVE_SOURCE}]", f"command = {json.dumps(command)}",
+              f"idp_config = {json.dumps(config_id(idp_config))}", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines))
+    tmp.replace(path)
 
 
 def _read_toml(path: Path, label: str) -> dict[str, Any]:

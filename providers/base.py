@@ -59,7 +59,8 @@ class LoginStart:
 class ConnectorConfig:
     """What an admin configured for one upstream (idp.models.UpstreamProviderConfig, with
     the client secret decrypted). Each connector module turns it into a connector with
-    `build(config, timeout)` and explains what is wrong with it with `check(config, timeout)`."""
+    `build(config, timeout)` and explains what is wrong with it with
+    `check_report(config, timeout, redirect_uri)` (`check` gives only the problems)."""
 
     name: str
     method: Method
@@ -71,6 +72,16 @@ class ConnectorConfig:
     options: dict[str, Any] = field(default_factory=dict)
     # Which connector module builds it ("oidc", "eparaksts": providers/registry.py).
     kind: str = "oidc"
+
+
+@dataclass
+class CheckReport:
+    """What a connector's `check_report` found, as sentences for the admin: `problems`
+    stop logins (the check fails); `warnings` may (the check passes, loudly), e.g. a claim
+    the upstream's discovery does not list, or something the check cannot tell."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 class UpstreamProvider(abc.ABC):

@@ -48,6 +48,7 @@ import urllib3
 from stdnum.lv import pvn
 
 from providers.base import (
+    CheckReport,
     ConnectorConfig,
     LoginStart,
     UpstreamCancelled,
@@ -405,7 +406,17 @@ def build(config: ConnectorConfig, timeout: float = 10) -> EparakstsProvider:
 
 
 def check(config: ConnectorConfig, timeout: float = 10) -> list[str]:
-    """What is wrong with `config`, as sentences for the admin; empty when all is well.
+    """The problems `check_report` finds (an empty list when there are none)."""
+    return check_report(config, timeout).problems
+
+
+# The same words as providers/oidc.py, so an admin reads one message for one mistake.
+CLIENT_REFUSED = "client authentication refused: check the client id and secret"
+
+
+def check_report(config: ConnectorConfig, timeout: float = 10,
+                 redirect_uri: str | None = None) -> CheckReport:
+    """What is wrong with `config`, as sentences for the admin; no problems when all is well.
 
     Besides the configuration itself, two harmless probes:
     - the token endpoint gets our client credentials and a code that cannot exist. A server
@@ -413,17 +424,22 @@ def check(config: ConnectorConfig, timeout: float = 10) -> list[str]:
       `invalid_client` means the client id or secret is refused; 5xx, no answer, or
       anything but a 4xx means the endpoint is not the eParaksts token endpoint or is down.
     - users/me without a token must answer 401 (or 403): the resource server is there.
+    eParaksts publishes no discovery document, so there are no claim lists to compare: the
+    claims it sends (`serial_number`, `given_name`, `family_name`) are fixed by its docs.
     """
+    report = CheckReport()
     try:
         provider = build(config, timeout=timeout)
     except EparakstsConfigError as exc:
-        return [str(exc)]
-    problems: list[str] = []
+        report.problems.append(str(exc))
+        return report
+    problems = report.problems
     try:
         status, body = _call(config.name, "token", "POST", provider.token_url, timeout,
                              data={"grant_type": "authorization_code",
                                    "code": "idp-check-" + secrets.token_urlsafe(8),
-                                   "redirect_uri": provider.base_url + "/idp-check"},
+                                   "redirect_uri": (redirect_uri
+                                                    or provider.base_url + "/idp-check")},
                              headers=_basic_auth(provider.client_id,
                                                  provider._client_secret))
     except UpstreamError as exc:
@@ -431,8 +447,8 @@ def check(config: ConnectorConfig, timeout: float = 10) -> list[str]:
     else:
         error = _error_code(body)
         if status == 401 or "invalid_client" in error:
-            problems.append(f"token endpoint {provider.token_url} refuses the client id or "
-                            f"secret ({status} {error})")
+            problems.append(f"{CLIENT_REFUSED} (token endpoint {provider.token_url} "
+                            f"answered {status} {error})")
         elif not 400 <= status < 500:
             problems.append(f"token endpoint {provider.token_url} answered {status} to a "
                             "made-up code (expected 400 invalid_grant)")
@@ -444,4 +460,4 @@ def check(config: ConnectorConfig, timeout: float = 10) -> list[str]:
         if status not in (401, 403):
             problems.append(f"users/me {provider.users_me_url} answered {status} without a "
                             "token (expected 401)")
-    return problems
+    return report

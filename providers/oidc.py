@@ -80,6 +80,7 @@ from stdnum.lv import pvn
 
 from providers.base import (
     Assurance,
+    CheckReport,
     ConnectorConfig,
     LoginStart,
     UpstreamCancelled,
@@ -259,11 +260,18 @@ def _endpoint_problem(name: str, url: Any) -> str | None:
 def _http(method: str, url: str, timeout: float, what: str, **kwargs: Any) -> bytes:
     """One HTTP call: 200 and at most MAX_RESPONSE_BYTES read within `timeout` seconds,
     or UpstreamError."""
+    return _fetch(method, url, timeout, what, **kwargs)[1]
+
+
+def _fetch(method: str, url: str, timeout: float, what: str, *, any_status: bool = False,
+           **kwargs: Any) -> tuple[int, bytes]:
+    """`_http`, also giving the status; with `any_status` an error answer's body is read
+    (bounded the same way) instead of raising, for `check` to tell errors apart."""
     deadline = time.monotonic() + timeout
     try:
         with requests.request(method, url, timeout=(timeout, timeout), stream=True,
                               allow_redirects=False, **kwargs) as response:
-            if response.status_code != 200:
+            if response.status_code != 200 and not any_status:
                 raise UpstreamError(f"{what}: HTTP {response.status_code} from {url}")
             length = response.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > MAX_RESPONSE_BYTES:
@@ -276,7 +284,7 @@ def _http(method: str, url: str, timeout: float, what: str, **kwargs: Any) -> by
                                         f"{MAX_RESPONSE_BYTES} bytes")
                 if time.monotonic() > deadline:
                     raise UpstreamError(f"{what}: response slower than {timeout}s")
-            return bytes(body)
+            return response.status_code, bytes(body)
     except requests.RequestException as exc:
         raise UpstreamError(f"{what}: {type(exc).__name__} calling {url}") from exc
 
@@ -556,22 +564,26 @@ class OidcProvider(UpstreamProvider):
             "redirect_uri": pending["redirect_uri"],
             "code_verifier": pending["code_verifier"],
         }
-        secret = self.config.client_secret or ""
-        kwargs: dict[str, Any] = {}
-        if self.options.token_endpoint_auth == "client_secret_post":  # noqa: S105
-            form |= {"client_id": self.config.client_id, "client_secret": secret}
-        else:
-            # RFC 6749 2.3.1: both parts form-urlencoded before Basic.
-            kwargs["auth"] = (quote(self.config.client_id, safe=""), quote(secret, safe=""))
         what = f"{self.name} token endpoint"
         tokens = _json_object(_http("POST", self.discovery()["token_endpoint"], self.timeout,
-                                    what, data=form, headers={"Accept": "application/json"},
-                                    **kwargs), what)
+                                    what, **self.token_request(form)), what)
         if not isinstance(tokens.get("id_token"), str):
             raise UpstreamError(f"{what}: no id_token")
         if self.options.use_userinfo and not isinstance(tokens.get("access_token"), str):
             raise UpstreamError(f"{what}: no access_token for userinfo")
         return tokens
+
+    def token_request(self, form: dict[str, str]) -> dict[str, Any]:
+        """`requests` arguments for a token request carrying `form` and our client
+        authentication (the login and `check` must authenticate the same way)."""
+        secret = self.config.client_secret or ""
+        kwargs: dict[str, Any] = {"headers": {"Accept": "application/json"}}
+        if self.options.token_endpoint_auth == "client_secret_post":  # noqa: S105
+            form = {**form, "client_id": self.config.client_id, "client_secret": secret}
+        else:
+            # RFC 6749 2.3.1: both parts form-urlencoded before Basic.
+            kwargs["auth"] = (quote(self.config.client_id, safe=""), quote(secret, safe=""))
+        return {**kwargs, "data": form}
 
     def verify_id_token(self, token: str, nonce: str) -> dict[str, Any]:
         """The ID token's claims, once its signature and claims pass OIDC Core 3.1.3.7."""
@@ -688,18 +700,30 @@ def build(config: ConnectorConfig, timeout: float = 10) -> OidcProvider:
 
 
 def check(config: ConnectorConfig, timeout: float = 10) -> list[str]:
-    """What is wrong with this upstream's configuration, its discovery document or its JWKS
-    (`idp providers check`); an empty list when nothing is."""
+    """The problems `check_report` finds (an empty list when there are none)."""
+    return check_report(config, timeout).problems
+
+
+def check_report(config: ConnectorConfig, timeout: float = 10,
+                 redirect_uri: str | None = None) -> CheckReport:
+    """What is wrong with this upstream (`idp providers check`): the configuration, the
+    discovery document, the JWKS, our client authentication at the token endpoint
+    (problems), and whether discovery lists the claims and scopes we rely on (warnings:
+    these lists are optional and need not be complete, OIDC Discovery 3)."""
+    report = CheckReport()
     try:
         provider = build(config, timeout)
     except InvalidOptions as exc:
-        return [str(exc)]
+        report.problems.append(str(exc))
+        return report
     url = provider.issuer.rstrip("/") + "/.well-known/openid-configuration"
     try:
         doc = _get_json(url, timeout, "discovery")
     except UpstreamError as exc:
-        return [str(exc)]
-    problems = provider.discovery_problems(doc)
+        report.problems.append(str(exc))
+        return report
+    problems = report.problems
+    problems.extend(provider.discovery_problems(doc))
     if _endpoint_problem("jwks_uri", doc.get("jwks_uri")) is None:
         try:
             jwks = _get_json(doc["jwks_uri"], timeout, "JWKS")
@@ -714,4 +738,87 @@ def check(config: ConnectorConfig, timeout: float = 10) -> list[str]:
                                     f"{list(provider.options.allowed_algs)}")
         except UpstreamError as exc:
             problems.append(str(exc))
-    return problems
+    if _endpoint_problem("token_endpoint", doc.get("token_endpoint")) is None:
+        problem, warning = _probe_client_auth(provider, doc["token_endpoint"], timeout,
+                                              redirect_uri)
+        problems.extend([problem] if problem else [])
+        report.warnings.extend([warning] if warning else [])
+    report.warnings.extend(_advertised_warnings(provider.options, doc))
+    return report
+
+
+# What the admin reads when the token endpoint refuses our client (RFC 6749 5.2
+# invalid_client); providers/eparaksts.py says the same.
+CLIENT_REFUSED = "client authentication refused: check the client id and secret"
+
+
+def _probe_client_auth(provider: OidcProvider, endpoint: str, timeout: float,
+                       redirect_uri: str | None) -> tuple[str | None, str | None]:
+    """Redeem a made-up code with our client authentication: servers authenticate a
+    confidential client before looking at its code (RFC 6749 3.2.1, 4.1.3), so
+    `invalid_grant` says our id and secret are good and `invalid_client` (or 401) that
+    they are not. Harmless: no code can match. Returns (problem, warning)."""
+    form = {"grant_type": "authorization_code",
+            "code": "idp-check-" + secrets.token_urlsafe(16),
+            "redirect_uri": redirect_uri or provider.issuer.rstrip("/") + "/idp-check",
+            # A well-formed verifier, so a PKCE-strict server gets as far as the code.
+            "code_verifier": secrets.token_urlsafe(48)}
+    what = "token endpoint"
+    try:
+        status, body = _fetch("POST", endpoint, timeout, what, any_status=True,
+                              **provider.token_request(form))
+    except UpstreamError as exc:
+        return str(exc), None
+    try:
+        error = _json_object(body, what).get("error")
+    except UpstreamError:
+        error = None
+    error = error[:40] if isinstance(error, str) else None
+    answer = f"HTTP {status}" + (f" {error}" if error else " without an OAuth error")
+    if status == 401 or error == "invalid_client":
+        return f"{CLIENT_REFUSED} (the token endpoint answered {answer})", None
+    if error == "invalid_grant" and 400 <= status < 500:
+        return None, None
+    if error == "unauthorized_client":
+        return (f"the token endpoint answered {answer}: this client may not use the "
+                "authorization code grant (ask the bank)"), None
+    if 400 <= status < 500 and error:
+        # Client authentication may have passed; the answer does not say.
+        return None, (f"cannot tell whether the client id and secret are accepted: the "
+                      f"token endpoint answered {answer} to a made-up code "
+                      "(expected invalid_grant)")
+    return (f"the token endpoint answered {answer} to a made-up code "
+            "(expected HTTP 400 invalid_grant)"), None
+
+
+def _advertised_warnings(options: OidcOptions, doc: dict[str, Any]) -> list[str]:
+    """Discovery's claims_supported / scopes_supported against what the login needs."""
+    warnings = []
+    claims = doc.get("claims_supported")
+    # (what it is, the option naming it, the claim)
+    needed = [("personal-code claim", "personal_code_claim", options.personal_code_claim),
+              ("given-name claim", "given_name_claim", options.given_name_claim),
+              ("family-name claim", "family_name_claim", options.family_name_claim)]
+    if isinstance(claims, list):
+        for label, option, claim in needed:
+            if claim not in claims:
+                warnings.append(
+                    f"the {label} {claim!r} is not in the upstream's claims_supported: "
+                    f"logins fail unless it is sent anyway (check the option {option} "
+                    "and the scopes)")
+    else:
+        warnings.append("cannot tell whether the upstream sends the claims "
+                        f"{', '.join(repr(n[2]) for n in needed)}: its discovery lists "
+                        "no claims_supported")
+    scopes = doc.get("scopes_supported")
+    if isinstance(scopes, list):
+        missing = [s for s in options.scopes if s not in scopes]
+        if missing:
+            warnings.append(f"scope(s) {', '.join(missing)} not in the upstream's "
+                            f"scopes_supported {scopes}: the login may be refused or "
+                            "come back without the claims")
+    else:
+        warnings.append("cannot tell whether the scopes "
+                        f"{', '.join(options.scopes)} are supported: the upstream's "
+                        "discovery lists no scopes_supported")
+    return warnings

@@ -1,7 +1,8 @@
 """Builds connectors from the upstreams admins configured (a `ConnectorConfig` each).
 
 Each connector module (`providers.oidc`, `providers.eparaksts`) offers two functions:
-`build(config, timeout) -> UpstreamProvider` and `check(config, timeout) -> list[str]`.
+`build(config, timeout) -> UpstreamProvider` and
+`check_report(config, timeout, redirect_uri) -> CheckReport` (`check` -> its problems).
 Modules are imported on first use, so one connector's import cost (or absence) never
 touches the others. Built connectors are kept per process, keyed by the provider name and a
 fingerprint of its whole configuration: a connector caches discovery and JWKS, and an admin
@@ -19,7 +20,7 @@ from collections import OrderedDict
 from dataclasses import asdict
 from types import ModuleType
 
-from providers.base import ConnectorConfig, UpstreamError, UpstreamProvider
+from providers.base import CheckReport, ConnectorConfig, UpstreamError, UpstreamProvider
 
 # kind -> the module that implements it.
 CONNECTORS: dict[str, str] = {
@@ -98,10 +99,13 @@ def config_problem(config: ConnectorConfig) -> str | None:
     return None
 
 
-def check_connector(config: ConnectorConfig, timeout: float) -> list[str]:
-    """What is wrong with `config` (the connector fetches what it needs); [] means ok."""
-    problems: list[str] = connector_module(config.kind).check(config, timeout)
-    return problems
+def check_connector(config: ConnectorConfig, timeout: float,
+                    redirect_uri: str | None = None) -> CheckReport:
+    """What is wrong with `config` (the connector fetches what it needs); no problems
+    means ok. `redirect_uri` is ours at this upstream, sent with the probing token request."""
+    report: CheckReport = connector_module(config.kind).check_report(
+        config, timeout, redirect_uri)
+    return report
 
 
 def clear_cache() -> None:

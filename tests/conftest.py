@@ -42,6 +42,9 @@ from idp.oidc import registry
 
 ISSUER = "http://localhost"
 PASSWORD = "correct horse battery staple"
+# No test reads a developer's `make run` settings (instance/effective.toml), nor do the
+# servers and CLIs the tests start (they inherit the environment).
+os.environ["IDP_EFFECTIVE_CONFIG"] = ""
 
 
 def postgres_server_url() -> str | None:

@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from idp import mail
+from idp.accounts.names import account_name
 from idp.accounts.registration import (
     CONTRACTOR,
     create_pending_user,
@@ -294,6 +295,13 @@ def pending_registration(session: Session, settings: Settings,
     return PendingRegistration(VerifiedIdentity(**data), row.interaction_id, row.id)
 
 
+def registration_name(session: Session, identity: VerifiedIdentity) -> str:
+    """The name the account of flow 1 will get (shown on the registration form)."""
+    customer = _person_customer(session, identity.personal_code)
+    return account_name(identity.given_name, identity.family_name,
+                        customer.name if customer else None)
+
+
 def register_verified(session: Session, settings: Settings, pending: PendingRegistration, *,
                       email: str, phone: str | None, language: str | None) -> bool:
     """Flow 1: an account for the verified person, pending until the confirmation link is
@@ -323,7 +331,8 @@ def register_verified(session: Session, settings: Settings, pending: PendingRegi
     # Pending registrations by e-mail for this customer (a mistyped address) give way too.
     replace_pending_registrations(session, customer)
     normalized = normalize_email(email)
-    name = f"{identity.given_name} {identity.family_name}".strip() or customer.name
+    # Banks' capitals ("ANNA PASTĀVĪGĀ") never replace the customer data's spelling.
+    name = account_name(identity.given_name, identity.family_name, customer.name)
     user = create_pending_user(session, email=normalized, email_display=display_email(email),
                                name=name, password_hash=None, language=language,
                                phone=phone or None,

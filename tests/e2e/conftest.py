@@ -232,6 +232,8 @@ def _base_env(database_url: str, workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
     env.update({
         "IDP_MODE": "development",
+        # Nor a developer's `make run` (instance/effective.toml).
+        "IDP_EFFECTIVE_CONFIG": "",
         "IDP_DATABASE_URL": database_url,
         "IDP_INSTANCE_PATH": str(workdir / "instance"),
         "IDP_SECRET_KEY": secrets.token_urlsafe(48),

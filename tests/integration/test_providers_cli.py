@@ -265,7 +265,11 @@ def test_check_passes_against_the_demo_eparaksts(runner: FlaskCliRunner,
     assert add(runner, name="wrong-secret", kind="eparaksts", base_url=base_url,
                client_id=DEMO_EPARAKSTS_CLIENT_ID, secret="nope").exit_code == 0
     result = invoke(runner, "providers", "check", "wrong-secret")
-    assert result.exit_code == 1 and "wrong-secret: " in result.output
+    assert result.exit_code == 1
+    assert result.output.startswith("wrong-secret: client authentication refused: check the "
+                                    "client id and secret"), result.output
+    shown = json.loads(invoke(runner, "providers", "show", "wrong-secret", "--json").stdout)
+    assert shown["redirect_uri"] == "http://localhost/upstream/callback/wrong-secret"
 
 
 def test_check_passes_against_the_demo_bank(runner: FlaskCliRunner, demo_server: str) -> None:
@@ -277,7 +281,16 @@ def test_check_passes_against_the_demo_bank(runner: FlaskCliRunner, demo_server:
     assert result.exit_code == 0, result.output
     result = invoke(runner, "providers", "check", "demo-bank", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"name": "demo-bank", "ok": True, "problems": []}
+    assert json.loads(result.stdout) == {
+        "name": "demo-bank", "ok": True, "problems": [], "warnings": [],
+        "redirect_uri": "http://localhost/upstream/callback/demo-bank"}
+    result = add(runner, "--option", "acr_map=" + json.dumps({bank_sim.ACR: "substantial"}),
+                 name="demo-bank-bad", base_url=f"{demo_server}/demo-bank",
+                 client_id=bank_sim.CLIENT_ID, secret="not-the-demo-secret")
+    result = invoke(runner, "providers", "check", "demo-bank-bad")
+    assert result.exit_code == 1
+    assert result.output.startswith("demo-bank-bad: client authentication refused: check the "
+                                    "client id and secret"), result.output
 
 
 def test_a_changed_configuration_builds_a_new_connector(app: Flask, db: Session) -> None:

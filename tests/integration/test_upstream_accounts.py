@@ -259,3 +259,23 @@ def test_a_code_whose_account_cannot_log_in_is_not_linked_again(
     assert result.outcome is outcome
     assert (result.form_token is not None) == (outcome is upstream.Outcome.CONFIRM_FIRST)
     db.rollback()
+
+
+def test_a_banks_capitals_keep_the_customer_datas_spelling(
+        db: Session, settings: Settings, in_app: None) -> None:
+    db.add(Customer(number="500600701", kind="person", name="Anna Pastāvīgā",
+                    given_name="Anna", family_name="Pastāvīgā", personal_code=ANNA_CODE))
+    db.commit()
+    shouting = VerifiedIdentity(provider="some-bank", method="bank", subject="bank-sub-9",
+                                country="LV", personal_code=ANNA_CODE, given_name="ANNA",
+                                family_name="PASTĀVĪGĀ", assurance="substantial")
+    result = upstream.resolve(db, settings, shouting, taken(db, settings))
+    assert result.form_token
+    pending = upstream.pending_registration(db, settings, result.form_token)
+    assert pending is not None
+    assert upstream.registration_name(db, pending.identity) == "Anna Pastāvīgā"
+    assert upstream.register_verified(db, settings, pending, email="anna@example.lv",
+                                      phone=None, language="en")
+    db.commit()
+    assert db.scalar(select(User.name).where(User.email == "anna@example.lv")) \
+        == "Anna Pastāvīgā"

@@ -191,7 +191,8 @@ BEHAVIOURS: dict[str, Callable[[HostileOP, str], str]] = {
     "no_code": _claims(personal_code=None),
 }
 FAILURES = ("huge", "huge_unannounced", "garbage", "not_an_object", "http_500", "slow",
-            "no_id_token", "id_token_not_jws")
+            "no_id_token", "id_token_not_jws", "token_500_always",
+            "token_invalid_request_always")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -248,6 +249,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def token(self, form: dict[str, str]) -> None:
         op = self.op
+        # Answers before any client authentication (what `idp providers check` must report).
+        if op.behaviour == "token_500_always":
+            self.send(500, b"<html>Internal Server Error</html>", "text/html")
+            return
+        if op.behaviour == "token_invalid_request_always":
+            self.send_json({"error": "invalid_request"}, 400)
+            return
         expected = base64.b64encode(f"{op.client_id}:{op.client_secret}".encode()).decode()
         if self.headers.get("Authorization") != f"Basic {expected}":
             self.send_json({"error": "invalid_client"}, 401)

@@ -442,7 +442,7 @@ def test_check_reports_a_wrong_secret(sim_url: str) -> None:
     problems = check(config(sim_url, secret="wrong"), timeout=2)
 
     assert len(problems) == 1
-    assert "refuses the client id or secret" in problems[0]
+    assert problems[0].startswith("client authentication refused: check the client id and secret")
 
 
 def test_check_reports_a_service_that_is_down(closed_port_url: str) -> None:

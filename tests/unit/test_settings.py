@@ -1,5 +1,5 @@
-"""Settings: config/default.toml < the IDP_CONFIG file < IDP_* environment, validated at
-start-up with one line naming the setting."""
+"""Settings: config/default.toml < the IDP_CONFIG file < make run's instance/effective.toml <
+IDP_* environment, validated at start-up with one line naming the setting."""
 
 from __future__ import annotations
 
@@ -184,7 +184,7 @@ def test_development_mode_allows_what_production_refuses() -> None:
 
 def _clean_environ(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
-    return env | extra
+    return env | {"IDP_EFFECTIVE_CONFIG": ""} | extra
 
 
 def test_the_idp_command_exits_with_one_line_on_a_bad_setting() -> None:
@@ -248,3 +248,82 @@ def test_the_wsgi_module_says_when_the_database_is_not_migrated(tmp_path) -> Non
 
 def test_production_refuses_to_run_without_an_smtp_server() -> None:
     assert "smtp_host" in settings_error(production(smtp_host=""))
+
+
+# --- the effective settings of `make run` (instance/effective.toml) ------------------------
+
+
+def effective_file(tmp_path: Path, issuer: str = "http://127.0.0.1:5103",
+                   idp_config: str = "") -> Path:
+    """The file as `make run` writes it (idp.settings.write_effective)."""
+    from idp.settings import write_effective
+
+    path = tmp_path / "instance" / "effective.toml"
+    started = load_settings({"issuer": issuer, "database_url": "sqlite:///run.sqlite3"},
+                            environ={})
+    write_effective(started, path, idp_config, "make run")
+    return path
+
+
+def test_the_effective_file_sits_between_idp_config_and_the_environment(tmp_path: Path
+                                                                       ) -> None:
+    path = effective_file(tmp_path)
+    environ = {"IDP_EFFECTIVE_CONFIG": str(path)}
+    settings = load_settings(environ=environ)
+    assert (settings.issuer, settings.database_url) == ("http://127.0.0.1:5103",
+                                                        "sqlite:///run.sqlite3")
+    assert settings.jwks_max_age == 300  # only what make run records
+    # The admin's explicit environment still wins, and so do a test's overrides.
+    assert load_settings(environ=environ | {"IDP_ISSUER": "http://127.0.0.1:6000"}).issuer \
+        == "http://127.0.0.1:6000"
+    assert load_settings({"issuer": "http://localhost"}, environ=environ).issuer \
+        == "http://localhost"
+    assert path.stat().st_mode & 0o077 == 0  # the database URL may hold a password
+
+
+def test_an_effective_file_of_another_idp_config_is_ignored(tmp_path: Path) -> None:
+    environ = config_file(tmp_path, 'issuer = "https://idp.example.lv"\n')
+    path = effective_file(tmp_path)  # written by a run without IDP_CONFIG
+    environ["IDP_EFFECTIVE_CONFIG"] = str(path)
+    assert load_settings(environ=environ).issuer == "https://idp.example.lv"
+    # Written under this very IDP_CONFIG: it counts, over the file's own issuer.
+    path = effective_file(tmp_path, idp_config=environ["IDP_CONFIG"])
+    assert load_settings(environ=environ).issuer == "http://127.0.0.1:5103"
+
+
+def test_no_effective_file_unless_the_real_environment_reads_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import idp.settings
+
+    path = effective_file(tmp_path)
+    monkeypatch.setattr(idp.settings, "EFFECTIVE_CONFIG", path)
+    # An explicit environ (tests) never reads the default file ...
+    assert load_settings(environ={}).issuer == "http://127.0.0.1:5000"
+    # ... nor does an empty IDP_EFFECTIVE_CONFIG, nor a missing file.
+    monkeypatch.setenv("IDP_EFFECTIVE_CONFIG", "")
+    assert load_settings().issuer == "http://127.0.0.1:5000"
+    monkeypatch.setenv("IDP_EFFECTIVE_CONFIG", str(tmp_path / "none.toml"))
+    assert load_settings().issuer == "http://127.0.0.1:5000"
+    # The process environment without IDP_EFFECTIVE_CONFIG: the default place counts.
+    monkeypatch.delenv("IDP_EFFECTIVE_CONFIG")
+    for name in ("IDP_CONFIG", "IDP_ISSUER"):
+        monkeypatch.delenv(name, raising=False)
+    assert load_settings().issuer == "http://127.0.0.1:5103"
+    assert idp.settings.EFFECTIVE_CONFIG.name == "effective.toml"
+
+
+def test_a_bad_effective_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "effective.toml"
+    path.write_text('secret_key = "x"\n[written_by]\nidp_config = ""\n')
+    message = settings_error(environ={"IDP_EFFECTIVE_CONFIG": str(path)})
+    assert message.startswith(f"unknown setting 'secret_key' in {path}")
+    path.write_text("issuer = \n")
+    assert "not valid TOML" in settings_error(environ={"IDP_EFFECTIVE_CONFIG": str(path)})
+
+
+def test_the_default_effective_file_is_under_instance_and_ignored_by_git() -> None:
+    from idp.settings import EFFECTIVE_CONFIG
+
+    assert EFFECTIVE_CONFIG == PROJECT_ROOT / "instance" / "effective.toml"
+    assert "instance/" in (PROJECT_ROOT / ".gitignore").read_text().splitlines()
+    assert "$(BIN)/python -m idp.effective" in (PROJECT_ROOT / "Makefile").read_text()
