@@ -183,7 +183,7 @@ def register(token: str) -> Response:
     if waiting is not None:
         return _confirm_first_page(token, pending, waiting, form, status)
     return html_page("accounts/register_upstream.html", status=status, form=form,
-                 name=upstream.registration_name(session, pending.identity))
+                     name=upstream.registration_name(session, pending.identity))
 
 
 @bp.post("/register/upstream/<token>/resend")
