@@ -23,6 +23,7 @@ from idp.models import (
     EmailLink,
     Interaction,
     LoginFailure,
+    LoginPairFailure,
     OutboxMail,
     RevokedAccessToken,
     SigningKey,
@@ -67,8 +68,12 @@ def purge_expired(session: Session, login_failure_window: int,
         "interactions": delete(Interaction).where(Interaction.expires_at < now),
         # Keys leave JWKS at expires_at (every token they signed has expired by then).
         "signing_keys": delete(SigningKey).where(SigningKey.expires_at < now),
+        # Throttling forgets failures older than the window; so may the tables.
         "login_failures": delete(LoginFailure).where(
             LoginFailure.last_failure_at < now - dt.timedelta(seconds=login_failure_window)),
+        "login_pair_failures": delete(LoginPairFailure).where(
+            LoginPairFailure.last_failure_at
+            < now - dt.timedelta(seconds=login_failure_window)),
         # Never an undelivered mail: only those sent more than MAIL_RETENTION ago.
         # A link is dead once expired; kept a day so that support can still see it.
         "email_links": delete(EmailLink).where(EmailLink.expires_at < now - CODE_RETENTION),

@@ -76,6 +76,8 @@ class Settings:
     argon2_memory_cost: int
     argon2_parallelism: int
     login_free_attempts: int
+    login_pair_free_attempts: int
+    login_address_free_accounts: int
     login_delay_base: int
     login_delay_max: int
     login_failure_window: int
@@ -314,6 +316,15 @@ def _check_rules(s: Settings) -> None:
                  "upstream_timeout"):
         if getattr(s, name) == 0:
             raise SettingsError(f"setting '{name}' (IDP_{name.upper()}) must be positive")
+    # 0 would disable throttling (window, base) or make one typo slow down everybody
+    # behind a shared address (address budget).
+    for name in ("login_address_free_accounts", "login_delay_base", "login_failure_window"):
+        if getattr(s, name) == 0:
+            raise SettingsError(f"setting '{name}' (IDP_{name.upper()}) must be positive")
+    if s.login_delay_max < s.login_delay_base:
+        raise SettingsError(
+            "setting 'login_delay_max' (IDP_LOGIN_DELAY_MAX) must be at least login_delay_base"
+        )
     if not 12 <= s.password_min_length <= 128:
         raise SettingsError(
             "setting 'password_min_length' (IDP_PASSWORD_MIN_LENGTH) must be between 12 and 128"

@@ -6,16 +6,26 @@ Every function takes the DB session explicitly and can be called without a reque
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, delete, exists, or_, select
+from sqlalchemy import ColumnElement, and_, case, delete, exists, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from idp.db import utcnow
 from idp.delegation.rights import MembershipState, Role
 from idp.email_address import EmailAddress, InvalidEmail, parse_email
-from idp.models import BrowserSession, Customer, LoginFailure, Membership, User
+from idp.models import (
+    BrowserSession,
+    Customer,
+    LoginFailure,
+    LoginPairFailure,
+    Membership,
+    User,
+)
 from idp.models.users import PENDING
 from idp.security import Passwords, hash_secret, new_token
 from idp.settings import Settings
@@ -141,24 +151,44 @@ class LoginResult:
     unconfirmed: bool = False
 
 
-def _throttle_keys(email: str, ip: str) -> list[str]:
+def _throttle_subjects(email: str, ip: str) -> tuple[str, str]:
+    """The account (as normalised for lookup, so spellings of one address share a counter)
+    and the client address, both cut to their columns' lengths."""
     try:
         account = normalize_email(email)
     except AccountError:
         account = email.strip().lower()[:320]
-    return [f"account:{account}", f"ip:{ip}"]
+    return account, (ip or "unknown")[:64]
 
 
-def _wait_seconds(settings: Settings, row: LoginFailure | None, now: dt.datetime) -> int:
-    """Growing delay after the free attempts: base * 2^(extra failures), capped."""
-    if row is None or row.failures < settings.login_free_attempts:
+def _wait_seconds(settings: Settings, count: int, budget: int,
+                  last_failure_at: dt.datetime | None, now: dt.datetime) -> int:
+    """Growing delay past the budget: base * 2^(count - budget), capped, counted from the
+    last failure; nothing once that failure is older than the window."""
+    if last_failure_at is None or count < budget:
         return 0
-    if (now - row.last_failure_at).total_seconds() > settings.login_failure_window:
+    elapsed = (now - last_failure_at).total_seconds()
+    if elapsed > settings.login_failure_window:
         return 0
-    extra = row.failures - settings.login_free_attempts
+    extra = count - budget
     delay = min(settings.login_delay_max, settings.login_delay_base * (2 ** min(extra, 20)))
-    remaining = delay - (now - row.last_failure_at).total_seconds()
-    return max(0, int(remaining + 0.999))
+    return max(0, math.ceil(delay - elapsed))
+
+
+def _count_failure(session: Session, model: type[LoginFailure] | type[LoginPairFailure],
+                   key: dict[str, str], now: dt.datetime, cutoff: dt.datetime) -> None:
+    """One more failure for `key`, in one INSERT … ON CONFLICT DO UPDATE: two failures for
+    the same new key at once both count, and neither fails on the primary key (PostgreSQL
+    and SQLite both have this upsert). A count whose last failure left the window restarts.
+    """
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(model).values(**key, failures=1, last_failure_at=now)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=list(key),
+        set_={"failures": case((model.last_failure_at < cutoff, 1),
+                               else_=model.failures + 1),
+              "last_failure_at": now},
+    ))
 
 
 def authenticate_password(
@@ -166,14 +196,38 @@ def authenticate_password(
     ip: str,
 ) -> LoginResult:
     """Check e-mail + password. Unknown e-mail and wrong password look alike (same answer,
-    an argon2 verification either way); repeated failures slow down per account and per IP
-    without ever locking anyone out for good.
+    an argon2 verification either way, counted alike). Failures slow down, never lock:
+    per account (from anywhere), per (address, account), and per address only by the
+    number of distinct accounts that failed from it, so one person's correct password is
+    not refused for other people's typos behind the same address (CGNAT, offices).
     """
     now = utcnow()
-    keys = _throttle_keys(email, ip)
-    found = session.scalars(select(LoginFailure).where(LoginFailure.key.in_(keys)))
-    rows = {r.key: r for r in found}
-    wait = max(_wait_seconds(settings, rows.get(k), now) for k in keys)
+    cutoff = now - dt.timedelta(seconds=settings.login_failure_window)
+    account, address = _throttle_subjects(email, ip)
+    account_key = f"account:{account}"
+    # Plain column reads (not entities), so the upserts below never meet stale objects.
+    account_row = session.execute(
+        select(LoginFailure.failures, LoginFailure.last_failure_at)
+        .where(LoginFailure.key == account_key)).first()
+    pair_row = session.execute(
+        select(LoginPairFailure.failures, LoginPairFailure.last_failure_at)
+        .where(LoginPairFailure.address == address, LoginPairFailure.account == account)
+    ).first()
+    # Bounded: once over budget the address waits, so it adds few rows per window.
+    failed_accounts, address_last = session.execute(
+        select(func.count(), func.max(LoginPairFailure.last_failure_at))
+        .where(LoginPairFailure.address == address, LoginPairFailure.last_failure_at >= cutoff)
+    ).one()
+    wait = max(
+        _wait_seconds(settings, account_row.failures, settings.login_free_attempts,
+                      account_row.last_failure_at, now) if account_row else 0,
+        _wait_seconds(settings, pair_row.failures, settings.login_pair_free_attempts,
+                      pair_row.last_failure_at, now) if pair_row else 0,
+        _wait_seconds(settings, failed_accounts, settings.login_address_free_accounts,
+                      address_last, now),
+    )
+    # Decided before the password is checked: a wait that a right password skipped would
+    # tell the attacker which guess was right.
     if wait:
         return LoginResult(None, retry_after=wait)
 
@@ -182,22 +236,22 @@ def authenticate_password(
     if ok and user is not None and user.is_active:
         if passwords.needs_rehash(user.password_hash or ""):
             user.password_hash = passwords.hash(password)
-        session.execute(delete(LoginFailure).where(LoginFailure.key == keys[0]))
+        # The account and this pair start afresh. The address keeps its other accounts'
+        # failures: only this account leaves its count, so a stuffer holding one valid
+        # login cannot wipe the address's record by using it.
+        session.execute(delete(LoginFailure).where(LoginFailure.key == account_key))
+        session.execute(delete(LoginPairFailure).where(
+            LoginPairFailure.address == address, LoginPairFailure.account == account))
         return LoginResult(user)
     if ok and user is not None and is_pending_self_registration(session, user):
         # The right password proves as much as a login would: saying "confirm your address
         # first" tells nothing more. Not a failure (no throttling for the owner).
         return LoginResult(None, unconfirmed=True)
 
-    for key in keys:
-        row = rows.get(key)
-        if row is None:
-            session.add(LoginFailure(key=key, failures=1, last_failure_at=now))
-        else:
-            if (now - row.last_failure_at).total_seconds() > settings.login_failure_window:
-                row.failures = 0
-            row.failures += 1
-            row.last_failure_at = now
+    # Always the same order (account, then pair), so concurrent failures cannot deadlock.
+    _count_failure(session, LoginFailure, {"key": account_key}, now, cutoff)
+    _count_failure(session, LoginPairFailure, {"address": address, "account": account},
+                   now, cutoff)
     return LoginResult(None)
 
 

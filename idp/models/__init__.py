@@ -3,7 +3,13 @@
 from idp.models.audit import AuditEvent
 from idp.models.clients import Client
 from idp.models.customers import Customer, CustomerContract
-from idp.models.flows import BrowserSession, ConsentGrant, Interaction, LoginFailure
+from idp.models.flows import (
+    BrowserSession,
+    ConsentGrant,
+    Interaction,
+    LoginFailure,
+    LoginPairFailure,
+)
 from idp.models.keys import SigningKey
 from idp.models.links import EmailLink
 from idp.models.outbox import OutboxMail
@@ -28,6 +34,7 @@ __all__ = [
     "EmailLink",
     "Interaction",
     "LoginFailure",
+    "LoginPairFailure",
     "Membership",
     "OutboxMail",
     "RefreshToken",

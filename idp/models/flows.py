@@ -79,10 +79,24 @@ class ConsentGrant(Base):
 
 
 class LoginFailure(Base):
-    """Failed password logins per key ("account:<email>" or "ip:<address>")."""
+    """Failed password logins per account, from anywhere (key "account:<email>")."""
 
     __tablename__ = "login_failures"
 
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[dt.datetime] = mapped_column()
+
+
+class LoginPairFailure(Base):
+    """Failed password logins per (client address, account). Read two ways: one row is the
+    pair's own count; the rows of one address are the distinct accounts that failed from
+    it (the per-address throttle). Address first in the key, so that count is a prefix scan.
+    """
+
+    __tablename__ = "login_pair_failures"
+
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account: Mapped[str] = mapped_column(String(320), primary_key=True)
     failures: Mapped[int] = mapped_column(default=0)
     last_failure_at: Mapped[dt.datetime] = mapped_column()

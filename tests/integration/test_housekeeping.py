@@ -8,7 +8,7 @@ import json
 from sqlalchemy import func, select
 
 from idp.db import utcnow
-from idp.models import BrowserSession, EmailLink, Interaction, LoginFailure
+from idp.models import BrowserSession, EmailLink, Interaction, LoginFailure, LoginPairFailure
 
 
 def test_purge_deletes_expired_rows_and_keeps_live_ones(runner, db, user):
@@ -21,7 +21,12 @@ def test_purge_deletes_expired_rows_and_keeps_live_ones(runner, db, user):
                        amr=["pwd"], expires_at=past),
         BrowserSession(id_hash="b" * 64, sid="s2", user_id=user.id, auth_time=now, acr="low",
                        amr=["pwd"], expires_at=future),
-        LoginFailure(key="ip:192.0.2.1", failures=3, last_failure_at=now - dt.timedelta(days=2)),
+        LoginFailure(key="account:a@example.lv", failures=3,
+                     last_failure_at=now - dt.timedelta(days=2)),
+        LoginPairFailure(address="192.0.2.1", account="a@example.lv", failures=3,
+                         last_failure_at=now - dt.timedelta(days=2)),
+        LoginPairFailure(address="192.0.2.1", account="b@example.lv", failures=1,
+                         last_failure_at=now),
     ])
     db.commit()
 
@@ -31,10 +36,12 @@ def test_purge_deletes_expired_rows_and_keeps_live_ones(runner, db, user):
     assert counts["interactions"] == 1
     assert counts["browser_sessions"] == 1
     assert counts["login_failures"] == 1
+    assert counts["login_pair_failures"] == 1
     db.expire_all()
     assert db.scalars(select(Interaction.id)).all() == ["live"]
     assert db.scalars(select(BrowserSession.sid)).all() == ["s2"]
     assert db.scalar(select(func.count()).select_from(LoginFailure)) == 0
+    assert db.scalars(select(LoginPairFailure.account)).all() == ["b@example.lv"]
     db.commit()
 
 

@@ -138,15 +138,31 @@ def test_the_third_failure_waits_even_with_the_right_password_and_others_are_una
     assert post_login(other, "anna@example.lv", PASSWORD, **elsewhere).status_code == 302
 
 
-def test_failures_from_one_address_slow_down_every_account_tried_from_it(
+def test_people_behind_one_address_are_not_slowed_down_by_each_others_failures(
+    client: FlaskClient, user: User
+) -> None:
+    # Issue 11: a mobile carrier's NAT address; twenty people there mistype or try accounts
+    # that do not exist, then Jānis, from the same address, types his right password.
+    shared = {"environ_base": {"REMOTE_ADDR": "100.64.0.1"}}
+    for n in range(20):
+        others = post_login(client, f"person{n}@example.lv", "wrong password 123", **shared)
+        assert others.status_code == 401
+    response = post_login(client, EMAIL, PASSWORD, **shared)
+    assert response.status_code == 302
+    assert client.get_cookie(COOKIE) is not None
+
+
+def test_failures_on_many_accounts_from_one_address_slow_down_every_account_tried_from_it(
     make_app: Callable[..., Flask], db: Session, user: User
 ) -> None:
-    app = make_app(login_free_attempts=2, login_delay_base=30)
+    app = make_app(login_address_free_accounts=2, login_delay_base=30)
     sprayer = app.test_client()
     spray = {"environ_base": {"REMOTE_ADDR": "198.51.100.9"}}
     for victim in ("a@example.lv", "b@example.lv"):
         assert post_login(sprayer, victim, "guess guess guess", **spray).status_code == 401
-    assert post_login(sprayer, EMAIL, PASSWORD, **spray).status_code == 429
+    refused = post_login(sprayer, EMAIL, PASSWORD, **spray)
+    assert refused.status_code == 429
+    assert "Too many failed attempts" in _error_text(refused)
     # The account itself is not locked for its owner elsewhere.
     owner = app.test_client()
     assert post_login(owner, EMAIL, PASSWORD).status_code == 302

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.accounts.services import authenticate_password, create_user
-from idp.models import LoginFailure
+from idp.models import LoginFailure, LoginPairFailure
 from idp.security import Passwords
 from idp.settings import load_settings
 
@@ -89,5 +89,8 @@ def test_an_unknown_email_counts_as_a_failure_like_a_wrong_password(app: Flask, 
     assert result.user is None
     assert result.retry_after == 0
     failures = {row.key: row.failures for row in db.scalars(select(LoginFailure))}
+    pairs = {(row.address, row.account): row.failures
+             for row in db.scalars(select(LoginPairFailure))}
     db.commit()
-    assert failures == {"account:nobody@example.lv": 1, "ip:192.0.2.1": 1}
+    assert failures == {"account:nobody@example.lv": 1}
+    assert pairs == {("192.0.2.1", "nobody@example.lv"): 1}

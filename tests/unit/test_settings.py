@@ -101,6 +101,17 @@ def test_a_negative_integer_is_refused() -> None:
     assert "login_delay_base" in settings_error({"login_delay_base": -1})
 
 
+@pytest.mark.parametrize("name", ["login_address_free_accounts", "login_delay_base",
+                                  "login_failure_window"])
+def test_a_login_throttling_setting_of_zero_is_refused(name: str) -> None:
+    # Zero would switch throttling off, or let one failure slow down a whole shared address.
+    assert f"'{name}'" in settings_error({name: 0})
+
+
+def test_the_login_delay_cap_must_not_be_below_its_base() -> None:
+    assert "'login_delay_max'" in settings_error({"login_delay_base": 60, "login_delay_max": 30})
+
+
 def test_an_unknown_mode_names_the_setting_and_the_allowed_values() -> None:
     message = settings_error(environ={"IDP_MODE": "staging"})
     assert "'mode'" in message
