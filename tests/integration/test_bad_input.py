@@ -505,3 +505,9 @@ def test_client_assertion_with_a_nul_in_its_jti_is_invalid_client(client, make_c
         if "\x00" in jti:
             assert response.status_code == 401
             assert response.get_json()["error"] == "invalid_client"
+
+
+def test_error_pages_lead_on(client):
+    for response in (client.get("/no-such-page"), client.get("/login?x=%E2%ED")):
+        assert response.status_code in (400, 404)
+        assert 'href="/login"' in response.get_data(as_text=True)
