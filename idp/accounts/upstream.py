@@ -7,8 +7,10 @@ same private-person customer is linked (only on a code asserted at `substantial`
 form; anyone else gets the "customer data must be put right" page.
 
 What the connector must check at the callback (state, nonce, PKCE verifier) is kept in the
-database, encrypted, so the callback may arrive on any app instance and without cookies
-(a cross-site form_post), and is used up atomically exactly once.
+database, encrypted, so the callback may arrive on any app instance, and is used up
+atomically exactly once. Only the hash of a browser-binding cookie ties it to the browser
+that pressed the button: a callback opened in any other browser (an attacker planting their
+own finished bank login, login CSRF) uses the state up and logs nobody in.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from idp.delegation.rights import MembershipState
 from idp.models import Customer, Membership, UpstreamLink, UpstreamLogin, User
 from idp.models.customers import PERSON
 from idp.models.users import ACTIVE
-from idp.security import hash_secret, new_token
+from idp.security import hash_secret, new_token, secret_matches
 from idp.settings import Settings
 from providers.base import UpstreamProvider, VerifiedIdentity
 
@@ -58,15 +60,19 @@ def _fernet(settings: Settings) -> Fernet:
 
 
 def begin(session: Session, settings: Settings, connector: UpstreamProvider, *,
-          callback_url: str, interaction_id: str | None, purpose: str = "login",
-          email_link_id: int | None = None, password_hash: str | None = None) -> str:
-    """Start an upstream login; returns where to send the browser. `purpose` "invitation"
+          callback_url: str, interaction_id: str | None, browser_binding: str,
+          purpose: str = "login", email_link_id: int | None = None,
+          password_hash: str | None = None) -> str:
+    """Start an upstream login; returns where to send the browser. `browser_binding` is the
+    random value of the cookie the caller sets in this browser (only its hash is kept);
+    `interaction_id` must be a paused request of this same browser. `purpose` "invitation"
     (idp.delegation.services.begin_acceptance) keeps the invitation link being accepted and
     the hash of the password chosen on its page until the callback."""
     start = connector.start_login(callback_url)
     now = utcnow()
     session.add(UpstreamLogin(
         state_hash=hash_secret(start.state), provider=connector.name,
+        browser_hash=hash_secret(browser_binding),
         pending_encrypted=_fernet(settings).encrypt(json.dumps(start.pending).encode()),
         purpose=purpose, interaction_id=interaction_id, created_at=now,
         expires_at=now + dt.timedelta(seconds=settings.upstream_login_lifetime),
@@ -85,11 +91,18 @@ class TakenLogin:
     purpose: str = "login"
     email_link_id: int | None = None
     password_hash: str | None = None
+    browser_hash: str | None = None
+
+    def started_in(self, browser_binding: str | None) -> bool:
+        """Whether the browser bringing this binding cookie pressed the button."""
+        return browser_binding is not None and secret_matches(browser_binding,
+                                                              self.browser_hash)
 
 
 def take(session: Session, settings: Settings, provider: str, state: str) -> TakenLogin | None:
     """The login in flight that this callback answers, used up exactly once (a replayed or
-    late callback, or one for another provider, finds nothing)."""
+    late callback, or one for another provider, finds nothing). Used up also when it
+    arrives in another browser (TakenLogin.started_in): the caller then logs nobody in."""
     if not state or len(state) > 512:
         return None
     state_hash = hash_secret(state)
@@ -110,7 +123,7 @@ def take(session: Session, settings: Settings, provider: str, state: str) -> Tak
         return None
     return TakenLogin(row.provider, pending, row.interaction_id, row.id,
                       purpose=row.purpose, email_link_id=row.email_link_id,
-                      password_hash=row.password_hash)
+                      password_hash=row.password_hash, browser_hash=row.browser_hash)
 
 
 class Outcome(enum.Enum):

@@ -15,12 +15,14 @@ from idp.accounts.services import (
     end_browser_session,
     start_browser_session,
 )
+from idp.accounts.views import start_again_page
 from idp.db import db_session
 from idp.delegation import services as delegation
 from idp.i18n import current_language
 from idp.models import UpstreamProviderConfig, User
-from idp.oidc.authorize import load_interaction
+from idp.oidc.authorize import belongs_to_browser, load_interaction
 from idp.providers_admin import NAME_PATTERN, ProviderError, connector_config
+from idp.security import new_token
 from idp.web import app_settings, html_page
 from providers.base import UpstreamCancelled, UpstreamError, UpstreamProvider, VerifiedIdentity
 from providers.registry import build_connector
@@ -29,12 +31,19 @@ bp = Blueprint("upstream", __name__)
 log = logging.getLogger("idp.upstream")
 
 
-def unavailable_page() -> Response:
-    """One page for every upstream failure: down, slow, garbage, a failed check."""
-    return html_page("accounts/upstream_unavailable.html", status=502)
+def unavailable_page(provider: str, reason: object) -> Response:
+    """One page for every upstream failure: down, slow, garbage, a failed check. Logged
+    here, once per page, with the provider and the reason (connector messages name no
+    token or personal code). Status 200: it is a page for a person, not a gateway error,
+    and proxies and WAFs replace the bodies of 5xx answers (some of 4xx too) with their
+    own error page, which would hide the way back to the login page."""
+    log.warning("upstream %r is unavailable: %s", provider[:32], reason)
+    return html_page("accounts/upstream_unavailable.html", status=200)
 
 
 def connector_named(name: str) -> UpstreamProvider | None:
+    """The enabled connector of this name; None (logged by the caller's unavailable_page)
+    when there is none or it cannot be built (logged here with the cause)."""
     config_row = db_session().scalar(select(UpstreamProviderConfig).where(
         UpstreamProviderConfig.name == name[:32], UpstreamProviderConfig.enabled.is_(True)))
     if config_row is None:
@@ -53,27 +62,38 @@ def start() -> Response:
     form = UpstreamStartForm()
     if not form.validate_on_submit():
         return redirect(url_for("accounts.login"), 303)
-    connector = connector_named(form.provider.data or "")
-    if connector is None:
-        return unavailable_page()
     session = db_session()
     interaction = load_interaction(session, form.interaction.data or "")
+    if interaction is not None and not belongs_to_browser(
+            interaction, cookies.interaction_binding()):
+        # Never log in for another browser's paused request. Checked here, where the Lax
+        # cookie is sent: a form_post callback carries only the upstream binding, which
+        # proves it is this same browser.
+        return start_again_page("interaction")
+    name = form.provider.data or ""
+    connector = connector_named(name)
+    if connector is None:
+        return unavailable_page(name, "no such enabled provider, or it cannot be built")
     callback = app_settings().issuer + url_for("upstream.callback", provider=connector.name)
+    binding = new_token(32)
     try:
         target = upstream.begin(session, app_settings(), connector, callback_url=callback,
-                                interaction_id=interaction.id if interaction else None)
+                                interaction_id=interaction.id if interaction else None,
+                                browser_binding=binding)
     except UpstreamError as exc:
         session.rollback()
-        log.warning("upstream %s: the login could not start: %s", connector.name, exc)
-        return unavailable_page()
+        return unavailable_page(connector.name, f"the login could not start: {exc}")
     session.commit()
-    return redirect(target, 303)
+    response = redirect(target, 303)
+    cookies.set_upstream_binding(response, binding)
+    return response
 
 
 @bp.route("/upstream/callback/<provider>", methods=["GET", "POST"])
 def callback(provider: str) -> Response:
-    """The provider sends the person back here (query or form_post). The state, not a
-    cookie, finds the login in flight, so a cross-site POST and another instance work."""
+    """The provider sends the person back here (query or form_post). The state finds the
+    login in flight (on any instance); it counts only if this browser brings the binding
+    cookie set when the button was pressed (login CSRF)."""
     params = {k: v for k, v in request.values.items() if isinstance(v, str)}
     if not NAME_PATTERN.fullmatch(provider) or "\x00" in params.get("state", ""):
         # Not a provider name we could have registered (or a NUL, which PostgreSQL
@@ -85,9 +105,26 @@ def callback(provider: str) -> Response:
         session.commit()
         return html_page("accounts/upstream_expired.html", status=400)
     session.commit()  # the state is used up whatever happens next
+    if not taken.started_in(cookies.upstream_binding()):
+        # Another browser's login (or another tab's, which set a newer cookie). The code is
+        # never redeemed; the cookie, if any, is left for the login it belongs to.
+        log.warning("upstream %s: a callback arrived in a browser that did not start the "
+                    "login; nobody logged in", provider)
+        invitation = taken.purpose == delegation.UPSTREAM_PURPOSE
+        return start_again_page("invitation" if invitation else "upstream",
+                                taken.interaction_id)
+    response = _finish(provider, params, taken)
+    cookies.clear_upstream_binding(response)
+    return response
+
+
+def _finish(provider: str, params: dict[str, str], taken: upstream.TakenLogin) -> Response:
+    """The callback of a login this browser started: verify it upstream, then log in,
+    register, or finish an invitation."""
+    session = db_session()
     connector = connector_named(provider)
     if connector is None:
-        return unavailable_page()
+        return unavailable_page(provider, "disabled or broken since the login started")
     try:
         identity = connector.finish_login(params, taken.pending)
     except UpstreamCancelled:
@@ -96,8 +133,7 @@ def callback(provider: str) -> Response:
         return redirect(url_for("accounts.login", notice="cancelled",
                                 interaction=taken.interaction_id or None), 303)
     except UpstreamError as exc:
-        log.warning("upstream %s: the login failed: %s", provider, exc)
-        return unavailable_page()
+        return unavailable_page(provider, f"the login failed: {exc}")
     if taken.purpose == delegation.UPSTREAM_PURPOSE:
         return _invitation_answer(taken, identity)
     resolution = upstream.resolve(session, app_settings(), identity, taken)
@@ -115,6 +151,8 @@ def callback(provider: str) -> Response:
     end_browser_session(session, request.cookies.get(cookies.cookie_name()))
     cookie_value, browser = start_browser_session(
         session, app_settings(), resolution.user, identity.assurance, list(identity.amr))
+    # This browser's own request: checked when the button was pressed, and the binding
+    # cookie proved this is that browser.
     interaction = load_interaction(session, taken.interaction_id or "")
     if interaction is not None:
         interaction.login_sid = browser.sid

@@ -44,6 +44,7 @@ from idp.delegation.services import activate_accepted
 from idp.i18n import current_language
 from idp.models import BrowserSession, Interaction, User
 from idp.oidc.authorize import (
+    belongs_to_browser,
     below,
     interaction_params,
     load_interaction,
@@ -76,6 +77,13 @@ def login() -> Response | str:
     form = LoginForm()
     interaction_id = request.values.get("interaction", "")
     interaction = load_interaction(session, interaction_id)
+    if interaction is not None and not belongs_to_browser(
+            interaction, cookies.interaction_binding()):
+        if request.method == "POST":
+            # A login here must never attach to another browser's paused request.
+            return start_again_page("interaction")
+        # A link opened on another device (a confirmation mail on a phone): a plain login.
+        interaction = None
     params = interaction_params(interaction) if interaction else None
     if request.method == "GET":
         form.interaction.data = interaction_id if interaction else ""
@@ -181,6 +189,15 @@ def signed_in() -> str:
 
 
 # --- registration by e-mail, links, password reset ---------------------------------------------
+
+
+def start_again_page(kind: str, interaction_id: str | None = None) -> Response:
+    """A login that cannot count in this browser: an upstream login started in another
+    browser or tab (kind "upstream", or "invitation"), or a paused authorization request
+    of another browser ("interaction"). Nobody was logged in; the link starts again (the
+    login page drops an interaction that is not this browser's)."""
+    return html_page("accounts/start_again.html", status=400, kind=kind,
+                     interaction=interaction_id)
 
 
 def link_invalid_page() -> Response:
@@ -315,6 +332,9 @@ def contact() -> Response:
     session = db_session()
     form = ContactForm()
     interaction = load_interaction(session, request.values.get("interaction", ""))
+    if interaction is not None and not belongs_to_browser(
+            interaction, cookies.interaction_binding()):
+        interaction = None  # another browser's request: never resumed from here
     if request.method == "GET":
         form.email.data = user.email_display
         form.phone.data = user.phone or ""

@@ -7,11 +7,10 @@ confirmation activates the membership.
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from idp.accounts import cookies
 from idp.accounts.links import PATHS, Purpose
 from idp.accounts.upstream_views import connector_named, unavailable_page
 from idp.accounts.views import link_invalid_page, new_password_errors
@@ -20,11 +19,11 @@ from idp.delegation import services
 from idp.delegation.forms import InvitationPasswordForm, InvitationStartForm
 from idp.models import User
 from idp.providers_admin import enabled_providers
+from idp.security import new_token
 from idp.web import app_settings
 from providers.base import UpstreamError
 
 bp = Blueprint("invitation", __name__)
-log = logging.getLogger("idp.invitation")
 
 
 @bp.route(PATHS[Purpose.INVITATION], methods=["GET", "POST"])
@@ -58,23 +57,26 @@ def accept(token: str) -> Response:
 def _start(token: str, form: InvitationPasswordForm | InvitationStartForm,
            pending: services.PendingInvitation) -> Response:
     session = db_session()
-    connector = connector_named(form.provider.data or "")
+    name = form.provider.data or ""
+    connector = connector_named(name)
     if connector is None:
-        return unavailable_page()
+        return unavailable_page(name, "no such enabled provider, or it cannot be built")
     password_hash = None
     if pending.needs_password and isinstance(form, InvitationPasswordForm):
         password_hash = current_app.extensions["idp.passwords"].hash(form.password.data or "")
     callback = app_settings().issuer + url_for("upstream.callback", provider=connector.name)
+    binding = new_token(32)  # the bank's answer counts only in this browser
     try:
         target = services.begin_acceptance(session, app_settings(), connector, token=token,
-                                           password_hash=password_hash, callback_url=callback)
+                                           password_hash=password_hash, callback_url=callback,
+                                           browser_binding=binding)
     except services.DelegationError:
         session.rollback()
         return link_invalid_page()
     except UpstreamError as exc:
         session.rollback()
-        log.warning("upstream %s: the invitation login could not start: %s",
-                    connector.name, exc)
-        return unavailable_page()
+        return unavailable_page(connector.name, f"the invitation login could not start: {exc}")
     session.commit()
-    return redirect(target, 303)
+    response = redirect(target, 303)
+    cookies.set_upstream_binding(response, binding)
+    return response

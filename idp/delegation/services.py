@@ -502,18 +502,21 @@ def check_invitation(session: Session, token: str) -> PendingInvitation | None:
 
 
 def begin_acceptance(session: Session, settings: Settings, connector: UpstreamProvider, *,
-                     token: str, password_hash: str | None, callback_url: str) -> str:
+                     token: str, password_hash: str | None, callback_url: str,
+                     browser_binding: str) -> str:
     """The invited person chose a password (if they need one) and a bank or eSignature:
     start that login, keeping the link and the password hash server-side until the
     callback. The link stays live, so a cancelled or failed login can be retried from the
-    mail. Returns where to send the browser (connector errors propagate)."""
+    mail. `browser_binding` ties the bank login to this browser (upstream.begin). Returns
+    where to send the browser (connector errors propagate)."""
     pending = check_invitation(session, token)
     if pending is None:
         raise DelegationError("this invitation link cannot be used any more")
     if pending.needs_password and not password_hash:
         raise DelegationError("choose a password first")
     return upstream.begin(session, settings, connector, callback_url=callback_url,
-                          interaction_id=None, purpose=UPSTREAM_PURPOSE,
+                          interaction_id=None, browser_binding=browser_binding,
+                          purpose=UPSTREAM_PURPOSE,
                           email_link_id=pending.link_id,
                           password_hash=password_hash if pending.needs_password else None)
 

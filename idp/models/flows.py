@@ -43,6 +43,10 @@ class Interaction(Base):
     client_id: Mapped[str] = mapped_column(String(64))
     # The original request parameters (multi-valued form: name -> list of values).
     params: Mapped[dict[str, Any]] = mapped_column()
+    # SHA-256 of the interaction cookie of the browser that made the /authorize request:
+    # a login finished in another browser never attaches to it (the id travels in URLs).
+    # None (a row from before 0007) belongs to no browser.
+    browser_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column()
     # sid of the session that satisfied the login step (prompt=login / max_age).

@@ -46,7 +46,8 @@ class UpstreamProviderConfig(Base):
 class UpstreamLogin(Base):
     """An upstream login in flight: what the connector must check at the callback (state,
     nonce, PKCE verifier), kept server-side so that the callback can arrive on any app
-    instance and without the browser's cookies (a cross-site form_post)."""
+    instance; the browser brings only its binding cookie (SameSite=None, so that a
+    cross-site form_post carries it too)."""
 
     __tablename__ = "upstream_logins"
 
@@ -60,6 +61,9 @@ class UpstreamLogin(Base):
     purpose: Mapped[str] = mapped_column(String(16))
     # The paused authorization request to resume afterwards, if any.
     interaction_id: Mapped[str | None] = mapped_column(String(64))
+    # SHA-256 of the browser-binding cookie set when the button was pressed: the callback
+    # counts only in that browser (login CSRF). None (a row from before 0007) matches none.
+    browser_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
     # Set once, atomically, by the callback that uses it (a replayed callback finds it used).

@@ -27,7 +27,7 @@ from idp.models import BrowserSession, Interaction
 from idp.oidc import tokens
 from idp.oidc.clients import OAuthClient
 from idp.oidc.server import IdpAuthorizationServer
-from idp.security import new_token
+from idp.security import new_token, secret_matches
 
 SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account"}
 # OAuth 2.0 parameters that must not repeat (RFC 6749 §3.1) plus the OIDC ones we read.
@@ -122,8 +122,10 @@ def process(
     params: MultiDict[str, str],
     browser: BrowserSession | None,
     interaction: Interaction | None = None,
+    browser_hash: str | None = None,
 ) -> Outcome:
-    """Decide the answer to one authorization request (fresh or resumed)."""
+    """Decide the answer to one authorization request (fresh or resumed). A request that
+    pauses is stored with `browser_hash`, the hash of this browser's interaction cookie."""
     issuer = server.settings.issuer
     try:
         _precheck(params)
@@ -201,6 +203,7 @@ def process(
                 id=new_token(24),
                 client_id=client.client_id,
                 params={k: params.getlist(k) for k in params},
+                browser_hash=browser_hash,
                 expires_at=utcnow() + dt.timedelta(seconds=server.settings.interaction_lifetime),
             )
             session.add(interaction)
@@ -322,6 +325,12 @@ def load_interaction(session: Session, interaction_id: str | None) -> Interactio
     if row is None or row.expires_at <= utcnow():
         return None
     return row
+
+
+def belongs_to_browser(interaction: Interaction, binding: str | None) -> bool:
+    """Whether the browser bringing this interaction cookie made the paused request: only
+    then may a login finished here attach to it (its id travels in URLs and mails)."""
+    return binding is not None and secret_matches(binding, interaction.browser_hash)
 
 
 def interaction_params(interaction: Interaction) -> MultiDict[str, str]:

@@ -32,6 +32,7 @@ from idp.oidc.claims import userinfo_claims
 from idp.oidc.forms import SelectCustomerForm
 from idp.oidc.server import IdpAuthorizationServer
 from idp.oidc.tokens import ACCESS_TOKEN_TYPE, verify_access_token
+from idp.security import hash_secret, new_token
 
 bp = Blueprint("oidc", __name__)
 
@@ -76,7 +77,14 @@ def authorize_endpoint() -> Response:
     if "ui_locales" in params:
         session["ui_locales"] = params.get("ui_locales", "")[:64]
     browser = cookies.current_browser_session()
-    return _answer(authorize.process(db_session(), server(), params, browser))
+    # One binding value per browser (kept while it lives, so other tabs keep theirs).
+    binding = cookies.interaction_binding() or new_token(24)
+    outcome = authorize.process(db_session(), server(), params, browser,
+                                browser_hash=hash_secret(binding))
+    response = _answer(outcome)
+    if outcome.interaction_id:  # a request paused: bind it to this browser
+        cookies.set_interaction_binding(response, binding)
+    return response
 
 
 @bp.get("/authorize/resume")
@@ -84,7 +92,8 @@ def resume() -> Response:
     """Continue a paused request after login or consent (same browser only)."""
     interaction_id = request.args.get("interaction", "")
     interaction = authorize.load_interaction(db_session(), interaction_id)
-    if interaction is None or interaction_id not in session.get("interactions", []):
+    if (interaction is None or interaction_id not in session.get("interactions", [])
+            or not authorize.belongs_to_browser(interaction, cookies.interaction_binding())):
         return _error_page("invalid_request", _("This sign-in has expired. Go back to the "
                                                  "application and start again."))
     browser = cookies.current_browser_session()

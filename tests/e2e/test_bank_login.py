@@ -203,15 +203,26 @@ def _to_the_bank_and_back(person: Person, demo: DemoDeployment, personal_code: s
 def test_the_callback_may_arrive_on_another_instance_as_a_cross_site_post(
         demo: DemoDeployment, tmp_path_factory: pytest.TempPathFactory) -> None:
     """The state is found in the database: a second app instance finishes the login, and a
-    form_post arriving without the browser's cookies (SameSite=Lax keeps them back on a
-    cross-site POST) works as well."""
-    callback = _to_the_bank_and_back(Person(demo), demo, "32123456785")
+    form_post carrying only the browser-binding cookie (a cross-site POST carries no Lax
+    cookie; an https issuer sets the binding SameSite=None) works as well. Without it (the
+    login planted in another browser) nobody is logged in."""
     second = start_server(demo.env, tmp_path_factory.mktemp("second") / "granian.log",
                           issuer=demo.issuer)
     try:
+        planted = _to_the_bank_and_back(Person(demo), demo, "32123456785")
+        refused = requests.post(second.base_url + urlsplit(planted).path,
+                                data=query(planted), allow_redirects=False,
+                                timeout=HTTP_TIMEOUT)  # no cookies: another browser
+        assert refused.status_code == 400 and "idp_session" not in refused.cookies
+        assert "Start the login again" in refused.text
+
+        person = Person(demo)
+        callback = _to_the_bank_and_back(person, demo, "32123456785")
         parts = urlsplit(callback)
+        binding = {"idp_upstream": person.http.cookies.get("idp_upstream",
+                                                           path="/upstream/callback")}
         answer = requests.post(second.base_url + parts.path, data=query(callback),
-                               allow_redirects=False, timeout=HTTP_TIMEOUT)  # no cookies
+                               cookies=binding, allow_redirects=False, timeout=HTTP_TIMEOUT)
         assert answer.status_code == 303, answer.text[:2000]
         assert answer.headers["Location"].startswith("/authorize/resume")
         assert "idp_session" in answer.cookies

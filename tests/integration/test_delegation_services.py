@@ -49,6 +49,7 @@ ILZE_CODE = "32111111114"
 OTHER_CODE = "32222222220"
 HERE = "192.0.2.10"
 CALLBACK = ISSUER + "/upstream/callback/eparaksts"
+BINDING = "b" * 32  # the browser-binding cookie of the person's browser
 
 
 @pytest.fixture
@@ -551,7 +552,8 @@ def start(db: Session, settings: Settings, connector: EparakstsProvider, token: 
           password_hash: str | None) -> upstream.TakenLogin:
     """begin_acceptance, then the callback's take() with the state the browser brings."""
     target = services.begin_acceptance(db, settings, connector, token=token,
-                                       password_hash=password_hash, callback_url=CALLBACK)
+                                       password_hash=password_hash, callback_url=CALLBACK,
+                                  browser_binding=BINDING)
     db.commit()
     state = parse_qs(urlsplit(target).query)["state"][0]
     taken = upstream.take(db, settings, "eparaksts", state)
@@ -815,7 +817,8 @@ def test_the_link_is_used_exactly_once_and_a_failed_login_can_be_retried(
     db.commit()
     with pytest.raises(DelegationError, match="cannot be used any more"):
         services.begin_acceptance(db, settings, esignature, token=token,
-                                  password_hash=password_hash, callback_url=CALLBACK)
+                                  password_hash=password_hash, callback_url=CALLBACK,
+                                  browser_binding=BINDING)
     db.rollback()
 
 
@@ -826,7 +829,7 @@ def test_a_new_account_must_choose_a_password_before_the_bank_login(
     token = token_of(mailbox.link_for(ILZE))
     with pytest.raises(DelegationError, match="choose a password first"):
         services.begin_acceptance(db, settings, esignature, token=token, password_hash=None,
-                                  callback_url=CALLBACK)
+                                  callback_url=CALLBACK, browser_binding=BINDING)
     db.rollback()
 
 

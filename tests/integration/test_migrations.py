@@ -162,3 +162,38 @@ def test_0006_keeps_the_newest_of_repeated_grants_without_a_customer(empty_url: 
             conn.execute(text(grant), {"id": 3, "scopes": '["openid"]', "t": made})
     finally:
         engine.dispose()
+
+
+def test_0007_keeps_requests_in_flight_unbound_and_steps_back(empty_url: str) -> None:
+    """Paused requests and bank logins in flight at the upgrade get no browser binding
+    (they match no browser: those people start again); the downgrade keeps them."""
+    import datetime as dt
+
+    from sqlalchemy import text
+
+    config = alembic_config(empty_url)
+    command.upgrade(config, "0006")
+    engine = create_engine(empty_url, poolclass=pool.NullPool)
+    made = dt.datetime(2026, 1, 2, 3, 4, 5)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO interactions (id, client_id, params, created_at, expires_at, "
+                "consented) VALUES ('i1', 'c', '{}', :t, :t, false)"), {"t": made})
+            conn.execute(text(
+                "INSERT INTO upstream_logins (id, state_hash, provider, pending_encrypted, "
+                "purpose, created_at, expires_at) VALUES (1, 'h', 'bank', :p, 'login', :t, "
+                ":t)"), {"t": made, "p": b"x"})
+        command.upgrade(config, "0007")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT browser_hash FROM interactions")).all() == [
+                (None,)]
+            assert conn.execute(text("SELECT browser_hash FROM upstream_logins")).all() == [
+                (None,)]
+        command.downgrade(config, "0006")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT id FROM interactions")).scalars().all() == ["i1"]
+            assert "browser_hash" not in {
+                c["name"] for c in inspect(conn).get_columns("upstream_logins")}
+    finally:
+        engine.dispose()

@@ -147,6 +147,32 @@ def test_a_confirmation_link_resumes_the_login_for_the_app(
     assert "code" in query(resumed.headers["Location"])
 
 
+def test_a_confirmation_link_opened_on_another_device_confirms_without_the_request(
+        app: Flask, client: FlaskClient, db: Session, anna: Customer, mailbox: Any,
+        confidential_client: RegisteredClient) -> None:
+    """The link carries the paused request of the browser that registered; on a phone it
+    still confirms the account, and a login there is a plain one (no code for that
+    browser's request)."""
+    params, _ = auth_params(confidential_client)
+    to_login = client.get("/authorize", query_string=params)
+    interaction = query(to_login.headers["Location"])["interaction"]
+    register(client, interaction=interaction)
+    phone = app.test_client()
+    done = confirm(phone, mailbox.link_for(NEW_EMAIL))
+    assert done.status_code == 303
+    [user] = users_named(db, NEW_EMAIL)
+    assert user.status == ACTIVE
+    login_page = phone.get(local_path(done.headers["Location"]))
+    assert f'value="{interaction}"' not in login_page.get_data(as_text=True)
+    logged_in = Browser(phone).login(NEW_EMAIL, NEW_PASSWORD)
+    assert logged_in.status_code == 302 and logged_in.headers["Location"] == "/"
+    # The browser that registered still resumes its own request with its own login.
+    resumed = Browser(client).login(NEW_EMAIL, NEW_PASSWORD, interaction)
+    assert resumed.headers["Location"].startswith("/authorize/resume")
+    code = client.get(resumed.headers["Location"])
+    assert "code" in query(code.headers["Location"])
+
+
 # --- no match, existing accounts --------------------------------------------------------------
 
 
