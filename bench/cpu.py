@@ -30,11 +30,21 @@ import run  # noqa: E402 (bench/run.py: database preparation and seeding)
 
 def environ(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> dict[str, Any]:
     env: dict[str, Any] = {
-        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SCRIPT_NAME": "",
-        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": False,
-        "wsgi.run_once": False, "wsgi.version": (1, 0),
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SCRIPT_NAME": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
     }
     if body:
         env["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
@@ -70,20 +80,28 @@ def measure(name: str, app: Any, make_env: Any, n: int, rounds: int) -> None:
         cpu = (time.process_time() - cpu0) / n
         wall = (time.perf_counter() - wall0) / n
         best_cpu, best_wall = min(best_cpu, cpu), min(best_wall, wall)
-    print(f"{name:20} {best_cpu * 1e6:8.0f} µs CPU/request   {best_wall * 1e6:8.0f} µs wall"
-          f"   (best of {rounds} x {n})", flush=True)
+    print(
+        f"{name:20} {best_cpu * 1e6:8.0f} µs CPU/request   {best_wall * 1e6:8.0f} µs wall"
+        f"   (best of {rounds} x {n})",
+        flush=True,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=2000, help="requests per round")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--endpoints",
-                        default="refresh_token,refresh_token_es256,userinfo,userinfo_cold",
-                        help="refresh_token (RS256 ID token), refresh_token_es256, userinfo "
-                             "(signature remembered), userinfo_cold (verified every time)")
-    parser.add_argument("--profile", action="store_true",
-                        help="cProfile one more round per endpoint; print the top functions")
+    parser.add_argument(
+        "--endpoints",
+        default="refresh_token,refresh_token_es256,userinfo,userinfo_cold",
+        help="refresh_token (RS256 ID token), refresh_token_es256, userinfo "
+        "(signature remembered), userinfo_cold (verified every time)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile one more round per endpoint; print the top functions",
+    )
     args = parser.parse_args()
     endpoints = args.endpoints.split(",")
     # Its own files, not those of `make bench`, so both can run side by side.
@@ -100,10 +118,14 @@ def main() -> None:
     from cryptography.fernet import Fernet
 
     env = {
-        **os.environ, "IDP_MODE": "production", "IDP_ISSUER": "http://127.0.0.1",
-        "IDP_DATABASE_URL": url, "IDP_SECRET_KEY": secrets.token_urlsafe(48),
+        **os.environ,
+        "IDP_MODE": "production",
+        "IDP_ISSUER": "http://127.0.0.1",
+        "IDP_DATABASE_URL": url,
+        "IDP_SECRET_KEY": secrets.token_urlsafe(48),
         "IDP_KEY_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "IDP_INSTANCE_PATH": str(run.OUT / "instance"), "IDP_LOG_LEVEL": "WARNING",
+        "IDP_INSTANCE_PATH": str(run.OUT / "instance"),
+        "IDP_LOG_LEVEL": "WARNING",
         "IDP_SMTP_HOST": "127.0.0.1",
     }
     env.pop("IDP_CONFIG", None)
@@ -117,8 +139,9 @@ def main() -> None:
     app = create_app()
     wsgi = app.wsgi_app
     once = {name: iter(pool.path.read_text().split()) for name, pool in data.pools.items()}
-    access = {name: [t for t in path.read_text().split() if t]
-              for name, path in data.access_files.items()}
+    access = {
+        name: [t for t in path.read_text().split() if t] for name, path in data.access_files.items()
+    }
     counter = iter(range(10**9))
 
     def refresh_env(name: str) -> dict[str, Any]:

@@ -33,12 +33,50 @@ from stdnum.lv import pvn
 ROOT = Path(__file__).resolve().parent.parent
 # The console script's entry point, run from this checkout (same as `.venv/bin/idp`).
 IDP = [sys.executable, "-c", "from idp.cli import main; main()"]
-HEADER = ["customer_number", "kind", "given_name", "family_name", "company_name",
-          "personal_code", "registration_number", "contract_numbers", "email", "phone"]
-GIVEN = ["Jānis", "Anna", "Pēteris", "Līga", "Andris", "Ieva", "Kārlis", "Zane", "Mārtiņš",
-         "Dace", "Edgars", "Inese", "Ģirts", "Ērika", "Oļegs", "Ņina"]
-FAMILY = ["Bērziņš", "Kalniņa", "Ozols", "Liepiņa", "Krūmiņš", "Zariņa", "Šteins", "Žagars",
-          "Ābele", "Čakste", "Ķīsis", "Ļaviņa"]
+HEADER = [
+    "customer_number",
+    "kind",
+    "given_name",
+    "family_name",
+    "company_name",
+    "personal_code",
+    "registration_number",
+    "contract_numbers",
+    "email",
+    "phone",
+]
+GIVEN = [
+    "Jānis",
+    "Anna",
+    "Pēteris",
+    "Līga",
+    "Andris",
+    "Ieva",
+    "Kārlis",
+    "Zane",
+    "Mārtiņš",
+    "Dace",
+    "Edgars",
+    "Inese",
+    "Ģirts",
+    "Ērika",
+    "Oļegs",
+    "Ņina",
+]
+FAMILY = [
+    "Bērziņš",
+    "Kalniņa",
+    "Ozols",
+    "Liepiņa",
+    "Krūmiņš",
+    "Zariņa",
+    "Šteins",
+    "Žagars",
+    "Ābele",
+    "Čakste",
+    "Ķīsis",
+    "Ļaviņa",
+]
 
 
 def personal_code(rng: random.Random) -> str:
@@ -49,8 +87,10 @@ def personal_code(rng: random.Random) -> str:
     else:
         century = rng.choice("12")  # 1: born 1900-1999, 2: 2000-2016 (not in the future)
         year = rng.randint(0, 99 if century == "1" else 16)
-        body = (f"{rng.randint(1, 28):02d}{rng.randint(1, 12):02d}{year:02d}"
-                f"{century}{rng.randint(0, 999):03d}")
+        body = (
+            f"{rng.randint(1, 28):02d}{rng.randint(1, 12):02d}{year:02d}"
+            f"{century}{rng.randint(0, 999):03d}"
+        )
         code = body + pvn.calc_check_digit_pers(body)
     return f"{code[:6]}-{code[6:]}" if rng.random() < 0.5 else code
 
@@ -78,17 +118,42 @@ def write_rows(path: Path, rows: int, prefix: str, changed_every: int = 0) -> No
             phone = f"+371 2{rng.randint(0, 9999999):07d}" if rng.random() < 0.7 else ""
             email = f"client{i}@{'new.' if changed else ''}example.lv"
             if rng.random() < 0.9:
-                writer.writerow([number, "person", rng.choice(GIVEN), rng.choice(FAMILY), "",
-                                 personal_code(rng), "", ";".join(contracts), email, phone])
+                writer.writerow(
+                    [
+                        number,
+                        "person",
+                        rng.choice(GIVEN),
+                        rng.choice(FAMILY),
+                        "",
+                        personal_code(rng),
+                        "",
+                        ";".join(contracts),
+                        email,
+                        phone,
+                    ]
+                )
             else:
-                writer.writerow([number, "company", "", "", f"SIA Gāzes Līnija {i}", "",
-                                 registration_number(rng), ";".join(contracts), email, phone])
+                writer.writerow(
+                    [
+                        number,
+                        "company",
+                        "",
+                        "",
+                        f"SIA Gāzes Līnija {i}",
+                        "",
+                        registration_number(rng),
+                        ";".join(contracts),
+                        email,
+                        phone,
+                    ]
+                )
 
 
 def run(env: dict[str, str], *args: str) -> tuple[float, str]:
     started = time.perf_counter()
-    done = subprocess.run([*IDP, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [*IDP, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"idp {' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
@@ -114,8 +179,11 @@ def main() -> int:
         run(env, "db", "upgrade")
         startup, _ = run(env, "customers", "list", "--limit", "1")
         print(f"  start-up of the idp command (customers list --limit 1): {startup:5.1f} s")
-        for label, path in (("first import", first), ("same file again", first),
-                            ("every 10th changed", changed)):
+        for label, path in (
+            ("first import", first),
+            ("same file again", first),
+            ("every 10th changed", changed),
+        ):
             elapsed, summary = run(env, "customers", "import", str(path))
             print(f"  {label:<20} {elapsed:5.1f} s   {summary}")
     return 0

@@ -22,9 +22,9 @@ def short(frame: str) -> str:
     name, path = m.groups()
     parts = path.split("/")
     if "site-packages" in parts:
-        parts = parts[parts.index("site-packages") + 1:]
+        parts = parts[parts.index("site-packages") + 1 :]
     elif "idp" in parts:
-        parts = parts[parts.index("idp"):]
+        parts = parts[parts.index("idp") :]
     else:
         parts = parts[-2:]
     return f"{name} ({'/'.join(parts)})"

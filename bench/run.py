@@ -101,8 +101,9 @@ def ensure_wrk() -> None:
     log("wrk not found: installing it with apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "wrk"], check=True, env=env, stdout=subprocess.DEVNULL
+    )
     if not shutil.which("wrk"):
         die("apt-get install wrk did not put wrk on PATH")
 
@@ -132,8 +133,10 @@ def prepare_database(url: str | None) -> tuple[str, str]:
         die("IDP_DATABASE_URL must be a PostgreSQL URL (or unset for SQLite)")
     name = parsed.database or ""
     if "bench" not in name:
-        die(f"the database '{name}' is dropped and recreated: its name must contain 'bench' "
-            "(e.g. .../idp_bench)")
+        die(
+            f"the database '{name}' is dropped and recreated: its name must contain 'bench' "
+            "(e.g. .../idp_bench)"
+        )
     admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -144,8 +147,9 @@ def prepare_database(url: str | None) -> tuple[str, str]:
 
 
 def idp(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([str(BIN / "idp"), *args], cwd=ROOT, env=env, text=True,
-                          capture_output=True)
+    done = subprocess.run(
+        [str(BIN / "idp"), *args], cwd=ROOT, env=env, text=True, capture_output=True
+    )
     if done.returncode != 0:
         die(f"`idp {' '.join(args[:2])}` failed: {done.stderr.strip() or done.stdout.strip()}")
     return done.stdout
@@ -180,21 +184,51 @@ class Data:
         return self.basic["ES256" if endpoint == "refresh_token_es256" else "RS256"]
 
 
-def _seed_client(env: dict[str, str], alg: str, email: str, pool: int, access: int
-                 ) -> tuple[str, Path]:
+def _seed_client(
+    env: dict[str, str], alg: str, email: str, pool: int, access: int
+) -> tuple[str, Path]:
     """Registers the bench client of this ID-token algorithm and seeds its tokens into
     OUT/<alg>/: (Authorization header, that folder)."""
-    client = json.loads(idp(
-        env, "clients", "add", "--name", f"Bench {alg}", "--auth-method",
-        "client_secret_basic", "--grant-type", "client_credentials,refresh_token",
-        "--scope", "openid,profile,email", "--client-id", f"bench-{alg.lower()}",
-        "--id-token-alg", alg, "--json",
-    ))
+    client = json.loads(
+        idp(
+            env,
+            "clients",
+            "add",
+            "--name",
+            f"Bench {alg}",
+            "--auth-method",
+            "client_secret_basic",
+            "--grant-type",
+            "client_credentials,refresh_token",
+            "--scope",
+            "openid,profile,email",
+            "--client-id",
+            f"bench-{alg.lower()}",
+            "--id-token-alg",
+            alg,
+            "--json",
+        )
+    )
     out = OUT / alg.lower()
     done = subprocess.run(
-        [sys.executable, str(BENCH / "seed.py"), "--client-id", client["client_id"],
-         "--email", email, "--pool", str(pool), "--access", str(access), "--out", str(out)],
-        cwd=ROOT, env=env, text=True, capture_output=True,
+        [
+            sys.executable,
+            str(BENCH / "seed.py"),
+            "--client-id",
+            client["client_id"],
+            "--email",
+            email,
+            "--pool",
+            str(pool),
+            "--access",
+            str(access),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
     )
     if done.returncode != 0:
         die(f"seeding failed: {done.stderr.strip()[-2000:]}")
@@ -208,8 +242,18 @@ def seed(env: dict[str, str], pool: int) -> Data:
     tokens per client, REPEATED_ACCESS + COLD_ACCESS access tokens."""
     idp(env, "db", "upgrade")
     email = "bench@example.com"
-    idp(env, "users", "create", "--email", email, "--name", "Bench User",
-        "--password", secrets.token_urlsafe(18), "--json")
+    idp(
+        env,
+        "users",
+        "create",
+        "--email",
+        email,
+        "--name",
+        "Bench User",
+        "--password",
+        secrets.token_urlsafe(18),
+        "--json",
+    )
     rs_basic, rs_out = _seed_client(env, "RS256", email, pool, REPEATED_ACCESS + COLD_ACCESS)
     es_basic, es_out = _seed_client(env, "ES256", email, pool, 0)
     access = (rs_out / "access_tokens.txt").read_text().split()
@@ -230,19 +274,47 @@ def seed(env: dict[str, str], pool: int) -> Data:
 
 
 class Server:
-    def __init__(self, env: dict[str, str], port: int, threads: int, tag: str,
-                 extra: list[str] | None = None, target: str = "wsgi:app") -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        port: int,
+        threads: int,
+        tag: str,
+        extra: list[str] | None = None,
+        target: str = "wsgi:app",
+    ) -> None:
         self.port = port
         self.command = [
-            "taskset", "-c", "0", str(BIN / "granian"), "--interface", "wsgi",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-            "--blocking-threads", str(threads), "--no-ws", "--log-level", "warning",
-            *(extra or []), target,
+            "taskset",
+            "-c",
+            "0",
+            str(BIN / "granian"),
+            "--interface",
+            "wsgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--blocking-threads",
+            str(threads),
+            "--no-ws",
+            "--log-level",
+            "warning",
+            *(extra or []),
+            target,
         ]
         self.log_path = OUT / f"server-{tag}.log"
         self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -273,8 +345,13 @@ class Server:
         self._log.close()
 
 
-def request(port: int, method: str, path: str, headers: dict[str, str] | None = None,
-            body: str | None = None) -> tuple[int, dict[str, str], bytes]:
+def request(
+    port: int,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    body: str | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -284,8 +361,9 @@ def request(port: int, method: str, path: str, headers: dict[str, str] | None = 
         conn.close()
 
 
-def get(port: int, path: str, headers: dict[str, str] | None = None
-        ) -> tuple[int, dict[str, str], bytes]:
+def get(
+    port: int, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     return request(port, "GET", path, headers)
 
 
@@ -301,23 +379,36 @@ def sample(endpoint: str, port: int, data: Data) -> str:
         status, headers, body = get(port, "/jwks.json")
         ok = status == 200 and len(json.loads(body)["keys"]) >= 2
     elif endpoint == "client_credentials":
-        status, headers, body = request(port, "POST", "/token", {
-            "Authorization": data.basic_for(endpoint), "Content-Type": FORM},
-            "grant_type=client_credentials")
+        status, headers, body = request(
+            port,
+            "POST",
+            "/token",
+            {"Authorization": data.basic_for(endpoint), "Content-Type": FORM},
+            "grant_type=client_credentials",
+        )
         ok = status == 200 and json.loads(body).get("token_type") == "Bearer"
     elif endpoint in REFRESH:
         token = data.pools[endpoint].take()
-        status, headers, body = request(port, "POST", "/token", {
-            "Authorization": data.basic_for(endpoint), "Content-Type": FORM},
-            f"grant_type=refresh_token&refresh_token={token}")
+        status, headers, body = request(
+            port,
+            "POST",
+            "/token",
+            {"Authorization": data.basic_for(endpoint), "Content-Type": FORM},
+            f"grant_type=refresh_token&refresh_token={token}",
+        )
         answer = json.loads(body)
-        alg = json.loads(base64.urlsafe_b64decode(
-            answer.get("id_token", "e30").split(".")[0] + "==")).get("alg")
-        ok = (status == 200 and answer.get("refresh_token") not in (None, token)
-              and alg == ("ES256" if endpoint == "refresh_token_es256" else "RS256"))
+        alg = json.loads(
+            base64.urlsafe_b64decode(answer.get("id_token", "e30").split(".")[0] + "==")
+        ).get("alg")
+        ok = (
+            status == 200
+            and answer.get("refresh_token") not in (None, token)
+            and alg == ("ES256" if endpoint == "refresh_token_es256" else "RS256")
+        )
     else:
-        status, headers, body = get(port, "/userinfo",
-                                    {"Authorization": f"Bearer {data.access_token(endpoint)}"})
+        status, headers, body = get(
+            port, "/userinfo", {"Authorization": f"Bearer {data.access_token(endpoint)}"}
+        )
         ok = status == 200 and "sub" in json.loads(body)
     if not ok:
         die(f"{endpoint}: sample answer {status}: {body[:300]!r}")
@@ -351,27 +442,45 @@ class Result:
         return max(self.non2xx, self.non200)
 
 
-def wrk_command(endpoint: str, port: int, data: Data, duration: int, connections: int
-                ) -> list[str]:
+def wrk_command(endpoint: str, port: int, data: Data, duration: int, connections: int) -> list[str]:
     base = f"http://127.0.0.1:{port}"
     url, script, extra = {
         "discovery": (f"{base}/.well-known/openid-configuration", "get.lua", []),
         "jwks": (f"{base}/jwks.json", "get.lua", []),
-        "client_credentials": (f"{base}/token", "client_credentials.lua",
-                               [data.basic_for(endpoint)]),
+        "client_credentials": (
+            f"{base}/token",
+            "client_credentials.lua",
+            [data.basic_for(endpoint)],
+        ),
         "refresh_token": (f"{base}/token", "refresh_token.lua", []),
         "refresh_token_es256": (f"{base}/token", "refresh_token.lua", []),
         "userinfo": (f"{base}/userinfo", "userinfo.lua", [str(data.access_files["userinfo"])]),
-        "userinfo_cold": (f"{base}/userinfo", "userinfo.lua",
-                          [str(data.access_files["userinfo_cold"])]),
+        "userinfo_cold": (
+            f"{base}/userinfo",
+            "userinfo.lua",
+            [str(data.access_files["userinfo_cold"])],
+        ),
     }[endpoint]
     if endpoint in REFRESH:
         extra = [data.basic_for(endpoint)]
     if endpoint in data.pools:
         pool = data.pools[endpoint]
         extra += [str(pool.path), str(pool.next)]
-    return ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
-            "--latency", "-s", str(BENCH / script), url, "--", *extra]
+    return [
+        "taskset",
+        "-c",
+        "1",
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        "-s",
+        str(BENCH / script),
+        url,
+        "--",
+        *extra,
+    ]
 
 
 def to_ms(value: str) -> float:
@@ -401,21 +510,28 @@ def run_wrk(endpoint: str, port: int, data: Data, duration: int, connections: in
         pool.next += sent
     if cmd[-1] == "--":
         cmd = cmd[:-1]
-    shown = " ".join(c if " " not in c and not c.startswith("Basic ") else f"'{c}'"
-                     for c in cmd)
+    shown = " ".join(c if " " not in c and not c.startswith("Basic ") else f"'{c}'" for c in cmd)
     for basic in data.basic.values():
         shown = shown.replace(basic.split()[-1], "<id:secret>")
     shown = shown.replace(f"127.0.0.1:{port}", "127.0.0.1:PORT")
     return Result(
-        endpoint=endpoint, rps=rps, p50_ms=to_ms(dist["50"]), p99_ms=to_ms(dist["99"]),
-        requests=requests, non2xx=int(non2xx.group(1)) if non2xx else 0,
-        non200=int(counted.group(1)), socket_errors=errors.group(1) if errors else "",
-        sent=sent, command=shown, raw=out,
+        endpoint=endpoint,
+        rps=rps,
+        p50_ms=to_ms(dist["50"]),
+        p99_ms=to_ms(dist["99"]),
+        requests=requests,
+        non2xx=int(non2xx.group(1)) if non2xx else 0,
+        non200=int(counted.group(1)),
+        socket_errors=errors.group(1) if errors else "",
+        sent=sent,
+        command=shown,
+        raw=out,
     )
 
 
-def profile(endpoint: str, server: Server, data: Data, tag: str, duration: int,
-            connections: int) -> list[Path]:
+def profile(
+    endpoint: str, server: Server, data: Data, tag: str, duration: int, connections: int
+) -> list[Path]:
     """py-spy (on CPU 1, beside wrk) samples the server while wrk loads it: only the thread
     holding the GIL (--gil), i.e. where the one server core spends its Python time."""
     spy = BIN / "py-spy"
@@ -425,10 +541,29 @@ def profile(endpoint: str, server: Server, data: Data, tag: str, duration: int,
     seconds = str(max(2, duration - 2))
     outputs = [OUT / f"profile-{tag}-{endpoint}.svg", OUT / f"profile-{tag}-{endpoint}.txt"]
     spies = [
-        subprocess.Popen(["taskset", "-c", "1", str(spy), "record", "--pid", pid,
-                          "--duration", seconds, "--rate", "200", "--nonblocking", "--gil",
-                          "--format", fmt, "--output", str(path)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [
+                "taskset",
+                "-c",
+                "1",
+                str(spy),
+                "record",
+                "--pid",
+                pid,
+                "--duration",
+                seconds,
+                "--rate",
+                "200",
+                "--nonblocking",
+                "--gil",
+                "--format",
+                fmt,
+                "--output",
+                str(path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for fmt, path in zip(("flamegraph", "raw"), outputs, strict=True)
     ]
     time.sleep(0.5)
@@ -500,8 +635,15 @@ def machine() -> dict[str, str]:
     }
 
 
-def doc_section(db: str, sweep: dict[int, dict[str, Result]], best: int, info: dict[str, str],
-                command: str, server_cmd: str, samples: dict[str, str]) -> str:
+def doc_section(
+    db: str,
+    sweep: dict[int, dict[str, Result]],
+    best: int,
+    info: dict[str, str],
+    command: str,
+    server_cmd: str,
+    samples: dict[str, str],
+) -> str:
     key = "postgresql" if db.startswith("postgresql") else "sqlite"
     title = "PostgreSQL" if key == "postgresql" else "SQLite"
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -515,11 +657,13 @@ def doc_section(db: str, sweep: dict[int, dict[str, Result]], best: int, info: d
         "",
         fmt_table(results, db),
         "",
-        "- Database: " + (
+        "- Database: "
+        + (
             f"SQLite {info['sqlite']} (WAL), a new file bench/out/idp-bench.sqlite3"
-            if key == "sqlite" else
-            f"{db.replace('postgresql', 'PostgreSQL')} on 127.0.0.1, the database dropped and "
-            "recreated; its server is not pinned and shares both cores"),
+            if key == "sqlite"
+            else f"{db.replace('postgresql', 'PostgreSQL')} on 127.0.0.1, the database dropped and "
+            "recreated; its server is not pinned and shares both cores"
+        ),
         f"- Machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram']} RAM, "
         f"Linux {info['kernel']}; Python {info['python']}, granian {info['granian']}, "
         f"{info['wrk']}",
@@ -538,8 +682,8 @@ def doc_section(db: str, sweep: dict[int, dict[str, Result]], best: int, info: d
     ]
     for threads, res in sweep.items():
         cells = [
-            (f"{res[e].rps:,.0f}" if res[e].valid else f"~~{res[e].rps:,.0f}~~")
-            if e in res else "" for e in ENDPOINTS
+            (f"{res[e].rps:,.0f}" if res[e].valid else f"~~{res[e].rps:,.0f}~~") if e in res else ""
+            for e in ENDPOINTS
         ]
         mark = " **(chosen)**" if threads == best else ""
         out.append(f"| {threads}{mark} | " + " | ".join(cells) + f" | {score(res):.2f} |")
@@ -582,11 +726,11 @@ def write_doc(section: str, key: str) -> None:
         # SQLite before PostgreSQL; hand-written sections after both.
         other = re.search(r"<!-- bench:postgresql:start", text)
         if key == "sqlite" and other:
-            text = text[:other.start()] + section + "\n\n" + text[other.start():]
+            text = text[: other.start()] + section + "\n\n" + text[other.start() :]
         else:
             anchor = re.search(r"<!-- bench:sqlite:end -->\n", text)
             if anchor:
-                text = text[:anchor.end()] + "\n" + section + "\n" + text[anchor.end():]
+                text = text[: anchor.end()] + "\n" + section + "\n" + text[anchor.end() :]
             else:
                 text = text.rstrip("\n") + "\n\n" + section + "\n"
     DOC.parent.mkdir(parents=True, exist_ok=True)
@@ -598,22 +742,38 @@ def write_doc(section: str, key: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Benchmark the IdP's protocol endpoints.")
-    parser.add_argument("--blocking-threads", default="1,2,4",
-                        help="granian --blocking-threads values to try (comma-separated)")
-    parser.add_argument("--endpoints", default=",".join(ENDPOINTS),
-                        help=f"subset of: {','.join(ENDPOINTS)}")
+    parser.add_argument(
+        "--blocking-threads",
+        default="1,2,4",
+        help="granian --blocking-threads values to try (comma-separated)",
+    )
+    parser.add_argument(
+        "--endpoints", default=",".join(ENDPOINTS), help=f"subset of: {','.join(ENDPOINTS)}"
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per endpoint")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--pool", type=int, default=100_000,
-                        help="refresh tokens seeded per client (each request uses a new one)")
-    parser.add_argument("--profile", choices=("none", "missed", "all"), default="none",
-                        help="py-spy record the server under load: for endpoints that miss "
-                             "their target, or all (bench/out/profile-*.svg and *.txt)")
-    parser.add_argument("--server-args", default="",
-                        help="extra granian options, e.g. '--http 1' (space-separated)")
-    parser.add_argument("--app", default="wsgi:app",
-                        help="WSGI target granian serves (experiments; PYTHONPATH is passed on)")
+    parser.add_argument(
+        "--pool",
+        type=int,
+        default=100_000,
+        help="refresh tokens seeded per client (each request uses a new one)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("none", "missed", "all"),
+        default="none",
+        help="py-spy record the server under load: for endpoints that miss "
+        "their target, or all (bench/out/profile-*.svg and *.txt)",
+    )
+    parser.add_argument(
+        "--server-args", default="", help="extra granian options, e.g. '--http 1' (space-separated)"
+    )
+    parser.add_argument(
+        "--app",
+        default="wsgi:app",
+        help="WSGI target granian serves (experiments; PYTHONPATH is passed on)",
+    )
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/performance.md")
     args = parser.parse_args()
     thread_values = [int(v) for v in args.blocking_threads.split(",") if v.strip()]
@@ -654,8 +814,11 @@ def main() -> None:
     for threads in thread_values:
         tag = f"{key}-t{threads}"
         server = Server(env, port, threads, tag, args.server_args.split(), args.app)
-        server_cmds[threads] = " ".join(server.command).replace(
-            str(BIN) + "/", ".venv/bin/").replace(f"--port {port}", "--port PORT")
+        server_cmds[threads] = (
+            " ".join(server.command)
+            .replace(str(BIN) + "/", ".venv/bin/")
+            .replace(f"--port {port}", "--port PORT")
+        )
         try:
             results: dict[str, Result] = {}
             for endpoint in endpoints:
@@ -664,14 +827,15 @@ def main() -> None:
                     run_wrk(endpoint, port, data, args.warmup, args.connections)
                 r = run_wrk(endpoint, port, data, args.duration, args.connections)
                 results[endpoint] = r
-                log(f"  threads={threads} {endpoint:18} {r.rps:10,.0f} req/s  "
+                log(
+                    f"  threads={threads} {endpoint:18} {r.rps:10,.0f} req/s  "
                     f"p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:7.2f} ms  non-2xx {r.bad}"
-                    f"{'  socket errors: ' + r.socket_errors if r.socket_errors else ''}")
+                    f"{'  socket errors: ' + r.socket_errors if r.socket_errors else ''}"
+                )
                 if args.profile == "all" or (
                     args.profile == "missed" and (not r.valid or r.rps < TARGETS[endpoint])
                 ):
-                    paths = profile(endpoint, server, data, tag, args.duration,
-                                    args.connections)
+                    paths = profile(endpoint, server, data, tag, args.duration, args.connections)
                     log(f"    profile: {', '.join(str(p.relative_to(ROOT)) for p in paths)}")
             sweep[threads] = results
         finally:
@@ -684,11 +848,17 @@ def main() -> None:
     for endpoint, pool in data.pools.items():
         log(f"{endpoint} tokens used: {pool.next - 1:,} of {pool.size:,}")
     if not args.no_doc:
-        shown_env = "IDP_DATABASE_URL=" + os.environ["IDP_DATABASE_URL"] + " " \
-            if key == "postgresql" else ""
+        shown_env = (
+            "IDP_DATABASE_URL=" + os.environ["IDP_DATABASE_URL"] + " "
+            if key == "postgresql"
+            else ""
+        )
         extra = " ".join(sys.argv[1:])
-        command = f"{shown_env}make bench" if not extra else \
-            f"{shown_env}.venv/bin/python bench/run.py {extra}"
+        command = (
+            f"{shown_env}make bench"
+            if not extra
+            else f"{shown_env}.venv/bin/python bench/run.py {extra}"
+        )
         write_doc(doc_section(db, sweep, best, info, command, server_cmds[best], samples), key)
         log(f"wrote {DOC.relative_to(ROOT)}")
 

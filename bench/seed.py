@@ -44,8 +44,12 @@ def main() -> int:
     parser.add_argument("--email", required=True)
     parser.add_argument("--pool", type=int, default=200_000, help="refresh tokens")
     parser.add_argument("--access", type=int, default=1_000, help="access tokens (userinfo)")
-    parser.add_argument("--access-lifetime", type=int, default=7_200,
-                        help="seconds the access tokens stay valid (the run must fit in it)")
+    parser.add_argument(
+        "--access-lifetime",
+        type=int,
+        default=7_200,
+        help="seconds the access tokens stay valid (the run must fit in it)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
@@ -63,8 +67,9 @@ def main() -> int:
         auth_time = int(now.timestamp())
         # The user acts for a customer, as every portal user does: refresh and userinfo
         # then read the membership too (idp.delegation.acting).
-        customer = Customer(number=f"bench-{new_token(6)}", kind="person", name="Bench User",
-                            personal_code=None)
+        customer = Customer(
+            number=f"bench-{new_token(6)}", kind="person", name="Bench User", personal_code=None
+        )
         session.add(customer)
         session.flush()
         session.add(Membership(user_id=user.id, customer_id=customer.id, role="contractor"))
@@ -73,10 +78,20 @@ def main() -> int:
 
         # One real code -> family -> refresh token through the services.
         code_value = tokens.store_authorization_code(
-            session, settings, client=client, user_id=user.id, customer_id=customer.id,
-            redirect_uri="http://127.0.0.1/cb", scope=SCOPE, nonce=None,
-            code_challenge=None, code_challenge_method=None, sid=None,
-            auth_time=auth_time, acr="low", amr=["pwd"],
+            session,
+            settings,
+            client=client,
+            user_id=user.id,
+            customer_id=customer.id,
+            redirect_uri="http://127.0.0.1/cb",
+            scope=SCOPE,
+            nonce=None,
+            code_challenge=None,
+            code_challenge_method=None,
+            sid=None,
+            auth_time=auth_time,
+            acr="low",
+            amr=["pwd"],
         )
         session.flush()
         code = tokens.find_authorization_code(session, code_value)
@@ -98,17 +113,32 @@ def main() -> int:
             families, rows = [], []
             for i in range(start, min(start + BATCH, total)):
                 family_id = new_token(18)
-                families.append({
-                    "id": family_id, "client_id": client.id, "user_id": user.id,
-                    "customer_id": customer.id, "scope": SCOPE, "sid": None,
-                    "auth_time": auth_time, "acr": "low", "amr": ["pwd"], "created_at": now,
-                    "expires_at": family_expiry,
-                })
+                families.append(
+                    {
+                        "id": family_id,
+                        "client_id": client.id,
+                        "user_id": user.id,
+                        "customer_id": customer.id,
+                        "scope": SCOPE,
+                        "sid": None,
+                        "auth_time": auth_time,
+                        "acr": "low",
+                        "amr": ["pwd"],
+                        "created_at": now,
+                        "expires_at": family_expiry,
+                    }
+                )
                 if i < args.pool - 1:
                     value = new_token(32)
                     refresh.append(value)
-                    rows.append({"token_hash": hash_secret(value), "family_id": family_id,
-                                 "created_at": now, "expires_at": token_expiry})
+                    rows.append(
+                        {
+                            "token_hash": hash_secret(value),
+                            "family_id": family_id,
+                            "created_at": now,
+                            "expires_at": token_expiry,
+                        }
+                    )
                 else:
                     access_families.append(family_id)
             session.execute(insert(TokenFamily), families)
@@ -118,11 +148,19 @@ def main() -> int:
         access = []
         # In batches: PostgreSQL takes at most 65,535 bound parameters per statement.
         for start in range(0, len(access_families), BATCH):
-            for family in session.scalars(select(TokenFamily).where(
-                    TokenFamily.id.in_(access_families[start:start + BATCH]))):
+            for family in session.scalars(
+                select(TokenFamily).where(
+                    TokenFamily.id.in_(access_families[start : start + BATCH])
+                )
+            ):
                 token, _ = tokens.mint_access_token(
-                    app.extensions["idp.keyring"], settings, client=client,
-                    subject=user.subject, scope=SCOPE, family=family, acting=acting,
+                    app.extensions["idp.keyring"],
+                    settings,
+                    client=client,
+                    subject=user.subject,
+                    scope=SCOPE,
+                    family=family,
+                    acting=acting,
                 )
                 access.append(token)
         session.commit()
@@ -131,8 +169,10 @@ def main() -> int:
     (args.out / "refresh_tokens.txt").write_text("\n".join(refresh) + "\n")
     (args.out / "access_tokens.txt").write_text("\n".join(access) + "\n")
     app.extensions["idp.engine"].dispose()
-    print(f"seeded {len(refresh)} refresh tokens and {len(access)} access tokens "
-          f"in {time.monotonic() - started:.1f}s")
+    print(
+        f"seeded {len(refresh)} refresh tokens and {len(access)} access tokens "
+        f"in {time.monotonic() - started:.1f}s"
+    )
     return 0
 
 

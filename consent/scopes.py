@@ -27,8 +27,9 @@ CATALOGUE: dict[str, ScopeInfo] = {
         # Domain scopes: granted only while the membership holds the right of the same
         # name (idp.delegation.rights.SCOPE_RIGHTS).
         ScopeInfo("invoices.read", _l("View the invoices of the customer you act for"), ()),
-        ScopeInfo("meter_readings.submit",
-                  _l("Report meter readings for the customer you act for"), ()),
+        ScopeInfo(
+            "meter_readings.submit", _l("Report meter readings for the customer you act for"), ()
+        ),
     )
 }
 

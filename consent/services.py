@@ -15,19 +15,24 @@ from idp.db import utcnow
 from idp.models import ConsentGrant
 
 
-def _grant(session: Session, user_id: int, client_id: int, customer_id: int | None
-           ) -> ConsentGrant | None:
-    customer = (ConsentGrant.customer_id.is_(None) if customer_id is None
-                else ConsentGrant.customer_id == customer_id)
+def _grant(
+    session: Session, user_id: int, client_id: int, customer_id: int | None
+) -> ConsentGrant | None:
+    customer = (
+        ConsentGrant.customer_id.is_(None)
+        if customer_id is None
+        else ConsentGrant.customer_id == customer_id
+    )
     return session.scalar(
-        select(ConsentGrant).where(
-            ConsentGrant.user_id == user_id, ConsentGrant.client_id == client_id, customer
-        ).limit(1)
+        select(ConsentGrant)
+        .where(ConsentGrant.user_id == user_id, ConsentGrant.client_id == client_id, customer)
+        .limit(1)
     )
 
 
-def missing_scopes(session: Session, user_id: int, client_id: int, customer_id: int | None,
-                   scope: str) -> list[str]:
+def missing_scopes(
+    session: Session, user_id: int, client_id: int, customer_id: int | None, scope: str
+) -> list[str]:
     """Requested scopes this user has not yet allowed this client while acting for this
     customer (empty: nothing to ask)."""
     requested = scope_to_list(scope) or []
@@ -36,8 +41,9 @@ def missing_scopes(session: Session, user_id: int, client_id: int, customer_id: 
     return [s for s in requested if s not in allowed]
 
 
-def remember(session: Session, user_id: int, client_id: int, customer_id: int | None,
-             scope: str) -> None:
+def remember(
+    session: Session, user_id: int, client_id: int, customer_id: int | None, scope: str
+) -> None:
     """Record that the user allowed these scopes (added to what they allowed before).
 
     The insert comes first, in a savepoint: of two "Allow" clicks at once (two tabs, two
@@ -46,8 +52,11 @@ def remember(session: Session, user_id: int, client_id: int, customer_id: int | 
     scopes = sorted(set(scope_to_list(scope) or []))
     try:
         with session.begin_nested():
-            session.add(ConsentGrant(user_id=user_id, client_id=client_id,
-                                     customer_id=customer_id, scopes=scopes))
+            session.add(
+                ConsentGrant(
+                    user_id=user_id, client_id=client_id, customer_id=customer_id, scopes=scopes
+                )
+            )
         return
     except IntegrityError:
         pass

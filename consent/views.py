@@ -42,8 +42,12 @@ def consent_page() -> Response | str:
         return redirect(url_for("accounts.login", interaction=interaction.id))
     asked = consent_request(db, server, interaction, browser.user_id)
     if asked is None:
-        return _error(_("The application is no longer registered, or you no longer act for "
-                        "this customer. Go back to the application and start again."))
+        return _error(
+            _(
+                "The application is no longer registered, or you no longer act for "
+                "this customer. Go back to the application and start again."
+            )
+        )
     client, scopes = asked.client, asked.scopes
 
     form = ConsentForm()
@@ -53,13 +57,24 @@ def consent_page() -> Response | str:
             if location is None:
                 return _error(_("The application's return address is no longer registered."))
             return redirect(location, 302)
-        services.remember(db, browser.user_id, client.id,
-                          asked.acting.customer_id if asked.acting else None, " ".join(scopes))
+        services.remember(
+            db,
+            browser.user_id,
+            client.id,
+            asked.acting.customer_id if asked.acting else None,
+            " ".join(scopes),
+        )
         interaction.consented = True
         db.commit()
         return redirect(url_for("oidc.resume", interaction=interaction.id), 302)
 
     form.interaction.data = interaction.id
     descriptions = [CATALOGUE[s].description for s in scopes if s in CATALOGUE]
-    return render_template("consent/consent.html", form=form, client_name=client.name,
-                           descriptions=descriptions, user=browser.user, acting=asked.acting)
+    return render_template(
+        "consent/consent.html",
+        form=form,
+        client_name=client.name,
+        descriptions=descriptions,
+        user=browser.user,
+        acting=asked.acting,
+    )

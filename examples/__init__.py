@@ -25,8 +25,9 @@ def service_app(import_name: str) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         error = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
-        response = jsonify(error=error.get(exc.code or 500, "error"),
-                           error_description=exc.description)
+        response = jsonify(
+            error=error.get(exc.code or 500, "error"), error_description=exc.description
+        )
         response.status_code = exc.code or 500
         return response
 
@@ -38,13 +39,17 @@ def service_app(import_name: str) -> Flask:
     return app
 
 
-def run(create_app: Callable[[str, str, str | None], Flask], default_audience: str,
-        default_port: int) -> None:
+def run(
+    create_app: Callable[[str, str, str | None], Flask], default_audience: str, default_port: int
+) -> None:
     """Serve a service with Flask's development server, configured from the environment:
     IDP_ISSUER (default http://127.0.0.1:5000), AUDIENCE, PORT, HOST (default 127.0.0.1),
     JWKS_URL (default: discovery's jwks_uri)."""
-    app = create_app(os.environ.get("IDP_ISSUER", "http://127.0.0.1:5000"),
-                     os.environ.get("AUDIENCE", default_audience),
-                     os.environ.get("JWKS_URL") or None)
-    app.run(host=os.environ.get("HOST", "127.0.0.1"),
-            port=int(os.environ.get("PORT", default_port)))
+    app = create_app(
+        os.environ.get("IDP_ISSUER", "http://127.0.0.1:5000"),
+        os.environ.get("AUDIENCE", default_audience),
+        os.environ.get("JWKS_URL") or None,
+    )
+    app.run(
+        host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", default_port))
+    )

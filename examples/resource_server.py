@@ -105,8 +105,11 @@ class IdpKeys:
         kid = token.headers().get("kid")
         with self._lock:
             age = time.monotonic() - self._fetched_at
-            if (self._keys is None or age >= self.max_age
-                    or (kid not in self._kids and age >= self.refetch_interval)):
+            if (
+                self._keys is None
+                or age >= self.max_age
+                or (kid not in self._kids and age >= self.refetch_interval)
+            ):
                 try:
                     self._fetch()
                 except KeysUnavailable:
@@ -140,8 +143,7 @@ def _get_json(url: str) -> dict[str, Any]:
     return body
 
 
-def validate_access_token(token: str, keys: IdpKeys, *, issuer: str,
-                          audience: str) -> AccessToken:
+def validate_access_token(token: str, keys: IdpKeys, *, issuer: str, audience: str) -> AccessToken:
     """The token's facts if it is a valid access token of `issuer` for `audience`.
 
     Raises InvalidToken (why, for error_description), or KeysUnavailable.
@@ -174,9 +176,12 @@ def validate_access_token(token: str, keys: IdpKeys, *, issuer: str,
     except ClaimError as exc:
         raise InvalidToken(f"The token's claim {exc.claim} is invalid.") from None
     customer, role, scope = claims["customer"], claims["role"], claims.get("scope", "")
-    if not (isinstance(customer, dict) and type(customer.get("id")) is int  # not a bool
-            and isinstance(customer.get("number"), str)
-            and isinstance(customer.get("name"), str)):
+    if not (
+        isinstance(customer, dict)
+        and type(customer.get("id")) is int  # not a bool
+        and isinstance(customer.get("number"), str)
+        and isinstance(customer.get("name"), str)
+    ):
         raise InvalidToken("The token's claim customer is invalid.")
     if not isinstance(role, str):
         raise InvalidToken("The token's claim role is invalid.")
@@ -204,8 +209,9 @@ class Protection:
     keys: IdpKeys
 
 
-def protect(app: Flask, *, issuer: str, audience: str, realm: str,
-            jwks_url: str | None = None) -> Protection:
+def protect(
+    app: Flask, *, issuer: str, audience: str, realm: str, jwks_url: str | None = None
+) -> Protection:
     """Let `require_scope` views of `app` accept tokens of `issuer` for `audience`."""
     protection = Protection(issuer, audience, realm, IdpKeys(issuer, jwks_url))
     app.extensions["resource_server"] = protection
@@ -226,21 +232,34 @@ def require_scope(scope: str) -> Callable[[View], View]:
             scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer":
                 # No bearer credentials at all: a bare challenge (RFC 6750 §3.1).
-                return _error(protection.realm, 401, "unauthorized", "A bearer token is needed.",
-                              bare=True)
+                return _error(
+                    protection.realm, 401, "unauthorized", "A bearer token is needed.", bare=True
+                )
             try:
-                token = validate_access_token(credentials.strip(), protection.keys,
-                                              issuer=protection.issuer,
-                                              audience=protection.audience)
+                token = validate_access_token(
+                    credentials.strip(),
+                    protection.keys,
+                    issuer=protection.issuer,
+                    audience=protection.audience,
+                )
             except InvalidToken as exc:
                 return _error(protection.realm, 401, "invalid_token", str(exc))
             except KeysUnavailable as exc:
                 current_app.logger.warning("%s", exc)
-                return _error(protection.realm, 503, "temporarily_unavailable",
-                              "The IdP's keys cannot be fetched now; try again later.")
+                return _error(
+                    protection.realm,
+                    503,
+                    "temporarily_unavailable",
+                    "The IdP's keys cannot be fetched now; try again later.",
+                )
             if scope not in token.scopes:
-                return _error(protection.realm, 403, "insufficient_scope",
-                              f"This needs the scope {scope}.", scope=scope)
+                return _error(
+                    protection.realm,
+                    403,
+                    "insufficient_scope",
+                    f"This needs the scope {scope}.",
+                    scope=scope,
+                )
             g.access_token = token
             return view(*args, **kwargs)
 
@@ -255,8 +274,15 @@ def current_token() -> AccessToken:
     return token
 
 
-def _error(realm: str, status: int, error: str, description: str, *, bare: bool = False,
-           scope: str | None = None) -> Response:
+def _error(
+    realm: str,
+    status: int,
+    error: str,
+    description: str,
+    *,
+    bare: bool = False,
+    scope: str | None = None,
+) -> Response:
     """A JSON error; 401 and 403 also carry the RFC 6750 challenge."""
     response = jsonify(error=error, error_description=description)
     response.status_code = status
@@ -267,10 +293,11 @@ def _error(realm: str, status: int, error: str, description: str, *, bare: bool 
         if scope:
             params["scope"] = scope
         response.headers["WWW-Authenticate"] = "Bearer " + ", ".join(
-            f'{name}="{_quotable(value)}"' for name, value in params.items())
+            f'{name}="{_quotable(value)}"' for name, value in params.items()
+        )
     return response
 
 
 def _quotable(text: str) -> str:
     """Only the characters RFC 6750 §3 allows in a quoted value (no `"` and no `\\`)."""
-    return re.sub(r'[^\x20\x21\x23-\x5b\x5d-\x7e]', "", text)
+    return re.sub(r"[^\x20\x21\x23-\x5b\x5d-\x7e]", "", text)

@@ -56,5 +56,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     fastpath.install(app)
     # Outermost, so the fast paths see the client's address and scheme too.
     app.wsgi_app = proxies.TrustedProxies(  # type: ignore[method-assign]
-        app.wsgi_app, proxies.parse_networks(settings.trusted_proxies))
+        app.wsgi_app, proxies.parse_networks(settings.trusted_proxies)
+    )
     return app

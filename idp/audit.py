@@ -62,22 +62,35 @@ class Actor:
         return cls(user.id, user.email_display[:_LABEL_MAX], (origin or "unknown")[:_ORIGIN_MAX])
 
 
-def record(session: Session, action: Action, membership: Membership, actor: Actor,
-           details: dict[str, Any] | None = None) -> AuditEvent:
+def record(
+    session: Session,
+    action: Action,
+    membership: Membership,
+    actor: Actor,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
     """Add one event for `membership` to the session (the caller commits). The customer
     number and the person's address are copied so the row reads right after deletions."""
     event = AuditEvent(
-        at=utcnow(), action=action.value, customer_id=membership.customer_id,
-        customer_number=membership.customer.number, membership_id=membership.id,
-        subject_user_id=membership.user_id, subject_email=membership.user.email_display,
-        actor_user_id=actor.user_id, actor=actor.label[:_LABEL_MAX],
-        origin=actor.origin[:_ORIGIN_MAX], details=_jsonable(details or {}))
+        at=utcnow(),
+        action=action.value,
+        customer_id=membership.customer_id,
+        customer_number=membership.customer.number,
+        membership_id=membership.id,
+        subject_user_id=membership.user_id,
+        subject_email=membership.user.email_display,
+        actor_user_id=actor.user_id,
+        actor=actor.label[:_LABEL_MAX],
+        origin=actor.origin[:_ORIGIN_MAX],
+        details=_jsonable(details or {}),
+    )
     session.add(event)
     return event
 
 
-def history(session: Session, *, customer_id: int | None = None,
-            limit: int = 200) -> list[AuditEvent]:
+def history(
+    session: Session, *, customer_id: int | None = None, limit: int = 200
+) -> list[AuditEvent]:
     """The newest events first: of one customer, or of all."""
     query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
     if customer_id is not None:

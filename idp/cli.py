@@ -92,8 +92,9 @@ def db_purge(as_json: bool) -> None:
 
     settings = current_app.config["IDP_SETTINGS"]
     session = db_session()
-    counts = purge_expired(session, settings.login_failure_window,
-                           settings.confirmation_link_lifetime)
+    counts = purge_expired(
+        session, settings.login_failure_window, settings.confirmation_link_lifetime
+    )
     session.commit()
     print_rows(counts, as_json)
 
@@ -115,31 +116,62 @@ clients_cli = AppGroup("clients", help="Relying apps allowed to use the IdP.")
 
 @clients_cli.command("add")
 @click.option("--name", required=True, help="Shown to people on the consent page.")
-@click.option("--redirect-uri", "redirect_uris", multiple=True,
-              help="Exact redirect URI (repeat or comma-separate).")
+@click.option(
+    "--redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    help="Exact redirect URI (repeat or comma-separate).",
+)
 @click.option("--post-logout-redirect-uri", "logout_uris", multiple=True)
-@click.option("--auth-method", type=click.Choice(registry.AUTH_METHODS),
-              default="client_secret_basic", show_default=True,
-              help="'none' makes a public client (PKCE required).")
-@click.option("--grant-type", "grant_types", multiple=True,
-              help="authorization_code, refresh_token, client_credentials "
-                   "[default: authorization_code,refresh_token]")
-@click.option("--scope", "scopes", multiple=True,
-              help="Allowed scopes [default: openid,profile,email]")
-@click.option("--audience", help="aud of its access tokens: the API it calls, or several "
-              "separated by spaces [default: client id]")
+@click.option(
+    "--auth-method",
+    type=click.Choice(registry.AUTH_METHODS),
+    default="client_secret_basic",
+    show_default=True,
+    help="'none' makes a public client (PKCE required).",
+)
+@click.option(
+    "--grant-type",
+    "grant_types",
+    multiple=True,
+    help="authorization_code, refresh_token, client_credentials "
+    "[default: authorization_code,refresh_token]",
+)
+@click.option(
+    "--scope", "scopes", multiple=True, help="Allowed scopes [default: openid,profile,email]"
+)
+@click.option(
+    "--audience",
+    help="aud of its access tokens: the API it calls, or several "
+    "separated by spaces [default: client id]",
+)
 @click.option("--first-party", is_flag=True, help="Pre-approved: skip the consent page.")
-@click.option("--id-token-alg", type=click.Choice(registry.ID_TOKEN_ALGS), default="RS256",
-              show_default=True)
-@click.option("--jwks", "jwks_file", type=click.Path(exists=True, dir_okay=False),
-              help="JWK Set file with public keys (private_key_jwt).")
+@click.option(
+    "--id-token-alg", type=click.Choice(registry.ID_TOKEN_ALGS), default="RS256", show_default=True
+)
+@click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="JWK Set file with public keys (private_key_jwt).",
+)
 @click.option("--client-id", help="Choose the client id [default: random].")
 @json_option
 @_admin_errors
-def clients_add(name: str, redirect_uris: tuple[str, ...], logout_uris: tuple[str, ...],
-                auth_method: str, grant_types: tuple[str, ...], scopes: tuple[str, ...],
-                audience: str | None, first_party: bool, id_token_alg: str,
-                jwks_file: str | None, client_id: str | None, as_json: bool) -> None:
+def clients_add(
+    name: str,
+    redirect_uris: tuple[str, ...],
+    logout_uris: tuple[str, ...],
+    auth_method: str,
+    grant_types: tuple[str, ...],
+    scopes: tuple[str, ...],
+    audience: str | None,
+    first_party: bool,
+    id_token_alg: str,
+    jwks_file: str | None,
+    client_id: str | None,
+    as_json: bool,
+) -> None:
     """Register a client. Its secret is printed once and stored only as a hash."""
     jwks = None
     if jwks_file:
@@ -149,10 +181,17 @@ def clients_add(name: str, redirect_uris: tuple[str, ...], logout_uris: tuple[st
             raise click.ClickException(f"{jwks_file} is not valid JSON") from None
     session = db_session()
     new = registry.add_client(
-        session, name=name, redirect_uris=_split(redirect_uris), auth_method=auth_method,
-        grant_types=_split(grant_types) or None, scopes=_split(scopes) or None,
-        audience=audience, first_party=first_party,
-        post_logout_redirect_uris=_split(logout_uris), id_token_alg=id_token_alg, jwks=jwks,
+        session,
+        name=name,
+        redirect_uris=_split(redirect_uris),
+        auth_method=auth_method,
+        grant_types=_split(grant_types) or None,
+        scopes=_split(scopes) or None,
+        audience=audience,
+        first_party=first_party,
+        post_logout_redirect_uris=_split(logout_uris),
+        id_token_alg=id_token_alg,
+        jwks=jwks,
         client_id=client_id,
     )
     session.commit()
@@ -227,7 +266,8 @@ def keys_list(as_json: bool) -> None:
             "signs_from": k.activates_at.isoformat(timespec="seconds"),
             "retired": k.retired_at.isoformat(timespec="seconds") if k.retired_at else None,
             "unpublished_after": k.expires_at.isoformat(timespec="seconds")
-            if k.expires_at else None,
+            if k.expires_at
+            else None,
         }
         for k in db_session().scalars(select(SigningKey).order_by(SigningKey.created_at))
     ]
@@ -235,8 +275,9 @@ def keys_list(as_json: bool) -> None:
 
 
 @keys_cli.command("rotate")
-@click.option("--alg", type=click.Choice(["RS256", "ES256", "all"]), default="all",
-              show_default=True)
+@click.option(
+    "--alg", type=click.Choice(["RS256", "ES256", "all"]), default="all", show_default=True
+)
 @json_option
 def keys_rotate(alg: str, as_json: bool) -> None:
     """Publish a next key now; it starts signing after key_activation_delay."""
@@ -245,8 +286,10 @@ def keys_rotate(alg: str, as_json: bool) -> None:
     algs = ("RS256", "ES256") if alg == "all" else (alg,)
     created = rotate_keys(session, settings, algs)
     session.commit()
-    rows = [{"kid": k.kid, "alg": k.alg,
-             "signs_from": k.activates_at.isoformat(timespec="seconds")} for k in created]
+    rows = [
+        {"kid": k.kid, "alg": k.alg, "signs_from": k.activates_at.isoformat(timespec="seconds")}
+        for k in created
+    ]
     print_rows(rows, as_json)
 
 
@@ -258,28 +301,48 @@ users_cli = AppGroup("users", help="Portal users.")
 @users_cli.command("create")
 @click.option("--email", required=True)
 @click.option("--name", required=True)
-@click.option("--customer", "customer_number", help="Customer number: the user becomes its "
-              "contractor.")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="Asked for when not given (prefer the prompt: it stays out of shell history).")
+@click.option(
+    "--customer", "customer_number", help="Customer number: the user becomes its contractor."
+)
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Asked for when not given (prefer the prompt: it stays out of shell history).",
+)
 @json_option
 @_admin_errors
-def users_create(email: str, name: str, customer_number: str | None, password: str,
-                 as_json: bool) -> None:
+def users_create(
+    email: str, name: str, customer_number: str | None, password: str, as_json: bool
+) -> None:
     """An active e-mail/password user (for the demo and tests)."""
     session = db_session()
-    user = create_user(session, current_app.extensions["idp.passwords"], email=email,
-                       name=name, password=password, customer_number=customer_number)
+    user = create_user(
+        session,
+        current_app.extensions["idp.passwords"],
+        email=email,
+        name=name,
+        password=password,
+        customer_number=customer_number,
+    )
     session.commit()
-    print_rows({"sub": user.subject, "email": user.email_display, "name": user.name,
-            "customer": customer_number}, as_json)
+    print_rows(
+        {
+            "sub": user.subject,
+            "email": user.email_display,
+            "name": user.name,
+            "customer": customer_number,
+        },
+        as_json,
+    )
 
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _parse_duration(value: str) -> dt.timedelta:
-    """"72h", "30m", "3d" or "90s"."""
+    """ "72h", "30m", "3d" or "90s"."""
     number, unit = value.strip()[:-1], value.strip()[-1:].lower()
     if unit not in _DURATION_UNITS or not number.isdigit() or int(number) == 0:
         raise click.BadParameter("use a number with s, m, h or d, e.g. 72h")
@@ -290,38 +353,63 @@ def _parse_duration(value: str) -> dt.timedelta:
 
 
 def _invitation_row(invitation: registration.Invitation) -> dict[str, Any]:
-    return {"sub": invitation.user.subject, "email": invitation.user.email_display,
-            "name": invitation.user.name, "customer": invitation.customer.number,
-            "link_expires_at": invitation.expires_at.isoformat(timespec="seconds")}
+    return {
+        "sub": invitation.user.subject,
+        "email": invitation.user.email_display,
+        "name": invitation.user.name,
+        "customer": invitation.customer.number,
+        "link_expires_at": invitation.expires_at.isoformat(timespec="seconds"),
+    }
 
 
 @users_cli.command("invite")
-@click.option("--customer", "customer_number", required=True,
-              help="Customer number: the person becomes its contractor.")
+@click.option(
+    "--customer",
+    "customer_number",
+    required=True,
+    help="Customer number: the person becomes its contractor.",
+)
 @click.option("--email", required=True)
 @click.option("--name", required=True)
-@click.option("--expires-in", "expires_in", default=None,
-              help="How long the activation link works, e.g. 72h or 7d "
-                   "(default: activation_link_lifetime).")
+@click.option(
+    "--expires-in",
+    "expires_in",
+    default=None,
+    help="How long the activation link works, e.g. 72h or 7d (default: activation_link_lifetime).",
+)
 @json_option
 @_admin_errors
-def users_invite(customer_number: str, email: str, name: str, expires_in: str | None,
-                 as_json: bool) -> None:
+def users_invite(
+    customer_number: str, email: str, name: str, expires_in: str | None, as_json: bool
+) -> None:
     """Create a user from a signed application and mail an activation link (flow 5)."""
     settings = current_app.config["IDP_SETTINGS"]
-    lifetime = (_parse_duration(expires_in) if expires_in
-                else dt.timedelta(seconds=settings.activation_link_lifetime))
+    lifetime = (
+        _parse_duration(expires_in)
+        if expires_in
+        else dt.timedelta(seconds=settings.activation_link_lifetime)
+    )
     session = db_session()
-    invitation = registration.invite_user(session, settings, customer_number=customer_number,
-                                          email=email, name=name, lifetime=lifetime)
+    invitation = registration.invite_user(
+        session,
+        settings,
+        customer_number=customer_number,
+        email=email,
+        name=name,
+        lifetime=lifetime,
+    )
     session.commit()
     print_rows(_invitation_row(invitation), as_json)
 
 
 @users_cli.command("resend-activation")
 @click.argument("email")
-@click.option("--expires-in", "expires_in", default=None,
-              help="How long the new link works (default: activation_link_lifetime).")
+@click.option(
+    "--expires-in",
+    "expires_in",
+    default=None,
+    help="How long the new link works (default: activation_link_lifetime).",
+)
 @json_option
 @_admin_errors
 def users_resend_activation(email: str, expires_in: str | None, as_json: bool) -> None:
@@ -329,7 +417,8 @@ def users_resend_activation(email: str, expires_in: str | None, as_json: bool) -
     settings = current_app.config["IDP_SETTINGS"]
     session = db_session()
     invitation = registration.resend_activation(
-        session, settings, email, _parse_duration(expires_in) if expires_in else None)
+        session, settings, email, _parse_duration(expires_in) if expires_in else None
+    )
     session.commit()
     print_rows(_invitation_row(invitation), as_json)
 
@@ -373,9 +462,13 @@ def _create_app() -> Flask:
     return create_app()
 
 
-cli = FlaskGroup(create_app=_create_app, add_default_commands=False,
-                 add_version_option=False, load_dotenv=False,
-                 help="Admin commands of the identity provider.")
+cli = FlaskGroup(
+    create_app=_create_app,
+    add_default_commands=False,
+    add_version_option=False,
+    load_dotenv=False,
+    help="Admin commands of the identity provider.",
+)
 
 
 def main() -> None:
@@ -384,4 +477,3 @@ def main() -> None:
     except SettingsError as exc:
         click.echo(f"idp: {exc}", err=True)
         sys.exit(2)
-

@@ -11,8 +11,9 @@ import click
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-def print_rows(rows: list[dict[str, Any]] | dict[str, Any], as_json: bool,
-               columns: Iterable[str] | None = None) -> None:
+def print_rows(
+    rows: list[dict[str, Any]] | dict[str, Any], as_json: bool, columns: Iterable[str] | None = None
+) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return

@@ -18,8 +18,7 @@ def main(command: str = "make run") -> int:
     env = dict(os.environ)
     path = effective_config_path(env)
     if path is None:
-        print("idp: IDP_EFFECTIVE_CONFIG is empty: no effective settings written",
-              file=sys.stderr)
+        print("idp: IDP_EFFECTIVE_CONFIG is empty: no effective settings written", file=sys.stderr)
         return 0
     try:
         # The old file must not count: only what this start-up is given.

@@ -27,8 +27,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-_ATEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                   "!#$%&'*+-/=?^_`{|}~")
+_ATEXT = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"
+)
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 LOCAL_MAX = 64
 DOMAIN_MAX = 253
@@ -61,8 +62,9 @@ def parse_email(typed: str) -> EmailAddress:
     if not sep or not local or not domain:
         raise InvalidEmail("not an e-mail address")
     if not all(atom and all(_local_char_ok(c) for c in atom) for atom in local.split(".")):
-        raise InvalidEmail("the part before @ may hold only letters, digits, single dots "
-                           "and !#$%&'*+-/=?^_`{|}~")
+        raise InvalidEmail(
+            "the part before @ may hold only letters, digits, single dots and !#$%&'*+-/=?^_`{|}~"
+        )
     if len(local.encode()) > LOCAL_MAX:
         raise InvalidEmail(f"the part before @ is longer than {LOCAL_MAX} characters")
     domain = domain.removesuffix(".")
@@ -71,8 +73,11 @@ def parse_email(typed: str) -> EmailAddress:
     except UnicodeError:
         raise InvalidEmail("the e-mail domain is not valid") from None
     labels = ascii_domain.split(".")
-    if (len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels)
-            or labels[-1].isdigit()):
+    if (
+        len(labels) < 2
+        or not all(_LABEL.fullmatch(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
         raise InvalidEmail("the e-mail domain is not valid")
     if len(ascii_domain) > DOMAIN_MAX:
         raise InvalidEmail("the e-mail domain is too long")

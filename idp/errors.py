@@ -24,23 +24,35 @@ def _page(status: int, title: str, message: str) -> Response:
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(_error: CSRFError) -> Response:
-        return _page(400, _("The form has expired"),
-                     _("Go back, reload the page and send the form again."))
+        return _page(
+            400, _("The form has expired"), _("Go back, reload the page and send the form again.")
+        )
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
         if request.path.startswith(PROTOCOL_PATHS):
             response = protocol_http_error(error)
         elif isinstance(error, NotUtf8):
-            response = _page(400, _("Your browser sent text we could not read"), _(
-                "Nothing was saved. Go back and send the form again; if this happens again, "
-                "set your browser's text encoding to Unicode (UTF-8) or use another browser."))
+            response = _page(
+                400,
+                _("Your browser sent text we could not read"),
+                _(
+                    "Nothing was saved. Go back and send the form again; if this happens again, "
+                    "set your browser's text encoding to Unicode (UTF-8) or use another browser."
+                ),
+            )
         elif error.code == 404:
-            response = _page(404, _("Page not found"), _(
-                "Check the address, or go back to the application you came from."))
+            response = _page(
+                404,
+                _("Page not found"),
+                _("Check the address, or go back to the application you came from."),
+            )
         else:
-            response = _page(error.code or 400, _("The request could not be handled"),
-                             _("Go back to the application you came from and try again."))
+            response = _page(
+                error.code or 400,
+                _("The request could not be handled"),
+                _("Go back to the application you came from and try again."),
+            )
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             # RFC 9110 §15.5.6: a 405 must list the methods the resource allows.
             response.headers["Allow"] = ", ".join(error.valid_methods)

@@ -56,8 +56,9 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class _Recorded:
     __slots__ = ("body", "headers", "source", "status")
 
-    def __init__(self, source: bytes | None, status: str, headers: list[tuple[str, str]],
-                 body: bytes) -> None:
+    def __init__(
+        self, source: bytes | None, status: str, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
         self.source = source
         self.status = status
         self.headers = headers
@@ -72,14 +73,14 @@ class FastPath:
         self._paths[JWKS_PATH] = True
         self._recorded: dict[tuple[str, str], _Recorded] = {}
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         is_jwks = self._paths.get(path)
         # Only the plain request is replayed; anything with a query string gets exactly
         # what Flask answers (e.g. its NUL guard).
-        if (is_jwks is None or environ.get("REQUEST_METHOD") != "GET"
-                or environ.get("QUERY_STRING")):
+        if is_jwks is None or environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
             return self.app(environ, start_response)
         # The JWKS bytes object changes exactly when the key ring reloads a new document.
         source = self.keyring.jwks_json() if is_jwks else None
@@ -90,15 +91,24 @@ class FastPath:
             return [recorded.body]
         return self._record(environ, start_response, key, source)
 
-    def _record(self, environ: dict[str, Any], start_response: Callable[..., Any],
-                key: tuple[str, str], source: bytes | None) -> Iterable[bytes]:
+    def _record(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        key: tuple[str, str],
+        source: bytes | None,
+    ) -> Iterable[bytes]:
         seen: list[tuple[str, list[tuple[str, str]]]] = []
 
-        def recording_start_response(status: str, headers: list[tuple[str, str]],
-                                     exc_info: Any = None) -> Callable[[bytes], Any]:
+        def recording_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], Any]:
             seen.append((status, list(headers)))
-            return start_response(status, headers, exc_info) if exc_info else \
-                start_response(status, headers)
+            return (
+                start_response(status, headers, exc_info)
+                if exc_info
+                else start_response(status, headers)
+            )
 
         result = self.app(environ, recording_start_response)
         try:
@@ -132,14 +142,21 @@ class _DriverStatement:
         # Positional parameter styles (SQLite's "?") need the names in order; None for
         # named styles (psycopg's "%(name)s").
         self.names = compiled.positiontup
-        self.binds = {name: processor for name, bind in compiled.binds.items()
-                      if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect))}
-        columns = list(statement.selected_columns if isinstance(statement, Select)
-                       else statement.exported_columns)
+        self.binds = {
+            name: processor
+            for name, bind in compiled.binds.items()
+            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect))
+        }
+        columns = list(
+            statement.selected_columns
+            if isinstance(statement, Select)
+            else statement.exported_columns
+        )
         self.returns_rows = bool(columns)  # a SELECT, or DML with RETURNING
         self.row = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
-        self.processors = [c.type.dialect_impl(dialect).result_processor(dialect, None)
-                           for c in columns]
+        self.processors = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+        ]
 
     def parameters(self, params: dict[str, Any]) -> Any:
         if self.binds:
@@ -147,8 +164,10 @@ class _DriverStatement:
         return params if self.names is None else [params[name] for name in self.names]
 
     def make_row(self, raw: Any) -> Any:
-        return self.row._make(value if proc is None or value is None else proc(value)
-                              for proc, value in zip(self.processors, raw, strict=True))
+        return self.row._make(
+            value if proc is None or value is None else proc(value)
+            for proc, value in zip(self.processors, raw, strict=True)
+        )
 
 
 class _DriverResult:
@@ -264,15 +283,22 @@ class _HappyPath:
     def answer(self, environ: dict[str, Any]) -> dict[str, Any] | None:
         raise NotImplementedError
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         body = self.answer(environ)
         if body is None:
             return self.app(environ, start_response)
         payload = json.dumps(body).encode()
         secure = environ.get("wsgi.url_scheme") == "https"
-        start_response("200 OK", [*self.HEADERS, *security_headers(secure=secure, page=False),
-                                  ("Content-Length", str(len(payload)))])
+        start_response(
+            "200 OK",
+            [
+                *self.HEADERS,
+                *security_headers(secure=secure, page=False),
+                ("Content-Length", str(len(payload))),
+            ],
+        )
         return [payload]
 
 
@@ -296,11 +322,16 @@ class TokenFastPath(_HappyPath):
     """
 
     MAX_BODY = 1024
-    HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
-               ("Pragma", "no-cache")]
+    HEADERS = [
+        ("Content-Type", "application/json"),
+        ("Cache-Control", "no-store"),
+        ("Pragma", "no-cache"),
+    ]
     # The parameters each grant's happy path may carry (anything else goes to Flask).
-    PARAMS = {"client_credentials": frozenset({"grant_type", "scope"}),
-              "refresh_token": frozenset({"grant_type", "refresh_token"})}
+    PARAMS = {
+        "client_credentials": frozenset({"grant_type", "scope"}),
+        "refresh_token": frozenset({"grant_type", "refresh_token"}),
+    }
 
     def answer(self, environ: dict[str, Any]) -> dict[str, Any] | None:
         if environ.get("PATH_INFO") != "/token" or environ.get("REQUEST_METHOD") != "POST":
@@ -325,15 +356,20 @@ class TokenFastPath(_HappyPath):
     def _answer(self, environ: dict[str, Any], body: bytes) -> dict[str, Any] | None:
         try:
             # errors="strict": a non-UTF-8 escape goes to Flask, which refuses it (400).
-            params = parse_qsl(body.decode("ascii"), keep_blank_values=True,
-                               strict_parsing=True, errors="strict")
+            params = parse_qsl(
+                body.decode("ascii"), keep_blank_values=True, strict_parsing=True, errors="strict"
+            )
         except (UnicodeDecodeError, ValueError):
             return None
         form = dict(params)
         grant_type = form.get("grant_type")
         allowed = self.PARAMS.get(grant_type or "")
-        if (allowed is None or len(params) != len(form) or not set(form) <= allowed
-                or any("\x00" in value for value in form.values())):
+        if (
+            allowed is None
+            or len(params) != len(form)
+            or not set(form) <= allowed
+            or any("\x00" in value for value in form.values())
+        ):
             return None
         client = self._client(environ, grant_type)
         if client is None:
@@ -341,8 +377,7 @@ class TokenFastPath(_HappyPath):
         if grant_type == "refresh_token":
             return self._refresh(client, form.get("refresh_token", ""))
         try:
-            return issue_client_credentials(self.keyring, self.settings, client,
-                                            form.get("scope"))
+            return issue_client_credentials(self.keyring, self.settings, client, form.get("scope"))
         except InvalidScopeError:
             return None
 
@@ -351,7 +386,8 @@ class TokenFastPath(_HappyPath):
         use this grant."""
         try:
             client_id, secret = extract_basic_authorization(
-                {"Authorization": environ.get("HTTP_AUTHORIZATION", "")})
+                {"Authorization": environ.get("HTTP_AUTHORIZATION", "")}
+            )
         except ValueError:  # not UTF-8 inside the base64
             return None
         if not client_id or not secret:
@@ -361,9 +397,12 @@ class TokenFastPath(_HappyPath):
             with Session(self.engine) as session:
                 session.connection(execution_options=READ_ONLY)
                 client = find_client(session, client_id)
-        if (client is None or not client.check_endpoint_auth_method("client_secret_basic", "token")
-                or not client.check_client_secret(secret)
-                or not client.check_grant_type(grant_type)):
+        if (
+            client is None
+            or not client.check_endpoint_auth_method("client_secret_basic", "token")
+            or not client.check_client_secret(secret)
+            or not client.check_grant_type(grant_type)
+        ):
             return None
         return client
 
@@ -379,12 +418,20 @@ class TokenFastPath(_HappyPath):
                 return None
             successor = new_token(32)
             body = tokens.user_token_response(
-                self.keyring, self.settings, client=client, user=presented.user,
-                family=presented.family, scope=presented.family.scope, nonce=None,
-                refresh_token=successor, acting=presented.acting(now))
+                self.keyring,
+                self.settings,
+                client=client,
+                user=presented.user,
+                family=presented.family,
+                scope=presented.family.scope,
+                nonce=None,
+                refresh_token=successor,
+                acting=presented.acting(now),
+            )
             with connection.write_transaction():
-                rotated = tokens.rotate_refresh_token(connection, self.settings, presented,
-                                                      successor, now)
+                rotated = tokens.rotate_refresh_token(
+                    connection, self.settings, presented, successor, now
+                )
         # Not rotated: another request used the token in between. Flask finds it used and
         # revokes the family, as for any rotated token presented again.
         return body if rotated else None
@@ -398,8 +445,11 @@ class UserinfoFastPath(_HappyPath):
     HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
 
     def answer(self, environ: dict[str, Any]) -> dict[str, Any] | None:
-        if (environ.get("PATH_INFO") != "/userinfo" or environ.get("REQUEST_METHOD") != "GET"
-                or environ.get("QUERY_STRING")):
+        if (
+            environ.get("PATH_INFO") != "/userinfo"
+            or environ.get("REQUEST_METHOD") != "GET"
+            or environ.get("QUERY_STRING")
+        ):
             return None
         return self._claims(environ.get("HTTP_AUTHORIZATION", ""))
 
@@ -410,12 +460,10 @@ class UserinfoFastPath(_HappyPath):
         # The driver connection for one read: SQLAlchemy's connection and execution
         # machinery would cost more than the query, and nothing here is an ORM object.
         with self.driver.connect() as connection:
-            active = verify_access_token(connection, self.keyring, self.settings,
-                                         token.strip())
+            active = verify_access_token(connection, self.keyring, self.settings, token.strip())
             if active is None or active.user is None:
                 return None
-            return userinfo_claims(active.user, str(active.claims.get("scope", "")),
-                                   active.acting)
+            return userinfo_claims(active.user, str(active.claims.get("scope", "")), active.acting)
 
 
 def install(app: Flask) -> None:

@@ -39,8 +39,9 @@ CODE_RETENTION = dt.timedelta(days=1)
 MAIL_RETENTION = dt.timedelta(days=30)
 
 
-def purge_expired(session: Session, login_failure_window: int,
-                  confirmation_link_lifetime: int) -> dict[str, int]:
+def purge_expired(
+    session: Session, login_failure_window: int, confirmation_link_lifetime: int
+) -> dict[str, int]:
     now = utcnow()
     # First, while their links and token families still exist to be voided and revoked.
     expired_memberships = expire_due(session, now)
@@ -52,28 +53,36 @@ def purge_expired(session: Session, login_failure_window: int,
         "pending_registrations": delete(User).where(
             pending_self_registration(),
             User.created_at < now - dt.timedelta(seconds=confirmation_link_lifetime),
-            ~exists().where(EmailLink.user_id == User.id,
-                            EmailLink.purpose == Purpose.CONFIRM_EMAIL.value,
-                            EmailLink.used_at.is_(None), EmailLink.voided_at.is_(None),
-                            EmailLink.expires_at > now)),
+            ~exists().where(
+                EmailLink.user_id == User.id,
+                EmailLink.purpose == Purpose.CONFIRM_EMAIL.value,
+                EmailLink.used_at.is_(None),
+                EmailLink.voided_at.is_(None),
+                EmailLink.expires_at > now,
+            ),
+        ),
         "authorization_codes": delete(AuthorizationCode).where(
-            AuthorizationCode.expires_at < now - CODE_RETENTION),
+            AuthorizationCode.expires_at < now - CODE_RETENTION
+        ),
         # Refresh tokens go with their family (ON DELETE CASCADE).
         "token_families": delete(TokenFamily).where(TokenFamily.expires_at < now),
         "revoked_access_tokens": delete(RevokedAccessToken).where(
-            RevokedAccessToken.expires_at < now),
+            RevokedAccessToken.expires_at < now
+        ),
         "used_client_assertions": delete(UsedClientAssertion).where(
-            UsedClientAssertion.expires_at < now),
+            UsedClientAssertion.expires_at < now
+        ),
         "browser_sessions": delete(BrowserSession).where(BrowserSession.expires_at < now),
         "interactions": delete(Interaction).where(Interaction.expires_at < now),
         # Keys leave JWKS at expires_at (every token they signed has expired by then).
         "signing_keys": delete(SigningKey).where(SigningKey.expires_at < now),
         # Throttling forgets failures older than the window; so may the tables.
         "login_failures": delete(LoginFailure).where(
-            LoginFailure.last_failure_at < now - dt.timedelta(seconds=login_failure_window)),
+            LoginFailure.last_failure_at < now - dt.timedelta(seconds=login_failure_window)
+        ),
         "login_pair_failures": delete(LoginPairFailure).where(
-            LoginPairFailure.last_failure_at
-            < now - dt.timedelta(seconds=login_failure_window)),
+            LoginPairFailure.last_failure_at < now - dt.timedelta(seconds=login_failure_window)
+        ),
         # Never an undelivered mail: only those sent more than MAIL_RETENTION ago.
         # A link is dead once expired; kept a day so that support can still see it.
         "email_links": delete(EmailLink).where(EmailLink.expires_at < now - CODE_RETENTION),

@@ -89,17 +89,22 @@ def ensure_keys(session: Session, settings: Settings) -> list[SigningKey]:
     start, or every key of it expired)."""
     created = []
     now = utcnow()
-    existing = set(session.scalars(
-        select(SigningKey.alg).where(
-            (SigningKey.expires_at.is_(None)) | (SigningKey.expires_at > now)).distinct()))
+    existing = set(
+        session.scalars(
+            select(SigningKey.alg)
+            .where((SigningKey.expires_at.is_(None)) | (SigningKey.expires_at > now))
+            .distinct()
+        )
+    )
     for alg in SUPPORTED_ALGS:
         if alg not in existing:
             created.append(create_key(session, settings, alg, utcnow()))
     return created
 
 
-def rotate_keys(session: Session, settings: Settings, algs: tuple[str, ...] = SUPPORTED_ALGS
-                ) -> list[SigningKey]:
+def rotate_keys(
+    session: Session, settings: Settings, algs: tuple[str, ...] = SUPPORTED_ALGS
+) -> list[SigningKey]:
     """Publish a next key per algorithm; it signs after key_activation_delay."""
     now = utcnow()
     activates_at = now + dt.timedelta(seconds=settings.key_activation_delay)
@@ -219,8 +224,9 @@ class KeyRing:
         # Its own read-only connection: called in the middle of a request that may hold
         # the SQLite write lock.
         with self._engine.connect().execution_options(**READ_ONLY) as conn:
-            rows = Session(bind=conn).scalars(
-                select(SigningKey).order_by(SigningKey.created_at)).all()
+            rows = (
+                Session(bind=conn).scalars(select(SigningKey).order_by(SigningKey.created_at)).all()
+            )
         keys, public = [], []
         imported: dict[str, tuple[bytes, RSAKey | ECKey]] = {}
         for row in rows:
@@ -267,8 +273,10 @@ class KeyRing:
         now = time.time()
         best = None
         for key in self._keys:
-            if key.alg == alg and key.activates_at <= now and (
-                best is None or key.activates_at > best.activates_at
+            if (
+                key.alg == alg
+                and key.activates_at <= now
+                and (best is None or key.activates_at > best.activates_at)
             ):
                 best = key
         if best is None:
@@ -315,8 +323,10 @@ class KeyRing:
             if loaded.alg == "ES256":
                 if len(signature) != 2 * _ES256_SIZE:
                     return None
-                der = encode_dss_signature(int.from_bytes(signature[:_ES256_SIZE], "big"),
-                                           int.from_bytes(signature[_ES256_SIZE:], "big"))
+                der = encode_dss_signature(
+                    int.from_bytes(signature[:_ES256_SIZE], "big"),
+                    int.from_bytes(signature[_ES256_SIZE:], "big"),
+                )
                 public.verify(der, signing_input, _ECDSA_SHA256)
             else:
                 public.verify(signature, signing_input, _PKCS1V15, hashes.SHA256())
@@ -331,8 +341,9 @@ class KeyRing:
         signer = self._signers.get((key.kid, typ))
         if signer is None:
             # Same header as joserfc's jwt.encode: {"typ", "alg", "kid"}, compact JSON.
-            header = json.dumps({"typ": typ, "alg": alg, "kid": key.kid},
-                                separators=(",", ":")).encode()
+            header = json.dumps(
+                {"typ": typ, "alg": alg, "kid": key.kid}, separators=(",", ":")
+            ).encode()
             signer = (_b64(header), key.key.get_op_key("sign"))
             self._signers[(key.kid, typ)] = signer
         payload = json.dumps(claims, ensure_ascii=False, separators=(",", ":")).encode()

@@ -82,8 +82,9 @@ _ERROR_LENGTH = 300
 # --- writing -------------------------------------------------------------------------------
 
 
-def enqueue(session: Session, *, to: str, template: str, language: str | None = None,
-            **context: Any) -> OutboxMail:
+def enqueue(
+    session: Session, *, to: str, template: str, language: str | None = None, **context: Any
+) -> OutboxMail:
     """Render `templates/mail/<template>.txt|.html` in `language` (when it is one of the
     configured locales, else the default) and add the encrypted mail to `session`.
 
@@ -105,15 +106,18 @@ def queue_test_mail(session: Session, to: str, **context: Any) -> OutboxMail:
     return row
 
 
-def _build_row(to: str, template: str, language: str | None,
-               context: dict[str, Any]) -> OutboxMail:
+def _build_row(to: str, template: str, language: str | None, context: dict[str, Any]) -> OutboxMail:
     settings: Settings = current_app.config["IDP_SETTINGS"]
     check_address(to)
     lang = mail_language(settings, language)
     subject, text, html = render(template, lang, context)
     body = json.dumps({"text": text, "html": html}).encode()
-    return OutboxMail(to_address=to, subject=subject, language=lang,
-                      body_encrypted=_fernet(settings).encrypt(body))
+    return OutboxMail(
+        to_address=to,
+        subject=subject,
+        language=lang,
+        body_encrypted=_fernet(settings).encrypt(body),
+    )
 
 
 def check_address(address: str) -> None:
@@ -220,18 +224,26 @@ class _Claimed:
     attempts: int
 
 
-def deliver_due(app_or_engine: Flask | Engine, settings: Settings,
-                now: dt.datetime | None = None, limit: int = ROUND_LIMIT, *,
-                ignore_backoff: bool = False,
-                ids: Collection[int] | None = None) -> DeliveryReport:
+def deliver_due(
+    app_or_engine: Flask | Engine,
+    settings: Settings,
+    now: dt.datetime | None = None,
+    limit: int = ROUND_LIMIT,
+    *,
+    ignore_backoff: bool = False,
+    ids: Collection[int] | None = None,
+) -> DeliveryReport:
     """Deliver up to `limit` unsent mails whose next attempt is due (any unsent one with
     `ignore_backoff`), optionally only those in `ids`. Each is claimed atomically first.
 
     `now` fixes the clock (tests); by default the real clock is read at each step. SMTP
     errors are recorded on the mail, never raised; database errors are raised.
     """
-    engine = app_or_engine if isinstance(app_or_engine, Engine) else (
-        app_or_engine.extensions["idp.engine"])
+    engine = (
+        app_or_engine
+        if isinstance(app_or_engine, Engine)
+        else (app_or_engine.extensions["idp.engine"])
+    )
 
     def clock() -> dt.datetime:
         return now or utcnow()
@@ -256,12 +268,16 @@ def deliver_due(app_or_engine: Flask | Engine, settings: Settings,
     return report
 
 
-def deliver_now(app_or_engine: Flask | Engine, settings: Settings,
-                ids: Collection[int] | None = None) -> DeliveryReport:
+def deliver_now(
+    app_or_engine: Flask | Engine, settings: Settings, ids: Collection[int] | None = None
+) -> DeliveryReport:
     """Every mail unsent at this moment (or those of `ids`), ignoring the back-off: each
     is attempted once (`idp mail retry`, `idp mail test`)."""
-    engine = app_or_engine if isinstance(app_or_engine, Engine) else (
-        app_or_engine.extensions["idp.engine"])
+    engine = (
+        app_or_engine
+        if isinstance(app_or_engine, Engine)
+        else (app_or_engine.extensions["idp.engine"])
+    )
     stmt = select(OutboxMail.id).where(OutboxMail.sent_at.is_(None)).order_by(OutboxMail.id)
     if ids is not None:
         stmt = stmt.where(OutboxMail.id.in_(list(ids)))
@@ -270,9 +286,8 @@ def deliver_now(app_or_engine: Flask | Engine, settings: Settings,
         waiting = list(conn.scalars(stmt))
     total = DeliveryReport()
     for start in range(0, len(waiting), ROUND_LIMIT):
-        chunk = waiting[start:start + ROUND_LIMIT]
-        report = deliver_due(engine, settings, ignore_backoff=True, ids=chunk,
-                             limit=ROUND_LIMIT)
+        chunk = waiting[start : start + ROUND_LIMIT]
+        report = deliver_due(engine, settings, ignore_backoff=True, ids=chunk, limit=ROUND_LIMIT)
         total.sent += report.sent
         total.failed.update(report.failed)
         total.files.update(report.files)
@@ -284,16 +299,22 @@ def deliver_now(app_or_engine: Flask | Engine, settings: Settings,
 
 def pending(session: Session) -> list[OutboxMail]:
     """Mails not delivered yet, the next due first."""
-    return list(session.scalars(
-        select(OutboxMail).where(OutboxMail.sent_at.is_(None))
-        .order_by(OutboxMail.next_attempt_at, OutboxMail.id)))
+    return list(
+        session.scalars(
+            select(OutboxMail)
+            .where(OutboxMail.sent_at.is_(None))
+            .order_by(OutboxMail.next_attempt_at, OutboxMail.id)
+        )
+    )
 
 
-def _due_ids(engine: Engine, now: dt.datetime, limit: int, ignore_backoff: bool,
-             ids: Collection[int] | None) -> list[int]:
+def _due_ids(
+    engine: Engine, now: dt.datetime, limit: int, ignore_backoff: bool, ids: Collection[int] | None
+) -> list[int]:
     stmt = select(OutboxMail.id).where(
         OutboxMail.sent_at.is_(None),
-        or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now))
+        or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now),
+    )
     if not ignore_backoff:
         stmt = stmt.where(OutboxMail.next_attempt_at <= now)
     if ids is not None:
@@ -311,16 +332,24 @@ def _claim_seconds(settings: Settings) -> int:
     return 60 + 6 * settings.smtp_timeout
 
 
-def _claim(engine: Engine, settings: Settings, mail_id: int, now: dt.datetime
-           ) -> _Claimed | None:
+def _claim(engine: Engine, settings: Settings, mail_id: int, now: dt.datetime) -> _Claimed | None:
     stmt = (
         update(OutboxMail)
-        .where(OutboxMail.id == mail_id, OutboxMail.sent_at.is_(None),
-               or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now))
+        .where(
+            OutboxMail.id == mail_id,
+            OutboxMail.sent_at.is_(None),
+            or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now),
+        )
         .values(claimed_until=now + dt.timedelta(seconds=_claim_seconds(settings)))
-        .returning(OutboxMail.id, OutboxMail.to_address, OutboxMail.subject,
-                   OutboxMail.body_encrypted, OutboxMail.language, OutboxMail.created_at,
-                   OutboxMail.attempts)
+        .returning(
+            OutboxMail.id,
+            OutboxMail.to_address,
+            OutboxMail.subject,
+            OutboxMail.body_encrypted,
+            OutboxMail.language,
+            OutboxMail.created_at,
+            OutboxMail.attempts,
+        )
     )
     with engine.begin() as conn:
         row = conn.execute(stmt).first()
@@ -329,9 +358,11 @@ def _claim(engine: Engine, settings: Settings, mail_id: int, now: dt.datetime
 
 def _mark_sent(engine: Engine, mail_id: int, now: dt.datetime) -> None:
     with engine.begin() as conn:
-        conn.execute(update(OutboxMail)
-                     .where(OutboxMail.id == mail_id, OutboxMail.sent_at.is_(None))
-                     .values(sent_at=now, body_encrypted=b"", claimed_until=None))
+        conn.execute(
+            update(OutboxMail)
+            .where(OutboxMail.id == mail_id, OutboxMail.sent_at.is_(None))
+            .values(sent_at=now, body_encrypted=b"", claimed_until=None)
+        )
 
 
 def retry_delay(settings: Settings, attempts: int) -> int:
@@ -339,30 +370,46 @@ def retry_delay(settings: Settings, attempts: int) -> int:
     return min(settings.mail_retry_max, settings.mail_retry_base * 2 ** max(attempts - 1, 0))
 
 
-def _mark_failed(engine: Engine, settings: Settings, mail: _Claimed, now: dt.datetime,
-                 error: str) -> None:
+def _mark_failed(
+    engine: Engine, settings: Settings, mail: _Claimed, now: dt.datetime, error: str
+) -> None:
     attempts = mail.attempts + 1
     delay = retry_delay(settings, attempts)
     with engine.begin() as conn:
-        conn.execute(update(OutboxMail)
-                     .where(OutboxMail.id == mail.id, OutboxMail.sent_at.is_(None))
-                     .values(attempts=OutboxMail.attempts + 1, last_error=error,
-                             next_attempt_at=now + dt.timedelta(seconds=delay),
-                             claimed_until=None))
-    log.warning("mail %d not delivered (attempt %d, next in %d s): %s",
-                mail.id, attempts, delay, error)
+        conn.execute(
+            update(OutboxMail)
+            .where(OutboxMail.id == mail.id, OutboxMail.sent_at.is_(None))
+            .values(
+                attempts=OutboxMail.attempts + 1,
+                last_error=error,
+                next_attempt_at=now + dt.timedelta(seconds=delay),
+                claimed_until=None,
+            )
+        )
+    log.warning(
+        "mail %d not delivered (attempt %d, next in %d s): %s", mail.id, attempts, delay, error
+    )
 
 
-def _deliver_one(mail: _Claimed, settings: Settings, smtp: _SmtpConnection,
-                 report: DeliveryReport) -> str | None:
+def _deliver_one(
+    mail: _Claimed, settings: Settings, smtp: _SmtpConnection, report: DeliveryReport
+) -> str | None:
     """None when delivered, else the error to record."""
     try:
         body = json.loads(_fernet(settings).decrypt(mail.body_encrypted))
     except (InvalidToken, ValueError):
         return "the body cannot be decrypted (was key_encryption_key changed?)"
     try:
-        message = build_message(settings, mail.id, mail.to_address, mail.subject,
-                                mail.language, mail.created_at, body["text"], body["html"])
+        message = build_message(
+            settings,
+            mail.id,
+            mail.to_address,
+            mail.subject,
+            mail.language,
+            mail.created_at,
+            body["text"],
+            body["html"],
+        )
     except (ValueError, MessageError) as exc:
         return _short(f"the message cannot be built: {exc}", settings)
     if settings.is_demo or not settings.smtp_host:
@@ -371,15 +418,22 @@ def _deliver_one(mail: _Claimed, settings: Settings, smtp: _SmtpConnection,
         except OSError as exc:
             return _short(f"cannot write the .eml copy: {exc}", settings)
         report.files[mail.id] = path
-        log.info("mail %d to %s (%s) written to %s", mail.id, mail.to_address, mail.subject,
-                 path)
+        log.info("mail %d to %s (%s) written to %s", mail.id, mail.to_address, mail.subject, path)
     if not settings.smtp_host:
         return None
     return smtp.send(message)
 
 
-def build_message(settings: Settings, mail_id: int, to: str, subject: str, language: str,
-                  created_at: dt.datetime, text: str, html: str) -> EmailMessage:
+def build_message(
+    settings: Settings,
+    mail_id: int,
+    to: str,
+    subject: str,
+    language: str,
+    created_at: dt.datetime,
+    text: str,
+    html: str,
+) -> EmailMessage:
     """multipart/alternative, text then HTML, UTF-8. The Message-ID is the same at every
     attempt, so a mail client can fold a rare double delivery into one."""
     domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
@@ -404,8 +458,9 @@ def eml_path(settings: Settings, mail_id: int, created_at: dt.datetime) -> Path:
     return settings.instance_dir / "mail" / f"{created_at:%Y%m%d-%H%M%S}-{mail_id}.eml"
 
 
-def write_eml(settings: Settings, mail_id: int, created_at: dt.datetime,
-              message: EmailMessage) -> Path:
+def write_eml(
+    settings: Settings, mail_id: int, created_at: dt.datetime, message: EmailMessage
+) -> Path:
     path = eml_path(settings, mail_id, created_at)
     path.parent.mkdir(parents=True, exist_ok=True)
     # An address with non-ASCII letters cannot be written as an RFC 2047 encoded word:
@@ -430,7 +485,8 @@ def _describe(exc: smtplib.SMTPException | OSError, settings: Settings) -> str:
     elif isinstance(exc, smtplib.SMTPRecipientsRefused):
         detail = "recipient refused: " + "; ".join(
             f"{code} {msg.decode(errors='replace') if isinstance(msg, bytes) else msg}"
-            for code, msg in exc.recipients.values())
+            for code, msg in exc.recipients.values()
+        )
     else:
         detail = f"{type(exc).__name__}: {exc}"
     return _short(f"{detail} [{settings.smtp_host}:{settings.smtp_port}]", settings)
@@ -442,8 +498,12 @@ class _SmtpConnection:
     with the same error at once, rather than waiting smtp_timeout for every mail."""
 
     # Refusals about one message; the connection stays usable (smtplib sends RSET).
-    MESSAGE_ERRORS = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused,
-                      smtplib.SMTPDataError, smtplib.SMTPNotSupportedError)
+    MESSAGE_ERRORS = (
+        smtplib.SMTPRecipientsRefused,
+        smtplib.SMTPSenderRefused,
+        smtplib.SMTPDataError,
+        smtplib.SMTPNotSupportedError,
+    )
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -483,11 +543,17 @@ class _SmtpConnection:
         context = ssl.create_default_context()
         smtp: smtplib.SMTP
         if s.smtp_security == "tls":
-            smtp = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, local_hostname=helo,
-                                    timeout=s.smtp_timeout, context=context)
+            smtp = smtplib.SMTP_SSL(
+                s.smtp_host,
+                s.smtp_port,
+                local_hostname=helo,
+                timeout=s.smtp_timeout,
+                context=context,
+            )
         else:
-            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, local_hostname=helo,
-                                timeout=s.smtp_timeout)
+            smtp = smtplib.SMTP(
+                s.smtp_host, s.smtp_port, local_hostname=helo, timeout=s.smtp_timeout
+            )
         try:
             if s.smtp_security == "starttls":
                 smtp.starttls(context=context)
@@ -543,8 +609,9 @@ class MailSender:
             if self.running:
                 return
             stop = threading.Event()
-            thread = threading.Thread(target=self._run, args=(stop,), daemon=True,
-                                      name="idp-mail-sender")
+            thread = threading.Thread(
+                target=self._run, args=(stop,), daemon=True, name="idp-mail-sender"
+            )
             thread.start()
             self._thread, self._stop, self._drain = thread, stop, False
         _running.add(self)
@@ -591,8 +658,10 @@ class MailSender:
                 if report.considered < ROUND_LIMIT or stop.is_set():
                     return
         except Exception:  # noqa: BLE001 - the sender outlives any one bad round (DB down, a bug); logged with its traceback
-            log.exception("mail sender: the delivery round failed; next try in %d s",
-                          self.settings.mail_poll_interval)
+            log.exception(
+                "mail sender: the delivery round failed; next try in %d s",
+                self.settings.mail_poll_interval,
+            )
 
 
 _running: weakref.WeakSet[MailSender] = weakref.WeakSet()

@@ -51,12 +51,15 @@ def mail_retry(as_json: bool) -> None:
     mail could not be delivered (it stays in the outbox)."""
     settings = _settings()
     report = mail.deliver_now(current_app, settings)
-    print_rows({"sent": len(report.sent), "failed": len(report.failed),
-            "busy": len(report.skipped)}, as_json)
+    print_rows(
+        {"sent": len(report.sent), "failed": len(report.failed), "busy": len(report.skipped)},
+        as_json,
+    )
     if report.failed:
         first = next(iter(report.failed.values()))
         raise click.ClickException(
-            f"{len(report.failed)} mail(s) not delivered, they stay queued: {first}")
+            f"{len(report.failed)} mail(s) not delivered, they stay queued: {first}"
+        )
 
 
 @mail_cli.command("test")
@@ -75,7 +78,16 @@ def mail_test(to: str, as_json: bool) -> None:
     if row.id not in report.sent:
         error = report.failed.get(row.id, "another sender holds it; see `idp mail pending`")
         raise click.ClickException(
-            f"the test mail to {row.to_address} was not delivered (it stays queued): {error}")
+            f"the test mail to {row.to_address} was not delivered (it stays queued): {error}"
+        )
     path = report.files.get(row.id)
-    print_rows({"id": row.id, "to": row.to_address, "delivered": True, "via": _server(settings),
-            "file": str(path) if path else None}, as_json)
+    print_rows(
+        {
+            "id": row.id,
+            "to": row.to_address,
+            "delivered": True,
+            "via": _server(settings),
+            "file": str(path) if path else None,
+        },
+        as_json,
+    )

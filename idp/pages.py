@@ -22,8 +22,14 @@ def init_app(app: Flask) -> None:
     # is what protects it (not a CSRF token the provider cannot know).
     csrf.exempt(upstream_callback)
     app.register_blueprint(consent_bp)
-    for view in (oidc_views.authorize_endpoint, oidc_views.token, oidc_views.revoke,
-                 oidc_views.introspect, oidc_views.userinfo, oidc_views.end_session):
+    for view in (
+        oidc_views.authorize_endpoint,
+        oidc_views.token,
+        oidc_views.revoke,
+        oidc_views.introspect,
+        oidc_views.userinfo,
+        oidc_views.end_session,
+    ):
         csrf.exempt(view)
     if app.config["IDP_SETTINGS"].is_demo:
         from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -38,5 +44,9 @@ def init_app(app: Flask) -> None:
         bank_sim.init_app(app, csrf)
         simulator = eparaksts_simulator(app.config["IDP_SETTINGS"])
         app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
-            app.wsgi_app, {DEMO_EPARAKSTS_PREFIX: simulator,
-                           **example_services(app.config["IDP_SETTINGS"].issuer)})
+            app.wsgi_app,
+            {
+                DEMO_EPARAKSTS_PREFIX: simulator,
+                **example_services(app.config["IDP_SETTINGS"].issuer),
+            },
+        )

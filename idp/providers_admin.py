@@ -72,8 +72,11 @@ def validate_base_url(url: str) -> str:
     return url
 
 
-def parse_options(pairs: tuple[str, ...] | list[str] = (), json_text: str | None = None,
-                  source: str = "--options-json") -> dict[str, Any]:
+def parse_options(
+    pairs: tuple[str, ...] | list[str] = (),
+    json_text: str | None = None,
+    source: str = "--options-json",
+) -> dict[str, Any]:
     """Connector options from a JSON object (`--options-json FILE`) and `key=value` pairs
     (`--option`, repeated; they win over the file). A value that is valid JSON is taken as
     JSON (objects, lists, numbers, true/false), anything else as a string, so both
@@ -100,24 +103,30 @@ def parse_options(pairs: tuple[str, ...] | list[str] = (), json_text: str | None
     return options
 
 
-def _check_fields(*, name: str, kind: str, method: str, display_name: str, base_url: str,
-                  client_id: str, client_secret: str | None, options: Any) -> None:
+def _check_fields(
+    *,
+    name: str,
+    kind: str,
+    method: str,
+    display_name: str,
+    base_url: str,
+    client_id: str,
+    client_secret: str | None,
+    options: Any,
+) -> None:
     if not NAME_PATTERN.fullmatch(name):
-        raise ProviderError(
-            f"name {name[:40]!r} must be 2 to 32 lower-case letters, digits or '-'")
+        raise ProviderError(f"name {name[:40]!r} must be 2 to 32 lower-case letters, digits or '-'")
     if kind not in KINDS:
         raise ProviderError(f"kind {kind[:40]!r} must be one of: {', '.join(KINDS)}")
     if method not in METHODS:
         raise ProviderError(f"method {method[:40]!r} must be one of: {', '.join(METHODS)}")
     if method not in KIND_METHODS[kind]:
-        raise ProviderError(
-            f"a {kind} provider must have method {' or '.join(KIND_METHODS[kind])}")
+        raise ProviderError(f"a {kind} provider must have method {' or '.join(KIND_METHODS[kind])}")
     if not display_name.strip() or len(display_name.strip()) > MAX_DISPLAY_NAME:
         raise ProviderError(f"display name must be 1 to {MAX_DISPLAY_NAME} characters")
     validate_base_url(base_url)
     if not client_id or len(client_id) > MAX_CLIENT_ID or any(c.isspace() for c in client_id):
-        raise ProviderError(
-            f"client id must be 1 to {MAX_CLIENT_ID} characters without spaces")
+        raise ProviderError(f"client id must be 1 to {MAX_CLIENT_ID} characters without spaces")
     if not client_secret:
         raise ProviderError("the client secret is empty")
     if len(client_secret) > MAX_SECRET:
@@ -133,30 +142,60 @@ def _fernet(settings: Settings) -> Fernet:
     return Fernet(settings.effective_key_encryption_key)
 
 
-def add_provider(session: Session, settings: Settings, *, name: str, kind: str,
-                 method: str | None, display_name: str, base_url: str, client_id: str,
-                 client_secret: str, options: dict[str, Any] | None = None,
-                 enabled: bool = True) -> UpstreamProviderConfig:
+def add_provider(
+    session: Session,
+    settings: Settings,
+    *,
+    name: str,
+    kind: str,
+    method: str | None,
+    display_name: str,
+    base_url: str,
+    client_id: str,
+    client_secret: str,
+    options: dict[str, Any] | None = None,
+    enabled: bool = True,
+) -> UpstreamProviderConfig:
     """Register an upstream (method defaults to what the kind implies)."""
     method = method or DEFAULT_METHOD.get(kind, "")
     options = {} if options is None else options
-    _check_fields(name=name, kind=kind, method=method, display_name=display_name,
-                  base_url=base_url, client_id=client_id, client_secret=client_secret,
-                  options=options)
+    _check_fields(
+        name=name,
+        kind=kind,
+        method=method,
+        display_name=display_name,
+        base_url=base_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        options=options,
+    )
     if find_provider(session, name) is not None:
         raise ProviderError(f"a provider named {name!r} already exists")
     # The connector validates its own options (offline): refuse now what would fail at login.
-    problem = connectors.config_problem(ConnectorConfig(
-        name=name, method=method,  # type: ignore[arg-type]  (checked above)
-        display_name=display_name, base_url=base_url, client_id=client_id,
-        client_secret=client_secret, options=options, kind=kind))
+    problem = connectors.config_problem(
+        ConnectorConfig(
+            name=name,
+            method=method,  # type: ignore[arg-type]  (checked above)
+            display_name=display_name,
+            base_url=base_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            options=options,
+            kind=kind,
+        )
+    )
     if problem:
         raise ProviderError(f"the {kind} connector refuses this configuration: {problem}")
     row = UpstreamProviderConfig(
-        name=name, kind=kind, method=method, display_name=display_name.strip(),
-        base_url=base_url, client_id=client_id,
+        name=name,
+        kind=kind,
+        method=method,
+        display_name=display_name.strip(),
+        base_url=base_url,
+        client_id=client_id,
         client_secret_encrypted=_fernet(settings).encrypt(client_secret.encode()),
-        options=options, enabled=enabled,
+        options=options,
+        enabled=enabled,
     )
     session.add(row)
     session.flush()
@@ -164,8 +203,7 @@ def add_provider(session: Session, settings: Settings, *, name: str, kind: str,
 
 
 def find_provider(session: Session, name: str) -> UpstreamProviderConfig | None:
-    return session.scalar(select(UpstreamProviderConfig)
-                          .where(UpstreamProviderConfig.name == name))
+    return session.scalar(select(UpstreamProviderConfig).where(UpstreamProviderConfig.name == name))
 
 
 def get_provider(session: Session, name: str) -> UpstreamProviderConfig:
@@ -176,8 +214,9 @@ def get_provider(session: Session, name: str) -> UpstreamProviderConfig:
 
 
 def list_providers(session: Session) -> list[UpstreamProviderConfig]:
-    return list(session.scalars(select(UpstreamProviderConfig)
-                                .order_by(UpstreamProviderConfig.name)))
+    return list(
+        session.scalars(select(UpstreamProviderConfig).order_by(UpstreamProviderConfig.name))
+    )
 
 
 def remove_provider(session: Session, name: str) -> None:
@@ -205,22 +244,31 @@ def connector_config(settings: Settings, row: UpstreamProviderConfig) -> Connect
         except InvalidToken:
             raise ProviderError(
                 f"the client secret of provider {row.name!r} cannot be decrypted: wrong "
-                "key_encryption_key? (add the provider again with the current key)") from None
+                "key_encryption_key? (add the provider again with the current key)"
+            ) from None
     return ConnectorConfig(
-        name=row.name, method=row.method,  # type: ignore[arg-type]  (checked when added)
-        display_name=row.display_name, base_url=row.base_url, client_id=row.client_id,
-        client_secret=secret, options=dict(row.options or {}), kind=row.kind)
+        name=row.name,
+        method=row.method,  # type: ignore[arg-type]  (checked when added)
+        display_name=row.display_name,
+        base_url=row.base_url,
+        client_id=row.client_id,
+        client_secret=secret,
+        options=dict(row.options or {}),
+        kind=row.kind,
+    )
 
 
 def enabled_providers(session: Session, settings: Settings) -> list[ConnectorConfig]:
     """What the login page offers: banks first, then eSignature, each by display name.
     A provider whose secret cannot be decrypted is left out (and logged) rather than
     taking the whole login page down."""
-    rows = session.scalars(select(UpstreamProviderConfig)
-                           .where(UpstreamProviderConfig.enabled.is_(True))).all()
+    rows = session.scalars(
+        select(UpstreamProviderConfig).where(UpstreamProviderConfig.enabled.is_(True))
+    ).all()
     configs = []
-    for row in sorted(rows, key=lambda r: (METHOD_ORDER.get(r.method, 9),
-                                           r.display_name.casefold(), r.name)):
+    for row in sorted(
+        rows, key=lambda r: (METHOD_ORDER.get(r.method, 9), r.display_name.casefold(), r.name)
+    ):
         try:
             configs.append(connector_config(settings, row))
         except ProviderError as exc:
@@ -234,8 +282,7 @@ def redirect_uri(settings: Settings, name: str) -> str:
     return f"{settings.issuer}/upstream/callback/{name}"
 
 
-def describe(row: UpstreamProviderConfig, settings: Settings | None = None
-             ) -> dict[str, Any]:
+def describe(row: UpstreamProviderConfig, settings: Settings | None = None) -> dict[str, Any]:
     """For admins: everything but the secret, which is only "set" or "not set"; with
     `settings`, also the redirect URI to register at the upstream."""
     out: dict[str, Any] = {
@@ -256,16 +303,19 @@ def describe(row: UpstreamProviderConfig, settings: Settings | None = None
     return out
 
 
-def check_provider(settings: Settings, config: ConnectorConfig,
-                   timeout: float | None = None) -> CheckReport:
+def check_provider(
+    settings: Settings, config: ConnectorConfig, timeout: float | None = None
+) -> CheckReport:
     """What the connector finds wrong with this provider (it fetches discovery, JWKS, tries
     our client authentication...): no problems means ok; warnings are what may still break
     logins. Sentences for the admin. Call it outside any transaction: it waits on the
     network."""
     try:
         return connectors.check_connector(
-            config, settings.upstream_timeout if timeout is None else timeout,
-            redirect_uri(settings, config.name))
+            config,
+            settings.upstream_timeout if timeout is None else timeout,
+            redirect_uri(settings, config.name),
+        )
     except connectors.UnknownConnector as exc:
         return CheckReport(problems=[str(exc)])
     except UpstreamError as exc:
@@ -300,24 +350,54 @@ def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 @providers_cli.command("add")
 @click.option("--name", required=True, help="Short id: 2-32 of a-z, 0-9 and '-' (in URLs).")
 @click.option("--kind", required=True, help=f"Connector: {', '.join(KINDS)}.")
-@click.option("--method", default=None,
-              help="bank or esignature [default: bank for oidc, esignature for eparaksts].")
+@click.option(
+    "--method",
+    default=None,
+    help="bank or esignature [default: bank for oidc, esignature for eparaksts].",
+)
 @click.option("--display-name", required=True, help="What the login page's button says.")
-@click.option("--base-url", required=True,
-              help="oidc: the issuer (discovery under it); eparaksts: the service's base URL.")
+@click.option(
+    "--base-url",
+    required=True,
+    help="oidc: the issuer (discovery under it); eparaksts: the service's base URL.",
+)
 @click.option("--client-id", required=True, help="Our client id at the upstream.")
-@click.option("--client-secret", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="Asked for when not given (prefer the prompt: it stays out of shell history).")
-@click.option("--option", "option_pairs", multiple=True, metavar="KEY=VALUE",
-              help="Connector option (repeat); a JSON value is taken as JSON.")
-@click.option("--options-json", "options_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="A file with a JSON object of connector options.")
+@click.option(
+    "--client-secret",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Asked for when not given (prefer the prompt: it stays out of shell history).",
+)
+@click.option(
+    "--option",
+    "option_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Connector option (repeat); a JSON value is taken as JSON.",
+)
+@click.option(
+    "--options-json",
+    "options_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file with a JSON object of connector options.",
+)
 @click.option("--disabled", is_flag=True, help="Add it switched off (enable it later).")
 @json_option
 @_one_line_errors
-def providers_add(name: str, kind: str, method: str | None, display_name: str, base_url: str,
-                  client_id: str, client_secret: str, option_pairs: tuple[str, ...],
-                  options_file: Path | None, disabled: bool, as_json: bool) -> None:
+def providers_add(
+    name: str,
+    kind: str,
+    method: str | None,
+    display_name: str,
+    base_url: str,
+    client_id: str,
+    client_secret: str,
+    option_pairs: tuple[str, ...],
+    options_file: Path | None,
+    disabled: bool,
+    as_json: bool,
+) -> None:
     """Register an upstream provider. Its client secret is stored encrypted."""
     json_text = None
     if options_file is not None:
@@ -327,9 +407,19 @@ def providers_add(name: str, kind: str, method: str | None, display_name: str, b
             raise ProviderError(f"{options_file}: cannot read it ({exc})") from None
     options = parse_options(option_pairs, json_text, source=str(options_file))
     session = db_session()
-    row = add_provider(session, _settings(), name=name, kind=kind, method=method,
-                       display_name=display_name, base_url=base_url, client_id=client_id,
-                       client_secret=client_secret, options=options, enabled=not disabled)
+    row = add_provider(
+        session,
+        _settings(),
+        name=name,
+        kind=kind,
+        method=method,
+        display_name=display_name,
+        base_url=base_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        options=options,
+        enabled=not disabled,
+    )
     session.commit()
     out = describe(row, _settings())
     if not as_json:
@@ -399,8 +489,12 @@ def providers_disable(name: str) -> None:
 
 @providers_cli.command("check")
 @click.argument("name")
-@click.option("--timeout", type=click.FloatRange(min=0.1, max=120), default=None,
-              help="Seconds per upstream request [default: upstream_timeout].")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=120),
+    default=None,
+    help="Seconds per upstream request [default: upstream_timeout].",
+)
 @click.option("--strict", is_flag=True, help="Exit non-zero on warnings too.")
 @json_option
 @_one_line_errors
@@ -416,9 +510,16 @@ def providers_check(name: str, timeout: float | None, strict: bool, as_json: boo
     report = check_provider(_settings(), config, timeout)
     failed = bool(report.problems or (strict and report.warnings))
     if as_json:
-        print_rows({"name": name, "ok": not report.problems, "problems": report.problems,
-                    "warnings": report.warnings,
-                    "redirect_uri": redirect_uri(_settings(), name)}, as_json)
+        print_rows(
+            {
+                "name": name,
+                "ok": not report.problems,
+                "problems": report.problems,
+                "warnings": report.warnings,
+                "redirect_uri": redirect_uri(_settings(), name),
+            },
+            as_json,
+        )
     else:
         for problem in report.problems:
             click.echo(f"{name}: {problem}")
@@ -426,7 +527,6 @@ def providers_check(name: str, timeout: float | None, strict: bool, as_json: boo
             click.echo(f"{name}: warning: {warning}")
         if not report.problems:
             count = len(report.warnings)
-            click.echo(f"{name}: ok" + (f" ({count} warning{'s' * (count != 1)})"
-                                        if count else ""))
+            click.echo(f"{name}: ok" + (f" ({count} warning{'s' * (count != 1)})" if count else ""))
     if failed:
         click.get_current_context().exit(1)

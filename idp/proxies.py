@@ -62,14 +62,16 @@ class TrustedProxies:
         # Parsing addresses costs more than the rest of this layer, and both answers are
         # pure functions of a header for fixed networks: remembered (bounded).
         self._peer_is_trusted = functools.lru_cache(maxsize=4096)(
-            lambda peer: self._trusted(_address(peer)))
+            lambda peer: self._trusted(_address(peer))
+        )
         self._client_and_hops = functools.lru_cache(maxsize=4096)(self._walk)
 
     def _trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
         return address is not None and any(address in net for net in self.networks)
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         forwarded = [environ.pop(name, None) for name in FORWARDED_HEADERS]
         if self.networks and self._peer_is_trusted(environ.get("REMOTE_ADDR", "")):
             self._apply(environ, *forwarded)
@@ -90,8 +92,9 @@ class TrustedProxies:
             hops += 1
         return client, hops
 
-    def _apply(self, environ: dict[str, Any], for_: str | None, proto: str | None,
-               host: str | None) -> None:
+    def _apply(
+        self, environ: dict[str, Any], for_: str | None, proto: str | None, host: str | None
+    ) -> None:
         for_ = for_ or ""
         # A long header is walked, not remembered: 4,096 short keys stay a few hundred KB.
         client, hops = self._client_and_hops(for_) if len(for_) <= 200 else self._walk(for_)

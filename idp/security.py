@@ -53,10 +53,9 @@ class Passwords:
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         try:
-            return self._hasher.verify(password_hash or self._dummy_hash,
-                                       unicodedata.normalize("NFKC", password)) and (
-                password_hash is not None
-            )
+            return self._hasher.verify(
+                password_hash or self._dummy_hash, unicodedata.normalize("NFKC", password)
+            ) and (password_hash is not None)
         except (VerificationError, InvalidHashError):
             return False
 
@@ -118,8 +117,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _refuse_unreadable_input() -> None:
         # get_data(cache=True) keeps the bytes, and Werkzeug parses the form from them.
-        body = (request.get_data(cache=True) if request.mimetype in FORM_MIMETYPES
-                else None)
+        body = request.get_data(cache=True) if request.mimetype in FORM_MIMETYPES else None
         if not is_utf8_request(request.query_string, body):
             raise NotUtf8()
         # No legitimate parameter contains NUL, and PostgreSQL cannot store or even compare
@@ -129,7 +127,8 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        for name, value in security_headers(secure=request.is_secure,
-                                            page=response.mimetype == "text/html"):
+        for name, value in security_headers(
+            secure=request.is_secure, page=response.mimetype == "text/html"
+        ):
             response.headers.setdefault(name, value)
         return response

@@ -128,7 +128,7 @@ class Settings:
         url = self.database_url
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
-            return prefix + str(self.instance_dir / url[len(prefix):])
+            return prefix + str(self.instance_dir / url[len(prefix) :])
         return url
 
 
@@ -156,8 +156,7 @@ def load_settings(
             if key not in values:
                 raise SettingsError(f"unknown setting '{key}' in {extra_file}")
             values[key] = value
-    effective = effective_config_path(env, default=EFFECTIVE_CONFIG if environ is None
-                                      else None)
+    effective = effective_config_path(env, default=EFFECTIVE_CONFIG if environ is None else None)
     if effective is not None:
         values.update(read_effective(effective, idp_config=extra_file or ""))
     hints = get_type_hints(Settings)
@@ -179,8 +178,9 @@ def load_settings(
     return settings
 
 
-def effective_config_path(env: Mapping[str, str], default: Path | None = EFFECTIVE_CONFIG
-                          ) -> Path | None:
+def effective_config_path(
+    env: Mapping[str, str], default: Path | None = EFFECTIVE_CONFIG
+) -> Path | None:
     """The effective-settings file to read or write: IDP_EFFECTIVE_CONFIG (empty: none),
     else `default`."""
     named = env.get("IDP_EFFECTIVE_CONFIG")
@@ -205,19 +205,29 @@ def read_effective(path: Path, idp_config: str) -> dict[str, Any]:
         return {}
     unknown = sorted(set(data) - set(EFFECTIVE_KEYS))
     if unknown:
-        raise SettingsError(f"unknown setting '{unknown[0]}' in {path} (it may only hold "
-                            f"{', '.join(EFFECTIVE_KEYS)}; delete it and run make run again)")
+        raise SettingsError(
+            f"unknown setting '{unknown[0]}' in {path} (it may only hold "
+            f"{', '.join(EFFECTIVE_KEYS)}; delete it and run make run again)"
+        )
     return data
 
 
 def write_effective(settings: Settings, path: Path, idp_config: str, command: str) -> None:
     """Record what a server starts with, for the CLI in other shells (`read_effective`).
     Replaced atomically, readable by the owner only (the database URL may hold a password)."""
-    lines = [f"# Written by {command} at start-up: the settings the server runs with. The admin",
-             "# CLI reads them (below IDP_* environment variables). Safe to delete.", ""]
+    lines = [
+        f"# Written by {command} at start-up: the settings the server runs with. The admin",
+        "# CLI reads them (below IDP_* environment variables). Safe to delete.",
+        "",
+    ]
     lines += [f"{key} = {json.dumps(getattr(settings, key))}" for key in EFFECTIVE_KEYS]
-    lines += ["", f"[{EFFECTIVE_SOURCE}]", f"command = {json.dumps(command)}",
-              f"idp_config = {json.dumps(config_id(idp_config))}", ""]
+    lines += [
+        "",
+        f"[{EFFECTIVE_SOURCE}]",
+        f"command = {json.dumps(command)}",
+        f"idp_config = {json.dumps(config_id(idp_config))}",
+        "",
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -277,8 +287,13 @@ def _is_absolute_http_url(value: str) -> bool:
         parts.port  # noqa: B018  (raises on a port out of range)
     except ValueError:
         return False
-    return (parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query
-            and not parts.fragment and not any(c.isspace() for c in value))
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not parts.query
+        and not parts.fragment
+        and not any(c.isspace() for c in value)
+    )
 
 
 def _check_rules(s: Settings) -> None:
@@ -308,12 +323,16 @@ def _check_rules(s: Settings) -> None:
     try:
         parse_networks(s.trusted_proxies)
     except ValueError as exc:
-        raise SettingsError(
-            f"setting 'trusted_proxies' (IDP_TRUSTED_PROXIES): {exc}"
-        ) from None
-    for name in ("confirmation_link_lifetime", "activation_link_lifetime",
-                 "reset_link_lifetime", "smtp_port", "smtp_timeout", "mail_poll_interval",
-                 "upstream_timeout"):
+        raise SettingsError(f"setting 'trusted_proxies' (IDP_TRUSTED_PROXIES): {exc}") from None
+    for name in (
+        "confirmation_link_lifetime",
+        "activation_link_lifetime",
+        "reset_link_lifetime",
+        "smtp_port",
+        "smtp_timeout",
+        "mail_poll_interval",
+        "upstream_timeout",
+    ):
         if getattr(s, name) == 0:
             raise SettingsError(f"setting '{name}' (IDP_{name.upper()}) must be positive")
     # 0 would disable throttling (window, base) or make one typo slow down everybody

@@ -93,6 +93,7 @@ class UpstreamProvider(abc.ABC):
         """Build the upstream authorization request."""
 
     @abc.abstractmethod
-    def finish_login(self, callback_params: dict[str, str], pending: dict[str, Any]
-                     ) -> VerifiedIdentity:
+    def finish_login(
+        self, callback_params: dict[str, str], pending: dict[str, Any]
+    ) -> VerifiedIdentity:
         """Check the callback against what start_login kept and return the identity."""

@@ -76,12 +76,14 @@ FLOW_MOBILEID_CROSS_DEVICE = FLOW_PREFIX + "mobileid:cross-device"
 FLOW_SMARTCARD = FLOW_PREFIX + "sc_plugin"
 FLOW_EID_SCAN = FLOW_PREFIX + "mobile-eid"
 DEFAULT_SCOPE = "urn:lvrtc:fpeil:aa"
-DEFAULT_AMR: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    FLOW_MOBILEID: ("ext", "swk"),
-    FLOW_MOBILEID_CROSS_DEVICE: ("ext", "swk"),
-    FLOW_SMARTCARD: ("ext", "sc"),
-    FLOW_EID_SCAN: ("ext", "sc"),
-})
+DEFAULT_AMR: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        FLOW_MOBILEID: ("ext", "swk"),
+        FLOW_MOBILEID_CROSS_DEVICE: ("ext", "swk"),
+        FLOW_SMARTCARD: ("ext", "sc"),
+        FLOW_EID_SCAN: ("ext", "sc"),
+    }
+)
 
 # ETSI EN 319 412-1 semantics identifier of a Latvian natural person. The hyphen inside the
 # code is how eParaksts writes it; a code without it is the same 11 digits.
@@ -114,39 +116,51 @@ class EparakstsOptions:
         if unknown:
             raise EparakstsConfigError(
                 f"unknown eParaksts option(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(_KNOWN_OPTIONS))}")
+                f"known: {', '.join(sorted(_KNOWN_OPTIONS))}"
+            )
         amr = dict(DEFAULT_AMR)
         raw_amr = options.get("amr", {})
         if not isinstance(raw_amr, Mapping):
             raise EparakstsConfigError(
-                'option amr must map a flow URN to a list of amr values, e.g. '
-                f'{{"{FLOW_MOBILEID}": ["ext", "swk"]}}')
+                "option amr must map a flow URN to a list of amr values, e.g. "
+                f'{{"{FLOW_MOBILEID}": ["ext", "swk"]}}'
+            )
         for flow, values in raw_amr.items():
             if not isinstance(flow, str) or not flow.startswith(FLOW_PREFIX):
                 raise EparakstsConfigError(
                     f"option amr: {flow!r} is not an eParaksts flow (it must start with "
-                    f"{FLOW_PREFIX})")
-            if (not isinstance(values, list | tuple) or not values
-                    or not all(isinstance(v, str) and _AMR_TOKEN.fullmatch(v) for v in values)):
+                    f"{FLOW_PREFIX})"
+                )
+            if (
+                not isinstance(values, list | tuple)
+                or not values
+                or not all(isinstance(v, str) and _AMR_TOKEN.fullmatch(v) for v in values)
+            ):
                 raise EparakstsConfigError(
                     f"option amr[{flow}] must be a non-empty list of amr values such as "
-                    '["ext", "swk"] (RFC 8176: lower-case letters, digits, "_" or "-")')
+                    '["ext", "swk"] (RFC 8176: lower-case letters, digits, "_" or "-")'
+                )
             amr[flow] = tuple(values)
         acr_values = options.get("acr_values", FLOW_MOBILEID)
         if not isinstance(acr_values, str) or acr_values not in amr:
             raise EparakstsConfigError(
                 f"option acr_values must be one eParaksts flow with a known amr: "
-                f"{', '.join(sorted(amr))} (got {acr_values!r})")
+                f"{', '.join(sorted(amr))} (got {acr_values!r})"
+            )
         scope = options.get("scope", DEFAULT_SCOPE)
-        if not isinstance(scope, str) or not scope.strip() or any(
-                c in scope for c in "\"\\\r\n\t"):
+        if not isinstance(scope, str) or not scope.strip() or any(c in scope for c in '"\\\r\n\t'):
             raise EparakstsConfigError(
-                f"option scope must be space-separated scope names, e.g. {DEFAULT_SCOPE}")
+                f"option scope must be space-separated scope names, e.g. {DEFAULT_SCOPE}"
+            )
         pkce = options.get("pkce", True)
         if not isinstance(pkce, bool):
             raise EparakstsConfigError("option pkce must be true or false")
-        return cls(acr_values=acr_values, scope=" ".join(scope.split()),
-                   amr=MappingProxyType(amr), pkce=pkce)
+        return cls(
+            acr_values=acr_values,
+            scope=" ".join(scope.split()),
+            amr=MappingProxyType(amr),
+            pkce=pkce,
+        )
 
 
 def _check_base_url(base_url: str) -> str:
@@ -156,13 +170,15 @@ def _check_base_url(base_url: str) -> str:
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise EparakstsConfigError(
             f"base_url must be an absolute https URL such as {PRODUCTION_BASE_URL} "
-            f"(got {base_url!r})")
+            f"(got {base_url!r})"
+        )
     if parts.query or parts.fragment or parts.username:
         raise EparakstsConfigError("base_url must carry no query, fragment or credentials")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise EparakstsConfigError(
             "base_url must use https (plain http is allowed only on a loopback host, "
-            "for the simulator)")
+            "for the simulator)"
+        )
     return base_url.rstrip("/")
 
 
@@ -190,8 +206,9 @@ def _same(a: object, b: object) -> bool:
 class EparakstsProvider(UpstreamProvider):
     """One configured eParaksts login method (one flow)."""
 
-    def __init__(self, config: ConnectorConfig, options: EparakstsOptions,
-                 timeout: float = 10) -> None:
+    def __init__(
+        self, config: ConnectorConfig, options: EparakstsOptions, timeout: float = 10
+    ) -> None:
         self.name = config.name
         self.method = config.method
         self.base_url = _check_base_url(config.base_url)
@@ -226,7 +243,9 @@ class EparakstsProvider(UpstreamProvider):
             "acr_values": self.options.acr_values,
         }
         pending: dict[str, Any] = {
-            "provider": self.name, "state": state, "redirect_uri": callback_url,
+            "provider": self.name,
+            "state": state,
+            "redirect_uri": callback_url,
             "acr_values": self.options.acr_values,
         }
         if self.options.pkce:
@@ -234,11 +253,13 @@ class EparakstsProvider(UpstreamProvider):
             params["code_challenge"] = _s256(verifier)
             params["code_challenge_method"] = "S256"
             pending["code_verifier"] = verifier
-        return LoginStart(redirect_url=f"{self.authorize_url}?{urlencode(params)}",
-                          state=state, pending=pending)
+        return LoginStart(
+            redirect_url=f"{self.authorize_url}?{urlencode(params)}", state=state, pending=pending
+        )
 
-    def finish_login(self, callback_params: dict[str, str], pending: dict[str, Any]
-                     ) -> VerifiedIdentity:
+    def finish_login(
+        self, callback_params: dict[str, str], pending: dict[str, Any]
+    ) -> VerifiedIdentity:
         if not _same(pending.get("provider"), self.name):
             raise UpstreamError(f"{self.name}: the pending login belongs to another provider")
         # The state first: an answer that is not ours (replayed, forged, or for another
@@ -259,16 +280,26 @@ class EparakstsProvider(UpstreamProvider):
     # -- the two back-channel calls ------------------------------------------------------
 
     def _redeem(self, code: str, pending: Mapping[str, Any]) -> str:
-        data = {"grant_type": "authorization_code", "code": code,
-                "redirect_uri": str(pending.get("redirect_uri", ""))}
+        data = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": str(pending.get("redirect_uri", "")),
+        }
         if "code_verifier" in pending:
             data["code_verifier"] = str(pending["code_verifier"])
-        status, body = _call(self.name, "token", "POST", self.token_url, self.timeout,
-                             data=data, headers=_basic_auth(self.client_id,
-                                                            self._client_secret))
+        status, body = _call(
+            self.name,
+            "token",
+            "POST",
+            self.token_url,
+            self.timeout,
+            data=data,
+            headers=_basic_auth(self.client_id, self._client_secret),
+        )
         if status != 200:
-            raise UpstreamError(f"{self.name}: token endpoint answered {status} "
-                                f"{_error_code(body)}")
+            raise UpstreamError(
+                f"{self.name}: token endpoint answered {status} {_error_code(body)}"
+            )
         answer = _json_object(self.name, "token", body)
         token = answer.get("access_token")
         token_type = answer.get("token_type")
@@ -279,9 +310,14 @@ class EparakstsProvider(UpstreamProvider):
         return token
 
     def _users_me(self, access_token: str) -> dict[str, Any]:
-        status, body = _call(self.name, "users/me", "GET", self.users_me_url, self.timeout,
-                             headers={"Authorization": f"Bearer {access_token}",
-                                      "Accept": "application/json"})
+        status, body = _call(
+            self.name,
+            "users/me",
+            "GET",
+            self.users_me_url,
+            self.timeout,
+            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+        )
         if status != 200:
             raise UpstreamError(f"{self.name}: users/me answered {status}")
         return _json_object(self.name, "users/me", body)
@@ -302,9 +338,16 @@ class EparakstsProvider(UpstreamProvider):
         if amr is None:
             raise UpstreamError(f"{self.name}: no amr configured for flow {flow[:80]!r}")
         return VerifiedIdentity(
-            provider=self.name, method=self.method, subject=subject, country="LV",
-            personal_code=personal_code, given_name=given_name, family_name=family_name,
-            assurance="high", amr=amr, upstream_acr=upstream_acr or requested,
+            provider=self.name,
+            method=self.method,
+            subject=subject,
+            country="LV",
+            personal_code=personal_code,
+            given_name=given_name,
+            family_name=family_name,
+            assurance="high",
+            amr=amr,
+            upstream_acr=upstream_acr or requested,
         )
 
 
@@ -318,13 +361,17 @@ def _personal_code(provider: str, serial: object) -> str:
     if match is None:
         other = _ANY_SERIAL.fullmatch(serial)
         if other is not None and other.group(1) != "LV":
-            raise UpstreamError(f"{provider}: identity of country {other.group(1)} refused "
-                                "(only Latvian personal codes are linked)")
+            raise UpstreamError(
+                f"{provider}: identity of country {other.group(1)} refused "
+                "(only Latvian personal codes are linked)"
+            )
         raise UpstreamError(f"{provider}: serial_number is not of the form PNOLV-DDMMYY-NNNNN")
     code = match.group(1) + match.group(2)
     if not pvn.is_valid(code):
-        log.warning("%s: the personal code asserted by eParaksts fails the checksum; "
-                    "kept as verified", provider)
+        log.warning(
+            "%s: the personal code asserted by eParaksts fails the checksum; kept as verified",
+            provider,
+        )
     return code
 
 
@@ -342,16 +389,18 @@ def _basic_auth(client_id: str, client_secret: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")}
 
 
-def _call(provider: str, what: str, method: str, url: str, timeout: float,
-          **kwargs: Any) -> tuple[int, bytes]:
+def _call(
+    provider: str, what: str, method: str, url: str, timeout: float, **kwargs: Any
+) -> tuple[int, bytes]:
     """One outgoing request, bounded in time and size: `timeout` for connecting and for
     each read, and the whole answer within twice `timeout` (a server that trickles bytes
     would otherwise hold the worker: each read returns what has arrived, so the deadline
     is checked between them). Any failure is an UpstreamError."""
     deadline = time.monotonic() + 2 * timeout
     try:
-        with requests.request(method, url, timeout=timeout, stream=True,
-                              allow_redirects=False, **kwargs) as response:
+        with requests.request(
+            method, url, timeout=timeout, stream=True, allow_redirects=False, **kwargs
+        ) as response:
             body = bytearray()
             while chunk := response.raw.read1(8192, decode_content=True):
                 body += chunk
@@ -363,8 +412,9 @@ def _call(provider: str, what: str, method: str, url: str, timeout: float,
     except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
         raise UpstreamError(f"{provider}: {what} timed out ({type(exc).__name__})") from None
     except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-        raise UpstreamError(f"{provider}: {what} unreachable or broken answer "
-                            f"({type(exc).__name__})") from None
+        raise UpstreamError(
+            f"{provider}: {what} unreachable or broken answer ({type(exc).__name__})"
+        ) from None
 
 
 def _json_object(provider: str, what: str, body: bytes) -> dict[str, Any]:
@@ -390,12 +440,14 @@ def _error_code(body: bytes) -> str:
 def _validated(config: ConnectorConfig) -> EparakstsOptions:
     if config.method != "esignature":
         raise EparakstsConfigError(
-            f"eParaksts is an eSignature: method must be 'esignature' (got {config.method!r})")
+            f"eParaksts is an eSignature: method must be 'esignature' (got {config.method!r})"
+        )
     if not config.client_id:
         raise EparakstsConfigError("client_id is missing (the one LVRTC registered)")
     if not config.client_secret:
         raise EparakstsConfigError(
-            "client_secret is missing: eParaksts authenticates the client by HTTP Basic")
+            "client_secret is missing: eParaksts authenticates the client by HTTP Basic"
+        )
     _check_base_url(config.base_url)
     return EparakstsOptions.from_mapping(config.options)
 
@@ -414,8 +466,9 @@ def check(config: ConnectorConfig, timeout: float = 10) -> list[str]:
 CLIENT_REFUSED = "client authentication refused: check the client id and secret"
 
 
-def check_report(config: ConnectorConfig, timeout: float = 10,
-                 redirect_uri: str | None = None) -> CheckReport:
+def check_report(
+    config: ConnectorConfig, timeout: float = 10, redirect_uri: str | None = None
+) -> CheckReport:
     """What is wrong with `config`, as sentences for the admin; no problems when all is well.
 
     Besides the configuration itself, two harmless probes:
@@ -435,29 +488,39 @@ def check_report(config: ConnectorConfig, timeout: float = 10,
         return report
     problems = report.problems
     try:
-        status, body = _call(config.name, "token", "POST", provider.token_url, timeout,
-                             data={"grant_type": "authorization_code",
-                                   "code": "idp-check-" + secrets.token_urlsafe(8),
-                                   "redirect_uri": (redirect_uri
-                                                    or provider.base_url + "/idp-check")},
-                             headers=_basic_auth(provider.client_id,
-                                                 provider._client_secret))
+        status, body = _call(
+            config.name,
+            "token",
+            "POST",
+            provider.token_url,
+            timeout,
+            data={
+                "grant_type": "authorization_code",
+                "code": "idp-check-" + secrets.token_urlsafe(8),
+                "redirect_uri": (redirect_uri or provider.base_url + "/idp-check"),
+            },
+            headers=_basic_auth(provider.client_id, provider._client_secret),
+        )
     except UpstreamError as exc:
         problems.append(f"token endpoint {provider.token_url}: {exc}")
     else:
         error = _error_code(body)
         if status == 401 or "invalid_client" in error:
-            problems.append(f"{CLIENT_REFUSED} (token endpoint {provider.token_url} "
-                            f"answered {status} {error})")
+            problems.append(
+                f"{CLIENT_REFUSED} (token endpoint {provider.token_url} answered {status} {error})"
+            )
         elif not 400 <= status < 500:
-            problems.append(f"token endpoint {provider.token_url} answered {status} to a "
-                            "made-up code (expected 400 invalid_grant)")
+            problems.append(
+                f"token endpoint {provider.token_url} answered {status} to a "
+                "made-up code (expected 400 invalid_grant)"
+            )
     try:
         status, _body = _call(config.name, "users/me", "GET", provider.users_me_url, timeout)
     except UpstreamError as exc:
         problems.append(f"users/me {provider.users_me_url}: {exc}")
     else:
         if status not in (401, 403):
-            problems.append(f"users/me {provider.users_me_url} answered {status} without a "
-                            "token (expected 401)")
+            problems.append(
+                f"users/me {provider.users_me_url} answered {status} without a token (expected 401)"
+            )
     return report

@@ -95,9 +95,15 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 ASSURANCES: tuple[str, ...] = get_args(Assurance)
 # alg -> (kty, curve or None): the key an algorithm may be verified with (RFC 7518 3.1).
 ALG_KEYS: dict[str, tuple[str, str | None]] = {
-    "RS256": ("RSA", None), "RS384": ("RSA", None), "RS512": ("RSA", None),
-    "PS256": ("RSA", None), "PS384": ("RSA", None), "PS512": ("RSA", None),
-    "ES256": ("EC", "P-256"), "ES384": ("EC", "P-384"), "ES512": ("EC", "P-521"),
+    "RS256": ("RSA", None),
+    "RS384": ("RSA", None),
+    "RS512": ("RSA", None),
+    "PS256": ("RSA", None),
+    "PS384": ("RSA", None),
+    "PS512": ("RSA", None),
+    "ES256": ("EC", "P-256"),
+    "ES384": ("EC", "P-384"),
+    "ES512": ("EC", "P-521"),
 }
 DEFAULT_ASSURANCE: dict[str, Assurance] = {"bank": "substantial", "esignature": "high"}
 DEFAULT_AMR: dict[str, tuple[str, ...]] = {"bank": ("ext", "bank"), "esignature": ("ext", "sc")}
@@ -114,18 +120,21 @@ class InvalidOptions(UpstreamError):
 
 # --- options -----------------------------------------------------------------------------
 
+
 def _string_list(name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = value.replace(",", " ").split()
     if not isinstance(value, list | tuple) or not all(
-            isinstance(v, str) and v and not any(c.isspace() for c in v) for v in value):
+        isinstance(v, str) and v and not any(c.isspace() for c in v) for v in value
+    ):
         raise InvalidOptions(f"option {name!r} must be a list of words, got {value!r}")
     return tuple(dict.fromkeys(value))
 
 
 def _string_map(name: str, value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
         raise InvalidOptions(f"option {name!r} must map strings to strings, got {value!r}")
     return dict(value)
 
@@ -138,15 +147,15 @@ def _word(name: str, value: Any) -> str:
 
 def _number(name: str, value: Any, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise InvalidOptions(f"option {name!r} must be a number from {low} to {high}, "
-                             f"got {value!r}")
+        raise InvalidOptions(
+            f"option {name!r} must be a number from {low} to {high}, got {value!r}"
+        )
     return float(value)
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise InvalidOptions(f"option {name!r} must be one of {', '.join(choices)}, "
-                             f"got {value!r}")
+        raise InvalidOptions(f"option {name!r} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 
@@ -176,8 +185,9 @@ class OidcOptions:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(options) - known)
         if unknown:
-            raise InvalidOptions(f"unknown option(s) {', '.join(unknown)} "
-                                 f"(known: {', '.join(sorted(known))})")
+            raise InvalidOptions(
+                f"unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+            )
         o = dict(options)
         values: dict[str, Any] = {
             "default_assurance": DEFAULT_ASSURANCE.get(method, "substantial"),
@@ -187,12 +197,15 @@ class OidcOptions:
             scopes = _string_list("scopes", o["scopes"])
             values["scopes"] = scopes if "openid" in scopes else ("openid", *scopes)
         if "response_mode" in o:
-            values["response_mode"] = _choice("response_mode", o["response_mode"],
-                                              ("query", "form_post"))
+            values["response_mode"] = _choice(
+                "response_mode", o["response_mode"], ("query", "form_post")
+            )
         if "token_endpoint_auth" in o:
             values["token_endpoint_auth"] = _choice(
-                "token_endpoint_auth", o["token_endpoint_auth"],
-                ("client_secret_basic", "client_secret_post"))
+                "token_endpoint_auth",
+                o["token_endpoint_auth"],
+                ("client_secret_basic", "client_secret_post"),
+            )
         for name in ("personal_code_claim", "given_name_claim", "family_name_claim"):
             if name in o:
                 values[name] = _word(name, o[name])
@@ -202,8 +215,9 @@ class OidcOptions:
                 _choice(f"acr_map[{acr!r}]", level, ASSURANCES)
             values["acr_map"] = MappingProxyType(acr_map)
         if "default_assurance" in o:
-            values["default_assurance"] = _choice("default_assurance", o["default_assurance"],
-                                                  ASSURANCES)
+            values["default_assurance"] = _choice(
+                "default_assurance", o["default_assurance"], ASSURANCES
+            )
         if "amr" in o:
             values["amr"] = _string_list("amr", o["amr"])
         if "amr_map" in o:
@@ -216,24 +230,28 @@ class OidcOptions:
             if bad or not algs:
                 raise InvalidOptions(
                     f"option 'allowed_algs': {', '.join(bad) or 'empty'} not allowed "
-                    f"(choose from {', '.join(ALG_KEYS)}; never none or HS*)")
+                    f"(choose from {', '.join(ALG_KEYS)}; never none or HS*)"
+                )
             values["allowed_algs"] = algs
         if "leeway" in o:
             values["leeway"] = _number("leeway", o["leeway"], 0, 300)
         if "use_userinfo" in o:
             if not isinstance(o["use_userinfo"], bool):
-                raise InvalidOptions(f"option 'use_userinfo' must be true or false, "
-                                     f"got {o['use_userinfo']!r}")
+                raise InvalidOptions(
+                    f"option 'use_userinfo' must be true or false, got {o['use_userinfo']!r}"
+                )
             values["use_userinfo"] = o["use_userinfo"]
         if "discovery_ttl" in o:
             values["discovery_ttl"] = _number("discovery_ttl", o["discovery_ttl"], 0, 86400)
         if "jwks_refetch_interval" in o:
             values["jwks_refetch_interval"] = _number(
-                "jwks_refetch_interval", o["jwks_refetch_interval"], 0, 86400)
+                "jwks_refetch_interval", o["jwks_refetch_interval"], 0, 86400
+            )
         return cls(**values)
 
 
 # --- HTTP --------------------------------------------------------------------------------
+
 
 def _is_loopback(host: str | None) -> bool:
     if not host:
@@ -263,14 +281,16 @@ def _http(method: str, url: str, timeout: float, what: str, **kwargs: Any) -> by
     return _fetch(method, url, timeout, what, **kwargs)[1]
 
 
-def _fetch(method: str, url: str, timeout: float, what: str, *, any_status: bool = False,
-           **kwargs: Any) -> tuple[int, bytes]:
+def _fetch(
+    method: str, url: str, timeout: float, what: str, *, any_status: bool = False, **kwargs: Any
+) -> tuple[int, bytes]:
     """`_http`, also giving the status; with `any_status` an error answer's body is read
     (bounded the same way) instead of raising, for `check` to tell errors apart."""
     deadline = time.monotonic() + timeout
     try:
-        with requests.request(method, url, timeout=(timeout, timeout), stream=True,
-                              allow_redirects=False, **kwargs) as response:
+        with requests.request(
+            method, url, timeout=(timeout, timeout), stream=True, allow_redirects=False, **kwargs
+        ) as response:
             if response.status_code != 200 and not any_status:
                 raise UpstreamError(f"{what}: HTTP {response.status_code} from {url}")
             length = response.headers.get("Content-Length", "")
@@ -280,8 +300,7 @@ def _fetch(method: str, url: str, timeout: float, what: str, *, any_status: bool
             for chunk in response.iter_content(64 * 1024):
                 body += chunk
                 if len(body) > MAX_RESPONSE_BYTES:
-                    raise UpstreamError(f"{what}: response larger than "
-                                        f"{MAX_RESPONSE_BYTES} bytes")
+                    raise UpstreamError(f"{what}: response larger than {MAX_RESPONSE_BYTES} bytes")
                 if time.monotonic() > deadline:
                     raise UpstreamError(f"{what}: response slower than {timeout}s")
             return response.status_code, bytes(body)
@@ -300,8 +319,17 @@ def _json_object(body: bytes, what: str) -> dict[str, Any]:
 
 
 def _get_json(url: str, timeout: float, what: str, **kwargs: Any) -> dict[str, Any]:
-    return _json_object(_http("GET", url, timeout, what, headers={
-        "Accept": "application/json", **kwargs.pop("headers", {})}, **kwargs), what)
+    return _json_object(
+        _http(
+            "GET",
+            url,
+            timeout,
+            what,
+            headers={"Accept": "application/json", **kwargs.pop("headers", {})},
+            **kwargs,
+        ),
+        what,
+    )
 
 
 def _b64url_json(segment: str, what: str) -> dict[str, Any]:
@@ -313,6 +341,7 @@ def _b64url_json(segment: str, what: str) -> dict[str, Any]:
 
 
 # --- personal codes ----------------------------------------------------------------------
+
 
 def parse_personal_code(value: Any, provider: str = "?") -> tuple[str, str]:
     """(country, 11-digit code) from a plain Latvian code or `PNOLV-...`; UpstreamError when
@@ -337,12 +366,18 @@ def parse_personal_code(value: Any, provider: str = "?") -> tuple[str, str]:
     except StdnumValidationError:
         valid = False
     if not valid:
-        log.warning("%s asserted personal code %s…%s that fails the Latvian checksum; "
-                    "accepted as upstream-verified (DOMAIN.md)", provider, code[:2], code[-1])
+        log.warning(
+            "%s asserted personal code %s…%s that fails the Latvian checksum; "
+            "accepted as upstream-verified (DOMAIN.md)",
+            provider,
+            code[:2],
+            code[-1],
+        )
     return country, code
 
 
 # --- the connector -----------------------------------------------------------------------
+
 
 @dataclass
 class _Cache:
@@ -381,8 +416,10 @@ class OidcProvider(UpstreamProvider):
         """What in a discovery document stops us using it (OIDC Discovery 3 and 4.3)."""
         problems = []
         if doc.get("issuer") != self.issuer:
-            problems.append(f"discovery issuer {doc.get('issuer')!r} is not the configured "
-                            f"issuer {self.issuer!r}")
+            problems.append(
+                f"discovery issuer {doc.get('issuer')!r} is not the configured "
+                f"issuer {self.issuer!r}"
+            )
         for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
             problem = _endpoint_problem(name, doc.get(name))
             if problem:
@@ -403,23 +440,30 @@ class OidcProvider(UpstreamProvider):
 
         methods = advertised("code_challenge_methods_supported")
         if methods is not None and "S256" not in methods:
-            problems.append("the upstream does not support PKCE S256 "
-                            f"(code_challenge_methods_supported: {methods})")
+            problems.append(
+                "the upstream does not support PKCE S256 "
+                f"(code_challenge_methods_supported: {methods})"
+            )
         algs = advertised("id_token_signing_alg_values_supported")
         if algs is not None and not set(algs) & set(self.options.allowed_algs):
-            problems.append(f"no ID token algorithm in common: upstream {algs}, "
-                            f"allowed {list(self.options.allowed_algs)}")
+            problems.append(
+                f"no ID token algorithm in common: upstream {algs}, "
+                f"allowed {list(self.options.allowed_algs)}"
+            )
         types = advertised("response_types_supported")
         if types is not None and "code" not in types:
             problems.append("the upstream does not support response_type=code")
         modes = advertised("response_modes_supported")
         if modes is not None and self.options.response_mode not in modes:
-            problems.append(f"response_mode {self.options.response_mode} not supported "
-                            f"(upstream: {modes})")
+            problems.append(
+                f"response_mode {self.options.response_mode} not supported (upstream: {modes})"
+            )
         auths = advertised("token_endpoint_auth_methods_supported")
         if auths is not None and self.options.token_endpoint_auth not in auths:
-            problems.append(f"token endpoint auth {self.options.token_endpoint_auth} not "
-                            f"supported (upstream: {auths})")
+            problems.append(
+                f"token endpoint auth {self.options.token_endpoint_auth} not "
+                f"supported (upstream: {auths})"
+            )
         return problems
 
     def discovery(self) -> dict[str, Any]:
@@ -428,8 +472,10 @@ class OidcProvider(UpstreamProvider):
         not one per login queued before it."""
         with self._lock:
             cached = self._discovery
-        if (cached.value is not None
-                and time.monotonic() - cached.fetched_at < self.options.discovery_ttl):
+        if (
+            cached.value is not None
+            and time.monotonic() - cached.fetched_at < self.options.discovery_ttl
+        ):
             return cached.value
         url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
         doc = _get_json(url, self.timeout, f"{self.name} discovery")
@@ -445,20 +491,29 @@ class OidcProvider(UpstreamProvider):
         keys = doc.get("keys")
         if not isinstance(keys, list):
             raise UpstreamError(f"{self.name} JWKS: no keys list")
-        usable = [k for k in keys if isinstance(k, dict) and k.get("kty") in ("RSA", "EC")
-                  and k.get("use", "sig") == "sig"]
+        usable = [
+            k
+            for k in keys
+            if isinstance(k, dict)
+            and k.get("kty") in ("RSA", "EC")
+            and k.get("use", "sig") == "sig"
+        ]
         if not usable:
             raise UpstreamError(f"{self.name} JWKS: no RSA or EC signing key")
         return usable
 
-    def _candidate_keys(self, jwks: list[dict[str, Any]], kid: str | None, alg: str
-                        ) -> list[dict[str, Any]]:
+    def _candidate_keys(
+        self, jwks: list[dict[str, Any]], kid: str | None, alg: str
+    ) -> list[dict[str, Any]]:
         kty, curve = ALG_KEYS[alg]
-        return [k for k in jwks
-                if k.get("kty") == kty
-                and (curve is None or k.get("crv") == curve)
-                and k.get("alg", alg) == alg
-                and (kid is None or k.get("kid") == kid)]
+        return [
+            k
+            for k in jwks
+            if k.get("kty") == kty
+            and (curve is None or k.get("crv") == curve)
+            and k.get("alg", alg) == alg
+            and (kid is None or k.get("kid") == kid)
+        ]
 
     def signing_keys(self, kid: str | None, alg: str) -> list[dict[str, Any]]:
         """JWKs from the upstream's JWKS that may have signed a token with this kid and alg.
@@ -467,8 +522,10 @@ class OidcProvider(UpstreamProvider):
         hammer the upstream. Fetches happen outside the lock (see `discovery`)."""
         with self._lock:
             cached = self._jwks
-        if (cached.value is None
-                or time.monotonic() - cached.fetched_at >= self.options.discovery_ttl):
+        if (
+            cached.value is None
+            or time.monotonic() - cached.fetched_at >= self.options.discovery_ttl
+        ):
             keys = self._fetch_jwks()
             with self._lock:
                 self._jwks = _Cache(keys, time.monotonic())
@@ -521,10 +578,12 @@ class OidcProvider(UpstreamProvider):
         }
         return LoginStart(urlunsplit(endpoint._replace(query=query)), state, pending)
 
-    def finish_login(self, callback_params: dict[str, str], pending: dict[str, Any]
-                     ) -> VerifiedIdentity:
+    def finish_login(
+        self, callback_params: dict[str, str], pending: dict[str, Any]
+    ) -> VerifiedIdentity:
         if not isinstance(pending, dict) or not all(
-                isinstance(pending.get(k), str) and pending.get(k) for k in PENDING_KEYS):
+            isinstance(pending.get(k), str) and pending.get(k) for k in PENDING_KEYS
+        ):
             raise UpstreamError(f"{self.name}: the pending login is incomplete")
         if pending["provider"] != self.name or pending["issuer"] != self.issuer:
             raise UpstreamError(f"{self.name}: the pending login belongs to another upstream")
@@ -536,11 +595,13 @@ class OidcProvider(UpstreamProvider):
         iss = params.get("iss")
         if iss is not None:
             if not isinstance(iss, str) or not _same(iss, pending["issuer"]):
-                raise UpstreamError(f"{self.name}: callback iss {iss!r} is not "
-                                    f"{pending['issuer']!r} (mix-up?)")
+                raise UpstreamError(
+                    f"{self.name}: callback iss {iss!r} is not {pending['issuer']!r} (mix-up?)"
+                )
         elif pending.get("iss_required"):
-            raise UpstreamError(f"{self.name}: callback without the iss the upstream "
-                                "advertises (RFC 9207)")
+            raise UpstreamError(
+                f"{self.name}: callback without the iss the upstream advertises (RFC 9207)"
+            )
         error = params.get("error")
         if error is not None:
             if error == "access_denied":
@@ -565,8 +626,16 @@ class OidcProvider(UpstreamProvider):
             "code_verifier": pending["code_verifier"],
         }
         what = f"{self.name} token endpoint"
-        tokens = _json_object(_http("POST", self.discovery()["token_endpoint"], self.timeout,
-                                    what, **self.token_request(form)), what)
+        tokens = _json_object(
+            _http(
+                "POST",
+                self.discovery()["token_endpoint"],
+                self.timeout,
+                what,
+                **self.token_request(form),
+            ),
+            what,
+        )
         if not isinstance(tokens.get("id_token"), str):
             raise UpstreamError(f"{what}: no id_token")
         if self.options.use_userinfo and not isinstance(tokens.get("access_token"), str):
@@ -621,8 +690,9 @@ class OidcProvider(UpstreamProvider):
     def _check_claims(self, claims: dict[str, Any], nonce: str, what: str) -> None:
         client_id = self.config.client_id
         if claims.get("iss") != self.issuer:
-            raise UpstreamError(f"{what}: iss {str(claims.get('iss'))[:128]!r} is not "
-                                f"{self.issuer!r}")
+            raise UpstreamError(
+                f"{what}: iss {str(claims.get('iss'))[:128]!r} is not {self.issuer!r}"
+            )
         aud = claims.get("aud")
         audiences = [aud] if isinstance(aud, str) else aud
         if not isinstance(audiences, list) or client_id not in audiences:
@@ -636,16 +706,23 @@ class OidcProvider(UpstreamProvider):
         leeway = self.options.leeway
         for name in ("exp", "iat"):
             value = claims.get(name)
-            if (isinstance(value, bool) or not isinstance(value, int | float)
-                    or not math.isfinite(value)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
                 raise UpstreamError(f"{what}: no numeric {name}")
         if claims["exp"] + leeway < now:
             raise UpstreamError(f"{what}: expired")
         if claims["iat"] - leeway > now:
             raise UpstreamError(f"{what}: issued in the future")
         nbf = claims.get("nbf")
-        if nbf is not None and (isinstance(nbf, bool) or not isinstance(nbf, int | float)
-                                or not math.isfinite(nbf) or nbf - leeway > now):
+        if nbf is not None and (
+            isinstance(nbf, bool)
+            or not isinstance(nbf, int | float)
+            or not math.isfinite(nbf)
+            or nbf - leeway > now
+        ):
             raise UpstreamError(f"{what}: not valid yet")
         token_nonce = claims.get("nonce")
         if not isinstance(token_nonce, str) or not _same(token_nonce, nonce):
@@ -655,8 +732,12 @@ class OidcProvider(UpstreamProvider):
 
     def _userinfo(self, tokens: dict[str, Any], sub: str) -> dict[str, Any]:
         what = f"{self.name} userinfo"
-        info = _get_json(self.discovery()["userinfo_endpoint"], self.timeout, what,
-                         headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        info = _get_json(
+            self.discovery()["userinfo_endpoint"],
+            self.timeout,
+            what,
+            headers={"Authorization": f"Bearer {tokens['access_token']}"},
+        )
         if info.get("sub") != sub:
             raise UpstreamError(f"{what}: sub differs from the ID token's (OIDC Core 5.3.2)")
         return info
@@ -672,17 +753,26 @@ class OidcProvider(UpstreamProvider):
             names.append(value.strip())
         acr = claims.get("acr")
         acr = acr if isinstance(acr, str) else None
-        assurance: Assurance = o.acr_map.get(acr, o.default_assurance) if acr else \
-            o.default_assurance
+        assurance: Assurance = (
+            o.acr_map.get(acr, o.default_assurance) if acr else o.default_assurance
+        )
         upstream_amr = claims.get("amr")
         mapped = []
         if isinstance(upstream_amr, list):
             mapped = [o.amr_map[v] for v in upstream_amr if isinstance(v, str) and v in o.amr_map]
         amr = tuple(dict.fromkeys(("ext", *mapped))) if mapped else o.amr
         return VerifiedIdentity(
-            provider=self.name, method=self.method, subject=claims["sub"], country=country,
-            personal_code=code, given_name=names[0], family_name=names[1],
-            assurance=assurance, amr=amr, upstream_acr=acr)
+            provider=self.name,
+            method=self.method,
+            subject=claims["sub"],
+            country=country,
+            personal_code=code,
+            given_name=names[0],
+            family_name=names[1],
+            assurance=assurance,
+            amr=amr,
+            upstream_acr=acr,
+        )
 
 
 def build(config: ConnectorConfig, timeout: float = 10) -> OidcProvider:
@@ -704,8 +794,9 @@ def check(config: ConnectorConfig, timeout: float = 10) -> list[str]:
     return check_report(config, timeout).problems
 
 
-def check_report(config: ConnectorConfig, timeout: float = 10,
-                 redirect_uri: str | None = None) -> CheckReport:
+def check_report(
+    config: ConnectorConfig, timeout: float = 10, redirect_uri: str | None = None
+) -> CheckReport:
     """What is wrong with this upstream (`idp providers check`): the configuration, the
     discovery document, the JWKS, our client authentication at the token endpoint
     (problems), and whether discovery lists the claims and scopes we rely on (warnings:
@@ -731,16 +822,24 @@ def check_report(config: ConnectorConfig, timeout: float = 10,
             if not isinstance(keys, list) or not keys:
                 problems.append("JWKS has no keys")
             else:
-                usable = [a for a in provider.options.allowed_algs if any(
-                    provider._candidate_keys([k for k in keys if isinstance(k, dict)], None, a))]
+                usable = [
+                    a
+                    for a in provider.options.allowed_algs
+                    if any(
+                        provider._candidate_keys([k for k in keys if isinstance(k, dict)], None, a)
+                    )
+                ]
                 if not usable:
-                    problems.append("JWKS has no key for the allowed algorithms "
-                                    f"{list(provider.options.allowed_algs)}")
+                    problems.append(
+                        "JWKS has no key for the allowed algorithms "
+                        f"{list(provider.options.allowed_algs)}"
+                    )
         except UpstreamError as exc:
             problems.append(str(exc))
     if _endpoint_problem("token_endpoint", doc.get("token_endpoint")) is None:
-        problem, warning = _probe_client_auth(provider, doc["token_endpoint"], timeout,
-                                              redirect_uri)
+        problem, warning = _probe_client_auth(
+            provider, doc["token_endpoint"], timeout, redirect_uri
+        )
         problems.extend([problem] if problem else [])
         report.warnings.extend([warning] if warning else [])
     report.warnings.extend(_advertised_warnings(provider.options, doc))
@@ -752,21 +851,25 @@ def check_report(config: ConnectorConfig, timeout: float = 10,
 CLIENT_REFUSED = "client authentication refused: check the client id and secret"
 
 
-def _probe_client_auth(provider: OidcProvider, endpoint: str, timeout: float,
-                       redirect_uri: str | None) -> tuple[str | None, str | None]:
+def _probe_client_auth(
+    provider: OidcProvider, endpoint: str, timeout: float, redirect_uri: str | None
+) -> tuple[str | None, str | None]:
     """Redeem a made-up code with our client authentication: servers authenticate a
     confidential client before looking at its code (RFC 6749 3.2.1, 4.1.3), so
     `invalid_grant` says our id and secret are good and `invalid_client` (or 401) that
     they are not. Harmless: no code can match. Returns (problem, warning)."""
-    form = {"grant_type": "authorization_code",
-            "code": "idp-check-" + secrets.token_urlsafe(16),
-            "redirect_uri": redirect_uri or provider.issuer.rstrip("/") + "/idp-check",
-            # A well-formed verifier, so a PKCE-strict server gets as far as the code.
-            "code_verifier": secrets.token_urlsafe(48)}
+    form = {
+        "grant_type": "authorization_code",
+        "code": "idp-check-" + secrets.token_urlsafe(16),
+        "redirect_uri": redirect_uri or provider.issuer.rstrip("/") + "/idp-check",
+        # A well-formed verifier, so a PKCE-strict server gets as far as the code.
+        "code_verifier": secrets.token_urlsafe(48),
+    }
     what = "token endpoint"
     try:
-        status, body = _fetch("POST", endpoint, timeout, what, any_status=True,
-                              **provider.token_request(form))
+        status, body = _fetch(
+            "POST", endpoint, timeout, what, any_status=True, **provider.token_request(form)
+        )
     except UpstreamError as exc:
         return str(exc), None
     try:
@@ -780,15 +883,20 @@ def _probe_client_auth(provider: OidcProvider, endpoint: str, timeout: float,
     if error == "invalid_grant" and 400 <= status < 500:
         return None, None
     if error == "unauthorized_client":
-        return (f"the token endpoint answered {answer}: this client may not use the "
-                "authorization code grant (ask the bank)"), None
+        return (
+            f"the token endpoint answered {answer}: this client may not use the "
+            "authorization code grant (ask the bank)"
+        ), None
     if 400 <= status < 500 and error:
         # Client authentication may have passed; the answer does not say.
-        return None, (f"cannot tell whether the client id and secret are accepted: the "
-                      f"token endpoint answered {answer} to a made-up code "
-                      "(expected invalid_grant)")
-    return (f"the token endpoint answered {answer} to a made-up code "
-            "(expected HTTP 400 invalid_grant)"), None
+        return None, (
+            f"cannot tell whether the client id and secret are accepted: the "
+            f"token endpoint answered {answer} to a made-up code "
+            "(expected invalid_grant)"
+        )
+    return (
+        f"the token endpoint answered {answer} to a made-up code (expected HTTP 400 invalid_grant)"
+    ), None
 
 
 def _advertised_warnings(options: OidcOptions, doc: dict[str, Any]) -> list[str]:
@@ -796,29 +904,38 @@ def _advertised_warnings(options: OidcOptions, doc: dict[str, Any]) -> list[str]
     warnings = []
     claims = doc.get("claims_supported")
     # (what it is, the option naming it, the claim)
-    needed = [("personal-code claim", "personal_code_claim", options.personal_code_claim),
-              ("given-name claim", "given_name_claim", options.given_name_claim),
-              ("family-name claim", "family_name_claim", options.family_name_claim)]
+    needed = [
+        ("personal-code claim", "personal_code_claim", options.personal_code_claim),
+        ("given-name claim", "given_name_claim", options.given_name_claim),
+        ("family-name claim", "family_name_claim", options.family_name_claim),
+    ]
     if isinstance(claims, list):
         for label, option, claim in needed:
             if claim not in claims:
                 warnings.append(
                     f"the {label} {claim!r} is not in the upstream's claims_supported: "
                     f"logins fail unless it is sent anyway (check the option {option} "
-                    "and the scopes)")
+                    "and the scopes)"
+                )
     else:
-        warnings.append("cannot tell whether the upstream sends the claims "
-                        f"{', '.join(repr(n[2]) for n in needed)}: its discovery lists "
-                        "no claims_supported")
+        warnings.append(
+            "cannot tell whether the upstream sends the claims "
+            f"{', '.join(repr(n[2]) for n in needed)}: its discovery lists "
+            "no claims_supported"
+        )
     scopes = doc.get("scopes_supported")
     if isinstance(scopes, list):
         missing = [s for s in options.scopes if s not in scopes]
         if missing:
-            warnings.append(f"scope(s) {', '.join(missing)} not in the upstream's "
-                            f"scopes_supported {scopes}: the login may be refused or "
-                            "come back without the claims")
+            warnings.append(
+                f"scope(s) {', '.join(missing)} not in the upstream's "
+                f"scopes_supported {scopes}: the login may be refused or "
+                "come back without the claims"
+            )
     else:
-        warnings.append("cannot tell whether the scopes "
-                        f"{', '.join(options.scopes)} are supported: the upstream's "
-                        "discovery lists no scopes_supported")
+        warnings.append(
+            "cannot tell whether the scopes "
+            f"{', '.join(options.scopes)} are supported: the upstream's "
+            "discovery lists no scopes_supported"
+        )
     return warnings

@@ -40,7 +40,8 @@ def connector_module(kind: str) -> ModuleType:
         path = CONNECTORS[kind]
     except KeyError:
         raise UnknownConnector(
-            f"unknown connector kind {kind!r} (one of: {', '.join(CONNECTORS)})") from None
+            f"unknown connector kind {kind!r} (one of: {', '.join(CONNECTORS)})"
+        ) from None
     return importlib.import_module(path)
 
 
@@ -99,12 +100,12 @@ def config_problem(config: ConnectorConfig) -> str | None:
     return None
 
 
-def check_connector(config: ConnectorConfig, timeout: float,
-                    redirect_uri: str | None = None) -> CheckReport:
+def check_connector(
+    config: ConnectorConfig, timeout: float, redirect_uri: str | None = None
+) -> CheckReport:
     """What is wrong with `config` (the connector fetches what it needs); no problems
     means ok. `redirect_uri` is ours at this upstream, sent with the probing token request."""
-    report: CheckReport = connector_module(config.kind).check_report(
-        config, timeout, redirect_uri)
+    report: CheckReport = connector_module(config.kind).check_report(config, timeout, redirect_uri)
     return report
 
 

@@ -51,7 +51,7 @@ def postgres_server_url() -> str | None:
     """IDP_TEST_DATABASE_URL (a PostgreSQL server to test on), in psycopg 3 form."""
     url = os.environ.get("IDP_TEST_DATABASE_URL")
     if url and url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url or None
 
 
@@ -107,8 +107,7 @@ class _MailCollector:
         message = BytesParser(policy=policy.default).parsebytes(raw)
         assert isinstance(message, EmailMessage)
         with self.lock:
-            self.received.append(ReceivedMail(message, envelope.mail_from,
-                                              list(envelope.rcpt_tos)))
+            self.received.append(ReceivedMail(message, envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 Message accepted for delivery"
 
 
@@ -127,8 +126,13 @@ class SmtpServer:
     def start(self) -> None:
         if self._controller is None:
             # A new Controller each time: a stopped one has closed its event loop.
-            controller = Controller(self.handler, hostname=self.host, port=self.port,
-                                    server_hostname="localhost", **self.options)
+            controller = Controller(
+                self.handler,
+                hostname=self.host,
+                port=self.port,
+                server_hostname="localhost",
+                **self.options,
+            )
             controller.start()
             self._controller = controller
 
@@ -210,8 +214,11 @@ class Mailbox:
         self._taken: set[int] = set()
 
     def messages(self, to: str | None = None) -> list[EmailMessage]:
-        return [m.message for m in self.server.received
-                if to is None or to.lower() in (r.lower() for r in m.rcpt_tos)]
+        return [
+            m.message
+            for m in self.server.received
+            if to is None or to.lower() in (r.lower() for r in m.rcpt_tos)
+        ]
 
     def wait_for(self, to: str, timeout: float = 10) -> EmailMessage:
         """The next mail to `to` that this test has not taken yet (mail is delivered by
@@ -222,7 +229,8 @@ class Mailbox:
         while True:
             for index, received in enumerate(self.server.received):
                 if index not in self._taken and to.lower() in (
-                        r.lower() for r in received.rcpt_tos):
+                    r.lower() for r in received.rcpt_tos
+                ):
                     self._taken.add(index)
                     return received.message
             if time.monotonic() > deadline:
@@ -243,8 +251,9 @@ def mailbox(smtp_server: SmtpServer) -> Mailbox:
 
 
 @pytest.fixture(scope="session")
-def base_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory,
-                  smtp_server: SmtpServer) -> dict[str, Any]:
+def base_settings(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, smtp_server: SmtpServer
+) -> dict[str, Any]:
     return {
         "mode": "development",
         "issuer": ISSUER,
@@ -325,8 +334,9 @@ def db(app: Flask) -> Iterator[Session]:
 
 @pytest.fixture
 def customer(db: Session) -> Customer:
-    row = Customer(number="100200300", kind="person", name="Jānis Bērziņš",
-                   personal_code="32123456785")
+    row = Customer(
+        number="100200300", kind="person", name="Jānis Bērziņš", personal_code="32123456785"
+    )
     db.add(row)
     db.commit()
     return row
@@ -334,9 +344,15 @@ def customer(db: Session) -> Customer:
 
 @pytest.fixture
 def user(app: Flask, db: Session, customer: Customer) -> User:
-    row = create_user(db, app.extensions["idp.passwords"], email="Janis.Berzins@Example.lv",
-                      name="Jānis Bērziņš", password=PASSWORD, customer_number=customer.number,
-                      phone="+37120000000")
+    row = create_user(
+        db,
+        app.extensions["idp.passwords"],
+        email="Janis.Berzins@Example.lv",
+        name="Jānis Bērziņš",
+        password=PASSWORD,
+        customer_number=customer.number,
+        phone="+37120000000",
+    )
     db.commit()
     return row
 
@@ -356,23 +372,31 @@ def make_client(db: Session) -> Callable[..., RegisteredClient]:
         kwargs.setdefault("scopes", ["openid", "profile", "email", "phone"])
         new = registry.add_client(db, **kwargs)
         db.commit()
-        return RegisteredClient(new.client.client_id, new.secret, new.client.redirect_uris[0]
-                                if new.client.redirect_uris else "")
+        return RegisteredClient(
+            new.client.client_id,
+            new.secret,
+            new.client.redirect_uris[0] if new.client.redirect_uris else "",
+        )
 
     return factory
 
 
 @pytest.fixture
 def confidential_client(make_client: Callable[..., RegisteredClient]) -> RegisteredClient:
-    return make_client(name="Portal", first_party=True, audience="https://api.example.lv",
-                       grant_types=["authorization_code", "refresh_token", "client_credentials"],
-                       post_logout_redirect_uris=["https://rp.example.lv/bye"])
+    return make_client(
+        name="Portal",
+        first_party=True,
+        audience="https://api.example.lv",
+        grant_types=["authorization_code", "refresh_token", "client_credentials"],
+        post_logout_redirect_uris=["https://rp.example.lv/bye"],
+    )
 
 
 @pytest.fixture
 def public_client(make_client: Callable[..., RegisteredClient]) -> RegisteredClient:
-    return make_client(name="Mobile app", auth_method="none",
-                       redirect_uris=["http://127.0.0.1:8765/cb"])
+    return make_client(
+        name="Mobile app", auth_method="none", redirect_uris=["http://127.0.0.1:8765/cb"]
+    )
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -397,16 +421,31 @@ class Browser:
     def __init__(self, client: FlaskClient) -> None:
         self.client = client
 
-    def login(self, email: str = "janis.berzins@example.lv", password: str = PASSWORD,
-              interaction: str = "") -> Any:
+    def login(
+        self,
+        email: str = "janis.berzins@example.lv",
+        password: str = PASSWORD,
+        interaction: str = "",
+    ) -> Any:
         page = self.client.get("/login", query_string={"interaction": interaction})
-        return self.client.post("/login", data={
-            "csrf_token": csrf_token(page.get_data(as_text=True)), "email": email,
-            "password": password, "interaction": interaction})
+        return self.client.post(
+            "/login",
+            data={
+                "csrf_token": csrf_token(page.get_data(as_text=True)),
+                "email": email,
+                "password": password,
+                "interaction": interaction,
+            },
+        )
 
-    def authorize(self, params: dict[str, str], email: str = "janis.berzins@example.lv",
-                  password: str = PASSWORD, consent: str | None = "allow",
-                  act_for: int | None = None) -> Any:
+    def authorize(
+        self,
+        params: dict[str, str],
+        email: str = "janis.berzins@example.lv",
+        password: str = PASSWORD,
+        consent: str | None = "allow",
+        act_for: int | None = None,
+    ) -> Any:
         """GET /authorize and walk through login, the "act for" page (choosing the
         customer with id `act_for`) and consent; returns the final response (the
         redirect to the client, or the page where the walk stopped)."""
@@ -423,14 +462,24 @@ class Browser:
                 if consent is None:
                     return response
                 page = self.client.get(location)
-                response = self.client.post("/consent", data={
-                    "csrf_token": csrf_token(page.get_data(as_text=True)),
-                    "interaction": interaction, consent: consent.title()})
+                response = self.client.post(
+                    "/consent",
+                    data={
+                        "csrf_token": csrf_token(page.get_data(as_text=True)),
+                        "interaction": interaction,
+                        consent: consent.title(),
+                    },
+                )
             elif path == "/act-for" and act_for is not None:
                 page = self.client.get(location)
-                response = self.client.post("/act-for", data={
-                    "csrf_token": csrf_token(page.get_data(as_text=True)),
-                    "interaction": interaction, "customer": str(act_for)})
+                response = self.client.post(
+                    "/act-for",
+                    data={
+                        "csrf_token": csrf_token(page.get_data(as_text=True)),
+                        "interaction": interaction,
+                        "customer": str(act_for),
+                    },
+                )
             else:
                 response = self.client.get(location)
         return response
@@ -444,9 +493,15 @@ def browser(client: FlaskClient) -> Browser:
 def auth_params(rp: RegisteredClient, **extra: str) -> tuple[dict[str, str], str]:
     """A valid authorization request for `rp` (with PKCE); returns (params, verifier)."""
     verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": rp.client_id,
-              "redirect_uri": rp.redirect_uri, "scope": "openid profile email",
-              "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
-              "code_challenge": challenge, "code_challenge_method": "S256"}
+    params = {
+        "response_type": "code",
+        "client_id": rp.client_id,
+        "redirect_uri": rp.redirect_uri,
+        "scope": "openid profile email",
+        "state": secrets.token_urlsafe(8),
+        "nonce": secrets.token_urlsafe(8),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
     params.update(extra)
     return params, verifier

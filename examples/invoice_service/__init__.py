@@ -23,11 +23,17 @@ REALM = "invoices"
 SCOPE = "invoices.read"
 
 
-def _invoice(number: str, period: str, amount_eur: str, due_date: str,
-             paid: bool) -> dict[str, object]:
+def _invoice(
+    number: str, period: str, amount_eur: str, due_date: str, paid: bool
+) -> dict[str, object]:
     # Amounts are decimal strings: money is never a float.
-    return {"number": number, "period": period, "amount_eur": amount_eur,
-            "due_date": due_date, "paid": paid}
+    return {
+        "number": number,
+        "period": period,
+        "amount_eur": amount_eur,
+        "due_date": due_date,
+        "paid": paid,
+    }
 
 
 # Demo invoices by customer number (the demo customers of `idp demo seed`).
@@ -49,8 +55,7 @@ INVOICES: dict[str, list[dict[str, object]]] = {
 }
 
 
-def create_app(issuer: str, audience: str = DEFAULT_AUDIENCE,
-               jwks_url: str | None = None) -> Flask:
+def create_app(issuer: str, audience: str = DEFAULT_AUDIENCE, jwks_url: str | None = None) -> Flask:
     app = service_app(__name__)
     protect(app, issuer=issuer, audience=audience, realm=REALM, jwks_url=jwks_url)
 
@@ -58,8 +63,10 @@ def create_app(issuer: str, audience: str = DEFAULT_AUDIENCE,
     @require_scope(SCOPE)
     def invoices() -> Response:
         customer = current_token().customer
-        return jsonify(customer={"number": customer.number, "name": customer.name},
-                       invoices=INVOICES.get(customer.number, []))
+        return jsonify(
+            customer={"number": customer.number, "name": customer.name},
+            invoices=INVOICES.get(customer.number, []),
+        )
 
     @app.get("/invoices/<invoice_number>")
     @require_scope(SCOPE)

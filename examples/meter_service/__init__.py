@@ -62,13 +62,14 @@ def parse_reading(data: Any, meters: list[str]) -> tuple[str, str]:
         raise BadReading("value is missing: give the meter register in m³.")
     text = "" if isinstance(raw, bool) else str(raw).strip()  # JSON true is no number
     if not isinstance(raw, str | int | float) or not VALUE.fullmatch(text):
-        raise BadReading("value must be a non-negative number in m³ with at most 8 digits "
-                         "before the decimal point and 3 after it, e.g. 1234.567.")
+        raise BadReading(
+            "value must be a non-negative number in m³ with at most 8 digits "
+            "before the decimal point and 3 after it, e.g. 1234.567."
+        )
     return meter.strip(), str(Decimal(text.replace(",", ".")))
 
 
-def create_app(issuer: str, audience: str = DEFAULT_AUDIENCE,
-               jwks_url: str | None = None) -> Flask:
+def create_app(issuer: str, audience: str = DEFAULT_AUDIENCE, jwks_url: str | None = None) -> Flask:
     app = service_app(__name__)
     protect(app, issuer=issuer, audience=audience, realm=REALM, jwks_url=jwks_url)
     readings: list[dict[str, Any]] = []  # this instance's store

@@ -40,8 +40,11 @@ def set_session_cookie(response: Response, value: str) -> None:
 def clear_session_cookie(response: Response) -> None:
     settings = current_app.config["IDP_SETTINGS"]
     response.delete_cookie(
-        cookie_name(), path="/", secure=not settings.issuer_is_loopback_http,
-        httponly=True, samesite="Lax",
+        cookie_name(),
+        path="/",
+        secure=not settings.issuer_is_loopback_http,
+        httponly=True,
+        samesite="Lax",
     )
 
 
@@ -87,20 +90,32 @@ def _upstream_cookie_attributes() -> dict[str, Any]:
 
 def set_upstream_binding(response: Response, value: str) -> None:
     settings = current_app.config["IDP_SETTINGS"]
-    response.set_cookie(UPSTREAM_COOKIE, value, max_age=settings.upstream_login_lifetime,
-                        httponly=True, path=UPSTREAM_COOKIE_PATH,
-                        **_upstream_cookie_attributes())
+    response.set_cookie(
+        UPSTREAM_COOKIE,
+        value,
+        max_age=settings.upstream_login_lifetime,
+        httponly=True,
+        path=UPSTREAM_COOKIE_PATH,
+        **_upstream_cookie_attributes(),
+    )
 
 
 def clear_upstream_binding(response: Response) -> None:
-    response.delete_cookie(UPSTREAM_COOKIE, path=UPSTREAM_COOKIE_PATH, httponly=True,
-                           **_upstream_cookie_attributes())
+    response.delete_cookie(
+        UPSTREAM_COOKIE, path=UPSTREAM_COOKIE_PATH, httponly=True, **_upstream_cookie_attributes()
+    )
 
 
 def set_interaction_binding(response: Response, value: str) -> None:
     settings = current_app.config["IDP_SETTINGS"]
     # Lax is enough: every page that reads it is a top-level GET or one of our own forms
     # (the form_post callback relies on the upstream binding instead).
-    response.set_cookie(INTERACTION_COOKIE, value, max_age=settings.interaction_lifetime,
-                        secure=not settings.issuer_is_loopback_http, httponly=True,
-                        samesite="Lax", path="/")
+    response.set_cookie(
+        INTERACTION_COOKIE,
+        value,
+        max_age=settings.interaction_lifetime,
+        secure=not settings.issuer_is_loopback_http,
+        httponly=True,
+        samesite="Lax",
+        path="/",
+    )

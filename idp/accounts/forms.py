@@ -10,9 +10,11 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional, Validati
 from idp.email_address import is_usable
 
 # The message of every form that refuses an address by the one rule (idp.email_address).
-NOT_AN_ADDRESS = _l("This is not an e-mail address. Check it, e.g. name@example.lv: no "
-                    "spaces, quotes or brackets, and only letters, digits and hyphens "
-                    "between the dots after the @.")
+NOT_AN_ADDRESS = _l(
+    "This is not an e-mail address. Check it, e.g. name@example.lv: no "
+    "spaces, quotes or brackets, and only letters, digits and hyphens "
+    "between the dots after the @."
+)
 
 
 def usable_email(_form: object, field: EmailField) -> None:
@@ -22,43 +24,67 @@ def usable_email(_form: object, field: EmailField) -> None:
 
 
 def _email_field(autocomplete: str) -> EmailField:
-    return EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=320), usable_email],
-                      render_kw={"autocomplete": autocomplete})
+    return EmailField(
+        _l("E-mail"),
+        validators=[DataRequired(), Length(max=320), usable_email],
+        render_kw={"autocomplete": autocomplete},
+    )
 
 
 class LoginForm(FlaskForm):
-    email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=320)],
-                       render_kw={"autocomplete": "username"})
-    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)],
-                             render_kw={"autocomplete": "current-password"})
+    email = EmailField(
+        _l("E-mail"),
+        validators=[DataRequired(), Length(max=320)],
+        render_kw={"autocomplete": "username"},
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[DataRequired(), Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )
     interaction = HiddenField()
 
 
 def _new_password_fields() -> tuple[PasswordField, PasswordField]:
     password = PasswordField(
-        _l("New password"), validators=[DataRequired(), Length(max=1024)],
-        description=_l("At least 12 characters. A few unrelated words are easy to remember "
-                       "and hard to guess."),
-        render_kw={"autocomplete": "new-password"})
+        _l("New password"),
+        validators=[DataRequired(), Length(max=1024)],
+        description=_l(
+            "At least 12 characters. A few unrelated words are easy to remember and hard to guess."
+        ),
+        render_kw={"autocomplete": "new-password"},
+    )
     confirm = PasswordField(
         _l("New password again"),
-        validators=[DataRequired(), EqualTo("password", message=_l(
-            "The two passwords are not the same. Type the same password twice."))],
-        render_kw={"autocomplete": "new-password"})
+        validators=[
+            DataRequired(),
+            EqualTo(
+                "password",
+                message=_l("The two passwords are not the same. Type the same password twice."),
+            ),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
     return password, confirm
 
 
 class RegistrationForm(FlaskForm):
     customer_number = StringField(
-        _l("Customer number or contract number"), validators=[DataRequired(), Length(max=32)],
-        description=_l("You find it on your invoice."))
+        _l("Customer number or contract number"),
+        validators=[DataRequired(), Length(max=32)],
+        description=_l("You find it on your invoice."),
+    )
     identifier = StringField(
-        _l("Personal code"), validators=[DataRequired(), Length(max=32)],
-        description=_l("For a company: its registration number."))
+        _l("Personal code"),
+        validators=[DataRequired(), Length(max=32)],
+        description=_l("For a company: its registration number."),
+    )
     name = StringField(
-        _l("Your name"), validators=[Optional(), Length(max=255)],
+        _l("Your name"),
+        validators=[Optional(), Length(max=255)],
         description=_l("Needed only when you register for a company."),
-        render_kw={"autocomplete": "name"})
+        render_kw={"autocomplete": "name"},
+    )
     email = _email_field("email")
     password, password_confirm = _new_password_fields()
     interaction = HiddenField()
@@ -85,24 +111,33 @@ class UpstreamStartForm(FlaskForm):
 
 class UpstreamRegistrationForm(FlaskForm):
     email = _email_field("email")
-    phone = StringField(_l("Phone (optional)"), validators=[Optional(), Length(max=32)],
-                        description=_l("For example +371 2000 0000."),
-                        render_kw={"autocomplete": "tel"})
+    phone = StringField(
+        _l("Phone (optional)"),
+        validators=[Optional(), Length(max=32)],
+        description=_l("For example +371 2000 0000."),
+        render_kw={"autocomplete": "tel"},
+    )
 
 
 class ContactForm(FlaskForm):
     email = _email_field("email")
-    phone = StringField(_l("Phone (optional)"), validators=[Optional(), Length(max=32)],
-                        description=_l("For example +371 2000 0000."),
-                        render_kw={"autocomplete": "tel"})
-    correct = BooleanField(_l("These are my current contact details"),
-                           validators=[DataRequired(message=_l(
-                               "Tick the box to confirm that the details are right."))])
+    phone = StringField(
+        _l("Phone (optional)"),
+        validators=[Optional(), Length(max=32)],
+        description=_l("For example +371 2000 0000."),
+        render_kw={"autocomplete": "tel"},
+    )
+    correct = BooleanField(
+        _l("These are my current contact details"),
+        validators=[
+            DataRequired(message=_l("Tick the box to confirm that the details are right."))
+        ],
+    )
     interaction = HiddenField()
 
 
 class ResendConfirmationForm(FlaskForm):
-    """"Send the link again" after the right password of an unconfirmed account."""
+    """ "Send the link again" after the right password of an unconfirmed account."""
 
     email = HiddenField(validators=[DataRequired(), Length(max=320)])
     interaction = HiddenField(validators=[Length(max=64)])

@@ -134,8 +134,14 @@ def _check_row(raw: Mapping[str, str]) -> _Checked:
     phone = parsed("phone", normalize_phone, required=False)
     row = None
     if not reasons and email and name and code and number:
-        row = LegacyUserRow(email=email[0], email_display=email[1], name=name,
-                            personal_code=code, customer_number=number, phone=phone)
+        row = LegacyUserRow(
+            email=email[0],
+            email_display=email[1],
+            name=name,
+            personal_code=code,
+            customer_number=number,
+            phone=phone,
+        )
     return _Checked(row, reasons, email[0] if email else None, code, number)
 
 
@@ -162,15 +168,16 @@ def read_legacy_file(data: bytes, progress: Progress | None = None) -> LegacyUse
         elif not any(f.strip() for f in fields):
             continue  # blank line, or a row of empty cells as spreadsheets export them
         elif len(fields) != len(names):
-            errors.append(RowError(line, [f"expected {len(names)} fields, found "
-                                          f"{len(fields)}"]))
+            errors.append(RowError(line, [f"expected {len(names)} fields, found {len(fields)}"]))
         else:
             checked.append((line, _check_row(dict(zip(names, fields, strict=True)))))
     if progress:
         progress("checking rows", total_lines, total_lines)
 
-    seen: dict[str, dict[str, list[int]]] = {"email": defaultdict(list),
-                                             "personal_code": defaultdict(list)}
+    seen: dict[str, dict[str, list[int]]] = {
+        "email": defaultdict(list),
+        "personal_code": defaultdict(list),
+    }
     for line, check in checked:
         if check.email:
             seen["email"][check.email].append(line)
@@ -191,6 +198,7 @@ def read_legacy_file(data: bytes, progress: Progress | None = None) -> LegacyUse
 
 # --- import ----------------------------------------------------------------------------------
 
+
 @dataclass(slots=True)
 class _Existing:
     id: int
@@ -202,13 +210,17 @@ class _Existing:
 
 def _load_users(session: Session, emails: list[str]) -> dict[str, _Existing]:
     u, m = _USERS.c, _MEMBERSHIPS.c
-    query = select(u.id, u.legacy, u.verified_personal_code, u.name, u.phone,
-                   u.legacy_personal_code)
-    users = {row[-1]: _Existing(row[0], row[1], row[2], (row[3], row[4], row[5]), set())
-             for row in matching_rows(session, query, u.email, emails)}
+    query = select(
+        u.id, u.legacy, u.verified_personal_code, u.name, u.phone, u.legacy_personal_code
+    )
+    users = {
+        row[-1]: _Existing(row[0], row[1], row[2], (row[3], row[4], row[5]), set())
+        for row in matching_rows(session, query, u.email, emails)
+    }
     legacy = {e.id: e for e in users.values() if e.legacy}
-    for customer_id, user_id in matching_rows(session, select(m.customer_id), m.user_id,
-                                              list(legacy)):
+    for customer_id, user_id in matching_rows(
+        session, select(m.customer_id), m.user_id, list(legacy)
+    ):
         legacy[user_id].customer_ids.add(customer_id)
     return users
 
@@ -219,14 +231,21 @@ def _code_owners(session: Session, codes: list[str]) -> dict[str, set[int]]:
     owners: dict[str, set[int]] = defaultdict(set)
     for user_id, code in matching_rows(session, select(u.id), u.verified_personal_code, codes):
         owners[code].add(user_id)
-    for user_id, code in matching_rows(session, select(u.id).where(u.legacy.is_(True)),
-                                       u.legacy_personal_code, codes):
+    for user_id, code in matching_rows(
+        session, select(u.id).where(u.legacy.is_(True)), u.legacy_personal_code, codes
+    ):
         owners[code].add(user_id)
     return owners
 
 
-def import_legacy_users(session: Session, data: bytes, *, skip_invalid: bool = False,
-                        dry_run: bool = False, progress: Progress | None = None) -> ImportReport:
+def import_legacy_users(
+    session: Session,
+    data: bytes,
+    *,
+    skip_invalid: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> ImportReport:
     """Import previous-portal users from CSV: upsert by normalised e-mail, in the caller's
     transaction, each user the contractor of the customer its row names.
 
@@ -246,9 +265,15 @@ def import_legacy_users(session: Session, data: bytes, *, skip_invalid: bool = F
     rows = parsed.rows
     if progress:
         progress("comparing with the database", 0, 3)
-    customers = {number: id_ for id_, number in matching_rows(
-        session, select(Customer.id), Customer.number, sorted({r.customer_number
-                                                               for _l, r in rows}))}
+    customers = {
+        number: id_
+        for id_, number in matching_rows(
+            session,
+            select(Customer.id),
+            Customer.number,
+            sorted({r.customer_number for _l, r in rows}),
+        )
+    }
     if progress:
         progress("comparing with the database", 1, 3)
     users = _load_users(session, [r.email for _l, r in rows])
@@ -277,29 +302,40 @@ def import_legacy_users(session: Session, data: bytes, *, skip_invalid: bool = F
         elif old is None:
             added.append((row, customer_id))
         elif old.verified_personal_code is not None or (
-                old.values == row.values() and customer_id in old.customer_ids):
+            old.values == row.values() and customer_id in old.customer_ids
+        ):
             unchanged += 1
         else:
             updated.append((old, row, customer_id))
     errors.sort(key=lambda e: e.line)
 
-    report = ImportReport(len(added), len(updated), unchanged, errors, dry_run=dry_run,
-                          refused=bool(errors) and not skip_invalid)
+    report = ImportReport(
+        len(added),
+        len(updated),
+        unchanged,
+        errors,
+        dry_run=dry_run,
+        refused=bool(errors) and not skip_invalid,
+    )
     if not report.imported or not (added or updated):
         return report
     try:
         _write(session, added, updated, progress)
     except IntegrityError:
         # Only a concurrent writer can cause this: every constraint was checked above.
-        raise ImportConflict("the users changed during the import; nothing was written, "
-                             "run it again") from None
+        raise ImportConflict(
+            "the users changed during the import; nothing was written, run it again"
+        ) from None
     report.written = True
     return report
 
 
-def _write(session: Session, added: list[tuple[LegacyUserRow, int]],
-           updated: list[tuple[_Existing, LegacyUserRow, int]],
-           progress: Progress | None) -> None:
+def _write(
+    session: Session,
+    added: list[tuple[LegacyUserRow, int]],
+    updated: list[tuple[_Existing, LegacyUserRow, int]],
+    progress: Progress | None,
+) -> None:
     """Bulk statements, as the customer import (executemany, no ORM flush per user)."""
     u = _USERS.c
     total = len(added) + len(updated)
@@ -314,26 +350,56 @@ def _write(session: Session, added: list[tuple[LegacyUserRow, int]],
     memberships: list[dict[str, Any]] = []
     set_values = update(_USERS).where(u.id == bindparam("user_id"))
     for batch in chunks(updated, _BATCH):
-        session.execute(set_values, [
-            {"user_id": old.id, "name": row.name, "phone": row.phone,
-             "legacy_personal_code": row.personal_code} for old, row, _c in batch])
-        memberships.extend({"user_id": old.id, "customer_id": customer_id, "role": CONTRACTOR}
-                           for old, _row, customer_id in batch
-                           if customer_id not in old.customer_ids)
+        session.execute(
+            set_values,
+            [
+                {
+                    "user_id": old.id,
+                    "name": row.name,
+                    "phone": row.phone,
+                    "legacy_personal_code": row.personal_code,
+                }
+                for old, row, _c in batch
+            ],
+        )
+        memberships.extend(
+            {"user_id": old.id, "customer_id": customer_id, "role": CONTRACTOR}
+            for old, _row, customer_id in batch
+            if customer_id not in old.customer_ids
+        )
         step(len(batch))
 
     for batch in chunks(added, _BATCH):
-        session.execute(insert(_USERS), [
-            {"email": row.email, "email_display": row.email_display, "name": row.name,
-             "phone": row.phone, "password_hash": None, "status": ACTIVE,
-             "email_verified": False, "legacy": True, "contact_confirmed": False,
-             "legacy_personal_code": row.personal_code} for row, _c in batch])
+        session.execute(
+            insert(_USERS),
+            [
+                {
+                    "email": row.email,
+                    "email_display": row.email_display,
+                    "name": row.name,
+                    "phone": row.phone,
+                    "password_hash": None,
+                    "status": ACTIVE,
+                    "email_verified": False,
+                    "legacy": True,
+                    "contact_confirmed": False,
+                    "legacy_personal_code": row.personal_code,
+                }
+                for row, _c in batch
+            ],
+        )
         step(len(batch))
     if added:
-        ids = {email: id_ for id_, email in matching_rows(
-            session, select(u.id), u.email, [row.email for row, _c in added])}
-        memberships.extend({"user_id": ids[row.email], "customer_id": customer_id,
-                            "role": CONTRACTOR} for row, customer_id in added)
+        ids = {
+            email: id_
+            for id_, email in matching_rows(
+                session, select(u.id), u.email, [row.email for row, _c in added]
+            )
+        }
+        memberships.extend(
+            {"user_id": ids[row.email], "customer_id": customer_id, "role": CONTRACTOR}
+            for row, customer_id in added
+        )
 
     for batch in chunks(memberships, _BATCH):
         session.execute(insert(_MEMBERSHIPS), list(batch))

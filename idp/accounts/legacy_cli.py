@@ -17,8 +17,9 @@ from idp.customers import cli as customers_cli
 
 @click.command("import-legacy")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--skip-invalid", is_flag=True,
-              help="Import the valid rows even when other rows have errors.")
+@click.option(
+    "--skip-invalid", is_flag=True, help="Import the valid rows even when other rows have errors."
+)
 @click.option("--dry-run", is_flag=True, help="Check and compare only; write nothing.")
 @json_option
 # A command added to an AppGroup is not wrapped by it: it needs the app context itself.
@@ -32,5 +33,10 @@ def users_import_legacy(file: Path, skip_invalid: bool, dry_run: bool, as_json: 
     first login is by bank or eSignature with the same personal code, then the contact
     form. A file with errors imports nothing unless --skip-invalid is given.
     """
-    customers_cli.run_import(file, legacy.import_legacy_users, skip_invalid=skip_invalid,
-                             dry_run=dry_run, as_json=as_json)
+    customers_cli.run_import(
+        file,
+        legacy.import_legacy_users,
+        skip_invalid=skip_invalid,
+        dry_run=dry_run,
+        as_json=as_json,
+    )

@@ -59,32 +59,49 @@ def _state_fingerprint(user: User, purpose: Purpose, membership_id: int | None =
     invitation of another customer (the membership's own state is checked by its reader)."""
     if purpose == Purpose.INVITATION:
         return hash_secret(f"{purpose}|{user.id}|{user.email}|{membership_id}")
-    return hash_secret(
-        f"{purpose}|{user.id}|{user.email}|{user.status}|{user.password_hash or ''}")
+    return hash_secret(f"{purpose}|{user.id}|{user.email}|{user.status}|{user.password_hash or ''}")
 
 
-def issue_link(session: Session, user: User, purpose: Purpose, lifetime: dt.timedelta,
-               membership_id: int | None = None) -> str:
+def issue_link(
+    session: Session,
+    user: User,
+    purpose: Purpose,
+    lifetime: dt.timedelta,
+    membership_id: int | None = None,
+) -> str:
     """A new link for the user; earlier unused links of the same purpose (and, for an
     invitation, of the same membership) are voided. Returns the token (to put in the mail);
     only its hash is stored. The caller commits it together with the mail that carries it."""
     now = utcnow()
-    same_membership = (EmailLink.membership_id.is_(None) if membership_id is None
-                       else EmailLink.membership_id == membership_id)
+    same_membership = (
+        EmailLink.membership_id.is_(None)
+        if membership_id is None
+        else EmailLink.membership_id == membership_id
+    )
     session.execute(
         update(EmailLink)
-        .where(EmailLink.user_id == user.id, EmailLink.purpose == purpose.value,
-               same_membership, EmailLink.used_at.is_(None), EmailLink.voided_at.is_(None))
+        .where(
+            EmailLink.user_id == user.id,
+            EmailLink.purpose == purpose.value,
+            same_membership,
+            EmailLink.used_at.is_(None),
+            EmailLink.voided_at.is_(None),
+        )
         .values(voided_at=now)
         .execution_options(synchronize_session=False)
     )
     token = new_token(32)
-    session.add(EmailLink(
-        token_hash=hash_secret(token), purpose=purpose.value, user_id=user.id,
-        membership_id=membership_id,
-        state_hash=_state_fingerprint(user, purpose, membership_id), created_at=now,
-        expires_at=now + lifetime,
-    ))
+    session.add(
+        EmailLink(
+            token_hash=hash_secret(token),
+            purpose=purpose.value,
+            user_id=user.id,
+            membership_id=membership_id,
+            state_hash=_state_fingerprint(user, purpose, membership_id),
+            created_at=now,
+            expires_at=now + lifetime,
+        )
+    )
     return token
 
 
@@ -92,10 +109,14 @@ def void_links(session: Session, *, membership_id: int) -> int:
     """Kill the live links of a membership (it was revoked or expired). Returns how many."""
     result = session.execute(
         update(EmailLink)
-        .where(EmailLink.membership_id == membership_id, EmailLink.used_at.is_(None),
-               EmailLink.voided_at.is_(None))
+        .where(
+            EmailLink.membership_id == membership_id,
+            EmailLink.used_at.is_(None),
+            EmailLink.voided_at.is_(None),
+        )
         .values(voided_at=utcnow())
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     return result.rowcount
 
 
@@ -110,8 +131,12 @@ def last_issued_at(session: Session, user: User, purpose: Purpose) -> dt.datetim
 
 
 def _live(purpose: Purpose, now: dt.datetime) -> list:
-    return [EmailLink.purpose == purpose.value, EmailLink.used_at.is_(None),
-            EmailLink.voided_at.is_(None), EmailLink.expires_at > now]
+    return [
+        EmailLink.purpose == purpose.value,
+        EmailLink.used_at.is_(None),
+        EmailLink.voided_at.is_(None),
+        EmailLink.expires_at > now,
+    ]
 
 
 def _live_link_conditions(token: str, purpose: Purpose, now: dt.datetime) -> list:
@@ -150,8 +175,7 @@ def find_link_by_id(session: Session, link_id: int, purpose: Purpose) -> EmailLi
     return _live_row(session, purpose, EmailLink.id == link_id)
 
 
-def _live_row(session: Session, purpose: Purpose, which: ColumnElement[bool]
-              ) -> EmailLink | None:
+def _live_row(session: Session, purpose: Purpose, which: ColumnElement[bool]) -> EmailLink | None:
     row = session.scalar(select(EmailLink).where(which, *_live(purpose, utcnow())))
     if row is None or _matches_state(session, row, purpose) is None:
         return None

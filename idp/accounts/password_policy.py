@@ -29,7 +29,7 @@ def common_passwords() -> frozenset[str]:
 
 
 def _repeats_a_short_pattern(value: str) -> bool:
-    """"aaaaaaaaaaaa", "abcabcabcabc", "121212121212": a unit of up to 4 characters."""
+    """ "aaaaaaaaaaaa", "abcabcabcabc", "121212121212": a unit of up to 4 characters."""
     for size in range(1, 5):
         unit = value[:size]
         if len(value) % size == 0 and unit * (len(value) // size) == value:
@@ -42,17 +42,32 @@ def password_problems(password: str, min_length: int, email: str | None = None) 
     # Counted as it is hashed (idp.security.Passwords normalises with NFKC).
     value = unicodedata.normalize("NFKC", password)
     if len(value) < min_length:
-        return [str(_l("Use at least %(count)s characters. A few unrelated words make a "
-                       "password that is long and easy to remember.", count=min_length))]
+        return [
+            str(
+                _l(
+                    "Use at least %(count)s characters. A few unrelated words make a "
+                    "password that is long and easy to remember.",
+                    count=min_length,
+                )
+            )
+        ]
     if len(value) > MAX_LENGTH:
         return [str(_l("Use at most %(count)s characters.", count=MAX_LENGTH))]
     lowered = value.lower()
     core = lowered.strip(_DECORATION)
-    if (lowered in common_passwords() or (len(core) >= 3 and core in common_passwords())
-            or _repeats_a_short_pattern(lowered)):
-        return [str(_l("This password is too common and easy to guess. Choose another one, "
-                       "for example a few unrelated words."))]
+    if (
+        lowered in common_passwords()
+        or (len(core) >= 3 and core in common_passwords())
+        or _repeats_a_short_pattern(lowered)
+    ):
+        return [
+            str(
+                _l(
+                    "This password is too common and easy to guess. Choose another one, "
+                    "for example a few unrelated words."
+                )
+            )
+        ]
     if email and lowered in {email.lower(), email.lower().partition("@")[0]}:
         return [str(_l("Do not use your e-mail address as your password."))]
     return []
-

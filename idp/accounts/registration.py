@@ -71,23 +71,31 @@ class Registration:
     interaction_id: str | None = None
 
 
-def has_contractor(session: Session, customer: Customer, other_than_email: str | None = None
-                   ) -> bool:
+def has_contractor(
+    session: Session, customer: Customer, other_than_email: str | None = None
+) -> bool:
     """Whether the customer already has a contractor account (other than the one with this
     address): registration never makes a second one. A pending, never-confirmed
     self-registration does not count: a new registration replaces it (a mistyped address
     must not lock the customer out)."""
-    query = (select(Membership.id).join(User, User.id == Membership.user_id)
-             .where(Membership.customer_id == customer.id, Membership.role == CONTRACTOR,
-                    Membership.state == MembershipState.ACTIVE,
-                    ~pending_self_registration()))
+    query = (
+        select(Membership.id)
+        .join(User, User.id == Membership.user_id)
+        .where(
+            Membership.customer_id == customer.id,
+            Membership.role == CONTRACTOR,
+            Membership.state == MembershipState.ACTIVE,
+            ~pending_self_registration(),
+        )
+    )
     if other_than_email is not None:
         query = query.where(User.email != other_than_email)
     return session.scalar(query.limit(1)) is not None
 
 
-def register_by_email(session: Session, settings: Settings, passwords: Passwords,
-                      form: Registration) -> RegistrationOutcome:
+def register_by_email(
+    session: Session, settings: Settings, passwords: Passwords, form: Registration
+) -> RegistrationOutcome:
     """Flow 2. On a customer match: a new account waits for its confirmation link; an
     address that already has an account gets a "you already have an account" mail instead,
     so the page never tells whether an address is registered."""
@@ -108,9 +116,14 @@ def register_by_email(session: Session, settings: Settings, passwords: Passwords
     # The customer's pending registrations under other addresses (a mistyped one) give way.
     replace_pending_registrations(session, customer, keep_user_id=user.id if user else None)
     if user is None:
-        user = create_pending_user(session, email=email, email_display=form.email.strip(),
-                                    name=name, password_hash=passwords.hash(form.password),
-                                    language=form.language)
+        user = create_pending_user(
+            session,
+            email=email,
+            email_display=form.email.strip(),
+            name=name,
+            password_hash=passwords.hash(form.password),
+            language=form.language,
+        )
         if user is None:  # another registration for this address won the race
             user = session.scalar(select(User).where(User.email == email))
     elif pending:
@@ -119,56 +132,95 @@ def register_by_email(session: Session, settings: Settings, passwords: Passwords
         user.password_hash = passwords.hash(form.password)
         user.name = name
     else:
-        mail.enqueue(session, to=user.email_display, template="already_registered",
-                     language=user.language or form.language,
-                     name=user.name, login_url=settings.issuer + "/login",
-                     reset_url=settings.issuer + "/forgot-password")
+        mail.enqueue(
+            session,
+            to=user.email_display,
+            template="already_registered",
+            language=user.language or form.language,
+            name=user.name,
+            login_url=settings.issuer + "/login",
+            reset_url=settings.issuer + "/forgot-password",
+        )
         return RegistrationOutcome.MAIL_SENT
 
     assert user is not None
     _ensure_membership(session, user, customer)
-    send_confirmation(session, settings, user, customer, interaction_id=form.interaction_id,
-                      language=form.language)
+    send_confirmation(
+        session,
+        settings,
+        user,
+        customer,
+        interaction_id=form.interaction_id,
+        language=form.language,
+    )
     return RegistrationOutcome.MAIL_SENT
 
 
-def send_confirmation(session: Session, settings: Settings, user: User, customer: Customer,
-                      *, interaction_id: str | None, language: str | None) -> None:
+def send_confirmation(
+    session: Session,
+    settings: Settings,
+    user: User,
+    customer: Customer,
+    *,
+    interaction_id: str | None,
+    language: str | None,
+) -> None:
     """The confirmation link of a new registration (by e-mail, or by bank: flow 1)."""
-    token = issue_link(session, user, Purpose.CONFIRM_EMAIL,
-                       dt.timedelta(seconds=settings.confirmation_link_lifetime))
+    token = issue_link(
+        session,
+        user,
+        Purpose.CONFIRM_EMAIL,
+        dt.timedelta(seconds=settings.confirmation_link_lifetime),
+    )
     url = link_url(settings.issuer, Purpose.CONFIRM_EMAIL, token)
     if interaction_id:
         url += "?interaction=" + interaction_id
-    mail.enqueue(session, to=user.email_display, template="confirm_email",
-                 language=user.language or language, name=user.name,
-                 customer_name=customer.name, link=url,
-                 hours=settings.confirmation_link_lifetime // 3600)
+    mail.enqueue(
+        session,
+        to=user.email_display,
+        template="confirm_email",
+        language=user.language or language,
+        name=user.name,
+        customer_name=customer.name,
+        link=url,
+        hours=settings.confirmation_link_lifetime // 3600,
+    )
 
 
-def replace_pending_registrations(session: Session, customer: Customer, *,
-                                  keep_user_id: int | None = None) -> int:
+def replace_pending_registrations(
+    session: Session, customer: Customer, *, keep_user_id: int | None = None
+) -> int:
     """A new registration for the customer supersedes the pending, never-confirmed
     self-registrations that act for it (but `keep_user_id`): their membership for the
     customer goes, and an account left acting for no customer is deleted with its links
     and upstream links (ON DELETE CASCADE), so its confirmation link dies. Returns how many
     accounts gave way."""
     rows = session.execute(
-        select(User.id, Membership.id).join(Membership, Membership.user_id == User.id)
-        .where(Membership.customer_id == customer.id, Membership.role == CONTRACTOR,
-               pending_self_registration(),
-               User.id != (keep_user_id if keep_user_id is not None else -1))).all()
+        select(User.id, Membership.id)
+        .join(Membership, Membership.user_id == User.id)
+        .where(
+            Membership.customer_id == customer.id,
+            Membership.role == CONTRACTOR,
+            pending_self_registration(),
+            User.id != (keep_user_id if keep_user_id is not None else -1),
+        )
+    ).all()
     for user_id, membership_id in rows:
         session.execute(delete(Membership).where(Membership.id == membership_id))
-        others = session.scalar(select(Membership.id).where(Membership.user_id == user_id)
-                                .limit(1))
+        others = session.scalar(select(Membership.id).where(Membership.user_id == user_id).limit(1))
         if others is None:
             delete_account(session, user_id)
         else:  # still pending for another customer: only the links sent so far die
-            session.execute(update(EmailLink).where(
-                EmailLink.user_id == user_id, EmailLink.used_at.is_(None),
-                EmailLink.voided_at.is_(None)).values(voided_at=utcnow())
-                .execution_options(synchronize_session=False))
+            session.execute(
+                update(EmailLink)
+                .where(
+                    EmailLink.user_id == user_id,
+                    EmailLink.used_at.is_(None),
+                    EmailLink.voided_at.is_(None),
+                )
+                .values(voided_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
     return len(rows)
 
 
@@ -177,36 +229,57 @@ def delete_account(session: Session, user_id: int) -> None:
     e-mail links, upstream links, sessions) or is kept with SET NULL (audit)."""
     session.flush()
     loaded = session.identity_map.get(identity_key(User, user_id))
-    session.execute(delete(User).where(User.id == user_id)
-                    .execution_options(synchronize_session=False))
+    session.execute(
+        delete(User).where(User.id == user_id).execution_options(synchronize_session=False)
+    )
     if loaded is not None:
         session.expunge(loaded)
 
 
-def resend_confirmation(session: Session, settings: Settings, user: User, *,
-                        interaction_id: str | None, language: str | None) -> bool:
+def resend_confirmation(
+    session: Session,
+    settings: Settings,
+    user: User,
+    *,
+    interaction_id: str | None,
+    language: str | None,
+) -> bool:
     """A new confirmation link for a pending self-registration (the earlier one dies), at
     most one per RESEND_PAUSE. Returns whether a mail was written."""
     if not is_pending_self_registration(session, user) or sent_recently(
-            session, user, Purpose.CONFIRM_EMAIL):
+        session, user, Purpose.CONFIRM_EMAIL
+    ):
         return False
-    customer = session.scalar(select(Customer).join(Membership).where(
-        Membership.user_id == user.id).order_by(Membership.id).limit(1))
+    customer = session.scalar(
+        select(Customer)
+        .join(Membership)
+        .where(Membership.user_id == user.id)
+        .order_by(Membership.id)
+        .limit(1)
+    )
     if customer is None:
         return False
-    send_confirmation(session, settings, user, customer, interaction_id=interaction_id,
-                      language=language)
+    send_confirmation(
+        session, settings, user, customer, interaction_id=interaction_id, language=language
+    )
     return True
 
 
-def resend_confirmation_to(session: Session, settings: Settings, typed_email: str, *,
-                           interaction_id: str | None, language: str | None) -> None:
-    """"Send the link again" of the login page: to the stored address of a pending
+def resend_confirmation_to(
+    session: Session,
+    settings: Settings,
+    typed_email: str,
+    *,
+    interaction_id: str | None,
+    language: str | None,
+) -> None:
+    """ "Send the link again" of the login page: to the stored address of a pending
     self-registration, if there is one. The caller answers the same whatever happens."""
     user = find_user_by_email(session, typed_email)
     if user is not None:
-        resend_confirmation(session, settings, user, interaction_id=interaction_id,
-                            language=language)
+        resend_confirmation(
+            session, settings, user, interaction_id=interaction_id, language=language
+        )
 
 
 def sent_recently(session: Session, user: User, purpose: Purpose) -> bool:
@@ -214,16 +287,31 @@ def sent_recently(session: Session, user: User, purpose: Purpose) -> bool:
     return last is not None and utcnow() - last < RESEND_PAUSE
 
 
-def create_pending_user(session: Session, *, email: str, email_display: str, name: str,
-                        password_hash: str | None, language: str | None,
-                        phone: str | None = None,
-                        verified_personal_code: str | None = None) -> User | None:
+def create_pending_user(
+    session: Session,
+    *,
+    email: str,
+    email_display: str,
+    name: str,
+    password_hash: str | None,
+    language: str | None,
+    phone: str | None = None,
+    verified_personal_code: str | None = None,
+) -> User | None:
     """A new account waiting for its e-mail link, or None when a concurrent request
     created the address first (the unique index decides: two racing registrations end with
     one account)."""
-    user = User(email=email, email_display=email_display, email_verified=False, name=name,
-                password_hash=password_hash, status=PENDING, language=language, phone=phone,
-                verified_personal_code=verified_personal_code)
+    user = User(
+        email=email,
+        email_display=email_display,
+        email_verified=False,
+        name=name,
+        password_hash=password_hash,
+        status=PENDING,
+        language=language,
+        phone=phone,
+        verified_personal_code=verified_personal_code,
+    )
     try:
         with session.begin_nested():
             session.add(user)
@@ -233,8 +321,11 @@ def create_pending_user(session: Session, *, email: str, email_display: str, nam
 
 
 def _ensure_membership(session: Session, user: User, customer: Customer) -> None:
-    exists = session.scalar(select(Membership.id).where(
-        Membership.user_id == user.id, Membership.customer_id == customer.id))
+    exists = session.scalar(
+        select(Membership.id).where(
+            Membership.user_id == user.id, Membership.customer_id == customer.id
+        )
+    )
     if exists is None:
         session.add(Membership(user_id=user.id, customer_id=customer.id, role=CONTRACTOR))
 
@@ -254,15 +345,21 @@ def confirm_registration(session: Session, token: str) -> User | None:
     return user
 
 
-def confirm_contact_details(session: Session, settings: Settings, user: User, *, email: str,
-                            phone: str | None, language: str | None) -> None:
+def confirm_contact_details(
+    session: Session,
+    settings: Settings,
+    user: User,
+    *,
+    email: str,
+    phone: str | None,
+    language: str | None,
+) -> None:
     """The contact-information form (flow 4, and whoever owes it): the person confirms or
     corrects their e-mail address and phone. An address not yet verified gets a
     confirmation link; the form itself is what unblocks the login."""
     normalized = normalize_email(email)
     if normalized != user.email:
-        other = session.scalar(select(User.id).where(User.email == normalized,
-                                                     User.id != user.id))
+        other = session.scalar(select(User.id).where(User.email == normalized, User.id != user.id))
         if other is not None:
             raise AccountError("another account uses this e-mail address")
         display = display_email(email)
@@ -272,12 +369,21 @@ def confirm_contact_details(session: Session, settings: Settings, user: User, *,
     user.phone = phone or None
     user.contact_confirmed = True
     if not user.email_verified:
-        token = issue_link(session, user, Purpose.CONFIRM_EMAIL,
-                           dt.timedelta(seconds=settings.confirmation_link_lifetime))
-        mail.enqueue(session, to=user.email_display, template="confirm_contact",
-                     language=user.language or language, name=user.name,
-                     link=link_url(settings.issuer, Purpose.CONFIRM_EMAIL, token),
-                     hours=settings.confirmation_link_lifetime // 3600)
+        token = issue_link(
+            session,
+            user,
+            Purpose.CONFIRM_EMAIL,
+            dt.timedelta(seconds=settings.confirmation_link_lifetime),
+        )
+        mail.enqueue(
+            session,
+            to=user.email_display,
+            template="confirm_contact",
+            language=user.language or language,
+            name=user.name,
+            link=link_url(settings.issuer, Purpose.CONFIRM_EMAIL, token),
+            hours=settings.confirmation_link_lifetime // 3600,
+        )
 
 
 # --- flow 5: an account an admin creates from a signed application --------------------------
@@ -290,8 +396,16 @@ class Invitation:
     expires_at: dt.datetime
 
 
-def invite_user(session: Session, settings: Settings, *, customer_number: str, email: str,
-                name: str, lifetime: dt.timedelta, language: str | None = None) -> Invitation:
+def invite_user(
+    session: Session,
+    settings: Settings,
+    *,
+    customer_number: str,
+    email: str,
+    name: str,
+    lifetime: dt.timedelta,
+    language: str | None = None,
+) -> Invitation:
     """A contractor account for the customer, without a password: the activation link
     mailed to the person lets them choose one (until `lifetime` has passed)."""
     customer = session.scalar(select(Customer).where(Customer.number == customer_number.strip()))
@@ -301,39 +415,61 @@ def invite_user(session: Session, settings: Settings, *, customer_number: str, e
     if not name.strip() or len(name.strip()) > 255:
         raise AccountError("the name must have 1 to 255 characters")
     if find_user_by_email(session, normalized) is not None:
-        raise AccountError(f"an account for {email.strip()} already exists"
-                           " (for a pending one: idp users resend-activation)")
-    user = create_pending_user(session, email=normalized, email_display=display_email(email),
-                                name=name.strip(), password_hash=None, language=language)
+        raise AccountError(
+            f"an account for {email.strip()} already exists"
+            " (for a pending one: idp users resend-activation)"
+        )
+    user = create_pending_user(
+        session,
+        email=normalized,
+        email_display=display_email(email),
+        name=name.strip(),
+        password_hash=None,
+        language=language,
+    )
     if user is None:
         raise AccountError(f"an account for {email.strip()} already exists")
     _ensure_membership(session, user, customer)
     return Invitation(user, customer, _send_activation(session, settings, user, customer, lifetime))
 
 
-def resend_activation(session: Session, settings: Settings, email: str,
-                      lifetime: dt.timedelta | None = None) -> Invitation:
+def resend_activation(
+    session: Session, settings: Settings, email: str, lifetime: dt.timedelta | None = None
+) -> Invitation:
     """A new activation link (the earlier one stops working at once)."""
     user = find_user_by_email(session, email)
     if user is None:
         raise AccountError(f"no account for {email.strip()}")
     if user.status != PENDING or user.password_hash is not None:
         raise AccountError(f"the account {user.email_display} is not waiting for activation")
-    customer = session.scalar(select(Customer).join(Membership).where(
-        Membership.user_id == user.id).order_by(Membership.id).limit(1))
+    customer = session.scalar(
+        select(Customer)
+        .join(Membership)
+        .where(Membership.user_id == user.id)
+        .order_by(Membership.id)
+        .limit(1)
+    )
     if customer is None:
         raise AccountError(f"the account {user.email_display} acts for no customer")
     lifetime = lifetime or dt.timedelta(seconds=settings.activation_link_lifetime)
     return Invitation(user, customer, _send_activation(session, settings, user, customer, lifetime))
 
 
-def _send_activation(session: Session, settings: Settings, user: User, customer: Customer,
-                     lifetime: dt.timedelta) -> dt.datetime:
+def _send_activation(
+    session: Session, settings: Settings, user: User, customer: Customer, lifetime: dt.timedelta
+) -> dt.datetime:
     token = issue_link(session, user, Purpose.ACTIVATE, lifetime)
     expires_at = utcnow() + lifetime
-    mail.enqueue(session, to=user.email_display, template="activation", language=user.language,
-                 name=user.name, customer_name=customer.name,
-                 link=link_url(settings.issuer, Purpose.ACTIVATE, token), expires_at=expires_at)
+    mail.enqueue(
+        session,
+        to=user.email_display,
+        template="activation",
+        language=user.language,
+        name=user.name,
+        customer_name=customer.name,
+        link=link_url(settings.issuer, Purpose.ACTIVATE, token),
+        expires_at=expires_at,
+    )
     return expires_at
 
 
@@ -341,8 +477,9 @@ def check_activation_link(session: Session, token: str) -> User | None:
     return check_link(session, token, Purpose.ACTIVATE)
 
 
-def activate_account(session: Session, passwords: Passwords, token: str,
-                     password: str) -> User | None:
+def activate_account(
+    session: Session, passwords: Passwords, token: str, password: str
+) -> User | None:
     """The activation link plus the chosen password make the account usable."""
     user = consume_link(session, token, Purpose.ACTIVATE)
     if user is None or user.status != PENDING:
@@ -356,36 +493,49 @@ def activate_account(session: Session, passwords: Passwords, token: str,
 # --- "Forgot password?" ------------------------------------------------------------------------
 
 
-def request_password_reset(session: Session, settings: Settings, typed_email: str,
-                           language: str | None = None) -> None:
+def request_password_reset(
+    session: Session, settings: Settings, typed_email: str, language: str | None = None
+) -> None:
     """Mail a reset link to the matched account's *stored* address, never to the string
     typed (a look-alike that normalises to the same account must not receive it). The
     caller shows the same answer whatever happens here."""
     user = find_user_by_email(session, typed_email)
-    if user is None or user.status != ACTIVE or sent_recently(session, user,
-                                                                 Purpose.RESET_PASSWORD):
+    if (
+        user is None
+        or user.status != ACTIVE
+        or sent_recently(session, user, Purpose.RESET_PASSWORD)
+    ):
         return
     lifetime = dt.timedelta(seconds=settings.reset_link_lifetime)
     token = issue_link(session, user, Purpose.RESET_PASSWORD, lifetime)
-    mail.enqueue(session, to=user.email_display, template="reset_password",
-                 language=user.language or language, name=user.name,
-                 link=link_url(settings.issuer, Purpose.RESET_PASSWORD, token),
-                 minutes=settings.reset_link_lifetime // 60)
+    mail.enqueue(
+        session,
+        to=user.email_display,
+        template="reset_password",
+        language=user.language or language,
+        name=user.name,
+        link=link_url(settings.issuer, Purpose.RESET_PASSWORD, token),
+        minutes=settings.reset_link_lifetime // 60,
+    )
 
 
 def check_reset_link(session: Session, token: str) -> User | None:
     return check_link(session, token, Purpose.RESET_PASSWORD)
 
 
-def reset_password(session: Session, passwords: Passwords, token: str,
-                   password: str) -> User | None:
+def reset_password(
+    session: Session, passwords: Passwords, token: str, password: str
+) -> User | None:
     """A new password from a reset link. Whoever knew the old one is shut out: every
     browser session of the user ends and every refresh-token family is revoked."""
     user = consume_link(session, token, Purpose.RESET_PASSWORD)
     if user is None or user.status != ACTIVE:
         return None
     user.password_hash = passwords.hash(password)
-    session.execute(delete(BrowserSession).where(BrowserSession.user_id == user.id)
-                    .execution_options(synchronize_session=False))
+    session.execute(
+        delete(BrowserSession)
+        .where(BrowserSession.user_id == user.id)
+        .execution_options(synchronize_session=False)
+    )
     revoke_user_families(session, user.id, "password reset")
     return user

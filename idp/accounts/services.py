@@ -74,18 +74,29 @@ def pending_self_registration() -> ColumnElement[bool]:
     not an active contractor one granted by nobody; legacy accounts are active.
     """
     other = aliased(Membership)
-    not_own = exists().where(other.user_id == User.id, or_(
-        other.role != Role.CONTRACTOR, other.state != MembershipState.ACTIVE,
-        other.granted_by_user_id.is_not(None)))
-    return and_(User.status == PENDING, User.email_verified.is_(False), User.legacy.is_(False),
-                or_(User.password_hash.is_not(None), User.verified_personal_code.is_not(None)),
-                ~not_own)
+    not_own = exists().where(
+        other.user_id == User.id,
+        or_(
+            other.role != Role.CONTRACTOR,
+            other.state != MembershipState.ACTIVE,
+            other.granted_by_user_id.is_not(None),
+        ),
+    )
+    return and_(
+        User.status == PENDING,
+        User.email_verified.is_(False),
+        User.legacy.is_(False),
+        or_(User.password_hash.is_not(None), User.verified_personal_code.is_not(None)),
+        ~not_own,
+    )
 
 
 def is_pending_self_registration(session: Session, user: User) -> bool:
     session.flush()
-    return session.scalar(select(User.id).where(
-        User.id == user.id, pending_self_registration())) is not None
+    return (
+        session.scalar(select(User.id).where(User.id == user.id, pending_self_registration()))
+        is not None
+    )
 
 
 def find_user_by_email(session: Session, address: str) -> User | None:
@@ -161,8 +172,13 @@ def _throttle_subjects(email: str, ip: str) -> tuple[str, str]:
     return account, (ip or "unknown")[:64]
 
 
-def _wait_seconds(settings: Settings, count: int, budget: int,
-                  last_failure_at: dt.datetime | None, now: dt.datetime) -> int:
+def _wait_seconds(
+    settings: Settings,
+    count: int,
+    budget: int,
+    last_failure_at: dt.datetime | None,
+    now: dt.datetime,
+) -> int:
     """Growing delay past the budget: base * 2^(count - budget), capped, counted from the
     last failure; nothing once that failure is older than the window."""
     if last_failure_at is None or count < budget:
@@ -175,24 +191,36 @@ def _wait_seconds(settings: Settings, count: int, budget: int,
     return max(0, math.ceil(delay - elapsed))
 
 
-def _count_failure(session: Session, model: type[LoginFailure] | type[LoginPairFailure],
-                   key: dict[str, str], now: dt.datetime, cutoff: dt.datetime) -> None:
+def _count_failure(
+    session: Session,
+    model: type[LoginFailure] | type[LoginPairFailure],
+    key: dict[str, str],
+    now: dt.datetime,
+    cutoff: dt.datetime,
+) -> None:
     """One more failure for `key`, in one INSERT … ON CONFLICT DO UPDATE: two failures for
     the same new key at once both count, and neither fails on the primary key (PostgreSQL
     and SQLite both have this upsert). A count whose last failure left the window restarts.
     """
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = insert(model).values(**key, failures=1, last_failure_at=now)
-    session.execute(statement.on_conflict_do_update(
-        index_elements=list(key),
-        set_={"failures": case((model.last_failure_at < cutoff, 1),
-                               else_=model.failures + 1),
-              "last_failure_at": now},
-    ))
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=list(key),
+            set_={
+                "failures": case((model.last_failure_at < cutoff, 1), else_=model.failures + 1),
+                "last_failure_at": now,
+            },
+        )
+    )
 
 
 def authenticate_password(
-    session: Session, settings: Settings, passwords: Passwords, email: str, password: str,
+    session: Session,
+    settings: Settings,
+    passwords: Passwords,
+    email: str,
+    password: str,
     ip: str,
 ) -> LoginResult:
     """Check e-mail + password. Unknown e-mail and wrong password look alike (same answer,
@@ -207,24 +235,43 @@ def authenticate_password(
     account_key = f"account:{account}"
     # Plain column reads (not entities), so the upserts below never meet stale objects.
     account_row = session.execute(
-        select(LoginFailure.failures, LoginFailure.last_failure_at)
-        .where(LoginFailure.key == account_key)).first()
+        select(LoginFailure.failures, LoginFailure.last_failure_at).where(
+            LoginFailure.key == account_key
+        )
+    ).first()
     pair_row = session.execute(
-        select(LoginPairFailure.failures, LoginPairFailure.last_failure_at)
-        .where(LoginPairFailure.address == address, LoginPairFailure.account == account)
+        select(LoginPairFailure.failures, LoginPairFailure.last_failure_at).where(
+            LoginPairFailure.address == address, LoginPairFailure.account == account
+        )
     ).first()
     # Bounded: once over budget the address waits, so it adds few rows per window.
     failed_accounts, address_last = session.execute(
-        select(func.count(), func.max(LoginPairFailure.last_failure_at))
-        .where(LoginPairFailure.address == address, LoginPairFailure.last_failure_at >= cutoff)
+        select(func.count(), func.max(LoginPairFailure.last_failure_at)).where(
+            LoginPairFailure.address == address, LoginPairFailure.last_failure_at >= cutoff
+        )
     ).one()
     wait = max(
-        _wait_seconds(settings, account_row.failures, settings.login_free_attempts,
-                      account_row.last_failure_at, now) if account_row else 0,
-        _wait_seconds(settings, pair_row.failures, settings.login_pair_free_attempts,
-                      pair_row.last_failure_at, now) if pair_row else 0,
-        _wait_seconds(settings, failed_accounts, settings.login_address_free_accounts,
-                      address_last, now),
+        _wait_seconds(
+            settings,
+            account_row.failures,
+            settings.login_free_attempts,
+            account_row.last_failure_at,
+            now,
+        )
+        if account_row
+        else 0,
+        _wait_seconds(
+            settings,
+            pair_row.failures,
+            settings.login_pair_free_attempts,
+            pair_row.last_failure_at,
+            now,
+        )
+        if pair_row
+        else 0,
+        _wait_seconds(
+            settings, failed_accounts, settings.login_address_free_accounts, address_last, now
+        ),
     )
     # Decided before the password is checked: a wait that a right password skipped would
     # tell the attacker which guess was right.
@@ -240,8 +287,11 @@ def authenticate_password(
         # failures: only this account leaves its count, so a stuffer holding one valid
         # login cannot wipe the address's record by using it.
         session.execute(delete(LoginFailure).where(LoginFailure.key == account_key))
-        session.execute(delete(LoginPairFailure).where(
-            LoginPairFailure.address == address, LoginPairFailure.account == account))
+        session.execute(
+            delete(LoginPairFailure).where(
+                LoginPairFailure.address == address, LoginPairFailure.account == account
+            )
+        )
         return LoginResult(user)
     if ok and user is not None and is_pending_self_registration(session, user):
         # The right password proves as much as a login would: saying "confirm your address
@@ -250,8 +300,7 @@ def authenticate_password(
 
     # Always the same order (account, then pair), so concurrent failures cannot deadlock.
     _count_failure(session, LoginFailure, {"key": account_key}, now, cutoff)
-    _count_failure(session, LoginPairFailure, {"address": address, "account": account},
-                   now, cutoff)
+    _count_failure(session, LoginPairFailure, {"address": address, "account": account}, now, cutoff)
     return LoginResult(None)
 
 

@@ -44,13 +44,17 @@ def unavailable_page(provider: str, reason: object) -> Response:
 def connector_named(name: str) -> UpstreamProvider | None:
     """The enabled connector of this name; None (logged by the caller's unavailable_page)
     when there is none or it cannot be built (logged here with the cause)."""
-    config_row = db_session().scalar(select(UpstreamProviderConfig).where(
-        UpstreamProviderConfig.name == name[:32], UpstreamProviderConfig.enabled.is_(True)))
+    config_row = db_session().scalar(
+        select(UpstreamProviderConfig).where(
+            UpstreamProviderConfig.name == name[:32], UpstreamProviderConfig.enabled.is_(True)
+        )
+    )
     if config_row is None:
         return None
     try:
-        return build_connector(connector_config(app_settings(), config_row),
-                               app_settings().upstream_timeout)
+        return build_connector(
+            connector_config(app_settings(), config_row), app_settings().upstream_timeout
+        )
     except (ProviderError, UpstreamError) as exc:
         log.error("upstream %s cannot be used: %s", name, exc)
         return None
@@ -65,7 +69,8 @@ def start() -> Response:
     session = db_session()
     interaction = load_interaction(session, form.interaction.data or "")
     if interaction is not None and not belongs_to_browser(
-            interaction, cookies.interaction_binding()):
+        interaction, cookies.interaction_binding()
+    ):
         # Never log in for another browser's paused request. Checked here, where the Lax
         # cookie is sent: a form_post callback carries only the upstream binding, which
         # proves it is this same browser.
@@ -77,9 +82,14 @@ def start() -> Response:
     callback = app_settings().issuer + url_for("upstream.callback", provider=connector.name)
     binding = new_token(32)
     try:
-        target = upstream.begin(session, app_settings(), connector, callback_url=callback,
-                                interaction_id=interaction.id if interaction else None,
-                                browser_binding=binding)
+        target = upstream.begin(
+            session,
+            app_settings(),
+            connector,
+            callback_url=callback,
+            interaction_id=interaction.id if interaction else None,
+            browser_binding=binding,
+        )
     except UpstreamError as exc:
         session.rollback()
         return unavailable_page(connector.name, f"the login could not start: {exc}")
@@ -108,11 +118,13 @@ def callback(provider: str) -> Response:
     if not taken.started_in(cookies.upstream_binding()):
         # Another browser's login (or another tab's, which set a newer cookie). The code is
         # never redeemed; the cookie, if any, is left for the login it belongs to.
-        log.warning("upstream %s: a callback arrived in a browser that did not start the "
-                    "login; nobody logged in", provider)
+        log.warning(
+            "upstream %s: a callback arrived in a browser that did not start the "
+            "login; nobody logged in",
+            provider,
+        )
         invitation = taken.purpose == delegation.UPSTREAM_PURPOSE
-        return start_again_page("invitation" if invitation else "upstream",
-                                taken.interaction_id)
+        return start_again_page("invitation" if invitation else "upstream", taken.interaction_id)
     response = _finish(provider, params, taken)
     cookies.clear_upstream_binding(response)
     return response
@@ -130,27 +142,36 @@ def _finish(provider: str, params: dict[str, str], taken: upstream.TakenLogin) -
     except UpstreamCancelled:
         if taken.purpose == delegation.UPSTREAM_PURPOSE:  # the invitation link still works
             return html_page("invitation/cancelled.html")
-        return redirect(url_for("accounts.login", notice="cancelled",
-                                interaction=taken.interaction_id or None), 303)
+        return redirect(
+            url_for("accounts.login", notice="cancelled", interaction=taken.interaction_id or None),
+            303,
+        )
     except UpstreamError as exc:
         return unavailable_page(provider, f"the login failed: {exc}")
     if taken.purpose == delegation.UPSTREAM_PURPOSE:
         return _invitation_answer(taken, identity)
     resolution = upstream.resolve(session, app_settings(), identity, taken)
-    if resolution.outcome in (upstream.Outcome.NO_CUSTOMER,
-                              upstream.Outcome.CUSTOMER_HAS_ACCOUNT):
+    if resolution.outcome in (upstream.Outcome.NO_CUSTOMER, upstream.Outcome.CUSTOMER_HAS_ACCOUNT):
         session.commit()
-        reason = ("no_customer_upstream" if resolution.outcome is upstream.Outcome.NO_CUSTOMER
-                  else "customer_has_account")
-        return html_page("accounts/register_refused.html", status=422, reason=reason,
-                     support=app_settings().support_contact)
+        reason = (
+            "no_customer_upstream"
+            if resolution.outcome is upstream.Outcome.NO_CUSTOMER
+            else "customer_has_account"
+        )
+        return html_page(
+            "accounts/register_refused.html",
+            status=422,
+            reason=reason,
+            support=app_settings().support_contact,
+        )
     if resolution.outcome in (upstream.Outcome.REGISTER, upstream.Outcome.CONFIRM_FIRST):
         session.commit()
         return redirect(url_for("upstream.register", token=resolution.form_token), 303)
     assert resolution.user is not None
     end_browser_session(session, request.cookies.get(cookies.cookie_name()))
     cookie_value, browser = start_browser_session(
-        session, app_settings(), resolution.user, identity.assurance, list(identity.amr))
+        session, app_settings(), resolution.user, identity.assurance, list(identity.amr)
+    )
     # This browser's own request: checked when the button was pressed, and the binding
     # cookie proved this is that browser.
     interaction = load_interaction(session, taken.interaction_id or "")
@@ -173,8 +194,9 @@ def _invitation_answer(taken: upstream.TakenLogin, identity: VerifiedIdentity) -
     in (at the assurance of that login) and owe the contact form, whose confirmation
     activates the membership. Refused or used up: a page that says what to do."""
     session = db_session()
-    acceptance = delegation.finish_acceptance(session, app_settings(), taken, identity,
-                                              request.remote_addr or "unknown")
+    acceptance = delegation.finish_acceptance(
+        session, app_settings(), taken, identity, request.remote_addr or "unknown"
+    )
     outcome = acceptance.outcome
     if outcome is not delegation.AcceptanceOutcome.ACCEPTED or acceptance.user is None:
         # Whatever the page: the bank login is used up and a refusal recorded; the link is
@@ -183,15 +205,18 @@ def _invitation_answer(taken: upstream.TakenLogin, identity: VerifiedIdentity) -
         if outcome is delegation.AcceptanceOutcome.WRONG_PERSON:
             return html_page("invitation/wrong_person.html", status=403)
         if outcome is delegation.AcceptanceOutcome.TOO_WEAK:
-            return html_page("invitation/too_weak.html", status=403,
-                             support=app_settings().support_contact)
+            return html_page(
+                "invitation/too_weak.html", status=403, support=app_settings().support_contact
+            )
         if outcome is delegation.AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT:
-            return html_page("invitation/other_account.html", status=409,
-                         support=app_settings().support_contact)
+            return html_page(
+                "invitation/other_account.html", status=409, support=app_settings().support_contact
+            )
         return html_page("accounts/link_invalid.html", status=404)
     end_browser_session(session, request.cookies.get(cookies.cookie_name()))
     cookie_value, _browser = start_browser_session(
-        session, app_settings(), acceptance.user, identity.assurance, list(identity.amr))
+        session, app_settings(), acceptance.user, identity.assurance, list(identity.amr)
+    )
     session.commit()
     response = redirect(url_for("accounts.contact"), 303)
     cookies.set_session_cookie(response, cookie_value)
@@ -209,24 +234,36 @@ def register(token: str) -> Response:
         return html_page("accounts/upstream_expired.html", status=400)
     form = UpstreamRegistrationForm()
     if request.method == "POST" and form.validate_on_submit():
-        upstream.register_verified(session, app_settings(), pending, email=form.email.data or "",
-                                   phone=(form.phone.data or "").strip() or None,
-                                   language=current_language())
+        upstream.register_verified(
+            session,
+            app_settings(),
+            pending,
+            email=form.email.data or "",
+            phone=(form.phone.data or "").strip() or None,
+            language=current_language(),
+        )
         session.commit()
-        return html_page("accounts/check_mail.html", purpose="register",
-                         hours=app_settings().confirmation_link_lifetime // 3600,
-                         interaction=pending.interaction_id)
+        return html_page(
+            "accounts/check_mail.html",
+            purpose="register",
+            hours=app_settings().confirmation_link_lifetime // 3600,
+            interaction=pending.interaction_id,
+        )
     status = 400 if request.method == "POST" else 200
     waiting = upstream.pending_account(session, pending.identity.personal_code)
     if waiting is not None:
         return _confirm_first_page(token, pending, waiting, form, status)
-    return html_page("accounts/register_upstream.html", status=status, form=form,
-                     name=upstream.registration_name(session, pending.identity))
+    return html_page(
+        "accounts/register_upstream.html",
+        status=status,
+        form=form,
+        name=upstream.registration_name(session, pending.identity),
+    )
 
 
 @bp.post("/register/upstream/<token>/resend")
 def resend(token: str) -> Response:
-    """"Send the confirmation again", bound to the verified bank login by its form token."""
+    """ "Send the confirmation again", bound to the verified bank login by its form token."""
     session = db_session()
     pending = upstream.pending_registration(session, app_settings(), token)
     if pending is None or not ConfirmForm().validate_on_submit():
@@ -235,14 +272,28 @@ def resend(token: str) -> Response:
     session.commit()
     if user is None:  # confirmed or replaced meanwhile: the registration form decides
         return redirect(url_for("upstream.register", token=token), 303)
-    return _confirm_first_page(token, pending, user, UpstreamRegistrationForm(formdata=None),
-                               200, resent=True)
+    return _confirm_first_page(
+        token, pending, user, UpstreamRegistrationForm(formdata=None), 200, resent=True
+    )
 
 
-def _confirm_first_page(token: str, pending: upstream.PendingRegistration, user: User,
-                        form: UpstreamRegistrationForm, status: int, *,
-                        resent: bool = False) -> Response:
-    return html_page("accounts/confirm_first_upstream.html", status=status, token=token,
-                     user=user, form=form, resend_form=ConfirmForm(), resent=resent,
-                     interaction=pending.interaction_id,
-                     hours=app_settings().confirmation_link_lifetime // 3600)
+def _confirm_first_page(
+    token: str,
+    pending: upstream.PendingRegistration,
+    user: User,
+    form: UpstreamRegistrationForm,
+    status: int,
+    *,
+    resent: bool = False,
+) -> Response:
+    return html_page(
+        "accounts/confirm_first_upstream.html",
+        status=status,
+        token=token,
+        user=user,
+        form=form,
+        resend_form=ConfirmForm(),
+        resent=resent,
+        interaction=pending.interaction_id,
+        hours=app_settings().confirmation_link_lifetime // 3600,
+    )

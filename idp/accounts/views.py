@@ -63,10 +63,10 @@ bp = Blueprint("accounts", __name__)
 NOTICES = {
     "confirmed": _l("Your e-mail address is confirmed. You can log in now."),
     "activated": _l("Your account is ready. Log in with your e-mail and new password."),
-    "password_changed": _l("Your password is changed and you were logged out everywhere. "
-                           "Log in with the new password."),
-    "cancelled": _l("The login with the bank or eSignature was cancelled. Choose a way to "
-                    "log in."),
+    "password_changed": _l(
+        "Your password is changed and you were logged out everywhere. Log in with the new password."
+    ),
+    "cancelled": _l("The login with the bank or eSignature was cancelled. Choose a way to log in."),
 }
 
 
@@ -78,7 +78,8 @@ def login() -> Response | str:
     interaction_id = request.values.get("interaction", "")
     interaction = load_interaction(session, interaction_id)
     if interaction is not None and not belongs_to_browser(
-            interaction, cookies.interaction_binding()):
+        interaction, cookies.interaction_binding()
+    ):
         if request.method == "POST":
             # A login here must never attach to another browser's paused request.
             return start_again_page("interaction")
@@ -98,17 +99,32 @@ def login() -> Response | str:
     required = required_assurance(params) if params is not None else None
     step_up = below(PASSWORD_ACR, required)
     browser = cookies.current_browser_session()
-    continue_as = (browser.user if params and may_continue_as(browser, params)
-                   and browser is not None and not below(browser.acr, required) else None)
+    continue_as = (
+        browser.user
+        if params
+        and may_continue_as(browser, params)
+        and browser is not None
+        and not below(browser.acr, required)
+        else None
+    )
     if continue_as is not None and request.method == "POST" and "continue" in request.form:
         return _continue_session(form, interaction, browser)
     if step_up and request.method == "POST":
-        status, error = 403, _("This application asks for a login with your internet bank "
-                               "or eSignature. Choose one of them above.")
+        status, error = (
+            403,
+            _(
+                "This application asks for a login with your internet bank "
+                "or eSignature. Choose one of them above."
+            ),
+        )
     elif form.validate_on_submit():
         result = authenticate_password(
-            session, settings, current_app.extensions["idp.passwords"],
-            form.email.data or "", form.password.data or "", request.remote_addr or "unknown",
+            session,
+            settings,
+            current_app.extensions["idp.passwords"],
+            form.email.data or "",
+            form.password.data or "",
+            request.remote_addr or "unknown",
         )
         if result.user is not None:
             end_browser_session(session, request.cookies.get(cookies.cookie_name()))
@@ -118,8 +134,11 @@ def login() -> Response | str:
             if interaction is not None:
                 interaction.login_sid = browser.sid
             session.commit()
-            target = (url_for("oidc.resume", interaction=interaction.id) if interaction
-                      else url_for("accounts.signed_in"))
+            target = (
+                url_for("oidc.resume", interaction=interaction.id)
+                if interaction
+                else url_for("accounts.signed_in")
+            )
             response = redirect(target, 302)
             cookies.set_session_cookie(response, cookie_value)
             return response
@@ -127,35 +146,50 @@ def login() -> Response | str:
         status = 429 if result.retry_after else 401
         if result.unconfirmed:
             status = 403
-            resend_form = ResendConfirmationForm(formdata=None, email=form.email.data or "",
-                                                 interaction=form.interaction.data or "")
-            error = _("Confirm your e-mail address first: open the link in the message we "
-                      "sent you. We can send the link again.")
+            resend_form = ResendConfirmationForm(
+                formdata=None, email=form.email.data or "", interaction=form.interaction.data or ""
+            )
+            error = _(
+                "Confirm your e-mail address first: open the link in the message we "
+                "sent you. We can send the link again."
+            )
         elif result.retry_after:
-            error = _("Too many failed attempts. Wait %(seconds)s seconds and try again, or "
-                      "reset your password.", seconds=result.retry_after)
+            error = _(
+                "Too many failed attempts. Wait %(seconds)s seconds and try again, or "
+                "reset your password.",
+                seconds=result.retry_after,
+            )
         else:
             error = _("The e-mail or password is not right. Check them and try again.")
     elif request.method == "POST":
         status = 400
-        error = _("Fill in both your e-mail and your password. If the page was open for a "
-                  "long time, reload it and try again.")
+        error = _(
+            "Fill in both your e-mail and your password. If the page was open for a "
+            "long time, reload it and try again."
+        )
     client_name = None
     if params is not None:
         client = find_client(session, params.get("client_id"))
         client_name = client.name if client else None
     notice = NOTICES.get(request.args.get("notice", "")) if request.method == "GET" else None
-    body = render_template("accounts/login.html", form=form, error=error, notice=notice,
-                           client_name=client_name, continue_as=continue_as,
-                           providers=enabled_providers(session, settings),
-                           upstream_form=UpstreamStartForm(), step_up=step_up,
-                           resend_form=resend_form)
+    body = render_template(
+        "accounts/login.html",
+        form=form,
+        error=error,
+        notice=notice,
+        client_name=client_name,
+        continue_as=continue_as,
+        providers=enabled_providers(session, settings),
+        upstream_form=UpstreamStartForm(),
+        step_up=step_up,
+        resend_form=resend_form,
+    )
     return Response(body, status=status, mimetype="text/html")
 
 
 @bp.post("/register/resend")
 def resend_confirmation() -> Response:
-    """"Send the link again" of the login page. The same answer whether or not a mail went
+    """ "Send the link again" of the login page. The same answer whether or not a mail went
     (no account, a confirmed one, or one sent less than a minute ago)."""
     form = ResendConfirmationForm()
     if not form.validate_on_submit():
@@ -163,16 +197,24 @@ def resend_confirmation() -> Response:
     session = db_session()
     interaction = load_interaction(session, form.interaction.data or "")
     registration.resend_confirmation_to(
-        session, app_settings(), form.email.data or "",
-        interaction_id=interaction.id if interaction else None, language=current_language())
+        session,
+        app_settings(),
+        form.email.data or "",
+        interaction_id=interaction.id if interaction else None,
+        language=current_language(),
+    )
     session.commit()
-    return html_page("accounts/check_mail.html", purpose="resend",
-                     hours=app_settings().confirmation_link_lifetime // 3600,
-                     interaction=interaction.id if interaction else None)
+    return html_page(
+        "accounts/check_mail.html",
+        purpose="resend",
+        hours=app_settings().confirmation_link_lifetime // 3600,
+        interaction=interaction.id if interaction else None,
+    )
 
 
-def _continue_session(form: LoginForm, interaction: Interaction | None,
-                      browser: BrowserSession | None) -> Response:
+def _continue_session(
+    form: LoginForm, interaction: Interaction | None, browser: BrowserSession | None
+) -> Response:
     """prompt=select_account: the person chose the account they are logged in with.
     (The CSRF token was checked by CSRFProtect before the view ran.)"""
     if interaction is None or browser is None:
@@ -196,8 +238,7 @@ def start_again_page(kind: str, interaction_id: str | None = None) -> Response:
     browser or tab (kind "upstream", or "invitation"), or a paused authorization request
     of another browser ("interaction"). Nobody was logged in; the link starts again (the
     login page drops an interaction that is not this browser's)."""
-    return html_page("accounts/start_again.html", status=400, kind=kind,
-                     interaction=interaction_id)
+    return html_page("accounts/start_again.html", status=400, kind=kind, interaction=interaction_id)
 
 
 def link_invalid_page() -> Response:
@@ -208,8 +249,9 @@ def link_invalid_page() -> Response:
 def new_password_errors(form: NewPasswordForm | RegistrationForm, email: str | None) -> bool:
     """Form validation plus the password rules; errors land on the password field."""
     valid = form.validate_on_submit()
-    problems = password_problems(form.password.data or "", app_settings().password_min_length,
-                                 email)
+    problems = password_problems(
+        form.password.data or "", app_settings().password_min_length, email
+    )
     if form.password.data and problems:
         form.password.errors = [*form.password.errors, *problems]
         return False
@@ -225,24 +267,36 @@ def register() -> Response:
         session = db_session()
         try:
             outcome = registration.register_by_email(
-                session, app_settings(), current_app.extensions["idp.passwords"],
+                session,
+                app_settings(),
+                current_app.extensions["idp.passwords"],
                 registration.Registration(
                     customer_number=form.customer_number.data or "",
-                    identifier=form.identifier.data or "", email=form.email.data or "",
-                    password=form.password.data or "", name=form.name.data or "",
+                    identifier=form.identifier.data or "",
+                    email=form.email.data or "",
+                    password=form.password.data or "",
+                    name=form.name.data or "",
                     language=current_language(),
-                    interaction_id=form.interaction.data or None))
+                    interaction_id=form.interaction.data or None,
+                ),
+            )
         except AccountError:  # a company's registration without the person's name
             session.rollback()
-            form.name.errors = [*form.name.errors, _(
-                "Type your name: you register for a company.")]
+            form.name.errors = [*form.name.errors, _("Type your name: you register for a company.")]
             return html_page("accounts/register.html", status=400, form=form)
         session.commit()
         if outcome is registration.RegistrationOutcome.MAIL_SENT:
-            return html_page("accounts/check_mail.html", purpose="register",
-                         hours=app_settings().confirmation_link_lifetime // 3600)
-        return html_page("accounts/register_refused.html", status=422, reason=outcome.value,
-                     support=app_settings().support_contact)
+            return html_page(
+                "accounts/check_mail.html",
+                purpose="register",
+                hours=app_settings().confirmation_link_lifetime // 3600,
+            )
+        return html_page(
+            "accounts/register_refused.html",
+            status=422,
+            reason=outcome.value,
+            support=app_settings().support_contact,
+        )
     status = 400 if request.method == "POST" else 200
     return html_page("accounts/register.html", status=status, form=form)
 
@@ -269,9 +323,15 @@ def _login_url(notice: str) -> str:
     return url_for("accounts.login", notice=notice, interaction=interaction or None)
 
 
-def _new_password_page(token: str, purpose: str, check: Callable[[Session, str], User | None],
-                       apply: Callable[[Session, Passwords, str, str], User | None],
-                       notice: str, *, forget_cookie: bool = False) -> Response:
+def _new_password_page(
+    token: str,
+    purpose: str,
+    check: Callable[[Session, str], User | None],
+    apply: Callable[[Session, Passwords, str, str], User | None],
+    notice: str,
+    *,
+    forget_cookie: bool = False,
+) -> Response:
     """A link that leads to "type the new password twice" (activation, reset): GET only
     checks the link; a valid POST uses it up together with the change."""
     session = db_session()
@@ -280,8 +340,10 @@ def _new_password_page(token: str, purpose: str, check: Callable[[Session, str],
         return link_invalid_page()
     form = NewPasswordForm()
     if request.method == "POST" and new_password_errors(form, user.email):
-        if apply(session, current_app.extensions["idp.passwords"], token,
-                 form.password.data or "") is None:
+        if (
+            apply(session, current_app.extensions["idp.passwords"], token, form.password.data or "")
+            is None
+        ):
             session.rollback()
             return link_invalid_page()
         session.commit()
@@ -290,14 +352,20 @@ def _new_password_page(token: str, purpose: str, check: Callable[[Session, str],
             cookies.clear_session_cookie(response)
         return response
     status = 400 if request.method == "POST" else 200
-    return html_page("accounts/new_password.html", status=status, form=form, user=user,
-                 purpose=purpose)
+    return html_page(
+        "accounts/new_password.html", status=status, form=form, user=user, purpose=purpose
+    )
 
 
 @bp.route(PATHS[Purpose.ACTIVATE], methods=["GET", "POST"])
 def activate(token: str) -> Response:
-    return _new_password_page(token, "activate", registration.check_activation_link,
-                              registration.activate_account, "activated")
+    return _new_password_page(
+        token,
+        "activate",
+        registration.check_activation_link,
+        registration.activate_account,
+        "activated",
+    )
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
@@ -305,20 +373,29 @@ def forgot_password() -> Response:
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         session = db_session()
-        registration.request_password_reset(session, app_settings(), form.email.data or "",
-                                            current_language())
+        registration.request_password_reset(
+            session, app_settings(), form.email.data or "", current_language()
+        )
         session.commit()
-        return html_page("accounts/check_mail.html", purpose="reset",
-                     minutes=app_settings().reset_link_lifetime // 60)
+        return html_page(
+            "accounts/check_mail.html",
+            purpose="reset",
+            minutes=app_settings().reset_link_lifetime // 60,
+        )
     status = 400 if request.method == "POST" else 200
     return html_page("accounts/forgot_password.html", status=status, form=form)
 
 
 @bp.route(PATHS[Purpose.RESET_PASSWORD], methods=["GET", "POST"])
 def reset_password(token: str) -> Response:
-    return _new_password_page(token, "reset", registration.check_reset_link,
-                              registration.reset_password, "password_changed",
-                              forget_cookie=True)
+    return _new_password_page(
+        token,
+        "reset",
+        registration.check_reset_link,
+        registration.reset_password,
+        "password_changed",
+        forget_cookie=True,
+    )
 
 
 @bp.route("/contact", methods=["GET", "POST"])
@@ -333,7 +410,8 @@ def contact() -> Response:
     form = ContactForm()
     interaction = load_interaction(session, request.values.get("interaction", ""))
     if interaction is not None and not belongs_to_browser(
-            interaction, cookies.interaction_binding()):
+        interaction, cookies.interaction_binding()
+    ):
         interaction = None  # another browser's request: never resumed from here
     if request.method == "GET":
         form.email.data = user.email_display
@@ -342,23 +420,45 @@ def contact() -> Response:
     elif form.validate_on_submit():
         try:
             registration.confirm_contact_details(
-                session, app_settings(), user, email=form.email.data or "",
-                phone=(form.phone.data or "").strip() or None, language=current_language())
+                session,
+                app_settings(),
+                user,
+                email=form.email.data or "",
+                phone=(form.phone.data or "").strip() or None,
+                language=current_language(),
+            )
         except AccountError as exc:
             session.rollback()
-            form.email.errors = [*form.email.errors, _(
-                "This e-mail address cannot be used: %(reason)s. Check it or use another one.",
-                reason=str(exc))]
+            form.email.errors = [
+                *form.email.errors,
+                _(
+                    "This e-mail address cannot be used: %(reason)s. Check it or use another one.",
+                    reason=str(exc),
+                ),
+            ]
         else:
             # Flow 6: the contact form is the last step of accepting an invitation.
             activated = activate_accepted(session, user, request.remote_addr or "unknown")
             session.commit()
             if activated and interaction is None:  # else the application comes next
-                flash(_("You can now act for %(customers)s.", customers=", ".join(
-                    _("%(name)s (customer %(number)s)", name=m.customer.name,
-                      number=m.customer.number) for m in activated)))
-            target = (url_for("oidc.resume", interaction=interaction.id) if interaction
-                      else url_for("accounts.signed_in"))
+                flash(
+                    _(
+                        "You can now act for %(customers)s.",
+                        customers=", ".join(
+                            _(
+                                "%(name)s (customer %(number)s)",
+                                name=m.customer.name,
+                                number=m.customer.number,
+                            )
+                            for m in activated
+                        ),
+                    )
+                )
+            target = (
+                url_for("oidc.resume", interaction=interaction.id)
+                if interaction
+                else url_for("accounts.signed_in")
+            )
             return redirect(target, 303)
     status = 400 if request.method == "POST" else 200
     return html_page("accounts/contact.html", status=status, form=form, user=user)

@@ -55,8 +55,9 @@ def on_terminal() -> bool:
 
 @customers_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--skip-invalid", is_flag=True,
-              help="Import the valid rows even when other rows have errors.")
+@click.option(
+    "--skip-invalid", is_flag=True, help="Import the valid rows even when other rows have errors."
+)
 @click.option("--dry-run", is_flag=True, help="Check and compare only; write nothing.")
 @json_option
 def customers_import(file: Path, skip_invalid: bool, dry_run: bool, as_json: bool) -> None:
@@ -66,8 +67,9 @@ def customers_import(file: Path, skip_invalid: bool, dry_run: bool, as_json: boo
     Upsert by customer number: importing the same file again changes nothing. A file with
     errors imports nothing unless --skip-invalid is given; every bad row is reported.
     """
-    run_import(file, services.import_customers, skip_invalid=skip_invalid, dry_run=dry_run,
-               as_json=as_json)
+    run_import(
+        file, services.import_customers, skip_invalid=skip_invalid, dry_run=dry_run, as_json=as_json
+    )
 
 
 def _describe(customer: Customer) -> dict[str, Any]:
@@ -88,14 +90,30 @@ def _describe(customer: Customer) -> dict[str, Any]:
 
 
 @customers_cli.command("list")
-@click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True,
-              help="At most this many customers (0: all).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="At most this many customers (0: all).",
+)
 @json_option
 def customers_list(limit: int, as_json: bool) -> None:
     """Customers ordered by number."""
     rows = [_describe(c) for c in services.list_customers(db_session(), limit or None)]
-    print_rows(rows, as_json, ["number", "kind", "name", "personal_code", "registration_number",
-                           "email", "contract_numbers"])
+    print_rows(
+        rows,
+        as_json,
+        [
+            "number",
+            "kind",
+            "name",
+            "personal_code",
+            "registration_number",
+            "email",
+            "contract_numbers",
+        ],
+    )
 
 
 @customers_cli.command("show")
@@ -108,9 +126,15 @@ def customers_show(number: str, as_json: bool) -> None:
     if customer is None:
         raise click.ClickException(f"no customer with number {number}")
     out = _describe(customer)
-    users = [{"email": user.email_display, "name": user.name, "role": membership.role,
-              "state": membership.state}
-             for membership, user in services.customer_users(session, customer)]
+    users = [
+        {
+            "email": user.email_display,
+            "name": user.name,
+            "role": membership.role,
+            "state": membership.state,
+        }
+        for membership, user in services.customer_users(session, customer)
+    ]
     if as_json:
         print_rows({**out, "users": users}, as_json)
         return
@@ -119,8 +143,14 @@ def customers_show(number: str, as_json: bool) -> None:
     print_rows(users, as_json, ["email", "name", "role", "state"])
 
 
-def run_import(file: Path, importer: Callable[..., services.ImportReport], *,
-               skip_invalid: bool, dry_run: bool, as_json: bool) -> None:
+def run_import(
+    file: Path,
+    importer: Callable[..., services.ImportReport],
+    *,
+    skip_invalid: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     """Read FILE, run `importer(session, data, skip_invalid=, dry_run=, progress=)`, commit
     what it wrote, and print the report the same way for every CSV import command."""
     try:
@@ -131,8 +161,7 @@ def run_import(file: Path, importer: Callable[..., services.ImportReport], *,
     bars = ProgressBars() if on_terminal() and not as_json else None
     session = db_session()
     try:
-        report = importer(session, data, skip_invalid=skip_invalid, dry_run=dry_run,
-                          progress=bars)
+        report = importer(session, data, skip_invalid=skip_invalid, dry_run=dry_run, progress=bars)
     except services.CustomerDataError as exc:
         session.rollback()
         raise click.ClickException(f"{file}: {exc}") from None
@@ -153,6 +182,9 @@ def run_import(file: Path, importer: Callable[..., services.ImportReport], *,
         note = "" if report.imported else " (nothing written)"
         click.echo(report.summary() + note)
     if report.refused:
-        click.echo(f"{file}: nothing imported because of {report.rejected} bad row(s) "
-                   "(--skip-invalid imports the valid rows)", err=True)
+        click.echo(
+            f"{file}: nothing imported because of {report.rejected} bad row(s) "
+            "(--skip-invalid imports the valid rows)",
+            err=True,
+        )
         click.get_current_context().exit(1)

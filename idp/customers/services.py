@@ -34,14 +34,28 @@ T = TypeVar("T")
 # in the header (any order): a file is the whole truth about the customers it lists, and a
 # missing column would leave it unclear whether that value is to be kept or cleared.
 COLUMNS: tuple[str, ...] = (
-    "customer_number", "kind", "given_name", "family_name", "company_name", "personal_code",
-    "registration_number", "contract_numbers", "email", "phone",
+    "customer_number",
+    "kind",
+    "given_name",
+    "family_name",
+    "company_name",
+    "personal_code",
+    "registration_number",
+    "contract_numbers",
+    "email",
+    "phone",
 )
 
 # The customer columns an import writes and compares ("unchanged" = all equal, same contracts).
 FIELDS: tuple[str, ...] = (
-    "kind", "name", "given_name", "family_name", "personal_code", "registration_number",
-    "email", "phone",
+    "kind",
+    "name",
+    "given_name",
+    "family_name",
+    "personal_code",
+    "registration_number",
+    "email",
+    "phone",
 )
 
 _CUSTOMERS: Table = Customer.__table__  # type: ignore[assignment]
@@ -104,6 +118,7 @@ class ImportConflict(CustomerDataError):
 
 # --- one value -------------------------------------------------------------------------------
 
+
 def normalize_personal_code(value: str) -> str:
     """A Latvian personal code as 11 digits, from `DDMMYY-CNNNK`, `32NNNN-NNNNN` or 11 digits.
 
@@ -155,8 +170,9 @@ def normalize_registration_number(value: str) -> str:
     if len(compact) != 11:
         raise CustomerDataError(f"a registration number has 11 digits, not {len(compact)}")
     if compact[0] < "4":
-        raise CustomerDataError("a registration number starts with 4-9 (this looks like a "
-                                "personal code)")
+        raise CustomerDataError(
+            "a registration number starts with 4-9 (this looks like a personal code)"
+        )
     try:
         pvn.validate(compact)
     except ValidationError:
@@ -230,6 +246,7 @@ def _contract_numbers(value: str) -> tuple[str, ...]:
 
 
 # --- one row ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class CustomerRow:
@@ -314,15 +331,21 @@ def _check_row(raw: Mapping[str, str]) -> _Checked:
     if kind == PERSON and given_name and family_name:
         name = f"{given_name} {family_name}"
         if len(name) > NAME_MAX:
-            reasons.append(f"given_name, family_name: longer than {NAME_MAX} characters "
-                           "together")
+            reasons.append(f"given_name, family_name: longer than {NAME_MAX} characters together")
     row = None
     if not reasons and number and name:
         row = CustomerRow(
-            number=number, kind=kind, name=name, given_name=given_name,
-            family_name=family_name, personal_code=personal_code,
-            registration_number=registration_number, email=email, phone=phone,
-            contract_numbers=contracts)
+            number=number,
+            kind=kind,
+            name=name,
+            given_name=given_name,
+            family_name=family_name,
+            personal_code=personal_code,
+            registration_number=registration_number,
+            email=email,
+            phone=phone,
+            contract_numbers=contracts,
+        )
     return _Checked(row, reasons, number, contracts)
 
 
@@ -336,6 +359,7 @@ def parse_row(values: Mapping[str, str]) -> CustomerRow:
 
 # --- one file --------------------------------------------------------------------------------
 
+
 @dataclass(slots=True)
 class RowError:
     line: int  # of the file, the header being line 1
@@ -343,8 +367,7 @@ class RowError:
     customer_number: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "customer_number": self.customer_number,
-                "reasons": self.reasons}
+        return {"line": self.line, "customer_number": self.customer_number, "reasons": self.reasons}
 
 
 @dataclass(slots=True)
@@ -386,9 +409,10 @@ def decode_csv(data: bytes) -> str:
         # utf-8-sig: Excel's "CSV UTF-8" starts with a byte order mark.
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise ImportFileError(f"line {line}: not UTF-8 text (in Excel: save as "
-                              "'CSV UTF-8')") from None
+        line = data[: exc.start].count(b"\n") + 1
+        raise ImportFileError(
+            f"line {line}: not UTF-8 text (in Excel: save as 'CSV UTF-8')"
+        ) from None
 
 
 def csv_delimiter(text: str) -> str:
@@ -398,8 +422,9 @@ def csv_delimiter(text: str) -> str:
     return ";" if header.count(";") > header.count(",") else ","
 
 
-def read_header(records: Iterator[tuple[int, list[str] | str]],
-                columns: Sequence[str] = COLUMNS) -> list[str]:
+def read_header(
+    records: Iterator[tuple[int, list[str] | str]], columns: Sequence[str] = COLUMNS
+) -> list[str]:
     """The column names of the first non-blank record; every one of `columns`, no other."""
     for line, fields in records:
         if isinstance(fields, str):
@@ -411,11 +436,15 @@ def read_header(records: Iterator[tuple[int, list[str] | str]],
         missing = [c for c in columns if c not in names]
         twice = sorted({n for n in names if names.count(n) > 1})
         if unknown or missing or twice:
-            problems = [f"{what}: {', '.join(found)}" for what, found in
-                        (("unknown", unknown), ("missing", missing), ("twice", twice)) if found]
+            problems = [
+                f"{what}: {', '.join(found)}"
+                for what, found in (("unknown", unknown), ("missing", missing), ("twice", twice))
+                if found
+            ]
             raise ImportFileError(
                 f"line {line}: the header must name the columns {', '.join(columns)} "
-                f"(any order) — {'; '.join(problems)}")
+                f"(any order) — {'; '.join(problems)}"
+            )
         return names
     raise ImportFileError("the file is empty: the first line must name the columns")
 
@@ -444,10 +473,14 @@ def read_customer_file(data: bytes, progress: Progress | None = None) -> Custome
         if not any(f.strip() for f in fields):
             continue  # blank line, or a row of empty cells as spreadsheets export them
         if len(fields) != len(names):
-            hint = " (a delimiter inside a field needs double quotes)" if (
-                len(fields) > len(names)) else ""
-            errors.append(RowError(line, [f"expected {len(names)} fields, found "
-                                          f"{len(fields)}{hint}"]))
+            hint = (
+                " (a delimiter inside a field needs double quotes)"
+                if (len(fields) > len(names))
+                else ""
+            )
+            errors.append(
+                RowError(line, [f"expected {len(names)} fields, found {len(fields)}{hint}"])
+            )
             continue
         checked.append((line, _check_row(dict(zip(names, fields, strict=True)))))
     if progress:
@@ -475,6 +508,7 @@ def read_customer_file(data: bytes, progress: Progress | None = None) -> Custome
 
 
 # --- import ----------------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class _Existing:
@@ -505,22 +539,31 @@ class ImportReport:
         return not (self.dry_run or self.refused)
 
     def summary(self) -> str:
-        return (f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
-                f"rejected {self.rejected}")
+        return (
+            f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
+            f"rejected {self.rejected}"
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
-                "rejected": self.rejected, "imported": self.imported, "dry_run": self.dry_run,
-                "errors": [e.as_dict() for e in self.errors]}
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "imported": self.imported,
+            "dry_run": self.dry_run,
+            "errors": [e.as_dict() for e in self.errors],
+        }
 
 
 def chunks(values: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(values), size):
-        yield values[start:start + size]
+        yield values[start : start + size]
 
 
-def matching_rows(session: Session, query: Select[Any], column: ColumnElement[Any],
-                  keys: Sequence[Any]) -> Iterator[Row[Any]]:
+def matching_rows(
+    session: Session, query: Select[Any], column: ColumnElement[Any], keys: Sequence[Any]
+) -> Iterator[Row[Any]]:
     """The rows of `query`, with `column` added last, whose `column` is one of `keys`.
 
     Many keys: one scan of the whole table, filtered here. IN-list chunks would be scanned
@@ -540,11 +583,14 @@ def _load_existing(session: Session, numbers: Sequence[str]) -> dict[str, _Exist
     """The customers of the file already in the database, with their contracts."""
     c, cc = _CUSTOMERS.c, _CONTRACTS.c
     query = select(c.id, *(c[name] for name in FIELDS))
-    existing = {row[-1]: _Existing(row[0], tuple(row[1:-1]))
-                for row in matching_rows(session, query, c.number, numbers)}
+    existing = {
+        row[-1]: _Existing(row[0], tuple(row[1:-1]))
+        for row in matching_rows(session, query, c.number, numbers)
+    }
     by_id = {e.id: e for e in existing.values()}
     for contract_id, number, customer_id in matching_rows(
-            session, select(cc.id, cc.number), cc.customer_id, list(by_id)):
+        session, select(cc.id, cc.number), cc.customer_id, list(by_id)
+    ):
         by_id[customer_id].contracts[number] = contract_id
     return existing
 
@@ -553,12 +599,14 @@ def _contract_owners(session: Session, contracts: Sequence[str]) -> dict[str, st
     """Contract number -> the number of the customer holding it now."""
     c, cc = _CUSTOMERS.c, _CONTRACTS.c
     query = select(c.number).join_from(_CONTRACTS, _CUSTOMERS, c.id == cc.customer_id)
-    return {contract: owner for owner, contract in matching_rows(session, query,
-                                                                  cc.number, contracts)}
+    return {
+        contract: owner for owner, contract in matching_rows(session, query, cc.number, contracts)
+    }
 
 
-def _reject_taken_contracts(parsed: CustomerFile, accepted: dict[str, tuple[int, CustomerRow]],
-                            owners: dict[str, str]) -> list[RowError]:
+def _reject_taken_contracts(
+    parsed: CustomerFile, accepted: dict[str, tuple[int, CustomerRow]], owners: dict[str, str]
+) -> list[RowError]:
     """Reject rows naming a contract another customer holds, unless that customer's row in
     the same file gives it up: then the contract moves. Rejecting that row keeps the
     contract where it is, so rows depending on it are checked again (a worklist)."""
@@ -589,8 +637,14 @@ def _reject_taken_contracts(parsed: CustomerFile, accepted: dict[str, tuple[int,
     return errors
 
 
-def import_customers(session: Session, data: bytes, *, skip_invalid: bool = False,
-                     dry_run: bool = False, progress: Progress | None = None) -> ImportReport:
+def import_customers(
+    session: Session,
+    data: bytes,
+    *,
+    skip_invalid: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> ImportReport:
     """Import a customer CSV file: upsert by customer number, in the caller's transaction.
 
     Nothing is written when a row has errors, unless skip_invalid (then the valid rows are
@@ -611,7 +665,8 @@ def import_customers(session: Session, data: bytes, *, skip_invalid: bool = Fals
         progress("comparing with the database", 1, 2)
     contracts = [n for _line, row in parsed.rows for n in row.contract_numbers]
     errors = parsed.errors + _reject_taken_contracts(
-        parsed, accepted, _contract_owners(session, contracts))
+        parsed, accepted, _contract_owners(session, contracts)
+    )
     if progress:
         progress("comparing with the database", 2, 2)
     errors.sort(key=lambda e: e.line)
@@ -627,22 +682,33 @@ def import_customers(session: Session, data: bytes, *, skip_invalid: bool = Fals
             unchanged += 1
         else:
             updated.append((old, row))
-    report = ImportReport(len(added), len(updated), unchanged, errors, dry_run=dry_run,
-                          refused=bool(errors) and not skip_invalid)
+    report = ImportReport(
+        len(added),
+        len(updated),
+        unchanged,
+        errors,
+        dry_run=dry_run,
+        refused=bool(errors) and not skip_invalid,
+    )
     if not report.imported or not (added or updated):
         return report
     try:
         _write(session, added, updated, progress)
     except IntegrityError:
         # Only a concurrent writer can cause this: every constraint was checked above.
-        raise ImportConflict("the customer data changed during the import; nothing was "
-                             "written, run it again") from None
+        raise ImportConflict(
+            "the customer data changed during the import; nothing was written, run it again"
+        ) from None
     report.written = True
     return report
 
 
-def _write(session: Session, added: list[CustomerRow],
-           updated: list[tuple[_Existing, CustomerRow]], progress: Progress | None) -> None:
+def _write(
+    session: Session,
+    added: list[CustomerRow],
+    updated: list[tuple[_Existing, CustomerRow]],
+    progress: Progress | None,
+) -> None:
     """Bulk statements only: executemany is pipelined by psycopg and cheap on SQLite, where
     100,000 ORM flushes (or INSERT … RETURNING, 4x slower on PostgreSQL) would not be."""
     c = _CUSTOMERS.c
@@ -659,32 +725,63 @@ def _write(session: Session, added: list[CustomerRow],
     # Contracts an updated customer gives up go first: one moving to another customer in
     # the same file must be free before it is inserted again (customer_contracts.number is
     # unique).
-    stale = [contract_id for old, row in updated for number, contract_id in old.contracts.items()
-             if number not in row.contract_numbers]
+    stale = [
+        contract_id
+        for old, row in updated
+        for number, contract_id in old.contracts.items()
+        if number not in row.contract_numbers
+    ]
     for chunk in chunks(stale):
         session.execute(delete(_CONTRACTS).where(_CONTRACTS.c.id.in_(chunk)))
 
     new_contracts: list[dict[str, Any]] = []
     set_values = update(_CUSTOMERS).where(c.id == bindparam("customer_id"))
     for batch in chunks(updated, _BATCH):
-        session.execute(set_values, [
-            {"customer_id": old.id, "updated_at": now, **dict(zip(FIELDS, row.values(),
-                                                                   strict=True))}
-            for old, row in batch])
-        new_contracts.extend({"customer_id": old.id, "number": n} for old, row in batch
-                             for n in row.contract_numbers if n not in old.contracts)
+        session.execute(
+            set_values,
+            [
+                {
+                    "customer_id": old.id,
+                    "updated_at": now,
+                    **dict(zip(FIELDS, row.values(), strict=True)),
+                }
+                for old, row in batch
+            ],
+        )
+        new_contracts.extend(
+            {"customer_id": old.id, "number": n}
+            for old, row in batch
+            for n in row.contract_numbers
+            if n not in old.contracts
+        )
         step(len(batch))
 
     for batch in chunks(added, _BATCH):
-        session.execute(insert(_CUSTOMERS), [
-            {"number": row.number, "created_at": now, "updated_at": now,
-             **dict(zip(FIELDS, row.values(), strict=True))} for row in batch])
+        session.execute(
+            insert(_CUSTOMERS),
+            [
+                {
+                    "number": row.number,
+                    "created_at": now,
+                    "updated_at": now,
+                    **dict(zip(FIELDS, row.values(), strict=True)),
+                }
+                for row in batch
+            ],
+        )
         step(len(batch))
     if any(row.contract_numbers for row in added):
-        ids = {number: id_ for id_, number in matching_rows(
-            session, select(c.id), c.number, [row.number for row in added])}
-        new_contracts.extend({"customer_id": ids[row.number], "number": n} for row in added
-                             for n in row.contract_numbers)
+        ids = {
+            number: id_
+            for id_, number in matching_rows(
+                session, select(c.id), c.number, [row.number for row in added]
+            )
+        }
+        new_contracts.extend(
+            {"customer_id": ids[row.number], "number": n}
+            for row in added
+            for n in row.contract_numbers
+        )
 
     for batch in chunks(new_contracts, _BATCH):
         session.execute(insert(_CONTRACTS), list(batch))
@@ -706,9 +803,13 @@ def duplicate_reasons(columns: Mapping[str, Mapping[str, list[int]]]) -> dict[in
 
 # --- reading and matching --------------------------------------------------------------------
 
+
 def get_customer(session: Session, number: str) -> Customer | None:
-    return session.scalar(select(Customer).where(Customer.number == number.strip())
-                          .options(selectinload(Customer.contracts)))
+    return session.scalar(
+        select(Customer)
+        .where(Customer.number == number.strip())
+        .options(selectinload(Customer.contracts))
+    )
 
 
 def list_customers(session: Session, limit: int | None = None) -> list[Customer]:
@@ -720,8 +821,12 @@ def list_customers(session: Session, limit: int | None = None) -> list[Customer]
 
 def customer_users(session: Session, customer: Customer) -> list[tuple[Membership, User]]:
     """The portal users linked to a customer, with their membership (role, state)."""
-    query = (select(Membership, User).join(User, User.id == Membership.user_id)
-             .where(Membership.customer_id == customer.id).order_by(User.email))
+    query = (
+        select(Membership, User)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.customer_id == customer.id)
+        .order_by(User.email)
+    )
     return [(membership, user) for membership, user in session.execute(query)]
 
 
@@ -729,8 +834,9 @@ def _compact_identifier(value: str) -> str:
     return "".join(value.split()).translate(_DASHES).replace("-", "")
 
 
-def find_customer_for_registration(session: Session, number: str,
-                                   identifier: str) -> Customer | None:
+def find_customer_for_registration(
+    session: Session, number: str, identifier: str
+) -> Customer | None:
     """The customer a person registering by e-mail may act for, or None.
 
     DOMAIN.md flow 2: the data typed must match the customer data. `number` is the customer
@@ -745,14 +851,16 @@ def find_customer_for_registration(session: Session, number: str,
     candidates = [
         session.scalar(select(Customer).where(Customer.number == number)),
         # A value may be one customer's number and another's contract: try both.
-        session.scalar(select(Customer).join(CustomerContract)
-                       .where(CustomerContract.number == number)),
+        session.scalar(
+            select(Customer).join(CustomerContract).where(CustomerContract.number == number)
+        ),
     ]
     for customer in candidates:
         if customer is None:
             continue
-        expected = (customer.personal_code if customer.kind == PERSON
-                    else customer.registration_number)
+        expected = (
+            customer.personal_code if customer.kind == PERSON else customer.registration_number
+        )
         if expected and expected == code:
             return customer
     return None

@@ -30,14 +30,16 @@ class _RightsField(SelectMultipleField):
         super().__init__(
             _l("Rights"),
             choices=[SelectChoice(r.value, RIGHT_LABELS[r]) for r in _GRANTABLE],
-            **kwargs)
+            **kwargs,
+        )
 
     def pre_validate(self, form: Any) -> None:
         # Not DataRequired: that would mark every check-box `required` (all of them ticked).
         # SelectMultipleField's own message names the value; this one says what to do.
         if not self.data:
-            raise ValidationError(_l(
-                "Tick at least one right: view invoices, report meter readings or both."))
+            raise ValidationError(
+                _l("Tick at least one right: view invoices, report meter readings or both.")
+            )
         known = {r.value for r in _GRANTABLE}
         if any(value not in known for value in self.data):
             raise ValidationError(_l("Tick only the rights listed on the page."))
@@ -48,26 +50,42 @@ def _at_most(count: int) -> Length:
 
 
 class AddUserForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[
-        DataRequired(message=_l("Type the person's name.")), _at_most(255)],
-        description=_l("The person's first and last name."))
-    email = EmailField(_l("E-mail"), validators=[
-        DataRequired(message=_l("Type the person's e-mail address.")), _at_most(320),
-        usable_email],
-        description=_l("The invitation with the activation link goes here."))
+    name = StringField(
+        _l("Name"),
+        validators=[DataRequired(message=_l("Type the person's name.")), _at_most(255)],
+        description=_l("The person's first and last name."),
+    )
+    email = EmailField(
+        _l("E-mail"),
+        validators=[
+            DataRequired(message=_l("Type the person's e-mail address.")),
+            _at_most(320),
+            usable_email,
+        ],
+        description=_l("The invitation with the activation link goes here."),
+    )
     personal_code = StringField(
-        _l("Personal code (optional)"), validators=[Optional(), _at_most(32)],
-        description=_l("For example 010190-10001. If you fill it in, the person's bank or "
-                       "eSignature login must prove this very personal code before they can "
-                       "act for you."))
+        _l("Personal code (optional)"),
+        validators=[Optional(), _at_most(32)],
+        description=_l(
+            "For example 010190-10001. If you fill it in, the person's bank or "
+            "eSignature login must prove this very personal code before they can "
+            "act for you."
+        ),
+    )
     rights = _RightsField()
 
     def validate_personal_code(self, field: StringField) -> None:
         try:
             normalize_personal_code(field.data or "")
         except CustomerDataError as exc:
-            raise ValidationError(_l("This is not a valid personal code (%(reason)s). Check "
-                                     "it, or leave the field empty.", reason=str(exc))) from None
+            raise ValidationError(
+                _l(
+                    "This is not a valid personal code (%(reason)s). Check "
+                    "it, or leave the field empty.",
+                    reason=str(exc),
+                )
+            ) from None
 
 
 class RightsForm(FlaskForm):

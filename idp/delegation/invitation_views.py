@@ -35,27 +35,41 @@ def accept(token: str) -> Response:
     if pending is None:
         return link_invalid_page()
     form: InvitationPasswordForm | InvitationStartForm = (
-        InvitationPasswordForm() if pending.needs_password else InvitationStartForm())
+        InvitationPasswordForm() if pending.needs_password else InvitationStartForm()
+    )
     error = None
     if request.method == "POST":
-        valid = (new_password_errors(form, pending.user.email)
-                 if isinstance(form, InvitationPasswordForm) else form.validate_on_submit())
+        valid = (
+            new_password_errors(form, pending.user.email)
+            if isinstance(form, InvitationPasswordForm)
+            else form.validate_on_submit()
+        )
         if valid:
             return _start(token, form, pending)
         if form.provider.errors:
             error = _("Choose your internet bank or eSignature with one of the buttons.")
-    inviter = (session.get(User, pending.membership.granted_by_user_id)
-               if pending.membership.granted_by_user_id is not None else None)
+    inviter = (
+        session.get(User, pending.membership.granted_by_user_id)
+        if pending.membership.granted_by_user_id is not None
+        else None
+    )
     body = render_template(
-        "invitation/accept.html", form=form, pending=pending, inviter=inviter, error=error,
+        "invitation/accept.html",
+        form=form,
+        pending=pending,
+        inviter=inviter,
+        error=error,
         rights=services.shown_rights(pending.membership),
-        providers=enabled_providers(session, app_settings()))
-    return Response(body, status=400 if request.method == "POST" else 200,
-                    mimetype="text/html")
+        providers=enabled_providers(session, app_settings()),
+    )
+    return Response(body, status=400 if request.method == "POST" else 200, mimetype="text/html")
 
 
-def _start(token: str, form: InvitationPasswordForm | InvitationStartForm,
-           pending: services.PendingInvitation) -> Response:
+def _start(
+    token: str,
+    form: InvitationPasswordForm | InvitationStartForm,
+    pending: services.PendingInvitation,
+) -> Response:
     session = db_session()
     name = form.provider.data or ""
     connector = connector_named(name)
@@ -67,9 +81,15 @@ def _start(token: str, form: InvitationPasswordForm | InvitationStartForm,
     callback = app_settings().issuer + url_for("upstream.callback", provider=connector.name)
     binding = new_token(32)  # the bank's answer counts only in this browser
     try:
-        target = services.begin_acceptance(session, app_settings(), connector, token=token,
-                                           password_hash=password_hash, callback_url=callback,
-                                           browser_binding=binding)
+        target = services.begin_acceptance(
+            session,
+            app_settings(),
+            connector,
+            token=token,
+            password_hash=password_hash,
+            callback_url=callback,
+            browser_binding=binding,
+        )
     except services.DelegationError:
         session.rollback()
         return link_invalid_page()

@@ -58,22 +58,29 @@ def parse_rights(values: Iterable[str]) -> frozenset[Right]:
     return frozenset(rights)
 
 
-def effective_rights(role: str, granted: Iterable[str], state: str,
-                     valid_from: dt.datetime | None, valid_until: dt.datetime | None,
-                     now: dt.datetime) -> frozenset[Right]:
+def effective_rights(
+    role: str,
+    granted: Iterable[str],
+    state: str,
+    valid_from: dt.datetime | None,
+    valid_until: dt.datetime | None,
+    now: dt.datetime,
+) -> frozenset[Right]:
     """What a membership allows at `now`: nothing unless it is active and within its
     validity; everything for a contractor or an authorised person; for an additional user
     only the granted rights it may hold (a stored `users.manage` gives nothing)."""
     if state != MembershipState.ACTIVE:
         return frozenset()
     if (valid_from is not None and now < valid_from) or (
-            valid_until is not None and now >= valid_until):
+        valid_until is not None and now >= valid_until
+    ):
         return frozenset()
     if role in (Role.CONTRACTOR, Role.AUTHORISED_PERSON):
         return ALL_RIGHTS
     if role == Role.ADDITIONAL_USER:
-        return frozenset(r for r in Right if r.value in set(granted)) & \
-            GRANTABLE_TO_ADDITIONAL_USERS
+        return (
+            frozenset(r for r in Right if r.value in set(granted)) & GRANTABLE_TO_ADDITIONAL_USERS
+        )
     return frozenset()
 
 

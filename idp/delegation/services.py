@@ -59,8 +59,9 @@ UPSTREAM_PURPOSE = "invitation"
 # A membership that still counts: a second invitation for it is refused.
 _LIVE_STATES = (MembershipState.ACTIVE, MembershipState.INVITED)
 # The USERS list: contractor first, then authorised persons, then additional users.
-_ROLE_ORDER = case({Role.CONTRACTOR.value: 0, Role.AUTHORISED_PERSON.value: 1},
-                   value=Membership.role, else_=2)
+_ROLE_ORDER = case(
+    {Role.CONTRACTOR.value: 0, Role.AUTHORISED_PERSON.value: 1}, value=Membership.role, else_=2
+)
 _NAME_MAX = 255  # users.name
 _EVIDENCE_MAX = 255  # memberships.evidence
 _REASON_MAX = 500
@@ -89,17 +90,29 @@ def find_customer(session: Session, number: str) -> Customer | None:
 
 
 def _manager_memberships(session: Session, user_id: int) -> list[Membership]:
-    return list(session.scalars(
-        select(Membership).join(User, User.id == Membership.user_id)
-        .where(Membership.user_id == user_id, Membership.state == MembershipState.ACTIVE,
-               User.status == ACTIVE)
-        .options(joinedload(Membership.customer))))
+    return list(
+        session.scalars(
+            select(Membership)
+            .join(User, User.id == Membership.user_id)
+            .where(
+                Membership.user_id == user_id,
+                Membership.state == MembershipState.ACTIVE,
+                User.status == ACTIVE,
+            )
+            .options(joinedload(Membership.customer))
+        )
+    )
 
 
 def _manages(membership: Membership, now: dt.datetime) -> bool:
     return Right.USERS_MANAGE in effective_rights(
-        membership.role, membership.rights, membership.state, membership.valid_from,
-        membership.valid_until, now)
+        membership.role,
+        membership.rights,
+        membership.state,
+        membership.valid_from,
+        membership.valid_until,
+        now,
+    )
 
 
 def managed_customers(session: Session, user_id: int, now: dt.datetime) -> list[Customer]:
@@ -110,26 +123,36 @@ def managed_customers(session: Session, user_id: int, now: dt.datetime) -> list[
 
 
 def may_manage(session: Session, user_id: int, customer_id: int, now: dt.datetime) -> bool:
-    return any(m.customer_id == customer_id and _manages(m, now)
-               for m in _manager_memberships(session, user_id))
+    return any(
+        m.customer_id == customer_id and _manages(m, now)
+        for m in _manager_memberships(session, user_id)
+    )
 
 
 def _membership_query() -> Select[tuple[Membership]]:
-    return (select(Membership).join(User, User.id == Membership.user_id)
-            .join(Customer, Customer.id == Membership.customer_id)
-            .options(contains_eager(Membership.user), contains_eager(Membership.customer)))
+    return (
+        select(Membership)
+        .join(User, User.id == Membership.user_id)
+        .join(Customer, Customer.id == Membership.customer_id)
+        .options(contains_eager(Membership.user), contains_eager(Membership.customer))
+    )
 
 
 def members(session: Session, customer_id: int) -> list[Membership]:
     """A customer's users with their memberships (user and customer loaded): the
     contractor first, then authorised persons, then additional users, by name."""
-    return list(session.scalars(
-        _membership_query().where(Membership.customer_id == customer_id)
-        .order_by(_ROLE_ORDER, User.name, User.email)))
+    return list(
+        session.scalars(
+            _membership_query()
+            .where(Membership.customer_id == customer_id)
+            .order_by(_ROLE_ORDER, User.name, User.email)
+        )
+    )
 
 
-def list_memberships(session: Session, *, customer_id: int | None = None,
-                     state: str | None = None) -> list[Membership]:
+def list_memberships(
+    session: Session, *, customer_id: int | None = None, state: str | None = None
+) -> list[Membership]:
     """Memberships of every customer (or one), by customer number then as `members`."""
     query = _membership_query().order_by(Customer.number, _ROLE_ORDER, User.name, User.email)
     if customer_id is not None:
@@ -142,14 +165,20 @@ def list_memberships(session: Session, *, customer_id: int | None = None,
 def member(session: Session, customer_id: int, membership_id: int) -> Membership | None:
     """One membership of this customer; None when the id belongs to another customer (a
     tampered form must never reach someone else's user)."""
-    return session.scalar(_membership_query().where(Membership.id == membership_id,
-                                                    Membership.customer_id == customer_id))
+    return session.scalar(
+        _membership_query().where(
+            Membership.id == membership_id, Membership.customer_id == customer_id
+        )
+    )
 
 
 def membership_by_email(session: Session, customer_id: int, email: str) -> Membership | None:
     """The membership of this customer held by the account with this address, if any."""
-    return session.scalar(_membership_query().where(Membership.customer_id == customer_id,
-                                                    User.email == _email(email)))
+    return session.scalar(
+        _membership_query().where(
+            Membership.customer_id == customer_id, User.email == _email(email)
+        )
+    )
 
 
 def shown_rights(membership: Membership) -> list[str]:
@@ -170,13 +199,15 @@ def _additional_user_rights(rights: Iterable[str]) -> list[str]:
     except ValueError as exc:
         raise DelegationError(str(exc)) from None
     if not parsed:
-        raise DelegationError("choose at least one right: "
-                              + " or ".join(sorted(GRANTABLE_TO_ADDITIONAL_USERS)))
+        raise DelegationError(
+            "choose at least one right: " + " or ".join(sorted(GRANTABLE_TO_ADDITIONAL_USERS))
+        )
     beyond = parsed - GRANTABLE_TO_ADDITIONAL_USERS
     if beyond:
         raise DelegationError(
             f"an additional user cannot be given {', '.join(sorted(beyond))} (only "
-            f"{', '.join(sorted(GRANTABLE_TO_ADDITIONAL_USERS))})")
+            f"{', '.join(sorted(GRANTABLE_TO_ADDITIONAL_USERS))})"
+        )
     return sorted(r.value for r in parsed)
 
 
@@ -202,10 +233,19 @@ def _evidence(evidence: str | None, *, required: bool) -> str | None:
     return value or None
 
 
-def invite_additional_user(session: Session, settings: Settings, *, customer: Customer,
-                           email: str, name: str, personal_code: str | None,
-                           rights: Iterable[str], evidence: str | None, actor: Actor,
-                           language: str | None = None) -> Invitation:
+def invite_additional_user(
+    session: Session,
+    settings: Settings,
+    *,
+    customer: Customer,
+    email: str,
+    name: str,
+    personal_code: str | None,
+    rights: Iterable[str],
+    evidence: str | None,
+    actor: Actor,
+    language: str | None = None,
+) -> Invitation:
     """Flow 6: ADD USER in the USERS section, or `idp delegation add-user`. The person gets
     an invitation mail; the membership turns active only once they have proved who they
     are with a bank or eSignature (the personal code typed here, if any, must be theirs)
@@ -219,15 +259,34 @@ def invite_additional_user(session: Session, settings: Settings, *, customer: Cu
             raise DelegationError(f"personal code: {exc}") from None
     now = utcnow()
     return _invite(
-        session, settings, customer=customer, email=email, name=name,
-        role=Role.ADDITIONAL_USER, rights=granted, personal_code=code, valid_until=None,
-        evidence=_evidence(evidence, required=False), actor=actor, language=language,
-        link_expires_at=now + dt.timedelta(seconds=settings.activation_link_lifetime))
+        session,
+        settings,
+        customer=customer,
+        email=email,
+        name=name,
+        role=Role.ADDITIONAL_USER,
+        rights=granted,
+        personal_code=code,
+        valid_until=None,
+        evidence=_evidence(evidence, required=False),
+        actor=actor,
+        language=language,
+        link_expires_at=now + dt.timedelta(seconds=settings.activation_link_lifetime),
+    )
 
 
-def invite_authorised_person(session: Session, settings: Settings, *, customer: Customer,
-                             email: str, name: str, until: dt.datetime, evidence: str,
-                             actor: Actor, language: str | None = None) -> Invitation:
+def invite_authorised_person(
+    session: Session,
+    settings: Settings,
+    *,
+    customer: Customer,
+    email: str,
+    name: str,
+    until: dt.datetime,
+    evidence: str,
+    actor: Actor,
+    language: str | None = None,
+) -> Invitation:
     """Flow 7: an admin registers the person a contractor authorised in a signed
     application. They must approve the link by its deadline (never later than the end of
     the authorisation); then they act as the main user, with every right, until `until`."""
@@ -237,54 +296,97 @@ def invite_authorised_person(session: Session, settings: Settings, *, customer: 
     if until <= now:
         raise DelegationError("the end of the authorisation must be in the future")
     return _invite(
-        session, settings, customer=customer, email=email, name=name,
-        role=Role.AUTHORISED_PERSON, rights=sorted(r.value for r in ALL_RIGHTS),
-        personal_code=None, valid_until=until, evidence=_evidence(evidence, required=True),
-        actor=actor, language=language,
-        link_expires_at=min(now + dt.timedelta(seconds=settings.activation_link_lifetime),
-                            until))
+        session,
+        settings,
+        customer=customer,
+        email=email,
+        name=name,
+        role=Role.AUTHORISED_PERSON,
+        rights=sorted(r.value for r in ALL_RIGHTS),
+        personal_code=None,
+        valid_until=until,
+        evidence=_evidence(evidence, required=True),
+        actor=actor,
+        language=language,
+        link_expires_at=min(now + dt.timedelta(seconds=settings.activation_link_lifetime), until),
+    )
 
 
-def _invite(session: Session, settings: Settings, *, customer: Customer, email: str, name: str,
-            role: Role, rights: list[str], personal_code: str | None,
-            valid_until: dt.datetime | None, evidence: str | None, actor: Actor,
-            language: str | None, link_expires_at: dt.datetime) -> Invitation:
+def _invite(
+    session: Session,
+    settings: Settings,
+    *,
+    customer: Customer,
+    email: str,
+    name: str,
+    role: Role,
+    rights: list[str],
+    personal_code: str | None,
+    valid_until: dt.datetime | None,
+    evidence: str | None,
+    actor: Actor,
+    language: str | None,
+    link_expires_at: dt.datetime,
+) -> Invitation:
     normalized = _email(email)
     display = display_email(email)
     name = _name(name)
     user = session.scalar(select(User).where(User.email == normalized))
     existing_account = user is not None
     if user is None:
-        user = create_pending_user(session, email=normalized, email_display=display,
-                                   name=name, password_hash=None, language=language)
+        user = create_pending_user(
+            session,
+            email=normalized,
+            email_display=display,
+            name=name,
+            password_hash=None,
+            language=language,
+        )
         if user is None:  # a concurrent request created the address first
-            raise DelegationError(f"an account for {display} was being created meanwhile; "
-                                  "try again")
+            raise DelegationError(
+                f"an account for {display} was being created meanwhile; try again"
+            )
     elif user.status == INACTIVE:
         raise DelegationError(f"the account {user.email_display} is switched off")
 
-    membership = session.scalar(select(Membership).where(
-        Membership.user_id == user.id, Membership.customer_id == customer.id))
+    membership = session.scalar(
+        select(Membership).where(
+            Membership.user_id == user.id, Membership.customer_id == customer.id
+        )
+    )
     now = utcnow()
     if membership is not None and membership.state in _LIVE_STATES:
-        hint = ": resend the invitation instead" if (
-            membership.state == MembershipState.INVITED) else ""
-        raise DelegationError(f"{user.email_display} already acts for customer "
-                              f"{customer.number} as {membership.role} "
-                              f"({membership.state}){hint}")
+        hint = (
+            ": resend the invitation instead"
+            if (membership.state == MembershipState.INVITED)
+            else ""
+        )
+        raise DelegationError(
+            f"{user.email_display} already acts for customer "
+            f"{customer.number} as {membership.role} "
+            f"({membership.state}){hint}"
+        )
     values: dict[str, Any] = {
-        "role": role.value, "rights": rights, "state": MembershipState.INVITED.value,
-        "granted_by_user_id": actor.user_id, "granted_at": now, "evidence": evidence,
-        "valid_from": None, "valid_until": valid_until, "invited_personal_code": personal_code,
-        "accepted_at": None}
+        "role": role.value,
+        "rights": rights,
+        "state": MembershipState.INVITED.value,
+        "granted_by_user_id": actor.user_id,
+        "granted_at": now,
+        "evidence": evidence,
+        "valid_from": None,
+        "valid_until": valid_until,
+        "invited_personal_code": personal_code,
+        "accepted_at": None,
+    }
     if membership is None:
         membership = Membership(user_id=user.id, customer_id=customer.id, **values)
         try:
             with session.begin_nested():
                 session.add(membership)
         except IntegrityError:  # a concurrent invitation of the same person won
-            raise DelegationError(f"{user.email_display} was being invited to customer "
-                                  f"{customer.number} meanwhile") from None
+            raise DelegationError(
+                f"{user.email_display} was being invited to customer {customer.number} meanwhile"
+            ) from None
         previous = None
     else:  # revoked or expired earlier: the same row is invited again
         previous = membership.state
@@ -293,22 +395,30 @@ def _invite(session: Session, settings: Settings, *, customer: Customer, email: 
         session.flush()
     membership.user, membership.customer = user, customer
 
-    expires_at = _send_invitation(session, settings, membership, actor, link_expires_at,
-                                  language)
+    expires_at = _send_invitation(session, settings, membership, actor, link_expires_at, language)
     details: dict[str, Any] = {
-        "role": role.value, "rights": rights, "evidence": evidence,
-        "valid_until": valid_until, "link_expires_at": expires_at,
+        "role": role.value,
+        "rights": rights,
+        "evidence": evidence,
+        "valid_until": valid_until,
+        "link_expires_at": expires_at,
         "new_account": not existing_account,
-        "personal_code_required": personal_code is not None}
+        "personal_code_required": personal_code is not None,
+    }
     if previous is not None:
         details["previous_state"] = previous
     record(session, Action.INVITED, membership, actor, details)
     return Invitation(membership, user, customer, expires_at, existing_account)
 
 
-def _send_invitation(session: Session, settings: Settings, membership: Membership,
-                     actor: Actor, expires_at: dt.datetime, language: str | None
-                     ) -> dt.datetime:
+def _send_invitation(
+    session: Session,
+    settings: Settings,
+    membership: Membership,
+    actor: Actor,
+    expires_at: dt.datetime,
+    language: str | None,
+) -> dt.datetime:
     """Issue the membership's link (voiding its earlier one) and mail it. Returns when the
     link expires."""
     user, customer = membership.user, membership.customer
@@ -317,9 +427,13 @@ def _send_invitation(session: Session, settings: Settings, membership: Membershi
     # A person's actor label is their address; an admin's says only "the utility" in a mail.
     inviter = actor.label if actor.user_id is not None else None
     context: dict[str, Any] = {
-        "name": user.name, "customer_name": customer.name, "inviter": inviter,
+        "name": user.name,
+        "customer_name": customer.name,
+        "inviter": inviter,
         "link": link_url(settings.issuer, Purpose.INVITATION, token),
-        "expires_at": expires_at, "has_account": user.status == ACTIVE}
+        "expires_at": expires_at,
+        "has_account": user.status == ACTIVE,
+    }
     if membership.role == Role.AUTHORISED_PERSON:
         assert membership.valid_until is not None
         template = "authorisation"
@@ -327,8 +441,13 @@ def _send_invitation(session: Session, settings: Settings, membership: Membershi
     else:
         template = "invitation"
         context["rights"] = shown_rights(membership)
-    mail.enqueue(session, to=user.email_display, template=template,
-                 language=user.language or language, **context)
+    mail.enqueue(
+        session,
+        to=user.email_display,
+        template=template,
+        language=user.language or language,
+        **context,
+    )
     return expires_at
 
 
@@ -338,8 +457,10 @@ def local_validity(until: dt.datetime) -> dict[str, Any]:
     --until` makes), else the exact local time."""
     local = until.astimezone(LOCAL_TIMEZONE)
     if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
-        return {"valid_through": (local - dt.timedelta(days=1)).date().isoformat(),
-                "valid_until_local": None}
+        return {
+            "valid_through": (local - dt.timedelta(days=1)).date().isoformat(),
+            "valid_until_local": None,
+        }
     return {"valid_through": None, "valid_until_local": local_minute(until)}
 
 
@@ -357,22 +478,28 @@ def _admin_only(membership: Membership, actor: Actor) -> None:
     """Contractors and authorised persons come from signed applications: only an admin
     (the CLI) changes them; the USERS pages manage additional users only."""
     if actor.origin != "cli" and membership.role != Role.ADDITIONAL_USER:
-        raise DelegationError(f"{membership.user.email_display} is {membership.role}; "
-                              "only the utility can change that (ask it)")
+        raise DelegationError(
+            f"{membership.user.email_display} is {membership.role}; "
+            "only the utility can change that (ask it)"
+        )
 
 
-def change_rights(session: Session, *, membership: Membership, rights: Iterable[str],
-                  actor: Actor) -> None:
+def change_rights(
+    session: Session, *, membership: Membership, rights: Iterable[str], actor: Actor
+) -> None:
     """A contractor ticks other rights for an additional user. When the set changes on an
     active membership, the person's refresh tokens for this customer stop working at once
     (DOMAIN.md, "Revoking a membership or a right takes effect at once"); their next login
     gets the new rights. Nothing changes, nothing is recorded."""
     if membership.role != Role.ADDITIONAL_USER:
-        raise DelegationError(f"only an additional user's rights can be changed "
-                              f"({membership.user.email_display} is {membership.role})")
+        raise DelegationError(
+            f"only an additional user's rights can be changed "
+            f"({membership.user.email_display} is {membership.role})"
+        )
     if membership.state not in _LIVE_STATES:
-        raise DelegationError(f"the membership of {membership.user.email_display} is "
-                              f"{membership.state}")
+        raise DelegationError(
+            f"the membership of {membership.user.email_display} is {membership.state}"
+        )
     new = _additional_user_rights(rights)
     previous = sorted(membership.rights)
     if new == previous:
@@ -380,20 +507,28 @@ def change_rights(session: Session, *, membership: Membership, rights: Iterable[
     membership.rights = new
     revoked = 0
     if membership.state == MembershipState.ACTIVE:
-        revoked = revoke_customer_families(session, membership.user_id,
-                                           membership.customer_id, "rights changed")
-    record(session, Action.RIGHTS_CHANGED, membership, actor,
-           {"previous": previous, "rights": new, "token_families_revoked": revoked})
+        revoked = revoke_customer_families(
+            session, membership.user_id, membership.customer_id, "rights changed"
+        )
+    record(
+        session,
+        Action.RIGHTS_CHANGED,
+        membership,
+        actor,
+        {"previous": previous, "rights": new, "token_families_revoked": revoked},
+    )
 
 
-def revoke(session: Session, *, membership: Membership, actor: Actor,
-           reason: str | None = None) -> None:
+def revoke(
+    session: Session, *, membership: Membership, actor: Actor, reason: str | None = None
+) -> None:
     """The person no longer acts for the customer: the membership is revoked, its live
     invitation link dies, and their refresh tokens for this customer stop working. Only an
     admin (the CLI) removes a contractor; nobody removes themselves from the USERS page."""
     if membership.state not in _LIVE_STATES:
-        raise DelegationError(f"the membership of {membership.user.email_display} is "
-                              f"already {membership.state}")
+        raise DelegationError(
+            f"the membership of {membership.user.email_display} is already {membership.state}"
+        )
     _admin_only(membership, actor)
     if actor.origin != "cli" and actor.user_id == membership.user_id:
         raise DelegationError("you cannot remove yourself")
@@ -401,21 +536,34 @@ def revoke(session: Session, *, membership: Membership, actor: Actor,
     previous = membership.state
     membership.state = MembershipState.REVOKED.value
     void_links(session, membership_id=membership.id)
-    revoked = revoke_customer_families(session, membership.user_id, membership.customer_id,
-                                       "membership revoked")
-    record(session, Action.REVOKED, membership, actor,
-           {"reason": text, "previous_state": previous, "role": membership.role,
-            "token_families_revoked": revoked})
+    revoked = revoke_customer_families(
+        session, membership.user_id, membership.customer_id, "membership revoked"
+    )
+    record(
+        session,
+        Action.REVOKED,
+        membership,
+        actor,
+        {
+            "reason": text,
+            "previous_state": previous,
+            "role": membership.role,
+            "token_families_revoked": revoked,
+        },
+    )
 
 
-def resend_invitation(session: Session, settings: Settings, *, membership: Membership,
-                      actor: Actor) -> Invitation:
+def resend_invitation(
+    session: Session, settings: Settings, *, membership: Membership, actor: Actor
+) -> Invitation:
     """A new invitation mail; the earlier link of this membership (and only that one)
     stops working."""
     _admin_only(membership, actor)
     if membership.state != MembershipState.INVITED:
-        raise DelegationError(f"{membership.user.email_display} is not waiting for an "
-                              f"invitation (the membership is {membership.state})")
+        raise DelegationError(
+            f"{membership.user.email_display} is not waiting for an "
+            f"invitation (the membership is {membership.state})"
+        )
     now = utcnow()
     deadline = now + dt.timedelta(seconds=settings.activation_link_lifetime)
     if membership.valid_until is not None:
@@ -423,8 +571,7 @@ def resend_invitation(session: Session, settings: Settings, *, membership: Membe
             raise DelegationError("the authorisation has already ended")
         deadline = min(deadline, membership.valid_until)
     expires_at = _send_invitation(session, settings, membership, actor, deadline, None)
-    record(session, Action.INVITATION_RESENT, membership, actor,
-           {"link_expires_at": expires_at})
+    record(session, Action.INVITATION_RESENT, membership, actor, {"link_expires_at": expires_at})
     return Invitation(membership, membership.user, membership.customer, expires_at, True)
 
 
@@ -433,28 +580,44 @@ def expire_due(session: Session, now: dt.datetime) -> int:
     expired: links voided, refresh tokens revoked, recorded as done by the system. Reading
     rights never waits for this (effective_rights checks valid_until itself); it makes the
     end visible and final. Safe to run concurrently: each row is claimed by one UPDATE."""
-    due = list(session.scalars(
-        select(Membership.id).where(Membership.state.in_(_LIVE_STATES),
-                                    Membership.valid_until.is_not(None),
-                                    Membership.valid_until <= now)
-        .order_by(Membership.id)))
+    due = list(
+        session.scalars(
+            select(Membership.id)
+            .where(
+                Membership.state.in_(_LIVE_STATES),
+                Membership.valid_until.is_not(None),
+                Membership.valid_until <= now,
+            )
+            .order_by(Membership.id)
+        )
+    )
     expired = 0
     for membership_id in due:
         claimed = session.execute(
             update(Membership)
             .where(Membership.id == membership_id, Membership.state.in_(_LIVE_STATES))
             .values(state=MembershipState.EXPIRED.value)
-            .execution_options(synchronize_session=False))
+            .execution_options(synchronize_session=False)
+        )
         if claimed.rowcount != 1:
             continue
         membership = session.get(Membership, membership_id, populate_existing=True)
         assert membership is not None
         void_links(session, membership_id=membership_id)
-        revoked = revoke_customer_families(session, membership.user_id,
-                                           membership.customer_id, "membership expired")
-        record(session, Action.EXPIRED, membership, Actor.system(),
-               {"valid_until": membership.valid_until, "role": membership.role,
-                "token_families_revoked": revoked})
+        revoked = revoke_customer_families(
+            session, membership.user_id, membership.customer_id, "membership expired"
+        )
+        record(
+            session,
+            Action.EXPIRED,
+            membership,
+            Actor.system(),
+            {
+                "valid_until": membership.valid_until,
+                "role": membership.role,
+                "token_families_revoked": revoked,
+            },
+        )
         expired += 1
     return expired
 
@@ -473,16 +636,20 @@ class PendingInvitation:
     needs_password: bool
 
 
-def _usable(session: Session, membership_id: int | None, user_id: int,
-            now: dt.datetime) -> Membership | None:
+def _usable(
+    session: Session, membership_id: int | None, user_id: int, now: dt.datetime
+) -> Membership | None:
     """The invited membership behind a link, if it can still be accepted."""
     if membership_id is None:
         return None
     membership = session.get(Membership, membership_id)
-    if (membership is None or membership.user_id != user_id
-            or membership.state != MembershipState.INVITED
-            or membership.user.status == INACTIVE
-            or (membership.valid_until is not None and membership.valid_until <= now)):
+    if (
+        membership is None
+        or membership.user_id != user_id
+        or membership.state != MembershipState.INVITED
+        or membership.user.status == INACTIVE
+        or (membership.valid_until is not None and membership.valid_until <= now)
+    ):
         return None
     return membership
 
@@ -497,13 +664,21 @@ def check_invitation(session: Session, token: str) -> PendingInvitation | None:
     if membership is None:
         return None
     user = membership.user
-    return PendingInvitation(link.id, membership, user, membership.customer,
-                             needs_password=user.status != ACTIVE)
+    return PendingInvitation(
+        link.id, membership, user, membership.customer, needs_password=user.status != ACTIVE
+    )
 
 
-def begin_acceptance(session: Session, settings: Settings, connector: UpstreamProvider, *,
-                     token: str, password_hash: str | None, callback_url: str,
-                     browser_binding: str) -> str:
+def begin_acceptance(
+    session: Session,
+    settings: Settings,
+    connector: UpstreamProvider,
+    *,
+    token: str,
+    password_hash: str | None,
+    callback_url: str,
+    browser_binding: str,
+) -> str:
     """The invited person chose a password (if they need one) and a bank or eSignature:
     start that login, keeping the link and the password hash server-side until the
     callback. The link stays live, so a cancelled or failed login can be retried from the
@@ -514,11 +689,17 @@ def begin_acceptance(session: Session, settings: Settings, connector: UpstreamPr
         raise DelegationError("this invitation link cannot be used any more")
     if pending.needs_password and not password_hash:
         raise DelegationError("choose a password first")
-    return upstream.begin(session, settings, connector, callback_url=callback_url,
-                          interaction_id=None, browser_binding=browser_binding,
-                          purpose=UPSTREAM_PURPOSE,
-                          email_link_id=pending.link_id,
-                          password_hash=password_hash if pending.needs_password else None)
+    return upstream.begin(
+        session,
+        settings,
+        connector,
+        callback_url=callback_url,
+        interaction_id=None,
+        browser_binding=browser_binding,
+        purpose=UPSTREAM_PURPOSE,
+        email_link_id=pending.link_id,
+        password_hash=password_hash if pending.needs_password else None,
+    )
 
 
 class AcceptanceOutcome(enum.Enum):
@@ -541,8 +722,13 @@ class Acceptance:
     customer: Customer | None = None
 
 
-def finish_acceptance(session: Session, settings: Settings, taken: upstream.TakenLogin,
-                      identity: VerifiedIdentity, origin: str) -> Acceptance:
+def finish_acceptance(
+    session: Session,
+    settings: Settings,
+    taken: upstream.TakenLogin,
+    identity: VerifiedIdentity,
+    origin: str,
+) -> Acceptance:
     """The bank or eSignature login of an invited person came back (flow 6). A login that
     asserts the code at substantial or high assurance uses the link up exactly once,
     whatever the outcome: one that proved someone else is refused and recorded, and the
@@ -557,8 +743,7 @@ def finish_acceptance(session: Session, settings: Settings, taken: upstream.Take
     take_link = find_link_by_id if too_weak else consume_link_by_id
     link = take_link(session, taken.email_link_id, Purpose.INVITATION)
     now = utcnow()
-    membership = None if link is None else _usable(
-        session, link.membership_id, link.user_id, now)
+    membership = None if link is None else _usable(session, link.membership_id, link.user_id, now)
     if membership is None:
         return Acceptance(AcceptanceOutcome.LINK_USED)
     user, customer = membership.user, membership.customer
@@ -572,8 +757,13 @@ def finish_acceptance(session: Session, settings: Settings, taken: upstream.Take
     elif not upstream.may_bind(session, user, code):
         refusal = AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
     if refusal is not None:
-        record(session, Action.INVITATION_REFUSED, membership, Actor.person(user, origin),
-               {"reason": refusal.value, "provider": identity.provider})
+        record(
+            session,
+            Action.INVITATION_REFUSED,
+            membership,
+            Actor.person(user, origin),
+            {"reason": refusal.value, "provider": identity.provider},
+        )
         return Acceptance(refusal, user, customer)
 
     if user.status != ACTIVE:
@@ -594,17 +784,31 @@ def activate_accepted(session: Session, user: User, origin: str) -> list[Members
     """The person confirmed the contact form: every invitation they accepted becomes an
     active membership (flow 6, "Only then is the membership active")."""
     now = utcnow()
-    accepted = list(session.scalars(
-        select(Membership).where(Membership.user_id == user.id,
-                                 Membership.state == MembershipState.INVITED,
-                                 Membership.accepted_at.is_not(None))
-        .order_by(Membership.id)))
+    accepted = list(
+        session.scalars(
+            select(Membership)
+            .where(
+                Membership.user_id == user.id,
+                Membership.state == MembershipState.INVITED,
+                Membership.accepted_at.is_not(None),
+            )
+            .order_by(Membership.id)
+        )
+    )
     actor = Actor.person(user, origin)
     for membership in accepted:
         membership.state = MembershipState.ACTIVE.value
         if membership.valid_from is None:
             membership.valid_from = now
-        record(session, Action.ACTIVATED, membership, actor,
-               {"role": membership.role, "rights": shown_rights(membership),
-                "valid_until": membership.valid_until})
+        record(
+            session,
+            Action.ACTIVATED,
+            membership,
+            actor,
+            {
+                "role": membership.role,
+                "rights": shown_rights(membership),
+                "valid_until": membership.valid_until,
+            },
+        )
     return accepted

@@ -71,13 +71,16 @@ def _logged_in() -> Response | None:
 def _template_helpers() -> dict[str, object]:
     """For every page: whether to offer the USERS section (the home page's link), and the
     words for roles, rights and states."""
-    return {"manages_users": _manages_users, "role_label": role_label,
-            "right_label": right_label, "state_label": state_label}
+    return {
+        "manages_users": _manages_users,
+        "role_label": role_label,
+        "right_label": right_label,
+        "state_label": state_label,
+    }
 
 
 def _manages_users(user: User | None) -> bool:
-    return user is not None and bool(services.managed_customers(db_session(), user.id,
-                                                                utcnow()))
+    return user is not None and bool(services.managed_customers(db_session(), user.id, utcnow()))
 
 
 def _person() -> User:
@@ -96,8 +99,7 @@ def _managed(customer_number: str) -> Customer:
     if len(customer_number) > 32 or not customer_number.isprintable():
         raise _NotYours  # (a NUL byte would not even reach PostgreSQL)
     customer = services.find_customer(session, customer_number)
-    if customer is None or not services.may_manage(session, _person().id, customer.id,
-                                                   utcnow()):
+    if customer is None or not services.may_manage(session, _person().id, customer.id, utcnow()):
         raise _NotYours
     return customer
 
@@ -134,16 +136,24 @@ def index() -> Response:
 def members(customer_number: str) -> Response:
     customer = _managed(customer_number)
     rows = services.members(db_session(), customer.id)
-    return html_page("users/list.html", customer=customer, rows=rows,
-                 rights_of=services.shown_rights, editable=_editable, me=_person(),
-                 action_form=ConfirmForm())
+    return html_page(
+        "users/list.html",
+        customer=customer,
+        rows=rows,
+        rights_of=services.shown_rights,
+        editable=_editable,
+        me=_person(),
+        action_form=ConfirmForm(),
+    )
 
 
 def _editable(membership: Membership) -> bool:
     """Only additional users are changed here; contractors and authorised persons are
     registered and removed by the utility's admins (from a signed application)."""
     return membership.role == Role.ADDITIONAL_USER and membership.state in (
-        MembershipState.INVITED, MembershipState.ACTIVE)
+        MembershipState.INVITED,
+        MembershipState.ACTIVE,
+    )
 
 
 @bp.route("/<customer_number>/add", methods=["GET", "POST"])
@@ -155,18 +165,32 @@ def add(customer_number: str) -> Response:
         session = db_session()
         try:
             invitation = services.invite_additional_user(
-                session, app_settings(), customer=customer, email=form.email.data or "",
-                name=form.name.data or "", personal_code=form.personal_code.data or None,
-                rights=form.rights.data or [], evidence=None, actor=_actor(),
-                language=current_language())
+                session,
+                app_settings(),
+                customer=customer,
+                email=form.email.data or "",
+                name=form.name.data or "",
+                personal_code=form.personal_code.data or None,
+                rights=form.rights.data or [],
+                evidence=None,
+                actor=_actor(),
+                language=current_language(),
+            )
         except services.DelegationError as exc:
             session.rollback()
-            error = _("The user was not added: %(reason)s. Correct it and send the form "
-                      "again.", reason=str(exc))
+            error = _(
+                "The user was not added: %(reason)s. Correct it and send the form again.",
+                reason=str(exc),
+            )
         else:
             session.commit()
-            flash(_("An invitation was sent to %(email)s; it expires on %(when)s.",
-                    email=invitation.user.email_display, when=local_time(invitation.expires_at)))
+            flash(
+                _(
+                    "An invitation was sent to %(email)s; it expires on %(when)s.",
+                    email=invitation.user.email_display,
+                    when=local_time(invitation.expires_at),
+                )
+            )
             return _to_list(customer)
     status = 400 if request.method == "POST" else 200
     return html_page("users/add.html", status=status, form=form, customer=customer, error=error)
@@ -183,19 +207,25 @@ def rights(customer_number: str, membership_id: int) -> Response:
     elif form.validate_on_submit():
         session = db_session()
         try:
-            services.change_rights(session, membership=membership,
-                                   rights=form.rights.data or [], actor=_actor())
+            services.change_rights(
+                session, membership=membership, rights=form.rights.data or [], actor=_actor()
+            )
         except services.DelegationError as exc:
             session.rollback()
             error = _("The rights were not changed: %(reason)s.", reason=str(exc))
         else:
             session.commit()
-            flash(_("The rights of %(email)s are saved.",
-                    email=membership.user.email_display))
+            flash(_("The rights of %(email)s are saved.", email=membership.user.email_display))
             return _to_list(customer)
     status = 400 if request.method == "POST" else 200
-    return html_page("users/rights.html", status=status, form=form, customer=customer,
-                 membership=membership, error=error)
+    return html_page(
+        "users/rights.html",
+        status=status,
+        form=form,
+        customer=customer,
+        membership=membership,
+        error=error,
+    )
 
 
 @bp.route("/<customer_number>/<int:membership_id>/remove", methods=["GET", "POST"])
@@ -213,12 +243,23 @@ def remove(customer_number: str, membership_id: int) -> Response:
             error = _("The user was not removed: %(reason)s.", reason=str(exc))
         else:
             session.commit()
-            flash(_("%(email)s can no longer act for %(customer)s.",
-                    email=membership.user.email_display, customer=customer.name))
+            flash(
+                _(
+                    "%(email)s can no longer act for %(customer)s.",
+                    email=membership.user.email_display,
+                    customer=customer.name,
+                )
+            )
             return _to_list(customer)
     status = 400 if request.method == "POST" else 200
-    return html_page("users/remove.html", status=status, form=form, customer=customer,
-                 membership=membership, error=error)
+    return html_page(
+        "users/remove.html",
+        status=status,
+        form=form,
+        customer=customer,
+        membership=membership,
+        error=error,
+    )
 
 
 @bp.post("/<customer_number>/<int:membership_id>/resend")
@@ -227,15 +268,21 @@ def resend(customer_number: str, membership_id: int) -> Response:
     membership = _member(customer, membership_id)
     session = db_session()
     try:
-        invitation = services.resend_invitation(session, app_settings(), membership=membership,
-                                                actor=_actor())
+        invitation = services.resend_invitation(
+            session, app_settings(), membership=membership, actor=_actor()
+        )
     except services.DelegationError as exc:
         session.rollback()
         return html_page("users/refused.html", status=409, customer=customer, reason=str(exc))
     session.commit()
-    flash(_("A new invitation was sent to %(email)s; it expires on %(when)s. The earlier "
-            "link no longer works.", email=invitation.user.email_display,
-            when=local_time(invitation.expires_at)))
+    flash(
+        _(
+            "A new invitation was sent to %(email)s; it expires on %(when)s. The earlier "
+            "link no longer works.",
+            email=invitation.user.email_display,
+            when=local_time(invitation.expires_at),
+        )
+    )
     return _to_list(customer)
 
 
@@ -243,5 +290,9 @@ def resend(customer_number: str, membership_id: int) -> Response:
 def customer_history(customer_number: str) -> Response:
     customer = _managed(customer_number)
     events = history(db_session(), customer_id=customer.id)
-    return html_page("users/history.html", customer=customer, events=events,
-                 action_label=lambda action: str(ACTION_LABELS.get(action, action)))
+    return html_page(
+        "users/history.html",
+        customer=customer,
+        events=events,
+        action_label=lambda action: str(ACTION_LABELS.get(action, action)),
+    )

@@ -34,16 +34,22 @@ def _issuer() -> str:
 
 
 def _client() -> OAuth2Session:
-    return OAuth2Session(PUBLIC_CLIENT_ID, redirect_uri=f"{_issuer()}/demo/callback",
-                         scope=" ".join(DEMO_SCOPES),
-                         token_endpoint_auth_method="none")  # noqa: S106 (a method name)
+    return OAuth2Session(
+        PUBLIC_CLIENT_ID,
+        redirect_uri=f"{_issuer()}/demo/callback",
+        scope=" ".join(DEMO_SCOPES),
+        token_endpoint_auth_method="none",  # noqa: S106 (a method name)
+    )
 
 
 @bp.get("/")
 def index() -> str:
-    return render_template("demo/index.html", result=session.pop("demo_result", None),
-                           answer=session.pop("demo_answer", None),
-                           logged_in="demo_access_token" in session)
+    return render_template(
+        "demo/index.html",
+        result=session.pop("demo_result", None),
+        answer=session.pop("demo_answer", None),
+        logged_in="demo_access_token" in session,
+    )
 
 
 @bp.post("/start")
@@ -51,8 +57,10 @@ def start() -> Response:
     verifier = secrets.token_urlsafe(48)
     nonce = secrets.token_urlsafe(16)
     uri, state = _client().create_authorization_url(
-        f"{_issuer()}/authorize", nonce=nonce,
-        code_challenge=create_s256_code_challenge(verifier), code_challenge_method="S256",
+        f"{_issuer()}/authorize",
+        nonce=nonce,
+        code_challenge=create_s256_code_challenge(verifier),
+        code_challenge_method="S256",
         prompt=request.form.get("prompt") or None,
     )
     session["demo"] = {"state": state, "nonce": nonce, "verifier": verifier}
@@ -88,28 +96,42 @@ def call_service(service: str) -> Response:
     headers = {"Authorization": f"Bearer {token}"}
     try:
         if service == "invoices":
-            answer = requests.get(f"{_issuer()}{INVOICE_SERVICE_PREFIX}/invoices",
-                                  headers=headers, timeout=HTTP_TIMEOUT)
+            answer = requests.get(
+                f"{_issuer()}{INVOICE_SERVICE_PREFIX}/invoices",
+                headers=headers,
+                timeout=HTTP_TIMEOUT,
+            )
         else:
-            answer = requests.post(f"{_issuer()}{METER_SERVICE_PREFIX}/readings",
-                                   headers=headers, timeout=HTTP_TIMEOUT,
-                                   data={"meter": request.form.get("meter", "")[:64],
-                                         "value": request.form.get("value", "")[:64]})
+            answer = requests.post(
+                f"{_issuer()}{METER_SERVICE_PREFIX}/readings",
+                headers=headers,
+                timeout=HTTP_TIMEOUT,
+                data={
+                    "meter": request.form.get("meter", "")[:64],
+                    "value": request.form.get("value", "")[:64],
+                },
+            )
         body = answer.json()
     except (requests.RequestException, ValueError) as exc:
         return _fail(_("The service could not be reached: %(reason)s", reason=str(exc)[:200]))
-    session["demo_answer"] = {"service": service, "status": answer.status_code, "body": body,
-                              "challenge": answer.headers.get("WWW-Authenticate", "")}
+    session["demo_answer"] = {
+        "service": service,
+        "status": answer.status_code,
+        "body": body,
+        "challenge": answer.headers.get("WWW-Authenticate", ""),
+    }
     return redirect(f"{_issuer()}/demo/", 302)
 
 
 def _finish(code: str, pending: dict[str, str]) -> dict[str, Any]:
     client = _client()
-    token = client.fetch_token(f"{_issuer()}/token", code=code,
-                               code_verifier=pending["verifier"], timeout=HTTP_TIMEOUT)
+    token = client.fetch_token(
+        f"{_issuer()}/token", code=code, code_verifier=pending["verifier"], timeout=HTTP_TIMEOUT
+    )
     jwks = requests.get(f"{_issuer()}/jwks.json", timeout=HTTP_TIMEOUT).json()
-    verified = jwt.decode(token["id_token"], KeySet.import_key_set(jwks),
-                          algorithms=["RS256", "ES256"])
+    verified = jwt.decode(
+        token["id_token"], KeySet.import_key_set(jwks), algorithms=["RS256", "ES256"]
+    )
     registry = jwt.JWTClaimsRegistry(
         iss={"essential": True, "value": _issuer()},
         aud={"essential": True, "value": PUBLIC_CLIENT_ID},
@@ -117,13 +139,23 @@ def _finish(code: str, pending: dict[str, str]) -> dict[str, Any]:
         exp={"essential": True},
     )
     registry.validate(verified.claims)
-    userinfo = requests.get(f"{_issuer()}/userinfo", timeout=HTTP_TIMEOUT,
-                            headers={"Authorization": f"Bearer {token['access_token']}"}).json()
-    return {"id_token_claims": verified.claims, "userinfo": userinfo,
-            "id_token": token["id_token"], "scope": token.get("scope", ""),
-            "access_token": token["access_token"]}
+    userinfo = requests.get(
+        f"{_issuer()}/userinfo",
+        timeout=HTTP_TIMEOUT,
+        headers={"Authorization": f"Bearer {token['access_token']}"},
+    ).json()
+    return {
+        "id_token_claims": verified.claims,
+        "userinfo": userinfo,
+        "id_token": token["id_token"],
+        "scope": token.get("scope", ""),
+        "access_token": token["access_token"],
+    }
 
 
 def _fail(message: str) -> Response:
-    return Response(render_template("demo/index.html", error=message, result=None),
-                    status=400, mimetype="text/html")
+    return Response(
+        render_template("demo/index.html", error=message, result=None),
+        status=400,
+        mimetype="text/html",
+    )

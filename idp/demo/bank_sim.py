@@ -175,8 +175,12 @@ def _redirect_uri_allowed(uri: str) -> bool:
     """The demo's client is the IdP itself: any callback on the IdP's own origin (the
     callback path belongs to the login pages; exact registration is what a real bank does)."""
     ours, theirs = urlsplit(current_app.config["IDP_SETTINGS"].issuer), urlsplit(uri)
-    return (theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc) and not theirs.fragment \
-        and "#" not in uri and theirs.path.startswith("/")
+    return (
+        (theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc)
+        and not theirs.fragment
+        and "#" not in uri
+        and theirs.path.startswith("/")
+    )
 
 
 def _no_store(response: Response) -> Response:
@@ -191,25 +195,40 @@ def _no_store(response: Response) -> Response:
 @bp.get("/.well-known/openid-configuration")
 def discovery() -> Response:
     base = issuer()
-    return jsonify({
-        "issuer": base,
-        "authorization_endpoint": f"{base}/authorize",
-        "token_endpoint": f"{base}/token",
-        "userinfo_endpoint": f"{base}/userinfo",
-        "jwks_uri": f"{base}/jwks.json",
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [ALG],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
-        "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": list(SCOPES),
-        "claims_supported": ["sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce",
-                             "acr", "personal_code", "given_name", "family_name", "name"],
-        "acr_values_supported": [ACR],
-        "authorization_response_iss_parameter_supported": True,
-    })
+    return jsonify(
+        {
+            "issuer": base,
+            "authorization_endpoint": f"{base}/authorize",
+            "token_endpoint": f"{base}/token",
+            "userinfo_endpoint": f"{base}/userinfo",
+            "jwks_uri": f"{base}/jwks.json",
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [ALG],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": list(SCOPES),
+            "claims_supported": [
+                "sub",
+                "iss",
+                "aud",
+                "azp",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "acr",
+                "personal_code",
+                "given_name",
+                "family_name",
+                "name",
+            ],
+            "acr_values_supported": [ACR],
+            "authorization_response_iss_parameter_supported": True,
+        }
+    )
 
 
 @bp.get("/jwks.json")
@@ -221,8 +240,11 @@ def jwks() -> Response:
 
 
 def _page(status: int = 200, **context: Any) -> Response:
-    return Response(render_template("demo_bank/authorize.html", people=PEOPLE, **context),
-                    status=status, mimetype="text/html")
+    return Response(
+        render_template("demo_bank/authorize.html", people=PEOPLE, **context),
+        status=status,
+        mimetype="text/html",
+    )
 
 
 def _back(pending_redirect: str, state: str | None, **params: str) -> Response:
@@ -257,10 +279,15 @@ def authorize() -> Response:
     challenge = args.get("code_challenge", "")
     if args.get("code_challenge_method") != "S256" or not 43 <= len(challenge) <= 128:
         return refuse("invalid_request", "PKCE with code_challenge_method=S256 is required")
-    pending = _Request(client_id=client_id, redirect_uri=redirect_uri, state=state,
-                       nonce=args.get("nonce"), code_challenge=challenge,
-                       scope=" ".join(s for s in scopes if s in SCOPES),
-                       expires_at=time.time() + REQUEST_LIFETIME)
+    pending = _Request(
+        client_id=client_id,
+        redirect_uri=redirect_uri,
+        state=state,
+        nonce=args.get("nonce"),
+        code_challenge=challenge,
+        scope=" ".join(s for s in scopes if s in SCOPES),
+        expires_at=time.time() + REQUEST_LIFETIME,
+    )
     return _page(request_id=_bank().pause(pending))
 
 
@@ -269,15 +296,25 @@ def decide() -> Response:
     """The person picked a demo person, or cancelled (CSRF-protected form)."""
     pending = _bank().resume(request.form.get("request", ""))
     if pending is None:
-        return _page(400, error="This login request is unknown, used or expired. "
-                                "Start again from the portal.")
+        return _page(
+            400,
+            error="This login request is unknown, used or expired. Start again from the portal.",
+        )
     if "cancel" in request.form:
-        return _back(pending.redirect_uri, pending.state, error="access_denied",
-                     error_description="the person cancelled the login")
+        return _back(
+            pending.redirect_uri,
+            pending.state,
+            error="access_denied",
+            error_description="the person cancelled the login",
+        )
     personal_code = request.form.get("person", "")
     if personal_code not in PEOPLE:
-        return _back(pending.redirect_uri, pending.state, error="access_denied",
-                     error_description="no such demo person")
+        return _back(
+            pending.redirect_uri,
+            pending.state,
+            error="access_denied",
+            error_description="no such demo person",
+        )
     code = _bank().issue_code(pending, personal_code)
     return _back(pending.redirect_uri, pending.state, code=code)
 
@@ -298,8 +335,9 @@ def _client_authenticated() -> bool:
     auth = request.authorization
     if auth is None or auth.type != "basic":
         return False
-    return (hmac.compare_digest((auth.username or "").encode(), CLIENT_ID.encode())
-            and hmac.compare_digest((auth.password or "").encode(), CLIENT_SECRET.encode()))
+    return hmac.compare_digest(
+        (auth.username or "").encode(), CLIENT_ID.encode()
+    ) and hmac.compare_digest((auth.password or "").encode(), CLIENT_SECRET.encode())
 
 
 def _s256(verifier: str) -> str:
@@ -321,26 +359,45 @@ def token() -> Response:
     if pending.client_id != CLIENT_ID or form.get("redirect_uri") != pending.redirect_uri:
         return _token_error("invalid_grant", "redirect_uri differs from the authorization request")
     verifier = form.get("code_verifier", "")
-    if not (43 <= len(verifier) <= 128 and verifier.isascii()
-            and hmac.compare_digest(_s256(verifier), pending.code_challenge)):
+    if not (
+        43 <= len(verifier) <= 128
+        and verifier.isascii()
+        and hmac.compare_digest(_s256(verifier), pending.code_challenge)
+    ):
         return _token_error("invalid_grant", "PKCE verification failed")
     now = int(time.time())
     given, family = PEOPLE[found.personal_code]
     claims: dict[str, Any] = {
-        "iss": issuer(), "sub": subject(found.personal_code), "aud": CLIENT_ID,
-        "azp": CLIENT_ID, "iat": now, "exp": now + TOKEN_LIFETIME,
-        "auth_time": found.auth_time, "acr": ACR, "personal_code": found.personal_code,
-        "given_name": given, "family_name": family, "name": f"{given} {family}",
+        "iss": issuer(),
+        "sub": subject(found.personal_code),
+        "aud": CLIENT_ID,
+        "azp": CLIENT_ID,
+        "iat": now,
+        "exp": now + TOKEN_LIFETIME,
+        "auth_time": found.auth_time,
+        "acr": ACR,
+        "personal_code": found.personal_code,
+        "given_name": given,
+        "family_name": family,
+        "name": f"{given} {family}",
     }
     if pending.nonce is not None:
         claims["nonce"] = pending.nonce
     bank = _bank()
-    id_token = jwt.encode({"alg": ALG, "kid": bank.kid, "typ": "JWT"}, claims, bank.key,
-                          algorithms=[ALG])
-    return _no_store(jsonify({
-        "access_token": bank.issue_token(found.personal_code), "token_type": "Bearer",
-        "expires_in": TOKEN_LIFETIME, "id_token": id_token, "scope": pending.scope,
-    }))
+    id_token = jwt.encode(
+        {"alg": ALG, "kid": bank.kid, "typ": "JWT"}, claims, bank.key, algorithms=[ALG]
+    )
+    return _no_store(
+        jsonify(
+            {
+                "access_token": bank.issue_token(found.personal_code),
+                "token_type": "Bearer",
+                "expires_in": TOKEN_LIFETIME,
+                "id_token": id_token,
+                "scope": pending.scope,
+            }
+        )
+    )
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
@@ -354,6 +411,14 @@ def userinfo() -> Response:
         response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return _no_store(response)
     given, family = PEOPLE[personal_code]
-    return _no_store(jsonify({"sub": subject(personal_code), "personal_code": personal_code,
-                              "given_name": given, "family_name": family,
-                              "name": f"{given} {family}"}))
+    return _no_store(
+        jsonify(
+            {
+                "sub": subject(personal_code),
+                "personal_code": personal_code,
+                "given_name": given,
+                "family_name": family,
+                "name": f"{given} {family}",
+            }
+        )
+    )

@@ -164,11 +164,15 @@ _PAGE = """<!doctype html>
 </form>{% endif %}</body></html>"""
 
 
-def create_simulator(clients: Mapping[str, SimClient], *,
-                     persons: Iterable[TestPerson] = DEFAULT_PERSONS,
-                     code_ttl: float = 60, token_ttl: float = 600,
-                     require_pkce: bool = False,
-                     clock: Callable[[], float] = time.monotonic) -> Flask:
+def create_simulator(
+    clients: Mapping[str, SimClient],
+    *,
+    persons: Iterable[TestPerson] = DEFAULT_PERSONS,
+    code_ttl: float = 60,
+    token_ttl: float = 600,
+    require_pkce: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+) -> Flask:
     """The DEMO eParaksts simulator as a WSGI app. `clients` are the registered clients;
     `code_ttl`/`token_ttl` are seconds; `require_pkce` refuses an authorization request
     without S256 PKCE (otherwise PKCE is checked only when the client sent it)."""
@@ -201,8 +205,9 @@ def create_simulator(clients: Mapping[str, SimClient], *,
             return _page("DEMO: redirect_uri is not registered for this client.", 400)
         given_state = args.get("state", "")
         if not given_state:
-            return _redirect(redirect_uri, {"error": "invalid_request",
-                                            "error_description": "state is required"})
+            return _redirect(
+                redirect_uri, {"error": "invalid_request", "error_description": "state is required"}
+            )
         err = {"state": given_state}
         if args.get("response_type") != "code":
             return _redirect(redirect_uri, {"error": "unsupported_response_type", **err})
@@ -211,23 +216,34 @@ def create_simulator(clients: Mapping[str, SimClient], *,
         requested = args.get("acr_values", "").split()
         flows = tuple(f for f in requested if f in FLOWS) if requested else tuple(FLOWS)
         if not flows or len(flows) != len(requested or flows):
-            return _redirect(redirect_uri, {"error": "invalid_request",
-                                            "error_description": "unknown acr_values", **err})
+            return _redirect(
+                redirect_uri,
+                {"error": "invalid_request", "error_description": "unknown acr_values", **err},
+            )
         challenge = args.get("code_challenge")
         if challenge is not None and args.get("code_challenge_method") != "S256":
-            return _redirect(redirect_uri, {"error": "invalid_request",
-                                            "error_description": "only S256 PKCE", **err})
+            return _redirect(
+                redirect_uri,
+                {"error": "invalid_request", "error_description": "only S256 PKCE", **err},
+            )
         if require_pkce and challenge is None:
-            return _redirect(redirect_uri, {"error": "invalid_request",
-                                            "error_description": "PKCE required", **err})
+            return _redirect(
+                redirect_uri,
+                {"error": "invalid_request", "error_description": "PKCE required", **err},
+            )
         request_id = secrets.token_urlsafe(24)
         with state.lock:
             now = clock()
             state.prune(now)
-            state.requests[request_id] = _Request(client_id, redirect_uri, given_state, flows,
-                                                  challenge, now + 600)
-        return _page(action=request.base_url, request_id=request_id,
-                     persons=list(people.values()), flows=flows)
+            state.requests[request_id] = _Request(
+                client_id, redirect_uri, given_state, flows, challenge, now + 600
+            )
+        return _page(
+            action=request.base_url,
+            request_id=request_id,
+            persons=list(people.values()),
+            flows=flows,
+        )
 
     @app.post(AUTHORIZE_PATH)
     def decide() -> Response:
@@ -235,8 +251,7 @@ def create_simulator(clients: Mapping[str, SimClient], *,
         with state.lock:
             pending = state.requests.get(form.get("request_id", ""))
             if pending is None or pending.expires_at <= clock():
-                return _page("DEMO: this login request is unknown or expired; start again.",
-                             400)
+                return _page("DEMO: this login request is unknown or expired; start again.", 400)
             person = people.get(form.get("person", ""))
             flow = form.get("flow", pending.flows[0])
             cancel = form.get("action") != "login"
@@ -249,15 +264,22 @@ def create_simulator(clients: Mapping[str, SimClient], *,
             return _redirect(pending.redirect_uri, {"error": "access_denied", **answer})
         code = secrets.token_urlsafe(32)
         with state.lock:
-            state.codes[code] = _Code(pending.client_id, pending.redirect_uri, person, flow,
-                                      pending.code_challenge, clock() + code_ttl)
+            state.codes[code] = _Code(
+                pending.client_id,
+                pending.redirect_uri,
+                person,
+                flow,
+                pending.code_challenge,
+                clock() + code_ttl,
+            )
         return _redirect(pending.redirect_uri, {"code": code, **answer})
 
     @app.after_request
     def _headers(response: Response) -> Response:
         response.headers.setdefault(
             "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response
@@ -281,8 +303,11 @@ def create_simulator(clients: Mapping[str, SimClient], *,
             return None
         client_id, sep, secret = raw.partition(":")
         client = registered.get(unquote(client_id))
-        if not sep or client is None or not hmac.compare_digest(
-                unquote(secret).encode(), client.secret.encode()):
+        if (
+            not sep
+            or client is None
+            or not hmac.compare_digest(unquote(secret).encode(), client.secret.encode())
+        ):
             return None
         return unquote(client_id)
 
@@ -308,13 +333,18 @@ def create_simulator(clients: Mapping[str, SimClient], *,
             if record.client_id != client_id or record.redirect_uri != form.get("redirect_uri"):
                 return _oauth_error("invalid_grant")
             if record.code_challenge is not None and not _pkce_ok(
-                    record.code_challenge, form.get("code_verifier", "")):
+                record.code_challenge, form.get("code_verifier", "")
+            ):
                 return _oauth_error("invalid_grant")
             access_token = secrets.token_urlsafe(32)
             record.access_token = access_token
             state.tokens[access_token] = _Token(record.person, record.flow, now + token_ttl)
-        response = jsonify(access_token=access_token, token_type="Bearer",  # noqa: S106
-                           expires_in=int(token_ttl), scope=SCOPE)
+        response = jsonify(
+            access_token=access_token,
+            token_type="Bearer",  # noqa: S106
+            expires_in=int(token_ttl),
+            scope=SCOPE,
+        )
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -331,11 +361,15 @@ def create_simulator(clients: Mapping[str, SimClient], *,
             response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return response
         person = grant.person
-        method = grant.flow[len(FLOW_PREFIX):]
+        method = grant.flow[len(FLOW_PREFIX) :]
         return jsonify(
-            sub=person.sub(grant.flow), domain="citizen", acr=grant.flow,
-            amr=[AMR_PREFIX + method], given_name=person.given_name,
-            family_name=person.family_name, name=f"{person.given_name} {person.family_name}",
+            sub=person.sub(grant.flow),
+            domain="citizen",
+            acr=grant.flow,
+            amr=[AMR_PREFIX + method],
+            given_name=person.given_name,
+            family_name=person.family_name,
+            name=f"{person.given_name} {person.family_name}",
             serial_number=person.serial_number,
         )
 

@@ -42,34 +42,65 @@ DEMO_SCOPES = ["openid", "profile", "email", "phone", "invoices.read", "meter_re
 def seed(session: Session, passwords: Passwords, settings: Settings) -> list[str]:
     lines: list[str] = []
     if session.scalar(select(Customer).where(Customer.number == DEMO_CUSTOMER)) is None:
-        session.add(Customer(number=DEMO_CUSTOMER, kind="person", name="Jānis Bērziņš",
-                             personal_code="32123456785", email=DEMO_EMAIL))
+        session.add(
+            Customer(
+                number=DEMO_CUSTOMER,
+                kind="person",
+                name="Jānis Bērziņš",
+                personal_code="32123456785",
+                email=DEMO_EMAIL,
+            )
+        )
         session.flush()
     for number, given, family, code, contract in DEMO_NEW_CUSTOMERS:
         if session.scalar(select(Customer).where(Customer.number == number)) is None:
-            session.add(Customer(number=number, kind=PERSON, name=f"{given} {family}",
-                                 given_name=given, family_name=family, personal_code=code,
-                                 contracts=[CustomerContract(number=contract)]))
+            session.add(
+                Customer(
+                    number=number,
+                    kind=PERSON,
+                    name=f"{given} {family}",
+                    given_name=given,
+                    family_name=family,
+                    personal_code=code,
+                    contracts=[CustomerContract(number=contract)],
+                )
+            )
     session.flush()
     if find_user_by_email(session, DEMO_EMAIL) is None:
-        create_user(session, passwords, email=DEMO_EMAIL, name="Jānis Bērziņš",
-                    password=DEMO_PASSWORD, customer_number=DEMO_CUSTOMER)
+        create_user(
+            session,
+            passwords,
+            email=DEMO_EMAIL,
+            name="Jānis Bērziņš",
+            password=DEMO_PASSWORD,
+            customer_number=DEMO_CUSTOMER,
+        )
     callback = f"{settings.issuer}/demo/callback"
     if session.scalar(select(Client).where(Client.client_id == PUBLIC_CLIENT_ID)) is None:
         registry.add_client(
-            session, name="Demo relying page", client_id=PUBLIC_CLIENT_ID, auth_method="none",
-            redirect_uris=[callback], post_logout_redirect_uris=[f"{settings.issuer}/demo/"],
-            scopes=DEMO_SCOPES, audience=f"{INVOICE_AUDIENCE} {METER_AUDIENCE}",
+            session,
+            name="Demo relying page",
+            client_id=PUBLIC_CLIENT_ID,
+            auth_method="none",
+            redirect_uris=[callback],
+            post_logout_redirect_uris=[f"{settings.issuer}/demo/"],
+            scopes=DEMO_SCOPES,
+            audience=f"{INVOICE_AUDIENCE} {METER_AUDIENCE}",
         )
     if session.scalar(select(Client).where(Client.client_id == CONFIDENTIAL_CLIENT_ID)) is None:
         new = registry.add_client(
-            session, name="Customer portal (demo)", client_id=CONFIDENTIAL_CLIENT_ID,
-            redirect_uris=["http://127.0.0.1:8000/callback"], first_party=True,
-            scopes=DEMO_SCOPES, audience=f"{INVOICE_AUDIENCE} {METER_AUDIENCE}",
+            session,
+            name="Customer portal (demo)",
+            client_id=CONFIDENTIAL_CLIENT_ID,
+            redirect_uris=["http://127.0.0.1:8000/callback"],
+            first_party=True,
+            scopes=DEMO_SCOPES,
+            audience=f"{INVOICE_AUDIENCE} {METER_AUDIENCE}",
             grant_types=["authorization_code", "refresh_token", "client_credentials"],
         )
-        lines.append(f"confidential client {CONFIDENTIAL_CLIENT_ID} secret (shown once): "
-                     f"{new.secret}")
+        lines.append(
+            f"confidential client {CONFIDENTIAL_CLIENT_ID} secret (shown once): {new.secret}"
+        )
     _update_demo_clients(session)
     lines.extend(_seed_upstream_providers(session, settings))
     session.commit()
@@ -87,8 +118,9 @@ def seed(session: Session, passwords: Passwords, settings: Settings) -> list[str
 def _update_demo_clients(session: Session) -> None:
     """Demo clients seeded by an older version get the domain scopes and the example
     services' audiences (demo data only: an admin's clients are never touched)."""
-    for row in session.scalars(select(Client).where(
-            Client.client_id.in_([PUBLIC_CLIENT_ID, CONFIDENTIAL_CLIENT_ID]))):
+    for row in session.scalars(
+        select(Client).where(Client.client_id.in_([PUBLIC_CLIENT_ID, CONFIDENTIAL_CLIENT_ID]))
+    ):
         row.allowed_scopes = list(DEMO_SCOPES)
         row.audience = f"{INVOICE_AUDIENCE} {METER_AUDIENCE}"
 
@@ -100,22 +132,35 @@ def _seed_upstream_providers(session: Session, settings: Settings) -> list[str]:
     lines = []
     if find_provider(session, "demo-bank") is None:
         add_provider(
-            session, settings, name="demo-bank", kind="oidc", method="bank",
-            display_name="DEMO bank", base_url=bank_sim.issuer_for(settings.issuer),
-            client_id=bank_sim.CLIENT_ID, client_secret=bank_sim.CLIENT_SECRET,
-            options={"personal_code_claim": "personal_code",
-                     "acr_map": {bank_sim.ACR: "substantial"}},
+            session,
+            settings,
+            name="demo-bank",
+            kind="oidc",
+            method="bank",
+            display_name="DEMO bank",
+            base_url=bank_sim.issuer_for(settings.issuer),
+            client_id=bank_sim.CLIENT_ID,
+            client_secret=bank_sim.CLIENT_SECRET,
+            options={
+                "personal_code_claim": "personal_code",
+                "acr_map": {bank_sim.ACR: "substantial"},
+            },
         )
         lines.append(f"upstream provider demo-bank: {bank_sim.issuer_for(settings.issuer)}")
     if find_provider(session, "demo-eparaksts") is None:
         add_provider(
-            session, settings, name="demo-eparaksts", kind="eparaksts", method="esignature",
-            display_name="DEMO eParaksts", base_url=settings.issuer + DEMO_EPARAKSTS_PREFIX,
-            client_id=DEMO_EPARAKSTS_CLIENT_ID, client_secret=DEMO_EPARAKSTS_SECRET,
+            session,
+            settings,
+            name="demo-eparaksts",
+            kind="eparaksts",
+            method="esignature",
+            display_name="DEMO eParaksts",
+            base_url=settings.issuer + DEMO_EPARAKSTS_PREFIX,
+            client_id=DEMO_EPARAKSTS_CLIENT_ID,
+            client_secret=DEMO_EPARAKSTS_SECRET,
             options={},
         )
-        lines.append(f"upstream provider demo-eparaksts: {settings.issuer}"
-                     f"{DEMO_EPARAKSTS_PREFIX}")
+        lines.append(f"upstream provider demo-eparaksts: {settings.issuer}{DEMO_EPARAKSTS_PREFIX}")
     return lines
 
 
@@ -126,7 +171,8 @@ def eparaksts_simulator(settings: Settings) -> Flask:
     callback = f"{settings.issuer}/upstream/callback/demo-eparaksts"
     return eparaksts_sim.create_simulator(
         {DEMO_EPARAKSTS_CLIENT_ID: eparaksts_sim.SimClient(DEMO_EPARAKSTS_SECRET, (callback,))},
-        require_pkce=True)
+        require_pkce=True,
+    )
 
 
 def example_services(issuer: str) -> dict[str, Flask]:

@@ -25,19 +25,17 @@ class AuditEvent(Base):
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     # idp.audit.Action
     action: Mapped[str] = mapped_column(String(32))
-    customer_id: Mapped[int | None] = mapped_column(
-        ForeignKey("customers.id", ondelete="SET NULL"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
     customer_number: Mapped[str] = mapped_column(String(32))
     membership_id: Mapped[int | None] = mapped_column(
-        ForeignKey("memberships.id", ondelete="SET NULL"))
+        ForeignKey("memberships.id", ondelete="SET NULL")
+    )
     # The person whose membership changed.
-    subject_user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"))
+    subject_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     subject_email: Mapped[str] = mapped_column(String(320))
     # Who did it: a portal user (actor_user_id), an admin at the CLI, or the system
     # (expiry); `actor` is the readable label ("janis@example.lv", "admin (CLI: root)").
-    actor_user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"))
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     actor: Mapped[str] = mapped_column(String(320))
     # Where from: the client IP of a web request, "cli" or "system".
     origin: Mapped[str] = mapped_column(String(64))

@@ -41,7 +41,8 @@ class Customer(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     contracts: Mapped[list[CustomerContract]] = relationship(
-        back_populates="customer", cascade="all, delete-orphan", order_by="CustomerContract.number")
+        back_populates="customer", cascade="all, delete-orphan", order_by="CustomerContract.number"
+    )
 
     @property
     def contract_numbers(self) -> list[str]:
@@ -55,7 +56,8 @@ class CustomerContract(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
     number: Mapped[str] = mapped_column(String(32), unique=True)
 
     customer: Mapped[Customer] = relationship(back_populates="contracts")

@@ -27,7 +27,8 @@ class BrowserSession(Base):
     # The customer the person last chose to act for in this browser (silent logins and a
     # second application reuse it; prompt=select_account asks again).
     acting_customer_id: Mapped[int | None] = mapped_column(
-        ForeignKey("customers.id", ondelete="SET NULL"))
+        ForeignKey("customers.id", ondelete="SET NULL")
+    )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column()
 
@@ -54,8 +55,7 @@ class Interaction(Base):
     # True once the person pressed "Allow" (this request only; the record is ConsentGrant).
     consented: Mapped[bool] = mapped_column(default=False)
     # The customer chosen for this request on the "act for" page.
-    customer_id: Mapped[int | None] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
 
 
 class ConsentGrant(Base):
@@ -67,16 +67,20 @@ class ConsentGrant(Base):
         UniqueConstraint("user_id", "client_id", "customer_id"),
         # The constraint above lets any number of rows with customer_id NULL through (NULLs
         # are distinct in SQL); this keeps one "no customer" grant per user and client.
-        Index("uq_consent_grants_no_customer", "user_id", "client_id", unique=True,
-              sqlite_where=text("customer_id IS NULL"),
-              postgresql_where=text("customer_id IS NULL")),
+        Index(
+            "uq_consent_grants_no_customer",
+            "user_id",
+            "client_id",
+            unique=True,
+            sqlite_where=text("customer_id IS NULL"),
+            postgresql_where=text("customer_id IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
-    customer_id: Mapped[int | None] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     scopes: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

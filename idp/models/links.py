@@ -27,7 +27,8 @@ class EmailLink(Base):
     # An invitation link (flows 6 and 7) belongs to one membership: a person invited by
     # two customers holds two live links.
     membership_id: Mapped[int | None] = mapped_column(
-        ForeignKey("memberships.id", ondelete="CASCADE"))
+        ForeignKey("memberships.id", ondelete="CASCADE")
+    )
     # Fingerprint of what the link was issued for (e.g. the password hash for a reset):
     # when the user's state changes, the link no longer matches and dies.
     state_hash: Mapped[str] = mapped_column(String(128))

@@ -76,7 +76,8 @@ class UpstreamLogin(Base):
     # bank or eSignature login succeeds) and the argon2id hash of the password the person
     # chose on the invitation page, if they had none.
     email_link_id: Mapped[int | None] = mapped_column(
-        ForeignKey("email_links.id", ondelete="CASCADE"))
+        ForeignKey("email_links.id", ondelete="CASCADE")
+    )
     password_hash: Mapped[str | None] = mapped_column(String(255))
 
 

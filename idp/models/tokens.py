@@ -26,7 +26,8 @@ class TokenFamily(Base):
     # The customer the user acts for (DOMAIN.md: one user acting for one customer); None
     # for a person without any active membership. Checked again at every refresh.
     customer_id: Mapped[int | None] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
     scope: Mapped[str] = mapped_column(String(1024))
     sid: Mapped[str | None] = mapped_column(String(64))
     auth_time: Mapped[int] = mapped_column()
@@ -46,8 +47,7 @@ class AuthorizationCode(Base):
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    customer_id: Mapped[int | None] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     redirect_uri: Mapped[str] = mapped_column(String(2048))
     scope: Mapped[str] = mapped_column(String(1024))
     nonce: Mapped[str | None] = mapped_column(String(512))

@@ -55,7 +55,8 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     memberships: Mapped[list[Membership]] = relationship(
-        back_populates="user", foreign_keys="Membership.user_id")
+        back_populates="user", foreign_keys="Membership.user_id"
+    )
 
     @property
     def is_active(self) -> bool:
@@ -82,7 +83,8 @@ class Membership(Base):
     # Who granted it (None: the person registered themselves, or an admin from the CLI),
     # when, and on what evidence (e.g. the number of a signed application).
     granted_by_user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"))
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
     granted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     evidence: Mapped[str | None] = mapped_column(String(255))
     # Validity; an authorisation may end at a date.

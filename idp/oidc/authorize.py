@@ -32,9 +32,23 @@ from idp.security import new_token, secret_matches
 SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account"}
 # OAuth 2.0 parameters that must not repeat (RFC 6749 §3.1) plus the OIDC ones we read.
 SINGLE_VALUED = (
-    "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "prompt",
-    "max_age", "login_hint", "ui_locales", "acr_values", "code_challenge",
-    "code_challenge_method", "response_mode", "request", "request_uri", "id_token_hint",
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "prompt",
+    "max_age",
+    "login_hint",
+    "ui_locales",
+    "acr_values",
+    "code_challenge",
+    "code_challenge_method",
+    "response_mode",
+    "request",
+    "request_uri",
+    "id_token_hint",
 )
 MAX_PARAM_LENGTH = 2048
 # Stored with the code in a narrower column (PostgreSQL refuses longer values).
@@ -69,8 +83,9 @@ class Outcome:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def _error_redirect(issuer: str, redirect_uri: str, error: OAuth2Error, state: str | None
-                    ) -> Outcome:
+def _error_redirect(
+    issuer: str, redirect_uri: str, error: OAuth2Error, state: str | None
+) -> Outcome:
     params = [("error", error.error)]
     if error.description:
         params.append(("error_description", error.description))
@@ -163,37 +178,59 @@ def process(
     )
     # DOMAIN.md flow 4 (and flow 1): a person who still owes the contact-information form
     # gets no code for any client until it is confirmed.
-    needs_contact = (not needs_login and browser is not None
-                     and not browser.user.contact_confirmed)
+    needs_contact = not needs_login and browser is not None and not browser.user.contact_confirmed
     # DOMAIN.md: a token is for one user acting for one customer, chosen after login.
     acting: Acting | None = None
     needs_customer = False
     if browser is not None and not needs_login and not needs_contact:
         acting, needs_customer = _choose_customer(
-            acting_options(session, browser.user_id, utcnow()), interaction, browser, prompts)
+            acting_options(session, browser.user_id, utcnow()), interaction, browser, prompts
+        )
         # Granted = requested ∩ allowed for the client (Authlib, above) ∩ the rights of
         # the membership ∩ consented (below).
-        scope = " ".join(scopes_allowed_by(scope_to_list(scope) or [],
-                                           acting.rights if acting else ()))
+        scope = " ".join(
+            scopes_allowed_by(scope_to_list(scope) or [], acting.rights if acting else ())
+        )
     # "Allow" on this request's consent page counts for the customer it was asked for only
     # (the membership may have ended meanwhile and another customer come in its place).
-    consented_here = bool(interaction and interaction.consented
-                          and interaction.customer_id == (acting.customer_id if acting else None))
-    needs_consent = not client.first_party and not consented_here and (
-        "consent" in prompts
-        or (
-            browser is not None and not needs_customer
-            and bool(consent_services.missing_scopes(
-                session, browser.user_id, client.id,
-                acting.customer_id if acting else None, scope))
+    consented_here = bool(
+        interaction
+        and interaction.consented
+        and interaction.customer_id == (acting.customer_id if acting else None)
+    )
+    needs_consent = (
+        not client.first_party
+        and not consented_here
+        and (
+            "consent" in prompts
+            or (
+                browser is not None
+                and not needs_customer
+                and bool(
+                    consent_services.missing_scopes(
+                        session,
+                        browser.user_id,
+                        client.id,
+                        acting.customer_id if acting else None,
+                        scope,
+                    )
+                )
+            )
         )
     )
-    steps = {"login": needs_login, "contact": needs_contact,
-             "select_customer": needs_customer, "consent": needs_consent}
+    steps = {
+        "login": needs_login,
+        "contact": needs_contact,
+        "select_customer": needs_customer,
+        "consent": needs_consent,
+    }
     kind = next((name for name, needed in steps.items() if needed), None)
     if "none" in prompts and kind is not None:
-        error = {"login": "login_required", "contact": "interaction_required",
-                 "select_customer": "account_selection_required"}.get(kind, "consent_required")
+        error = {
+            "login": "login_required",
+            "contact": "interaction_required",
+            "select_customer": "account_selection_required",
+        }.get(kind, "consent_required")
         return _error_redirect(
             issuer, redirect_uri, ProtocolError(error, "The person must interact."), state
         )
@@ -216,10 +253,15 @@ def process(
     assert browser is not None
     if interaction is not None:
         # The paused request is finished: it cannot be resumed twice.
-        if session.execute(delete(Interaction).where(Interaction.id == interaction.id)
-                           ).rowcount != 1:
-            return Outcome("error_page", error="invalid_request",
-                           description="This sign-in was already completed.")
+        if (
+            session.execute(delete(Interaction).where(Interaction.id == interaction.id)).rowcount
+            != 1
+        ):
+            return Outcome(
+                "error_page",
+                error="invalid_request",
+                description="This sign-in was already completed.",
+            )
     code = tokens.store_authorization_code(
         session,
         server.settings,
@@ -230,8 +272,8 @@ def process(
         scope=scope,
         nonce=params.get("nonce"),
         code_challenge=params.get("code_challenge"),
-        code_challenge_method=params.get("code_challenge") and params.get(
-            "code_challenge_method", "S256"),
+        code_challenge_method=params.get("code_challenge")
+        and params.get("code_challenge_method", "S256"),
         sid=browser.sid,
         auth_time=int(browser.auth_time.timestamp()),
         acr=browser.acr,
@@ -245,8 +287,12 @@ def process(
     return Outcome("redirect", location=add_params_to_uri(redirect_uri, response))
 
 
-def _choose_customer(options: list[Acting], interaction: Interaction | None,
-                     browser: BrowserSession, prompts: set[str]) -> tuple[Acting | None, bool]:
+def _choose_customer(
+    options: list[Acting],
+    interaction: Interaction | None,
+    browser: BrowserSession,
+    prompts: set[str],
+) -> tuple[Acting | None, bool]:
     """Whom this request acts for, and whether the person must choose first.
 
     The choice made for this request wins while its membership lasts; one membership needs
@@ -302,8 +348,7 @@ def _too_old(browser: BrowserSession, max_age: str | None) -> bool:
     return time.time() - browser.auth_time.timestamp() > int(max_age)
 
 
-def deny(session: Session, server: IdpAuthorizationServer, interaction: Interaction
-         ) -> str | None:
+def deny(session: Session, server: IdpAuthorizationServer, interaction: Interaction) -> str | None:
     """The person pressed Deny: end the paused request and send access_denied back to the
     client (RFC 6749 §4.1.2.1). None if the client or its redirect URI is gone meanwhile."""
     params = interaction_params(interaction)
@@ -314,8 +359,9 @@ def deny(session: Session, server: IdpAuthorizationServer, interaction: Interact
     session.delete(interaction)
     session.commit()
     error = ProtocolError("access_denied", "The person denied the request.")
-    return _error_redirect(server.settings.issuer, redirect_uri, error,
-                           params.get("state")).location
+    return _error_redirect(
+        server.settings.issuer, redirect_uri, error, params.get("state")
+    ).location
 
 
 def load_interaction(session: Session, interaction_id: str | None) -> Interaction | None:
@@ -346,8 +392,9 @@ class ConsentRequest:
     scopes: list[str]
 
 
-def consent_request(session: Session, server: IdpAuthorizationServer,
-                    interaction: Interaction, user_id: int) -> ConsentRequest | None:
+def consent_request(
+    session: Session, server: IdpAuthorizationServer, interaction: Interaction, user_id: int
+) -> ConsentRequest | None:
     """The scopes a paused request would be granted (for the consent page): those the
     client may have and the membership's rights allow. None if the client is gone or the
     membership ended meanwhile."""
@@ -361,12 +408,14 @@ def consent_request(session: Session, server: IdpAuthorizationServer,
         if acting is None:
             return None
     requested = scope_to_list(client.get_allowed_scope(params.get("scope"))) or []
-    return ConsentRequest(client, acting,
-                          scopes_allowed_by(requested, acting.rights if acting else ()))
+    return ConsentRequest(
+        client, acting, scopes_allowed_by(requested, acting.rights if acting else ())
+    )
 
 
-def choose_customer(session: Session, interaction: Interaction, browser: BrowserSession,
-                    customer_id: int) -> bool:
+def choose_customer(
+    session: Session, interaction: Interaction, browser: BrowserSession, customer_id: int
+) -> bool:
     """The person chose whom to act for on the "act for" page: this request and later
     ones in this browser act for that customer. False if it is not one of their
     current memberships (a tampered form, or one removed meanwhile)."""

@@ -22,18 +22,33 @@ class ClaimSource(Protocol):
 
 
 # The columns user_claims reads, for queries that need claims but not a whole User.
-USER_CLAIM_COLUMNS = (User.subject, User.name, User.email_display, User.email_verified,
-                      User.phone)
+USER_CLAIM_COLUMNS = (User.subject, User.name, User.email_display, User.email_verified, User.phone)
 
 SUPPORTED_CLAIMS = (
-    "sub", "name", "email", "email_verified", "phone_number", "phone_number_verified",
-    "acr", "amr", "auth_time", "sid", "nonce", "at_hash", "iss", "aud", "azp", "exp", "iat",
-    "customer", "role", "rights",
+    "sub",
+    "name",
+    "email",
+    "email_verified",
+    "phone_number",
+    "phone_number_verified",
+    "acr",
+    "amr",
+    "auth_time",
+    "sid",
+    "nonce",
+    "at_hash",
+    "iss",
+    "aud",
+    "azp",
+    "exp",
+    "iat",
+    "customer",
+    "role",
+    "rights",
 )
 
 
-def user_claims(user: ClaimSource, scope: str, acting: Acting | None = None
-                ) -> dict[str, Any]:
+def user_claims(user: ClaimSource, scope: str, acting: Acting | None = None) -> dict[str, Any]:
     """OIDC Core §5.4: the claims each granted scope releases, and the acting context
     (`customer`, `role`, `rights`), which every token of a user acting for a customer
     carries whatever the scope (DOMAIN.md, "What relying apps receive")."""
@@ -56,8 +71,9 @@ def user_claims(user: ClaimSource, scope: str, acting: Acting | None = None
     return claims
 
 
-def userinfo_claims(user: ClaimSource, scope: str, acting: Acting | None = None
-                    ) -> dict[str, Any] | None:
+def userinfo_claims(
+    user: ClaimSource, scope: str, acting: Acting | None = None
+) -> dict[str, Any] | None:
     """The userinfo answer for an active token, or None when its scope lacks `openid`
     (OIDC Core §5.3: userinfo serves OpenID Connect access tokens only)."""
     if "openid" not in scope.split():

@@ -122,8 +122,12 @@ def cached_client(bind: Any, client_id: str) -> OAuthClient | None:
 def find_client(session: Session, client_id: object) -> OAuthClient | None:
     # Ids come from forms and from HTTP Basic credentials (which the request-wide NUL
     # guard does not see); PostgreSQL refuses NUL even in a WHERE clause.
-    if not isinstance(client_id, str) or not client_id or len(client_id) > 64 or (
-            "\x00" in client_id):
+    if (
+        not isinstance(client_id, str)
+        or not client_id
+        or len(client_id) > 64
+        or ("\x00" in client_id)
+    ):
         return None
     cached = cached_client(session.bind, client_id)
     if cached is not None:

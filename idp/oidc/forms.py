@@ -11,6 +11,7 @@ from wtforms.validators import InputRequired
 class SelectCustomerForm(FlaskForm):
     interaction = HiddenField()
     # Choices are the person's current memberships, set by the view for every request.
-    customer = RadioField(_l("Act for"), coerce=int, choices=[],
-                          validators=[InputRequired(_l("Choose a customer."))])
+    customer = RadioField(
+        _l("Act for"), coerce=int, choices=[], validators=[InputRequired(_l("Choose a customer."))]
+    )
     submit = SubmitField(_l("Continue"))

@@ -49,10 +49,23 @@ ALL_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 ASSERTION_ALGS = ["RS256", "ES256"]
 MAX_ASSERTION_LIFETIME = 24 * 3600
 # The token-request parameters we read (extensions such as RFC 8707 `resource` may repeat).
-TOKEN_PARAMS = ("grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope",
-                "client_id", "client_secret", "client_assertion", "client_assertion_type")
-NO_STORE = [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
-            ("Pragma", "no-cache")]
+TOKEN_PARAMS = (
+    "grant_type",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "refresh_token",
+    "scope",
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+)
+NO_STORE = [
+    ("Content-Type", "application/json"),
+    ("Cache-Control", "no-store"),
+    ("Pragma", "no-cache"),
+]
 
 
 class ParamsPayload(OAuth2Payload):
@@ -73,8 +86,14 @@ class ParamsPayload(OAuth2Payload):
 class IdpRequest(OAuth2Request):
     """An OAuth2Request whose URI is the public one (the IdP may sit behind a proxy)."""
 
-    def __init__(self, method: str, uri: str, headers: Any, params: MultiDict[str, str],
-                 form: MultiDict[str, str]) -> None:
+    def __init__(
+        self,
+        method: str,
+        uri: str,
+        headers: Any,
+        params: MultiDict[str, str],
+        form: MultiDict[str, str],
+    ) -> None:
         # Headers are set after the base __init__: its `headers or {}` would make werkzeug
         # walk the whole WSGI environ on every request just to test truthiness.
         super().__init__(method=method, uri=uri, headers=None)
@@ -138,8 +157,9 @@ class IdpAuthorizationServer(AuthorizationServer):
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """No signal receivers."""
 
-    def authenticate_client(self, request: OAuth2Request, methods: list[str],
-                            endpoint: str = "token") -> OAuthClient:
+    def authenticate_client(
+        self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
+    ) -> OAuthClient:
         try:
             client: OAuthClient = super().authenticate_client(request, methods, endpoint)
         except InvalidClientError as error:
@@ -150,8 +170,9 @@ class IdpAuthorizationServer(AuthorizationServer):
         except ValueError as exc:
             # Authlib's Basic parsing lets undecodable credentials through as ValueError
             # ("Basic " alone, bytes that are not UTF-8, a header that is not base64).
-            raise InvalidClientError(status_code=401,
-                                     description="Malformed client credentials.") from exc
+            raise InvalidClientError(
+                status_code=401, description="Malformed client credentials."
+            ) from exc
         return client
 
     def create_token_response(self, request: Any = None) -> Response:
@@ -297,11 +318,22 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 raise InvalidGrantError("The person no longer acts for this customer.")
         family = tokens.start_family(session, settings, client, code)
         session.flush()
-        refresh_token = (tokens.issue_refresh_token(session, settings, family)
-                         if client.check_grant_type("refresh_token") else None)
+        refresh_token = (
+            tokens.issue_refresh_token(session, settings, family)
+            if client.check_grant_type("refresh_token")
+            else None
+        )
         token = tokens.user_token_response(
-            self.server.keyring, settings, client=client, user=user, family=family,
-            scope=family.scope, nonce=code.nonce, refresh_token=refresh_token, acting=acting)
+            self.server.keyring,
+            settings,
+            client=client,
+            user=user,
+            family=family,
+            scope=family.scope,
+            nonce=code.nonce,
+            refresh_token=refresh_token,
+            acting=acting,
+        )
         session.commit()
         return 200, token, NO_STORE
 
@@ -359,11 +391,19 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         scope = self.request.payload.scope or presented.family.scope
         successor = new_token(32)
         token = tokens.user_token_response(
-            self.server.keyring, self.server.settings, client=client, user=user,
-            family=presented.family, scope=scope, nonce=None, refresh_token=successor,
-            acting=presented.acting(utcnow()))
-        if not tokens.rotate_refresh_token(session, self.server.settings, presented, successor,
-                                           utcnow()):
+            self.server.keyring,
+            self.server.settings,
+            client=client,
+            user=user,
+            family=presented.family,
+            scope=scope,
+            nonce=None,
+            refresh_token=successor,
+            acting=presented.acting(utcnow()),
+        )
+        if not tokens.rotate_refresh_token(
+            session, self.server.settings, presented, successor, utcnow()
+        ):
             session.rollback()
             tokens.revoke_family(session, presented.family.id, "refresh_token_reused")
             session.commit()
@@ -377,25 +417,36 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     server: IdpAuthorizationServer
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        body = issue_client_credentials(self.server.keyring, self.server.settings,
-                                        self.request.client, self.request.payload.scope)
+        body = issue_client_credentials(
+            self.server.keyring,
+            self.server.settings,
+            self.request.client,
+            self.request.payload.scope,
+        )
         return 200, body, NO_STORE
 
 
-def issue_client_credentials(keyring: KeyRing, settings: Settings, client: OAuthClient,
-                             requested: str | None) -> dict[str, Any]:
+def issue_client_credentials(
+    keyring: KeyRing, settings: Settings, client: OAuthClient, requested: str | None
+) -> dict[str, Any]:
     """The token response of the client_credentials grant (also used by idp.fastpath).
 
     Scope: what was asked for, all of which the client must be allowed (else
     invalid_scope); nothing asked for means everything the client may have but openid.
     """
-    scope = client.get_allowed_scope(requested) if requested else " ".join(
-        s for s in client.allowed_scopes if s != "openid"
+    scope = (
+        client.get_allowed_scope(requested)
+        if requested
+        else " ".join(s for s in client.allowed_scopes if s != "openid")
     )
     if requested and set(scope_to_list(requested)) - set(scope_to_list(scope) or []):
         raise InvalidScopeError("The client may not request these scopes.")
     access_token, expires_in = tokens.mint_access_token(
-        keyring, settings, client=client, subject=client.client_id, scope=scope,
+        keyring,
+        settings,
+        client=client,
+        subject=client.client_id,
+        scope=scope,
     )
     body = {"access_token": access_token, "token_type": "Bearer", "expires_in": expires_in}
     if scope:
@@ -446,9 +497,7 @@ class Revocation(_TokenLookup, RevocationEndpoint):
 
     def authenticate_token(self, request: Any, client: OAuthClient) -> Any:
         self.check_params(request, client)
-        token = self.query_token(
-            request.form.get("token"), request.form.get("token_type_hint")
-        )
+        token = self.query_token(request.form.get("token"), request.form.get("token_type_hint"))
         if token is not None and _token_client_id(token) == client.client_id:
             return token
         return None
@@ -472,8 +521,9 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
             return token.family.client_id == client.id
         aud = token.claims.get("aud")
         token_audiences = set(aud) if isinstance(aud, list) else {aud}
-        return (token.claims.get("client_id") == client.client_id
-                or bool(token_audiences & set(client.audiences)))
+        return token.claims.get("client_id") == client.client_id or bool(
+            token_audiences & set(client.audiences)
+        )
 
     def introspect_token(self, token: Any) -> dict[str, Any]:
         session = self.server.session
@@ -501,8 +551,20 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
             return body
         claims = token.claims
         body = {"active": True, "token_type": "access_token"}
-        for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti",
-                     "auth_time", "acr", "customer", "role"):
+        for name in (
+            "scope",
+            "client_id",
+            "sub",
+            "aud",
+            "iss",
+            "exp",
+            "iat",
+            "jti",
+            "auth_time",
+            "acr",
+            "customer",
+            "role",
+        ):
             if name in claims:
                 body[name] = claims[name]
         return body

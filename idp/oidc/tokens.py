@@ -144,11 +144,11 @@ def start_family(
     return family
 
 
-def refresh_token_expiry(settings: Settings, family_expires_at: dt.datetime,
-                         now: dt.datetime) -> dt.datetime:
+def refresh_token_expiry(
+    settings: Settings, family_expires_at: dt.datetime, now: dt.datetime
+) -> dt.datetime:
     """The idle lifetime from now, never past the family's absolute cap."""
-    return min(now + dt.timedelta(seconds=settings.refresh_token_idle_lifetime),
-               family_expires_at)
+    return min(now + dt.timedelta(seconds=settings.refresh_token_idle_lifetime), family_expires_at)
 
 
 def issue_refresh_token(session: Session, settings: Settings, family: TokenFamily) -> str:
@@ -214,9 +214,17 @@ class _MembershipFacts(NamedTuple):
 
 
 def _acting(customer_id: int | None, facts: Any, now: dt.datetime) -> Acting | None:
-    return acting_from_columns(customer_id, facts.customer_number, facts.customer_name,
-                               facts.role, facts.rights, facts.state, facts.valid_from,
-                               facts.valid_until, now)
+    return acting_from_columns(
+        customer_id,
+        facts.customer_number,
+        facts.customer_name,
+        facts.role,
+        facts.rights,
+        facts.state,
+        facts.valid_from,
+        facts.valid_until,
+        now,
+    )
 
 
 @dataclass(frozen=True)
@@ -259,34 +267,55 @@ class PresentedRefreshToken:
         return self.is_usable(now) and self.check_client(client) and self.user.is_active
 
 
-_TOKEN_COLUMNS = (RefreshToken.id, RefreshToken.family_id, RefreshToken.created_at,
-                  RefreshToken.expires_at, RefreshToken.used_at)
-_FAMILY_COLUMNS = (TokenFamily.id, TokenFamily.client_id, TokenFamily.user_id,
-                   TokenFamily.customer_id, TokenFamily.scope,
-                   TokenFamily.sid, TokenFamily.auth_time, TokenFamily.acr, TokenFamily.amr,
-                   TokenFamily.expires_at, TokenFamily.revoked_at)
+_TOKEN_COLUMNS = (
+    RefreshToken.id,
+    RefreshToken.family_id,
+    RefreshToken.created_at,
+    RefreshToken.expires_at,
+    RefreshToken.used_at,
+)
+_FAMILY_COLUMNS = (
+    TokenFamily.id,
+    TokenFamily.client_id,
+    TokenFamily.user_id,
+    TokenFamily.customer_id,
+    TokenFamily.scope,
+    TokenFamily.sid,
+    TokenFamily.auth_time,
+    TokenFamily.acr,
+    TokenFamily.amr,
+    TokenFamily.expires_at,
+    TokenFamily.revoked_at,
+)
 # The acting context (idp.delegation.acting), outer-joined on the family's customer.
-_MEMBERSHIP_COLUMNS = (Customer.number.label("customer_number"),
-                       Customer.name.label("customer_name"), Membership.role,
-                       Membership.rights, Membership.state, Membership.valid_from,
-                       Membership.valid_until)
+_MEMBERSHIP_COLUMNS = (
+    Customer.number.label("customer_number"),
+    Customer.name.label("customer_name"),
+    Membership.role,
+    Membership.rights,
+    Membership.state,
+    Membership.valid_from,
+    Membership.valid_until,
+)
 _N_TOKEN, _N_FAMILY = len(_TOKEN_COLUMNS), len(_FAMILY_COLUMNS)
 _N_USER = len(USER_CLAIM_COLUMNS) + 1
 
 
 def _with_membership(statement: Any) -> Any:
-    return (statement
-            .outerjoin(Customer, Customer.id == TokenFamily.customer_id)
-            .outerjoin(Membership, (Membership.customer_id == TokenFamily.customer_id)
-                       & (Membership.user_id == TokenFamily.user_id)))
+    return statement.outerjoin(Customer, Customer.id == TokenFamily.customer_id).outerjoin(
+        Membership,
+        (Membership.customer_id == TokenFamily.customer_id)
+        & (Membership.user_id == TokenFamily.user_id),
+    )
 
 
 # Columns, not ORM objects: the token, its family, its user and the membership it acts
 # through in one round trip, without the identity map (idp.fastpath runs it on a plain
 # connection).
 _FIND_REFRESH_TOKEN = _with_membership(
-    select(*_TOKEN_COLUMNS, *_FAMILY_COLUMNS, *USER_CLAIM_COLUMNS, User.status,
-           *_MEMBERSHIP_COLUMNS)
+    select(
+        *_TOKEN_COLUMNS, *_FAMILY_COLUMNS, *USER_CLAIM_COLUMNS, User.status, *_MEMBERSHIP_COLUMNS
+    )
     .join(TokenFamily, TokenFamily.id == RefreshToken.family_id)
     .join(User, User.id == TokenFamily.user_id)
 ).where(RefreshToken.token_hash == bindparam("hash"))
@@ -301,8 +330,8 @@ def find_refresh_token(db: Runner, token: object) -> PresentedRefreshToken | Non
     users_end = _N_TOKEN + _N_FAMILY + _N_USER
     return PresentedRefreshToken(
         _TokenFacts._make(found[:_N_TOKEN]),
-        _FamilyFacts._make(found[_N_TOKEN:_N_TOKEN + _N_FAMILY]),
-        _UserFacts._make(found[_N_TOKEN + _N_FAMILY:users_end]),
+        _FamilyFacts._make(found[_N_TOKEN : _N_TOKEN + _N_FAMILY]),
+        _UserFacts._make(found[_N_TOKEN + _N_FAMILY : users_end]),
         _MembershipFacts._make(found[users_end:]),
     )
 
@@ -316,7 +345,8 @@ _CONSUME_REFRESH_TOKEN = (
 # Parameter names differ from the column names on purpose: SQLAlchemy would take a
 # parameter named like a column as one more value to SET.
 _STORE_SUCCESSOR = insert(_refresh_tokens).values(
-    token_hash=bindparam("hash"), family_id=bindparam("family"),
+    token_hash=bindparam("hash"),
+    family_id=bindparam("family"),
     created_at=bindparam("now", type_=_refresh_tokens.c.created_at.type),
     expires_at=bindparam("expires", type_=_refresh_tokens.c.expires_at.type),
 )
@@ -345,9 +375,13 @@ _ROTATE_IN_ONE_STATEMENT = (
 )
 
 
-def rotate_refresh_token(db: Runner, settings: Settings,
-                         presented: PresentedRefreshToken, successor: str,
-                         now: dt.datetime) -> bool:
+def rotate_refresh_token(
+    db: Runner,
+    settings: Settings,
+    presented: PresentedRefreshToken,
+    successor: str,
+    now: dt.datetime,
+) -> bool:
     """Consume the presented token and store its successor (the value `successor`),
     atomically. True for the one caller that consumed it; False if it was already used
     (the caller must then revoke the family and answer invalid_grant).
@@ -482,10 +516,14 @@ def user_token_response(
     relying apps use it to see the login facts again). Both carry the acting context;
     the scope is cut to what the membership's rights allow now (the granted `scope` is
     always stated, RFC 6749 §5.1)."""
-    scope = " ".join(scopes_allowed_by(scope_to_list(scope) or [],
-                                       acting.rights if acting else ()))
+    scope = " ".join(scopes_allowed_by(scope_to_list(scope) or [], acting.rights if acting else ()))
     access_token, expires_in = mint_access_token(
-        keyring, settings, client=client, subject=user.subject, scope=scope, family=family,
+        keyring,
+        settings,
+        client=client,
+        subject=user.subject,
+        scope=scope,
+        family=family,
         acting=acting,
     )
     body: dict[str, Any] = {
@@ -498,9 +536,16 @@ def user_token_response(
         body["refresh_token"] = refresh_token
     if "openid" in scope_to_list(scope):
         body["id_token"] = mint_id_token(
-            keyring, settings, client=client, user_claims=user_claims(user, scope, acting),
-            auth_time=family.auth_time, acr=family.acr, amr=list(family.amr), sid=family.sid,
-            nonce=nonce, access_token=access_token,
+            keyring,
+            settings,
+            client=client,
+            user_claims=user_claims(user, scope, acting),
+            auth_time=family.auth_time,
+            acr=family.acr,
+            amr=list(family.amr),
+            sid=family.sid,
+            nonce=nonce,
+            access_token=access_token,
         )
     return body
 
@@ -520,9 +565,14 @@ _REVOKED_JTI = (
 )
 _ACCESS_TOKEN_REVOKED = select(_REVOKED_JTI)
 _USER_ACCESS_TOKEN_STATE = _with_membership(
-    select(*USER_CLAIM_COLUMNS, User.status, TokenFamily.revoked_at,
-           TokenFamily.customer_id, _REVOKED_JTI.label("jti_revoked"), *_MEMBERSHIP_COLUMNS)
-    .join(TokenFamily, TokenFamily.user_id == User.id)
+    select(
+        *USER_CLAIM_COLUMNS,
+        User.status,
+        TokenFamily.revoked_at,
+        TokenFamily.customer_id,
+        _REVOKED_JTI.label("jti_revoked"),
+        *_MEMBERSHIP_COLUMNS,
+    ).join(TokenFamily, TokenFamily.user_id == User.id)
 ).where(TokenFamily.id == bindparam("gid"))
 
 
@@ -550,8 +600,7 @@ def verify_access_token(
         revoked = session.scalar(_ACCESS_TOKEN_REVOKED, {"jti": jti})
         return None if revoked else ActiveAccessToken(claims, None)
     found = session.execute(_USER_ACCESS_TOKEN_STATE, {"jti": jti, "gid": str(gid)}).first()
-    if (found is None or found.revoked_at is not None or found.jti_revoked
-            or found.status != ACTIVE):
+    if found is None or found.revoked_at is not None or found.jti_revoked or found.status != ACTIVE:
         return None
     acting = _acting(found.customer_id, found, utcnow())
     if found.customer_id is not None and acting is None:
@@ -571,22 +620,30 @@ def revoke_access_token(session: Session, claims: dict[str, Any]) -> None:
 def revoke_user_families(session: Session, user_id: int, reason: str) -> None:
     """Revoke every token family of a user (e.g. after a password reset): their refresh
     tokens stop working and their access tokens are inactive at introspection/userinfo."""
-    family_ids = list(session.scalars(
-        select(TokenFamily.id).where(TokenFamily.user_id == user_id,
-                                     TokenFamily.revoked_at.is_(None))))
+    family_ids = list(
+        session.scalars(
+            select(TokenFamily.id).where(
+                TokenFamily.user_id == user_id, TokenFamily.revoked_at.is_(None)
+            )
+        )
+    )
     for family_id in family_ids:
         revoke_family(session, family_id, reason)
 
 
-def revoke_customer_families(session: Session, user_id: int, customer_id: int,
-                             reason: str) -> int:
+def revoke_customer_families(session: Session, user_id: int, customer_id: int, reason: str) -> int:
     """Revoke the token families of a user acting for one customer (a membership removed,
     expired or its rights changed): refresh answers invalid_grant, introspection and
     userinfo answer inactive, from this commit on. Returns how many were revoked."""
-    family_ids = list(session.scalars(
-        select(TokenFamily.id).where(TokenFamily.user_id == user_id,
-                                     TokenFamily.customer_id == customer_id,
-                                     TokenFamily.revoked_at.is_(None))))
+    family_ids = list(
+        session.scalars(
+            select(TokenFamily.id).where(
+                TokenFamily.user_id == user_id,
+                TokenFamily.customer_id == customer_id,
+                TokenFamily.revoked_at.is_(None),
+            )
+        )
+    )
     for family_id in family_ids:
         revoke_family(session, family_id, reason)
     return len(family_ids)

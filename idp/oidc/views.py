@@ -54,8 +54,9 @@ def _json(body: dict[str, Any], status: int = 200, **headers: str) -> Response:
 @bp.get("/.well-known/oauth-authorization-server")
 def discovery() -> Response:
     body: bytes = current_app.extensions["idp.discovery_json"]
-    return Response(body, mimetype="application/json",
-                    headers={"Cache-Control": "public, max-age=300"})
+    return Response(
+        body, mimetype="application/json", headers={"Cache-Control": "public, max-age=300"}
+    )
 
 
 @bp.get("/jwks.json")
@@ -79,8 +80,9 @@ def authorize_endpoint() -> Response:
     browser = cookies.current_browser_session()
     # One binding value per browser (kept while it lives, so other tabs keep theirs).
     binding = cookies.interaction_binding() or new_token(24)
-    outcome = authorize.process(db_session(), server(), params, browser,
-                                browser_hash=hash_secret(binding))
+    outcome = authorize.process(
+        db_session(), server(), params, browser, browser_hash=hash_secret(binding)
+    )
     response = _answer(outcome)
     if outcome.interaction_id:  # a request paused: bind it to this browser
         cookies.set_interaction_binding(response, binding)
@@ -92,10 +94,15 @@ def resume() -> Response:
     """Continue a paused request after login or consent (same browser only)."""
     interaction_id = request.args.get("interaction", "")
     interaction = authorize.load_interaction(db_session(), interaction_id)
-    if (interaction is None or interaction_id not in session.get("interactions", [])
-            or not authorize.belongs_to_browser(interaction, cookies.interaction_binding())):
-        return _error_page("invalid_request", _("This sign-in has expired. Go back to the "
-                                                 "application and start again."))
+    if (
+        interaction is None
+        or interaction_id not in session.get("interactions", [])
+        or not authorize.belongs_to_browser(interaction, cookies.interaction_binding())
+    ):
+        return _error_page(
+            "invalid_request",
+            _("This sign-in has expired. Go back to the application and start again."),
+        )
     browser = cookies.current_browser_session()
     params = authorize.interaction_params(interaction)
     return _answer(authorize.process(db_session(), server(), params, browser, interaction))
@@ -110,9 +117,11 @@ def _answer(outcome: authorize.Outcome) -> Response:
     if outcome.interaction_id not in known:
         # Remember the few most recent paused requests of this browser (several tabs).
         session["interactions"] = [*known[-4:], outcome.interaction_id]
-    endpoint = {"login": "accounts.login", "contact": "accounts.contact",
-                "select_customer": "oidc.select_customer"}.get(outcome.kind,
-                                                               "consent.consent_page")
+    endpoint = {
+        "login": "accounts.login",
+        "contact": "accounts.contact",
+        "select_customer": "oidc.select_customer",
+    }.get(outcome.kind, "consent.consent_page")
     return redirect(url_for(endpoint, interaction=outcome.interaction_id), code=302)
 
 
@@ -123,8 +132,10 @@ def select_customer() -> Response:
     interaction_id = request.values.get("interaction", "")
     interaction = authorize.load_interaction(db, interaction_id)
     if interaction is None or interaction_id not in session.get("interactions", []):
-        return _error_page("invalid_request", _("This sign-in has expired. Go back to the "
-                                                 "application and start again."))
+        return _error_page(
+            "invalid_request",
+            _("This sign-in has expired. Go back to the application and start again."),
+        )
     browser = cookies.current_browser_session()
     if browser is None:
         return redirect(url_for("accounts.login", interaction=interaction.id), 302)
@@ -140,9 +151,14 @@ def select_customer() -> Response:
         error = _("Choose one of the customers below and press Continue.")
     form.interaction.data = interaction.id
     client = server().query_client(authorize.interaction_params(interaction).get("client_id"))
-    body = render_template("oidc/select_customer.html", form=form, options=options,
-                           error=error, role_label=role_label,
-                           client_name=client.name if client else "")
+    body = render_template(
+        "oidc/select_customer.html",
+        form=form,
+        options=options,
+        error=error,
+        role_label=role_label,
+        client_name=client.name if client else "",
+    )
     return Response(body, status=400 if error else 200, mimetype="text/html")
 
 
@@ -175,9 +191,11 @@ def userinfo() -> Response:
     scheme, _sep, token = auth.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         # RFC 6750 §3.1: no credentials at all -> just the challenge, no error code.
-        return _json({"error": "invalid_token", "error_description": "Bearer token required"},
-                     401, **{"WWW-Authenticate": 'Bearer realm="userinfo"',
-                             "Cache-Control": "no-store"})
+        return _json(
+            {"error": "invalid_token", "error_description": "Bearer token required"},
+            401,
+            **{"WWW-Authenticate": 'Bearer realm="userinfo"', "Cache-Control": "no-store"},
+        )
     session = read_only_session()
     active = verify_access_token(session, server().keyring, server().settings, token.strip())
     if active is None or active.user is None:
@@ -191,8 +209,10 @@ def userinfo() -> Response:
         return _json(
             {"error": "insufficient_scope", "error_description": "The openid scope is required"},
             403,
-            **{"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="openid"',
-               "Cache-Control": "no-store"},
+            **{
+                "WWW-Authenticate": 'Bearer error="insufficient_scope", scope="openid"',
+                "Cache-Control": "no-store",
+            },
         )
     return _json(claims, **{"Cache-Control": "no-store"})
 
@@ -210,8 +230,11 @@ def end_session() -> Response:
     client = server().query_client(client_id) if isinstance(client_id, str) else None
     target = params.get("post_logout_redirect_uri")
     redirect_to = None
-    if target and client is not None and target in client.post_logout_redirect_uris and (
-        hint_claims is None or hint_claims.get("aud") == client.client_id
+    if (
+        target
+        and client is not None
+        and target in client.post_logout_redirect_uris
+        and (hint_claims is None or hint_claims.get("aud") == client.client_id)
     ):
         redirect_to = target
         if params.get("state"):
@@ -225,9 +248,12 @@ def end_session() -> Response:
     )
     if not confirmed:
         session["logout_redirect"] = redirect_to
-        return Response(render_template("oidc/logout_confirm.html",
-                                        client_name=client.name if client else None),
-                        mimetype="text/html")
+        return Response(
+            render_template(
+                "oidc/logout_confirm.html", client_name=client.name if client else None
+            ),
+            mimetype="text/html",
+        )
     return _finish_logout(redirect_to)
 
 
@@ -240,8 +266,9 @@ def _finish_logout(redirect_to: str | None) -> Response:
     end_browser_session(db_session(), request.cookies.get(cookies.cookie_name()))
     db_session().commit()
     session.pop("interactions", None)
-    response = redirect(redirect_to, 302) if redirect_to else redirect(
-        url_for("oidc.logged_out"), 302)
+    response = (
+        redirect(redirect_to, 302) if redirect_to else redirect(url_for("oidc.logged_out"), 302)
+    )
     cookies.clear_session_cookie(response)
     return response
 
@@ -276,12 +303,16 @@ def protocol_http_error(error: HTTPException) -> Response:
     """JSON for 404/405/413 on protocol paths (pages get HTML from the app handler)."""
     code = error.code or 400
     name = "not_found" if code == 404 else "server_error" if code >= 500 else "invalid_request"
-    return _json({"error": name, "error_description": error.description or ""}, code,
-                 **{"Cache-Control": "no-store"})
+    return _json(
+        {"error": name, "error_description": error.description or ""},
+        code,
+        **{"Cache-Control": "no-store"},
+    )
 
 
-def discovery_document(issuer: str, scopes: tuple[str, ...], claims: tuple[str, ...],
-                       locales: list[str]) -> bytes:
+def discovery_document(
+    issuer: str, scopes: tuple[str, ...], claims: tuple[str, ...], locales: list[str]
+) -> bytes:
     auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
     doc = {
         "issuer": issuer,
@@ -316,4 +347,3 @@ def discovery_document(issuer: str, scopes: tuple[str, ...], claims: tuple[str, 
         "claim_types_supported": ["normal"],
     }
     return json.dumps(doc, separators=(",", ":")).encode()
-

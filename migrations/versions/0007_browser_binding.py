@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007'
-down_revision = '0006'
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -19,14 +19,14 @@ depends_on = None
 def upgrade() -> None:
     # Nullable: rows in flight during the upgrade have no binding and match no browser
     # (those people start again; both kinds of row live minutes).
-    with op.batch_alter_table('upstream_logins', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('browser_hash', sa.String(length=64), nullable=True))
-    with op.batch_alter_table('interactions', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('browser_hash', sa.String(length=64), nullable=True))
+    with op.batch_alter_table("upstream_logins", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("browser_hash", sa.String(length=64), nullable=True))
+    with op.batch_alter_table("interactions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("browser_hash", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('interactions', schema=None) as batch_op:
-        batch_op.drop_column('browser_hash')
-    with op.batch_alter_table('upstream_logins', schema=None) as batch_op:
-        batch_op.drop_column('browser_hash')
+    with op.batch_alter_table("interactions", schema=None) as batch_op:
+        batch_op.drop_column("browser_hash")
+    with op.batch_alter_table("upstream_logins", schema=None) as batch_op:
+        batch_op.drop_column("browser_hash")

@@ -124,10 +124,26 @@ def start_server(env: dict[str, str], log_path: Path, issuer: str | None = None)
         log = log_path.open("ab")
         try:
             process = subprocess.Popen(
-                [str(BIN / "granian"), "--interface", "wsgi", "--host", LOOPBACK,
-                 "--port", str(port), "--workers", "1", "--blocking-threads", "4", "wsgi:app"],
-                cwd=PROJECT_ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                [
+                    str(BIN / "granian"),
+                    "--interface",
+                    "wsgi",
+                    "--host",
+                    LOOPBACK,
+                    "--port",
+                    str(port),
+                    "--workers",
+                    "1",
+                    "--blocking-threads",
+                    "4",
+                    "wsgi:app",
+                ],
+                cwd=PROJECT_ROOT,
+                env=server_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         finally:
             log.close()
@@ -194,13 +210,15 @@ class LiveServer:
     def create_person(self) -> Person:
         """A new user (a fresh consent record, no session): tests do not see each other."""
         email = f"e2e-{secrets.token_hex(5)}@example.lv"
-        out = self.idp("users", "create", "--email", email, "--name", "Anna Bērziņa",
-                       "--password", PASSWORD)
+        out = self.idp(
+            "users", "create", "--email", email, "--name", "Anna Bērziņa", "--password", PASSWORD
+        )
         return Person(email=email, password=PASSWORD, sub=out["sub"])
 
     def discovery(self) -> dict[str, Any]:
-        response = requests.get(self.base_url + "/.well-known/openid-configuration",
-                                timeout=HTTP_TIMEOUT)
+        response = requests.get(
+            self.base_url + "/.well-known/openid-configuration", timeout=HTTP_TIMEOUT
+        )
         response.raise_for_status()
         return response.json()
 
@@ -220,8 +238,13 @@ class LiveServer:
 def run_idp(env: dict[str, str], *args: str) -> Any:
     """The admin command, as an operator types it; JSON output is parsed."""
     result = subprocess.run(
-        [str(BIN / "idp"), *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-        timeout=60, check=False,
+        [str(BIN / "idp"), *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, f"idp {' '.join(args)} failed:\n{result.stderr}"
     return json.loads(result.stdout) if "--json" in args else result.stdout
@@ -230,31 +253,40 @@ def run_idp(env: dict[str, str], *args: str) -> Any:
 def _base_env(database_url: str, workdir: Path) -> dict[str, str]:
     # Nothing IDP_* from the caller's shell leaks in (e.g. an IDP_CONFIG file).
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
-    env.update({
-        "IDP_MODE": "development",
-        # Nor a developer's `make run` (instance/effective.toml).
-        "IDP_EFFECTIVE_CONFIG": "",
-        "IDP_DATABASE_URL": database_url,
-        "IDP_INSTANCE_PATH": str(workdir / "instance"),
-        "IDP_SECRET_KEY": secrets.token_urlsafe(48),
-        "IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-        "IDP_LOG_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "IDP_MODE": "development",
+            # Nor a developer's `make run` (instance/effective.toml).
+            "IDP_EFFECTIVE_CONFIG": "",
+            "IDP_DATABASE_URL": database_url,
+            "IDP_INSTANCE_PATH": str(workdir / "instance"),
+            "IDP_SECRET_KEY": secrets.token_urlsafe(48),
+            "IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+            "IDP_LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
 @contextmanager
-def demo_deployment(workdir: Path, smtp_server: SmtpServer, log_name: str
-                    ) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
+def demo_deployment(
+    workdir: Path, smtp_server: SmtpServer, log_name: str
+) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
     """A demo-mode server, as `make run` starts it (the DEMO bank, eParaksts and the example
     services inside), mailing to the tests' SMTP server, with the demo data seeded. Yields
     the server and the environment its admin commands run with."""
     with fresh_database(workdir) as database_url:
         env = _base_env(database_url, workdir)
-        env.update({"IDP_MODE": "demo", "IDP_SMTP_HOST": smtp_server.host,
-                    "IDP_SMTP_PORT": str(smtp_server.port), "IDP_SMTP_SECURITY": "none",
-                    "IDP_MAIL_POLL_INTERVAL": "1"})
+        env.update(
+            {
+                "IDP_MODE": "demo",
+                "IDP_SMTP_HOST": smtp_server.host,
+                "IDP_SMTP_PORT": str(smtp_server.port),
+                "IDP_SMTP_SECURITY": "none",
+                "IDP_MAIL_POLL_INTERVAL": "1",
+            }
+        )
         run_idp(env, "db", "upgrade")
         server = start_server(env, workdir / log_name)
         try:
@@ -271,28 +303,60 @@ def _register(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory,
-                smtp_server: SmtpServer) -> Iterator[LiveServer]:
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, smtp_server: SmtpServer
+) -> Iterator[LiveServer]:
     workdir = tmp_path_factory.mktemp("e2e")
     with fresh_database(workdir) as database_url:
         env = _base_env(database_url, workdir)
         # Mail goes to the tests' real SMTP server (tests/conftest.py).
-        env.update({"IDP_SMTP_HOST": smtp_server.host, "IDP_SMTP_PORT": str(smtp_server.port),
-                    "IDP_SMTP_SECURITY": "none", "IDP_MAIL_POLL_INTERVAL": "1"})
+        env.update(
+            {
+                "IDP_SMTP_HOST": smtp_server.host,
+                "IDP_SMTP_PORT": str(smtp_server.port),
+                "IDP_SMTP_SECURITY": "none",
+                "IDP_MAIL_POLL_INTERVAL": "1",
+            }
+        )
         run_idp(env, "db", "upgrade")
         email = "e2e-owner@example.lv"
-        user = run_idp(env, "users", "create", "--email", email, "--name", "Jānis Bērziņš",
-                       "--password", PASSWORD, "--json")
+        user = run_idp(
+            env,
+            "users",
+            "create",
+            "--email",
+            email,
+            "--name",
+            "Jānis Bērziņš",
+            "--password",
+            PASSWORD,
+            "--json",
+        )
         # Not first party, so the consent page is shown.
-        conf = _register(env, "--name", "Gas portal (e2e)",
-                         "--redirect-uri", f"http://{LOOPBACK}/e2e/cb",
-                         "--post-logout-redirect-uri", f"http://{LOOPBACK}/e2e/bye",
-                         "--auth-method", "client_secret_basic",
-                         "--grant-type", "authorization_code,refresh_token,client_credentials",
-                         "--scope", "openid,profile,email")
-        public = _register(env, "--name", "Meter app (e2e)",
-                           "--redirect-uri", f"http://{LOOPBACK}/e2e/native-cb",
-                           "--auth-method", "none")
+        conf = _register(
+            env,
+            "--name",
+            "Gas portal (e2e)",
+            "--redirect-uri",
+            f"http://{LOOPBACK}/e2e/cb",
+            "--post-logout-redirect-uri",
+            f"http://{LOOPBACK}/e2e/bye",
+            "--auth-method",
+            "client_secret_basic",
+            "--grant-type",
+            "authorization_code,refresh_token,client_credentials",
+            "--scope",
+            "openid,profile,email",
+        )
+        public = _register(
+            env,
+            "--name",
+            "Meter app (e2e)",
+            "--redirect-uri",
+            f"http://{LOOPBACK}/e2e/native-cb",
+            "--auth-method",
+            "none",
+        )
         assert conf["first_party"] is False and conf["client_secret"]
         assert public["client_secret"] is None
         server = start_server(env, workdir / "granian-1.log")
@@ -302,9 +366,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory,
                 database_url=database_url,
                 env={**env, "IDP_ISSUER": server.issuer},
                 workdir=workdir,
-                confidential=RegisteredApp(conf["client_id"], conf["client_secret"],
-                                           conf["redirect_uris"][0],
-                                           conf["post_logout_redirect_uris"][0]),
+                confidential=RegisteredApp(
+                    conf["client_id"],
+                    conf["client_secret"],
+                    conf["redirect_uris"][0],
+                    conf["post_logout_redirect_uris"][0],
+                ),
                 public=RegisteredApp(public["client_id"], None, public["redirect_uris"][0]),
                 person=Person(email, PASSWORD, user["sub"]),
             )
@@ -355,7 +422,8 @@ class Browser:
         response = self.get(url)
         for _ in range(10):
             assert response.status_code in (302, 303), (
-                f"stopped at {response.url}: {response.status_code}\n{response.text[:2000]}")
+                f"stopped at {response.url}: {response.status_code}\n{response.text[:2000]}"
+            )
             location = urljoin(response.url, response.headers["Location"])
             if not location.startswith(self.issuer + "/"):
                 return location
@@ -372,32 +440,49 @@ class Browser:
         page = self.get(location)
         assert page.status_code == 200 and 'name="password"' in page.text, page.text[:2000]
         self.pages.append("/login")
-        return self.http.post(urljoin(location, "/login"), data={
-            "csrf_token": csrf_token(page.text),
-            "email": self.person.email,
-            "password": self.person.password,
-            "interaction": query(location).get("interaction", ""),
-        }, allow_redirects=False, timeout=HTTP_TIMEOUT)
+        return self.http.post(
+            urljoin(location, "/login"),
+            data={
+                "csrf_token": csrf_token(page.text),
+                "email": self.person.email,
+                "password": self.person.password,
+                "interaction": query(location).get("interaction", ""),
+            },
+            allow_redirects=False,
+            timeout=HTTP_TIMEOUT,
+        )
 
     def _consent(self, location: str, answer: str) -> requests.Response:
         page = self.get(location)
         assert page.status_code == 200 and 'name="allow"' in page.text, page.text[:2000]
         self.pages.append("/consent")
-        return self.http.post(urljoin(location, "/consent"), data={
-            "csrf_token": csrf_token(page.text),
-            "interaction": query(location).get("interaction", ""),
-            answer: answer.title(),
-        }, allow_redirects=False, timeout=HTTP_TIMEOUT)
+        return self.http.post(
+            urljoin(location, "/consent"),
+            data={
+                "csrf_token": csrf_token(page.text),
+                "interaction": query(location).get("interaction", ""),
+                answer: answer.title(),
+            },
+            allow_redirects=False,
+            timeout=HTTP_TIMEOUT,
+        )
 
     def obtain_code(self, app: RegisteredApp, **extra: str) -> tuple[str, str]:
         """One authorization code for `app` (logging in and consenting as needed) and its
         PKCE verifier."""
         verifier, challenge = pkce_pair()
         state = secrets.token_urlsafe(12)
-        params = {"response_type": "code", "client_id": app.client_id,
-                  "redirect_uri": app.redirect_uri, "scope": SCOPE, "state": state,
-                  "nonce": secrets.token_urlsafe(12), "code_challenge": challenge,
-                  "code_challenge_method": "S256", **extra}
+        params = {
+            "response_type": "code",
+            "client_id": app.client_id,
+            "redirect_uri": app.redirect_uri,
+            "scope": SCOPE,
+            "state": state,
+            "nonce": secrets.token_urlsafe(12),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            **extra,
+        }
         callback = self.visit(f"{self.issuer}/authorize?{urlencode(params)}")
         answer = query(callback)
         assert callback.startswith(app.redirect_uri + "?") and "code" in answer, callback
@@ -421,23 +506,35 @@ def browser_for(live_server: LiveServer) -> Iterator[Callable[[Person], Browser]
 # --- token helpers ---------------------------------------------------------------------------
 
 
-def redeem_code(base_url: str, app: RegisteredApp, code: str, verifier: str,
-                http: requests.Session | None = None) -> requests.Response:
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": app.redirect_uri,
-            "code_verifier": verifier}
+def redeem_code(
+    base_url: str,
+    app: RegisteredApp,
+    code: str,
+    verifier: str,
+    http: requests.Session | None = None,
+) -> requests.Response:
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": app.redirect_uri,
+        "code_verifier": verifier,
+    }
     if app.auth is None:
         data["client_id"] = app.client_id
-    return (http or requests).post(f"{base_url}/token", data=data, auth=app.auth,
-                                   timeout=HTTP_TIMEOUT)
+    return (http or requests).post(
+        f"{base_url}/token", data=data, auth=app.auth, timeout=HTTP_TIMEOUT
+    )
 
 
-def refresh(base_url: str, app: RegisteredApp, refresh_token: str,
-            http: requests.Session | None = None) -> requests.Response:
+def refresh(
+    base_url: str, app: RegisteredApp, refresh_token: str, http: requests.Session | None = None
+) -> requests.Response:
     data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
     if app.auth is None:
         data["client_id"] = app.client_id
-    return (http or requests).post(f"{base_url}/token", data=data, auth=app.auth,
-                                   timeout=HTTP_TIMEOUT)
+    return (http or requests).post(
+        f"{base_url}/token", data=data, auth=app.auth, timeout=HTTP_TIMEOUT
+    )
 
 
 def half_hash(value: str) -> str:
@@ -446,8 +543,15 @@ def half_hash(value: str) -> str:
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
 
 
-def verify_id_token(id_token: str, jwks: dict[str, Any], *, issuer: str, client_id: str,
-                    nonce: str | None, access_token: str | None) -> dict[str, Any]:
+def verify_id_token(
+    id_token: str,
+    jwks: dict[str, Any],
+    *,
+    issuer: str,
+    client_id: str,
+    nonce: str | None,
+    access_token: str | None,
+) -> dict[str, Any]:
     """Verify as a relying party must (OIDC Core §3.1.3.7): signature against the JWKS,
     iss, aud, exp, nonce, and at_hash over the access token issued with it."""
     decoded = jwt.decode(id_token, KeySet.import_key_set(jwks), algorithms=["RS256", "ES256"])

@@ -17,9 +17,11 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def balanced(live_server: LiveServer) -> Iterator[ServerProcess]:
     """A second instance on the same database whose balancer is the loopback network."""
-    server = start_server({**live_server.env, "IDP_TRUSTED_PROXIES": "127.0.0.0/8"},
-                          live_server.workdir / "granian-balanced.log",
-                          issuer=live_server.issuer)
+    server = start_server(
+        {**live_server.env, "IDP_TRUSTED_PROXIES": "127.0.0.0/8"},
+        live_server.workdir / "granian-balanced.log",
+        issuer=live_server.issuer,
+    )
     try:
         yield server
     finally:
@@ -28,8 +30,13 @@ def balanced(live_server: LiveServer) -> Iterator[ServerProcess]:
 
 def _token(base_url: str, live_server: LiveServer, **headers: str) -> requests.Response:
     app = live_server.confidential
-    return requests.post(base_url + "/token", data={"grant_type": "client_credentials"},
-                         auth=app.auth, headers=headers, timeout=HTTP_TIMEOUT)
+    return requests.post(
+        base_url + "/token",
+        data={"grant_type": "client_credentials"},
+        auth=app.auth,
+        headers=headers,
+        timeout=HTTP_TIMEOUT,
+    )
 
 
 @pytest.mark.parametrize("path", ["/token", "/jwks.json", "/login"])

@@ -35,8 +35,9 @@ def second_server(live_server: LiveServer) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
-def connections(live_server: LiveServer, second_server: ServerProcess
-                ) -> Iterator[list[tuple[str, requests.Session]]]:
+def connections(
+    live_server: LiveServer, second_server: ServerProcess
+) -> Iterator[list[tuple[str, requests.Session]]]:
     """One kept-alive connection per server, opened in advance, so that the barrier
     releases two requests that are already on their way rather than two TCP handshakes."""
     pairs = []
@@ -59,7 +60,9 @@ def _one_winner(responses: list[requests.Response]) -> requests.Response:
 
 
 def test_two_instances_share_one_database(
-    live_server: LiveServer, second_server: ServerProcess, person: Person,
+    live_server: LiveServer,
+    second_server: ServerProcess,
+    person: Person,
     browser_for: Callable[[Person], Browser],
 ) -> None:
     # A code issued through one instance is redeemable at the other.
@@ -74,7 +77,9 @@ def test_two_instances_share_one_database(
 
 
 def test_each_code_is_redeemed_exactly_once_when_two_instances_race(
-    live_server: LiveServer, person: Person, browser_for: Callable[[Person], Browser],
+    live_server: LiveServer,
+    person: Person,
+    browser_for: Callable[[Person], Browser],
     connections: list[tuple[str, requests.Session]],
 ) -> None:
     app = live_server.confidential
@@ -85,8 +90,9 @@ def test_each_code_is_redeemed_exactly_once_when_two_instances_race(
     for index, (code, verifier) in enumerate(codes):
         # Alternate the thread order so neither instance always starts first.
         pairs = connections if index % 2 == 0 else connections[::-1]
-        responses = race([partial(redeem_code, url, app, code, verifier, http)
-                          for url, http in pairs])
+        responses = race(
+            [partial(redeem_code, url, app, code, verifier, http) for url, http in pairs]
+        )
         winners.append(_one_winner(responses).json())
 
     # The code was presented twice, so what the winner got is revoked: its refresh token
@@ -96,14 +102,18 @@ def test_each_code_is_redeemed_exactly_once_when_two_instances_race(
         response = refresh(base_url, app, token["refresh_token"])
         assert response.status_code == 400, response.text
         assert response.json()["error"] == "invalid_grant"
-        userinfo = requests.get(f"{connections[(index + 1) % 2][0]}/userinfo",
-                                headers={"Authorization": f"Bearer {token['access_token']}"},
-                                timeout=HTTP_TIMEOUT)
+        userinfo = requests.get(
+            f"{connections[(index + 1) % 2][0]}/userinfo",
+            headers={"Authorization": f"Bearer {token['access_token']}"},
+            timeout=HTTP_TIMEOUT,
+        )
         assert userinfo.status_code == 401, userinfo.text
 
 
 def test_each_refresh_token_is_used_exactly_once_when_two_instances_race(
-    live_server: LiveServer, person: Person, browser_for: Callable[[Person], Browser],
+    live_server: LiveServer,
+    person: Person,
+    browser_for: Callable[[Person], Browser],
     connections: list[tuple[str, requests.Session]],
 ) -> None:
     app = live_server.confidential
@@ -117,8 +127,7 @@ def test_each_refresh_token_is_used_exactly_once_when_two_instances_race(
 
     for index, refresh_token in enumerate(refresh_tokens):
         pairs = connections if index % 2 == 0 else connections[::-1]
-        responses = race([partial(refresh, url, app, refresh_token, http)
-                          for url, http in pairs])
+        responses = race([partial(refresh, url, app, refresh_token, http) for url, http in pairs])
         winner = _one_winner(responses).json()
         assert winner["refresh_token"] != refresh_token
         # The loser presented an already-rotated token: a replay, so the family is revoked

@@ -33,14 +33,16 @@ class RelyingParty:
     PKCE S256), the callback checks, the token call and ID-token verification."""
 
     def __init__(self, issuer: str, app: RegisteredApp) -> None:
-        response = requests.get(issuer + "/.well-known/openid-configuration",
-                                timeout=HTTP_TIMEOUT)
+        response = requests.get(issuer + "/.well-known/openid-configuration", timeout=HTTP_TIMEOUT)
         response.raise_for_status()
         self.meta: dict[str, Any] = response.json()
         assert self.meta["issuer"] == issuer
         self.app = app
         self.oauth = OAuth2Session(
-            app.client_id, app.client_secret, scope=SCOPE, redirect_uri=app.redirect_uri,
+            app.client_id,
+            app.client_secret,
+            scope=SCOPE,
+            redirect_uri=app.redirect_uri,
             code_challenge_method="S256",
             token_endpoint_auth_method="client_secret_basic" if app.client_secret else "none",
             default_timeout=HTTP_TIMEOUT,
@@ -61,8 +63,11 @@ class RelyingParty:
         self.nonce = secrets.token_urlsafe(16)
         self.verifier, challenge = pkce_pair()
         url, self.state = self.oauth.create_authorization_url(
-            self.meta["authorization_endpoint"], nonce=self.nonce, code_verifier=self.verifier,
-            **extra)
+            self.meta["authorization_endpoint"],
+            nonce=self.nonce,
+            code_verifier=self.verifier,
+            **extra,
+        )
         # The library computed the S256 challenge itself: it must match ours.
         sent = query(url)
         assert sent["code_challenge"] == challenge and sent["code_challenge_method"] == "S256"
@@ -78,16 +83,26 @@ class RelyingParty:
 
     def fetch_token(self, callback: str) -> dict[str, Any]:
         self.check_callback(callback)
-        token = dict(self.oauth.fetch_token(
-            self.meta["token_endpoint"], authorization_response=callback, state=self.state,
-            code_verifier=self.verifier))
+        token = dict(
+            self.oauth.fetch_token(
+                self.meta["token_endpoint"],
+                authorization_response=callback,
+                state=self.state,
+                code_verifier=self.verifier,
+            )
+        )
         assert token["token_type"].lower() == "bearer"
         return token
 
     def verify(self, token: dict[str, Any], nonce: str | None) -> dict[str, Any]:
-        return verify_id_token(token["id_token"], self.jwks(), issuer=self.meta["issuer"],
-                               client_id=self.app.client_id, nonce=nonce,
-                               access_token=token["access_token"])
+        return verify_id_token(
+            token["id_token"],
+            self.jwks(),
+            issuer=self.meta["issuer"],
+            client_id=self.app.client_id,
+            nonce=nonce,
+            access_token=token["access_token"],
+        )
 
     def login(self, browser: Browser, **extra: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """A whole login; returns the token response and the verified ID-token claims."""
@@ -95,15 +110,19 @@ class RelyingParty:
         return token, self.verify(token, self.nonce)
 
     def introspect(self, token: str, hint: str) -> dict[str, Any]:
-        response = self.oauth.introspect_token(self.meta["introspection_endpoint"],
-                                               token=token, token_type_hint=hint)
+        response = self.oauth.introspect_token(
+            self.meta["introspection_endpoint"], token=token, token_type_hint=hint
+        )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
 
     def userinfo(self, access_token: str) -> requests.Response:
-        return requests.get(self.meta["userinfo_endpoint"], timeout=HTTP_TIMEOUT,
-                            headers={"Authorization": f"Bearer {access_token}"})
+        return requests.get(
+            self.meta["userinfo_endpoint"],
+            timeout=HTTP_TIMEOUT,
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
 
 
 @pytest.fixture
@@ -126,7 +145,8 @@ def _refresh_error(rp: RelyingParty, refresh_token: str) -> str:
 
 
 def test_login_refresh_revoke_and_logout_with_a_real_client(
-    live_server: LiveServer, person: Person,
+    live_server: LiveServer,
+    person: Person,
     browser_for: Callable[[Person], Browser],
     relying_party: Callable[[RegisteredApp], RelyingParty],
 ) -> None:
@@ -148,12 +168,16 @@ def test_login_refresh_revoke_and_logout_with_a_real_client(
 
     # Refresh rotates: a new refresh token, a new ID token for the same login.
     first_refresh = token["refresh_token"]
-    rotated = dict(rp.oauth.refresh_token(rp.meta["token_endpoint"],
-                                          refresh_token=first_refresh))
+    rotated = dict(rp.oauth.refresh_token(rp.meta["token_endpoint"], refresh_token=first_refresh))
     assert rotated["refresh_token"] != first_refresh
-    refreshed = verify_id_token(rotated["id_token"], rp.jwks(), issuer=live_server.issuer,
-                                client_id=live_server.confidential.client_id, nonce=None,
-                                access_token=rotated["access_token"])
+    refreshed = verify_id_token(
+        rotated["id_token"],
+        rp.jwks(),
+        issuer=live_server.issuer,
+        client_id=live_server.confidential.client_id,
+        nonce=None,
+        access_token=rotated["access_token"],
+    )
     assert refreshed["sub"] == claims["sub"] and refreshed["auth_time"] == claims["auth_time"]
     assert rp.userinfo(rotated["access_token"]).status_code == 200
 
@@ -175,8 +199,11 @@ def test_login_refresh_revoke_and_logout_with_a_real_client(
     active_access = rp.introspect(token["access_token"], "access_token")
     assert active_access["active"] is True and active_access["sub"] == person.sub
 
-    revoked = rp.oauth.revoke_token(rp.meta["revocation_endpoint"],
-                                    token=token["refresh_token"], token_type_hint="refresh_token")
+    revoked = rp.oauth.revoke_token(
+        rp.meta["revocation_endpoint"],
+        token=token["refresh_token"],
+        token_type_hint="refresh_token",
+    )
     assert revoked.status_code == 200, revoked.text
     # Revoking the refresh token also revokes the access tokens of its grant (RFC 7009 §2.1).
     assert rp.introspect(token["refresh_token"], "refresh_token") == {"active": False}
@@ -188,9 +215,17 @@ def test_login_refresh_revoke_and_logout_with_a_real_client(
     logout_state = secrets.token_urlsafe(8)
     bye = live_server.confidential.post_logout_redirect_uri
     assert bye is not None
-    logout = browser.get(rp.meta["end_session_endpoint"] + "?" + urlencode({
-        "id_token_hint": token["id_token"], "post_logout_redirect_uri": bye,
-        "state": logout_state}))
+    logout = browser.get(
+        rp.meta["end_session_endpoint"]
+        + "?"
+        + urlencode(
+            {
+                "id_token_hint": token["id_token"],
+                "post_logout_redirect_uri": bye,
+                "state": logout_state,
+            }
+        )
+    )
     assert logout.status_code == 302, logout.text[:2000]
     assert logout.headers["Location"] == f"{bye}?state={logout_state}"
 
@@ -202,7 +237,8 @@ def test_login_refresh_revoke_and_logout_with_a_real_client(
 
 
 def test_max_age_forces_a_new_login(
-    live_server: LiveServer, person: Person,
+    live_server: LiveServer,
+    person: Person,
     browser_for: Callable[[Person], Browser],
     relying_party: Callable[[RegisteredApp], RelyingParty],
 ) -> None:
@@ -228,7 +264,8 @@ def test_max_age_forces_a_new_login(
 
 
 def test_prompt_none_with_live_session_and_remembered_consent_returns_a_code(
-    live_server: LiveServer, person: Person,
+    live_server: LiveServer,
+    person: Person,
     browser_for: Callable[[Person], Browser],
     relying_party: Callable[[RegisteredApp], RelyingParty],
 ) -> None:
@@ -249,7 +286,8 @@ def test_prompt_none_with_live_session_and_remembered_consent_returns_a_code(
 
 
 def test_public_client_logs_in_with_pkce_only(
-    live_server: LiveServer, person: Person,
+    live_server: LiveServer,
+    person: Person,
     browser_for: Callable[[Person], Browser],
     relying_party: Callable[[RegisteredApp], RelyingParty],
 ) -> None:
@@ -258,15 +296,23 @@ def test_public_client_logs_in_with_pkce_only(
     token, claims = rp.login(browser)
     assert browser.pages == ["/login", "/consent"]
     assert claims["aud"] == live_server.public.client_id
-    rotated = dict(rp.oauth.refresh_token(rp.meta["token_endpoint"],
-                                          refresh_token=token["refresh_token"]))
+    rotated = dict(
+        rp.oauth.refresh_token(rp.meta["token_endpoint"], refresh_token=token["refresh_token"])
+    )
     assert rotated["refresh_token"] != token["refresh_token"]
 
     # Without the verifier the code is useless, even to the right client.
     callback = browser.visit(rp.authorization_url())
     code = rp.check_callback(callback)["code"]
-    response = requests.post(rp.meta["token_endpoint"], timeout=HTTP_TIMEOUT, data={
-        "grant_type": "authorization_code", "code": code, "client_id": rp.app.client_id,
-        "redirect_uri": rp.app.redirect_uri})
+    response = requests.post(
+        rp.meta["token_endpoint"],
+        timeout=HTTP_TIMEOUT,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": rp.app.client_id,
+            "redirect_uri": rp.app.redirect_uri,
+        },
+    )
     assert response.status_code == 400
     assert response.json()["error"] in ("invalid_request", "invalid_grant")

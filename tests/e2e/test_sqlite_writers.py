@@ -31,7 +31,9 @@ CLIENT_CREDENTIALS_PER_THREAD = 25
 
 
 def test_concurrent_token_requests_never_fail_on_sqlite(
-    live_server: LiveServer, person: Person, browser_for: Callable[[Person], Browser],
+    live_server: LiveServer,
+    person: Person,
+    browser_for: Callable[[Person], Browser],
 ) -> None:
     app = live_server.confidential
     browser = browser_for(person)
@@ -68,17 +70,18 @@ def test_concurrent_token_requests_never_fail_on_sqlite(
         with requests.Session() as http:
             start.wait(timeout=HTTP_TIMEOUT)
             for step in range(CLIENT_CREDENTIALS_PER_THREAD):
-                response = http.post(f"{live_server.base_url}/token",
-                                     data={"grant_type": "client_credentials"},
-                                     auth=app.auth, timeout=HTTP_TIMEOUT)
+                response = http.post(
+                    f"{live_server.base_url}/token",
+                    data={"grant_type": "client_credentials"},
+                    auth=app.auth,
+                    timeout=HTTP_TIMEOUT,
+                )
                 if response.status_code != 200 or "access_token" not in response.json():
-                    note(f"client_credentials {step}: {response.status_code} "
-                         f"{response.text[:300]}")
+                    note(f"client_credentials {step}: {response.status_code} {response.text[:300]}")
                     return
 
     threads = [threading.Thread(target=refresher, args=(i,)) for i in range(REFRESH_THREADS)]
-    threads += [threading.Thread(target=machine_client)
-                for _ in range(CLIENT_CREDENTIALS_THREADS)]
+    threads += [threading.Thread(target=machine_client) for _ in range(CLIENT_CREDENTIALS_THREADS)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -90,7 +93,10 @@ def test_concurrent_token_requests_never_fail_on_sqlite(
     # Every family ends with exactly one live refresh token: the newest.
     assert len(latest) == REFRESH_THREADS
     for token in latest.values():
-        response = requests.post(f"{live_server.base_url}/introspect", auth=app.auth,
-                                 data={"token": token, "token_type_hint": "refresh_token"},
-                                 timeout=HTTP_TIMEOUT)
+        response = requests.post(
+            f"{live_server.base_url}/introspect",
+            auth=app.auth,
+            data={"token": token, "token_type_hint": "refresh_token"},
+            timeout=HTTP_TIMEOUT,
+        )
         assert response.json()["active"] is True, response.text

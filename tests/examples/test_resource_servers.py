@@ -87,16 +87,32 @@ def keyring_of(app: Flask) -> KeyRing:
     return keyring
 
 
-def access_claims(*, issuer: str = ISSUER, aud: Any = INVOICES, scope: str = "invoices.read",
-                  customer: Any = None, role: Any = "contractor", lifetime: int = 300,
-                  **extra: Any) -> dict[str, Any]:
+def access_claims(
+    *,
+    issuer: str = ISSUER,
+    aud: Any = INVOICES,
+    scope: str = "invoices.read",
+    customer: Any = None,
+    role: Any = "contractor",
+    lifetime: int = 300,
+    **extra: Any,
+) -> dict[str, Any]:
     """The claims of an access token as the IdP issues them (RFC 9068 + the acting context)."""
     now = int(time.time())
     claims = {
-        "iss": issuer, "sub": "u-" + secrets.token_hex(6), "aud": aud, "client_id": "portal",
-        "iat": now, "exp": now + lifetime, "jti": secrets.token_urlsafe(16), "scope": scope,
-        "customer": JANIS if customer is None else customer, "role": role,
-        "auth_time": now, "acr": "urn:gas-portal:acr:password", "gid": secrets.token_hex(8),
+        "iss": issuer,
+        "sub": "u-" + secrets.token_hex(6),
+        "aud": aud,
+        "client_id": "portal",
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": secrets.token_urlsafe(16),
+        "scope": scope,
+        "customer": JANIS if customer is None else customer,
+        "role": role,
+        "auth_time": now,
+        "acr": "urn:gas-portal:acr:password",
+        "gid": secrets.token_hex(8),
     }
     claims.update(extra)
     return {k: v for k, v in claims.items() if v is not None}
@@ -106,8 +122,12 @@ def access_claims(*, issuer: str = ISSUER, aud: Any = INVOICES, scope: str = "in
 def sign(app: Flask) -> Callable[..., str]:
     """Sign claims with the IdP's current key (ES256 by default), typ at+jwt by default."""
 
-    def signer(claims: dict[str, Any] | None = None, alg: str = "ES256",
-               typ: str = "at+jwt", **overrides: Any) -> str:
+    def signer(
+        claims: dict[str, Any] | None = None,
+        alg: str = "ES256",
+        typ: str = "at+jwt",
+        **overrides: Any,
+    ) -> str:
         with app.app_context():
             return keyring_of(app).sign(claims or access_claims(**overrides), alg, typ=typ)
 
@@ -121,8 +141,7 @@ def invoices(idp_url: str) -> FlaskClient:
 
 @pytest.fixture
 def meters(idp_url: str) -> FlaskClient:
-    return meter_service.create_app(ISSUER, METER_READINGS,
-                                    f"{idp_url}/jwks.json").test_client()
+    return meter_service.create_app(ISSUER, METER_READINGS, f"{idp_url}/jwks.json").test_client()
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -133,7 +152,7 @@ def challenge(response: Any) -> dict[str, str]:
     """The parameters of a `Bearer` WWW-Authenticate challenge."""
     header = response.headers["WWW-Authenticate"]
     assert header.startswith("Bearer ")
-    pairs = [part.strip().split("=", 1) for part in header[len("Bearer "):].split('", ')]
+    pairs = [part.strip().split("=", 1) for part in header[len("Bearer ") :].split('", ')]
     return {name: value.strip('"') for name, value in pairs}
 
 
@@ -169,7 +188,8 @@ def test_health_needs_no_token(invoices: FlaskClient, meters: FlaskClient) -> No
 
 
 def test_a_valid_token_shows_the_invoices_of_its_customer_only(
-        invoices: FlaskClient, sign: Callable[..., str]) -> None:
+    invoices: FlaskClient, sign: Callable[..., str]
+) -> None:
     response = invoices.get("/invoices", headers=bearer(sign()))
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
@@ -181,7 +201,8 @@ def test_a_valid_token_shows_the_invoices_of_its_customer_only(
 
     anna = invoices.get("/invoices", headers=bearer(sign(customer=ANNA))).get_json()
     assert [i["number"] for i in anna["invoices"]] == [
-        i["number"] for i in invoice_service.INVOICES["200300400"]]
+        i["number"] for i in invoice_service.INVOICES["200300400"]
+    ]
     assert not set(numbers) & {i["number"] for i in anna["invoices"]}
 
     unknown = invoices.get("/invoices", headers=bearer(sign(customer=NOBODY)))
@@ -189,18 +210,22 @@ def test_a_valid_token_shows_the_invoices_of_its_customer_only(
     assert unknown.get_json()["invoices"] == []
 
 
-def test_no_parameter_chooses_the_customer(invoices: FlaskClient,
-                                           sign: Callable[..., str]) -> None:
+def test_no_parameter_chooses_the_customer(invoices: FlaskClient, sign: Callable[..., str]) -> None:
     token = sign()
-    for query in ({"customer": "200300400"}, {"customer_number": "200300400"},
-                  {"customer.number": "200300400"}):
+    for query in (
+        {"customer": "200300400"},
+        {"customer_number": "200300400"},
+        {"customer.number": "200300400"},
+    ):
         body = invoices.get("/invoices", query_string=query, headers=bearer(token)).get_json()
         assert {i["number"] for i in body["invoices"]} == {
-            i["number"] for i in invoice_service.INVOICES["100200300"]}
+            i["number"] for i in invoice_service.INVOICES["100200300"]
+        }
 
 
-def test_one_invoice_is_shown_only_to_its_customer(invoices: FlaskClient,
-                                                   sign: Callable[..., str]) -> None:
+def test_one_invoice_is_shown_only_to_its_customer(
+    invoices: FlaskClient, sign: Callable[..., str]
+) -> None:
     mine = invoice_service.INVOICES["100200300"][0]["number"]
     annas = invoice_service.INVOICES["200300400"][0]["number"]
     token = sign()
@@ -216,8 +241,9 @@ def test_one_invoice_is_shown_only_to_its_customer(invoices: FlaskClient,
     assert other.get_json()["error"] == "not_found"
     assert annas not in other.get_data(as_text=True)
     # Anna herself sees it.
-    assert invoices.get(f"/invoices/{annas}",
-                        headers=bearer(sign(customer=ANNA))).status_code == 200
+    assert (
+        invoices.get(f"/invoices/{annas}", headers=bearer(sign(customer=ANNA))).status_code == 200
+    )
 
 
 def test_no_token_gets_a_bare_challenge(invoices: FlaskClient) -> None:
@@ -231,7 +257,15 @@ def test_no_token_gets_a_bare_challenge(invoices: FlaskClient) -> None:
 
 
 GARBAGE = [
-    "", "x", "a.b", "a.b.c", "a.b.c.d", "....", "ā.ā.ā", "Bearer", "\x00\x01",
+    "",
+    "x",
+    "a.b",
+    "a.b.c",
+    "a.b.c.d",
+    "....",
+    "ā.ā.ā",
+    "Bearer",
+    "\x00\x01",
     b64({"alg": "ES256"}) + ".." + "x",
     b64(b"[]") + "." + b64(b"{}") + ".sig",
     b64(b"not json") + "." + b64(b"{}") + ".sig",
@@ -247,63 +281,78 @@ def test_garbage_is_an_invalid_token(invoices: FlaskClient, token: str) -> None:
     assert_invalid_token(invoices.get("/invoices", headers=bearer(token)))
 
 
-def test_random_garbage_never_gets_more_than_a_401(invoices: FlaskClient,
-                                                   app: Flask) -> None:
+def test_random_garbage_never_gets_more_than_a_401(invoices: FlaskClient, app: Flask) -> None:
     rng = random.Random(9068)
     kid = es256_kid(app)
-    pieces = [b64({"alg": "ES256", "kid": kid, "typ": "at+jwt"}), b64({"alg": "none"}),
-              b64(access_claims()), b64(b"\xff\xfe"), "", "=", "%", "~", "e30", "bnVsbA"]
+    pieces = [
+        b64({"alg": "ES256", "kid": kid, "typ": "at+jwt"}),
+        b64({"alg": "none"}),
+        b64(access_claims()),
+        b64(b"\xff\xfe"),
+        "",
+        "=",
+        "%",
+        "~",
+        "e30",
+        "bnVsbA",
+    ]
     for _ in range(200):
         token = ".".join(rng.choice(pieces) for _ in range(rng.randint(1, 5)))
         response = invoices.get("/invoices", headers=bearer(token))
         assert response.status_code == 401, (token, response.get_data(as_text=True))
 
 
-def test_an_id_token_is_not_an_access_token(invoices: FlaskClient,
-                                            sign: Callable[..., str]) -> None:
+def test_an_id_token_is_not_an_access_token(
+    invoices: FlaskClient, sign: Callable[..., str]
+) -> None:
     id_token_claims = access_claims(aud=INVOICES, nonce="n", azp="portal")
     description = assert_invalid_token(
-        invoices.get("/invoices", headers=bearer(sign(id_token_claims, alg="RS256", typ="JWT"))))
+        invoices.get("/invoices", headers=bearer(sign(id_token_claims, alg="RS256", typ="JWT")))
+    )
     assert "typ" in description
 
 
-@pytest.mark.parametrize(("overrides", "why"), [
-    ({"issuer": "https://evil.example"}, "iss"),
-    ({"issuer": ISSUER + "/"}, "iss"),
-    ({"aud": METER_READINGS}, "aud"),
-    ({"aud": [METER_READINGS, "urn:other"]}, "aud"),
-    ({"aud": "urn:gas-portal:invoices-but-not-quite"}, "aud"),
-    ({"lifetime": -120}, "expired"),
-    ({"exp": "tomorrow"}, "exp"),
-    ({"iat": int(time.time()) + 3600}, "iat"),
-    ({"customer": {}}, "customer"),
-    ({"customer": {"id": "1", "number": "100200300", "name": "J"}}, "customer"),
-    ({"customer": {"id": 1, "number": 100200300, "name": "J"}}, "customer"),
-    ({"customer": {"id": True, "number": "100200300", "name": "J"}}, "customer"),
-    ({"customer": "100200300"}, "customer"),
-    ({"role": ""}, "role"),
-    ({"role": ["contractor"]}, "role"),
-    ({"scope": ["invoices.read"]}, "scope"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "why"),
+    [
+        ({"issuer": "https://evil.example"}, "iss"),
+        ({"issuer": ISSUER + "/"}, "iss"),
+        ({"aud": METER_READINGS}, "aud"),
+        ({"aud": [METER_READINGS, "urn:other"]}, "aud"),
+        ({"aud": "urn:gas-portal:invoices-but-not-quite"}, "aud"),
+        ({"lifetime": -120}, "expired"),
+        ({"exp": "tomorrow"}, "exp"),
+        ({"iat": int(time.time()) + 3600}, "iat"),
+        ({"customer": {}}, "customer"),
+        ({"customer": {"id": "1", "number": "100200300", "name": "J"}}, "customer"),
+        ({"customer": {"id": 1, "number": 100200300, "name": "J"}}, "customer"),
+        ({"customer": {"id": True, "number": "100200300", "name": "J"}}, "customer"),
+        ({"customer": "100200300"}, "customer"),
+        ({"role": ""}, "role"),
+        ({"role": ["contractor"]}, "role"),
+        ({"scope": ["invoices.read"]}, "scope"),
+    ],
+)
 def test_claims_that_do_not_fit_are_an_invalid_token(
-        invoices: FlaskClient, sign: Callable[..., str], overrides: dict[str, Any],
-        why: str) -> None:
-    description = assert_invalid_token(
-        invoices.get("/invoices", headers=bearer(sign(**overrides))))
+    invoices: FlaskClient, sign: Callable[..., str], overrides: dict[str, Any], why: str
+) -> None:
+    description = assert_invalid_token(invoices.get("/invoices", headers=bearer(sign(**overrides))))
     assert why in description
 
 
 @pytest.mark.parametrize("missing", ["iss", "aud", "exp", "sub", "customer", "role"])
-def test_a_missing_claim_is_an_invalid_token(invoices: FlaskClient, sign: Callable[..., str],
-                                             missing: str) -> None:
+def test_a_missing_claim_is_an_invalid_token(
+    invoices: FlaskClient, sign: Callable[..., str], missing: str
+) -> None:
     claims = access_claims()
     del claims[missing]
     description = assert_invalid_token(invoices.get("/invoices", headers=bearer(sign(claims))))
     assert missing in description
 
 
-def test_a_token_expired_within_the_leeway_still_passes(invoices: FlaskClient,
-                                                         sign: Callable[..., str]) -> None:
+def test_a_token_expired_within_the_leeway_still_passes(
+    invoices: FlaskClient, sign: Callable[..., str]
+) -> None:
     response = invoices.get("/invoices", headers=bearer(sign(lifetime=-5)))
     assert response.status_code == 200
 
@@ -315,14 +364,18 @@ def test_alg_none_is_refused(invoices: FlaskClient, app: Flask) -> None:
         assert_invalid_token(invoices.get("/invoices", headers=bearer(token)))
 
 
-def test_hmac_signed_with_the_public_key_is_refused(invoices: FlaskClient, app: Flask,
-                                                    idp_url: str) -> None:
+def test_hmac_signed_with_the_public_key_is_refused(
+    invoices: FlaskClient, app: Flask, idp_url: str
+) -> None:
     jwks = requests.get(f"{idp_url}/jwks.json", timeout=5).json()
     for public in jwks["keys"]:
         header = {"alg": "HS256", "typ": "at+jwt", "kid": public["kid"]}
         signing_input = f"{b64(header)}.{b64(access_claims())}"
-        for secret in (json.dumps(public).encode(), json.dumps(public, sort_keys=True).encode(),
-                       public.get("x", public.get("n", "")).encode()):
+        for secret in (
+            json.dumps(public).encode(),
+            json.dumps(public, sort_keys=True).encode(),
+            public.get("x", public.get("n", "")).encode(),
+        ):
             mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
             token = f"{signing_input}.{b64(mac)}"
             assert_invalid_token(invoices.get("/invoices", headers=bearer(token)))
@@ -331,8 +384,7 @@ def test_hmac_signed_with_the_public_key_is_refused(invoices: FlaskClient, app: 
 def test_a_key_the_idp_does_not_publish_is_refused(invoices: FlaskClient, app: Flask) -> None:
     rogue = ECKey.generate_key("P-256")
     for kid in ("es256-unknown", es256_kid(app)):  # a kid of its own, or the IdP's kid
-        token = jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": kid}, access_claims(),
-                           rogue)
+        token = jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": kid}, access_claims(), rogue)
         assert_invalid_token(invoices.get("/invoices", headers=bearer(token)))
 
 
@@ -343,7 +395,8 @@ def test_a_tampered_token_is_refused(invoices: FlaskClient, sign: Callable[..., 
 
 
 def test_without_the_scope_the_answer_is_insufficient_scope(
-        invoices: FlaskClient, sign: Callable[..., str]) -> None:
+    invoices: FlaskClient, sign: Callable[..., str]
+) -> None:
     for scope in ("", "openid profile", "meter_readings.submit", "invoices.reader"):
         response = invoices.get("/invoices", headers=bearer(sign(scope=scope)))
         assert response.status_code == 403
@@ -351,31 +404,43 @@ def test_without_the_scope_the_answer_is_insufficient_scope(
         assert params["error"] == "insufficient_scope"
         assert params["scope"] == "invoices.read"
         assert response.get_json()["error"] == "insufficient_scope"
-        assert invoices.get("/invoices/GI-2026-000101",
-                            headers=bearer(sign(scope=scope))).status_code == 403
+        assert (
+            invoices.get("/invoices/GI-2026-000101", headers=bearer(sign(scope=scope))).status_code
+            == 403
+        )
 
 
-def test_an_audience_list_holding_ours_is_accepted(invoices: FlaskClient,
-                                                   sign: Callable[..., str]) -> None:
+def test_an_audience_list_holding_ours_is_accepted(
+    invoices: FlaskClient, sign: Callable[..., str]
+) -> None:
     token = sign(aud=[METER_READINGS, INVOICES])
     assert invoices.get("/invoices", headers=bearer(token)).status_code == 200
 
 
-def test_rs256_and_the_full_media_type_are_accepted(invoices: FlaskClient,
-                                                    sign: Callable[..., str]) -> None:
+def test_rs256_and_the_full_media_type_are_accepted(
+    invoices: FlaskClient, sign: Callable[..., str]
+) -> None:
     assert invoices.get("/invoices", headers=bearer(sign(alg="RS256"))).status_code == 200
     token = sign(typ="application/at+jwt")
     assert invoices.get("/invoices", headers=bearer(token)).status_code == 200
 
 
 def test_a_token_of_the_idp_token_endpoint_without_a_customer_is_refused(
-        client: FlaskClient, invoices: FlaskClient,
-        make_client: Callable[..., RegisteredClient]) -> None:
+    client: FlaskClient, invoices: FlaskClient, make_client: Callable[..., RegisteredClient]
+) -> None:
     """A client_credentials token is the IdP's, for our audience, but nobody acts in it."""
-    service = make_client(name="Batch job", audience=INVOICES, redirect_uris=[],
-                          grant_types=["client_credentials"], scopes=[])
-    issued = client.post("/token", data={"grant_type": "client_credentials"},
-                         auth=(service.client_id, service.secret))
+    service = make_client(
+        name="Batch job",
+        audience=INVOICES,
+        redirect_uris=[],
+        grant_types=["client_credentials"],
+        scopes=[],
+    )
+    issued = client.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        auth=(service.client_id, service.secret),
+    )
     assert issued.status_code == 200, issued.get_data(as_text=True)
     response = invoices.get("/invoices", headers=bearer(issued.get_json()["access_token"]))
     assert "customer" in assert_invalid_token(response)
@@ -419,7 +484,8 @@ def test_the_idp_being_unreachable_is_a_503_not_a_401(sign: Callable[..., str]) 
 
 
 def test_keys_already_known_still_verify_while_the_idp_is_down(
-        app: Flask, sign: Callable[..., str]) -> None:
+    app: Flask, sign: Callable[..., str]
+) -> None:
     with serving(app) as (url, _counter):
         service_app = invoice_service.create_app(ISSUER, INVOICES, f"{url}/jwks.json")
         service = service_app.test_client()
@@ -427,8 +493,11 @@ def test_keys_already_known_still_verify_while_the_idp_is_down(
     keys = service_app.extensions["resource_server"].keys
     keys.max_age = keys.refetch_interval = 0  # every request tries to refetch, and fails
     assert service.get("/invoices", headers=bearer(sign())).status_code == 200
-    rogue = jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": "es256-next"}, access_claims(),
-                       ECKey.generate_key("P-256"))
+    rogue = jwt.encode(
+        {"alg": "ES256", "typ": "at+jwt", "kid": "es256-next"},
+        access_claims(),
+        ECKey.generate_key("P-256"),
+    )
     assert_invalid_token(service.get("/invoices", headers=bearer(rogue)))
 
 
@@ -441,7 +510,8 @@ def fresh_url(tmp_path: Path) -> Iterator[str]:
 
 
 def test_key_rotation_refetches_the_jwks_at_most_once_a_minute(
-        make_app: Callable[..., Flask], fresh_url: str) -> None:
+    make_app: Callable[..., Flask], fresh_url: str
+) -> None:
     idp = make_app(database_url=fresh_url, keys_refresh_interval=0)
     keyring = keyring_of(idp)
     with serving(idp) as (url, counter):
@@ -484,11 +554,13 @@ def reading_token(sign: Callable[..., str], **overrides: Any) -> str:
 
 
 def test_only_invoices_read_cannot_submit_nor_list_readings(
-        meters: FlaskClient, sign: Callable[..., str]) -> None:
+    meters: FlaskClient, sign: Callable[..., str]
+) -> None:
     token = reading_token(sign, scope="openid invoices.read", role="additional_user")
-    for response in (meters.post("/readings", json={"meter": "GM-1001", "value": "12.5"},
-                                 headers=bearer(token)),
-                     meters.get("/readings", headers=bearer(token))):
+    for response in (
+        meters.post("/readings", json={"meter": "GM-1001", "value": "12.5"}, headers=bearer(token)),
+        meters.get("/readings", headers=bearer(token)),
+    ):
         assert response.status_code == 403
         params = challenge(response)
         assert params["realm"] == "meter-readings"
@@ -497,13 +569,16 @@ def test_only_invoices_read_cannot_submit_nor_list_readings(
         assert response.get_json()["error"] == "insufficient_scope"
 
 
-def test_a_reading_is_stored_for_the_tokens_customer(meters: FlaskClient,
-                                                     sign: Callable[..., str]) -> None:
-    claims = access_claims(aud=METER_READINGS, scope="meter_readings.submit",
-                           role="additional_user")
+def test_a_reading_is_stored_for_the_tokens_customer(
+    meters: FlaskClient, sign: Callable[..., str]
+) -> None:
+    claims = access_claims(
+        aud=METER_READINGS, scope="meter_readings.submit", role="additional_user"
+    )
     token = sign(claims)
-    created = meters.post("/readings", data={"meter": "GM-1001", "value": "1234,56"},
-                          headers=bearer(token))
+    created = meters.post(
+        "/readings", data={"meter": "GM-1001", "value": "1234,56"}, headers=bearer(token)
+    )
     assert created.status_code == 201, created.get_data(as_text=True)
     reading = created.get_json()
     assert reading["customer_number"] == "100200300"
@@ -513,8 +588,9 @@ def test_a_reading_is_stored_for_the_tokens_customer(meters: FlaskClient,
     assert reading["client_id"] == "portal"
     assert reading["at"].endswith("+00:00")
 
-    as_json = meters.post("/readings", json={"meter": "GM-1001", "value": 1240},
-                          headers=bearer(token))
+    as_json = meters.post(
+        "/readings", json={"meter": "GM-1001", "value": 1240}, headers=bearer(token)
+    )
     assert as_json.status_code == 201
     assert as_json.get_json()["value"] == "1240"
 
@@ -525,48 +601,57 @@ def test_a_reading_is_stored_for_the_tokens_customer(meters: FlaskClient,
     # Another customer sees none of them, and cannot report on Jānis's meter.
     anna = reading_token(sign, customer=ANNA)
     assert meters.get("/readings", headers=bearer(anna)).get_json() == {
-        "meters": ["GM-2001", "GM-2002"], "readings": []}
-    refused = meters.post("/readings", json={"meter": "GM-1001", "value": "1"},
-                          headers=bearer(anna))
+        "meters": ["GM-2001", "GM-2002"],
+        "readings": [],
+    }
+    refused = meters.post(
+        "/readings", json={"meter": "GM-1001", "value": "1"}, headers=bearer(anna)
+    )
     assert refused.status_code == 400
-    unknown = meters.post("/readings", json={"meter": "GM-0000", "value": "1"},
-                          headers=bearer(anna))
+    unknown = meters.post(
+        "/readings", json={"meter": "GM-0000", "value": "1"}, headers=bearer(anna)
+    )
     assert refused.get_json() == unknown.get_json()
     assert len(meters.get("/readings", headers=bearer(token)).get_json()["readings"]) == 2
 
 
 @pytest.mark.parametrize("value", ["0", 0, "7", "0.001", "99999999.999", 12.5, " 12.5 "])
 def test_accepted_values(meters: FlaskClient, sign: Callable[..., str], value: Any) -> None:
-    response = meters.post("/readings", json={"meter": "GM-1001", "value": value},
-                           headers=bearer(reading_token(sign)))
+    response = meters.post(
+        "/readings", json={"meter": "GM-1001", "value": value}, headers=bearer(reading_token(sign))
+    )
     assert response.status_code == 201, response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("body", [
-    {"value": "12"},
-    {"meter": "", "value": "12"},
-    {"meter": 1001, "value": "12"},
-    {"meter": "GM-2001", "value": "12"},  # Anna's meter
-    {"meter": "GM-1001"},
-    {"meter": "GM-1001", "value": ""},
-    {"meter": "GM-1001", "value": None},
-    {"meter": "GM-1001", "value": "-1"},
-    {"meter": "GM-1001", "value": -1},
-    {"meter": "GM-1001", "value": "1.2345"},
-    {"meter": "GM-1001", "value": "123456789"},
-    {"meter": "GM-1001", "value": "1e3"},
-    {"meter": "GM-1001", "value": 1e-7},
-    {"meter": "GM-1001", "value": "NaN"},
-    {"meter": "GM-1001", "value": "Infinity"},
-    {"meter": "GM-1001", "value": "twelve"},
-    {"meter": "GM-1001", "value": "1,234.5"},
-    {"meter": "GM-1001", "value": True},
-    {"meter": "GM-1001", "value": [12]},
-    {"meter": "GM-1001", "value": {"m3": 12}},
-    {"meter": "GM-1001", "value": "١٢"},  # Arabic-Indic digits are no meter register
-])
-def test_bad_readings_are_an_invalid_request(meters: FlaskClient, sign: Callable[..., str],
-                                             body: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"value": "12"},
+        {"meter": "", "value": "12"},
+        {"meter": 1001, "value": "12"},
+        {"meter": "GM-2001", "value": "12"},  # Anna's meter
+        {"meter": "GM-1001"},
+        {"meter": "GM-1001", "value": ""},
+        {"meter": "GM-1001", "value": None},
+        {"meter": "GM-1001", "value": "-1"},
+        {"meter": "GM-1001", "value": -1},
+        {"meter": "GM-1001", "value": "1.2345"},
+        {"meter": "GM-1001", "value": "123456789"},
+        {"meter": "GM-1001", "value": "1e3"},
+        {"meter": "GM-1001", "value": 1e-7},
+        {"meter": "GM-1001", "value": "NaN"},
+        {"meter": "GM-1001", "value": "Infinity"},
+        {"meter": "GM-1001", "value": "twelve"},
+        {"meter": "GM-1001", "value": "1,234.5"},
+        {"meter": "GM-1001", "value": True},
+        {"meter": "GM-1001", "value": [12]},
+        {"meter": "GM-1001", "value": {"m3": 12}},
+        {"meter": "GM-1001", "value": "١٢"},  # Arabic-Indic digits are no meter register
+    ],
+)
+def test_bad_readings_are_an_invalid_request(
+    meters: FlaskClient, sign: Callable[..., str], body: dict[str, Any]
+) -> None:
     token = reading_token(sign)
     sends: list[dict[str, Any]] = [{"json": body}]
     if all(isinstance(v, str) for v in body.values()):
@@ -582,19 +667,24 @@ def test_bad_readings_are_an_invalid_request(meters: FlaskClient, sign: Callable
 
 @pytest.mark.parametrize("raw", [b"[1, 2]", b'"text"', b"not json", b"null", b""])
 def test_a_body_that_is_no_object_is_an_invalid_request(
-        meters: FlaskClient, sign: Callable[..., str], raw: bytes) -> None:
-    response = meters.post("/readings", data=raw, content_type="application/json",
-                           headers=bearer(reading_token(sign)))
+    meters: FlaskClient, sign: Callable[..., str], raw: bytes
+) -> None:
+    response = meters.post(
+        "/readings", data=raw, content_type="application/json", headers=bearer(reading_token(sign))
+    )
     assert response.status_code == 400
     assert response.get_json()["error"] == "invalid_request"
 
 
-def test_the_meter_service_checks_its_own_audience(meters: FlaskClient,
-                                                   sign: Callable[..., str]) -> None:
+def test_the_meter_service_checks_its_own_audience(
+    meters: FlaskClient, sign: Callable[..., str]
+) -> None:
     invoices_token = sign(scope="meter_readings.submit")  # aud: the invoice service
     description = assert_invalid_token(
-        meters.post("/readings", json={"meter": "GM-1001", "value": "1"},
-                    headers=bearer(invoices_token)))
+        meters.post(
+            "/readings", json={"meter": "GM-1001", "value": "1"}, headers=bearer(invoices_token)
+        )
+    )
     assert "aud" in description
     assert_invalid_token(meters.get("/readings", headers=bearer("garbage")))
     bare = meters.get("/readings")

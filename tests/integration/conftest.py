@@ -30,8 +30,9 @@ def basic(rp: RegisteredClient) -> tuple[str, str]:
     return rp.client_id, rp.secret
 
 
-def get_code(browser: Browser, rp: RegisteredClient, **extra: str
-             ) -> tuple[str, str, dict[str, str]]:
+def get_code(
+    browser: Browser, rp: RegisteredClient, **extra: str
+) -> tuple[str, str, dict[str, str]]:
     """Log in and consent for `rp`; returns (code, verifier, request params)."""
     params, verifier = auth_params(rp, **extra)
     response = browser.authorize(params)
@@ -43,8 +44,9 @@ def get_code(browser: Browser, rp: RegisteredClient, **extra: str
     return answer["code"], verifier, params
 
 
-def redeem(client: FlaskClient, rp: RegisteredClient, code: str, verifier: str | None,
-           **extra: str) -> TestResponse:
+def redeem(
+    client: FlaskClient, rp: RegisteredClient, code: str, verifier: str | None, **extra: str
+) -> TestResponse:
     """The token request for `code`, authenticated as the client is registered to."""
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri}
     if verifier is not None:
@@ -56,8 +58,9 @@ def redeem(client: FlaskClient, rp: RegisteredClient, code: str, verifier: str |
     return client.post("/token", data=data, auth=basic(rp))
 
 
-def login_tokens(client: FlaskClient, browser: Browser, rp: RegisteredClient, **extra: str
-                 ) -> dict[str, Any]:
+def login_tokens(
+    client: FlaskClient, browser: Browser, rp: RegisteredClient, **extra: str
+) -> dict[str, Any]:
     """A whole login: the token response body for `rp`."""
     code, verifier, params = get_code(browser, rp, **extra)
     response = redeem(client, rp, code, verifier)

@@ -55,8 +55,10 @@ class Person:
         assert to_bank.headers["Location"].startswith(self.issuer + "/demo-bank/authorize")
         html = text(self.get(to_bank.headers["Location"]))
         assert "DEMO bank" in html
-        form = {"csrf_token": csrf_token(html),
-                "request": html.split('name="request" value="')[1].split('"')[0]}
+        form = {
+            "csrf_token": csrf_token(html),
+            "request": html.split('name="request" value="')[1].split('"')[0],
+        }
         form.update({"person": person} if person else {"cancel": "Cancel"})
         answer = self.client.post("/demo-bank/authorize", data=form)
         assert answer.status_code == 302
@@ -66,17 +68,35 @@ class Person:
     def confirm_contact(self) -> Any:
         page = text(self.get("/contact"))
         email = page.split('name="email" ')[1].split('value="')[1].split('"')[0]
-        return self.client.post("/contact", data={
-            "csrf_token": csrf_token(page), "email": email, "phone": "+371 2000 0003",
-            "correct": "y"})
+        return self.client.post(
+            "/contact",
+            data={
+                "csrf_token": csrf_token(page),
+                "email": email,
+                "phone": "+371 2000 0003",
+                "correct": "y",
+            },
+        )
 
 
-def invite(contractor: Person, db: Session, mailbox: Any, *, email: str = ANNA,
-           name: str = "Anna Liepa", personal_code: str = "",
-           rights: tuple[str, ...] = ("invoices.read",)) -> str:
+def invite(
+    contractor: Person,
+    db: Session,
+    mailbox: Any,
+    *,
+    email: str = ANNA,
+    name: str = "Anna Liepa",
+    personal_code: str = "",
+    rights: tuple[str, ...] = ("invoices.read",),
+) -> str:
     """ADD USER in the contractor's USERS section; the link of the invitation mail."""
-    answer = contractor.post_page(f"/users/{DEMO_CUSTOMER}/add", name=name, email=email,
-                                  personal_code=personal_code, rights=list(rights))
+    answer = contractor.post_page(
+        f"/users/{DEMO_CUSTOMER}/add",
+        name=name,
+        email=email,
+        personal_code=personal_code,
+        rights=list(rights),
+    )
     assert answer.status_code == 303, text(answer)
     db.commit()
     link = str(mailbox.link_for(email, timeout=20))
@@ -86,9 +106,12 @@ def invite(contractor: Person, db: Session, mailbox: Any, *, email: str = ANNA,
 
 def membership(db: Session, email: str, number: str = DEMO_CUSTOMER) -> Membership:
     db.expire_all()
-    row = db.scalar(select(Membership).join(User, User.id == Membership.user_id)
-                    .join(Customer, Customer.id == Membership.customer_id)
-                    .where(User.email == email.lower(), Customer.number == number))
+    row = db.scalar(
+        select(Membership)
+        .join(User, User.id == Membership.user_id)
+        .join(Customer, Customer.id == Membership.customer_id)
+        .where(User.email == email.lower(), Customer.number == number)
+    )
     assert row is not None
     db.refresh(row.user)
     db.commit()

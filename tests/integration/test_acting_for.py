@@ -32,29 +32,44 @@ DOMAIN_SCOPES = "openid profile invoices.read meter_readings.submit"
 def three_customers(db: Session, user: User, customer: Customer) -> dict[str, Customer]:
     """The user is contractor of `customer` (fixture), authorised person of a company and
     an additional user of a neighbour who let them only view invoices."""
-    company = Customer(number="400500600", kind="company", name="Gāze SIA",
-                       registration_number="40003000001")
-    neighbour = Customer(number="200300400", kind="person", name="Anna Kalniņa",
-                         personal_code="01019010001")
+    company = Customer(
+        number="400500600", kind="company", name="Gāze SIA", registration_number="40003000001"
+    )
+    neighbour = Customer(
+        number="200300400", kind="person", name="Anna Kalniņa", personal_code="01019010001"
+    )
     db.add_all([company, neighbour])
     db.flush()
-    db.add_all([
-        Membership(user_id=user.id, customer_id=company.id, role="authorised_person",
-                   valid_until=utcnow() + dt.timedelta(days=30), evidence="APP-1"),
-        Membership(user_id=user.id, customer_id=neighbour.id, role="additional_user",
-                   rights=["invoices.read"]),
-    ])
+    db.add_all(
+        [
+            Membership(
+                user_id=user.id,
+                customer_id=company.id,
+                role="authorised_person",
+                valid_until=utcnow() + dt.timedelta(days=30),
+                evidence="APP-1",
+            ),
+            Membership(
+                user_id=user.id,
+                customer_id=neighbour.id,
+                role="additional_user",
+                rights=["invoices.read"],
+            ),
+        ]
+    )
     db.commit()
     return {"own": customer, "company": company, "neighbour": neighbour}
 
 
 @pytest.fixture
 def domain_client(make_client):
-    return make_client(name="Invoice app", first_party=True,
-                       scopes=["openid", "profile", "email", "invoices.read",
-                               "meter_readings.submit"],
-                       audience="urn:gas-portal:invoices urn:gas-portal:meter-readings",
-                       grant_types=["authorization_code", "refresh_token"])
+    return make_client(
+        name="Invoice app",
+        first_party=True,
+        scopes=["openid", "profile", "email", "invoices.read", "meter_readings.submit"],
+        audience="urn:gas-portal:invoices urn:gas-portal:meter-readings",
+        grant_types=["authorization_code", "refresh_token"],
+    )
 
 
 def _tokens(client, browser, rp, act_for: int | None, **extra: str) -> dict[str, Any]:
@@ -90,12 +105,19 @@ def test_one_membership_needs_no_choice(client, browser, user, customer, domain_
 
 
 def test_the_person_with_three_memberships_chooses_each_in_turn(
-        client, browser, db, user, three_customers, domain_client):
+    client, browser, db, user, three_customers, domain_client
+):
     expected = {
-        "own": ("contractor", ["invoices.read", "meter_readings.submit", "users.manage"],
-                DOMAIN_SCOPES),
-        "company": ("authorised_person",
-                    ["invoices.read", "meter_readings.submit", "users.manage"], DOMAIN_SCOPES),
+        "own": (
+            "contractor",
+            ["invoices.read", "meter_readings.submit", "users.manage"],
+            DOMAIN_SCOPES,
+        ),
+        "company": (
+            "authorised_person",
+            ["invoices.read", "meter_readings.submit", "users.manage"],
+            DOMAIN_SCOPES,
+        ),
         # Asked for both domain scopes; the membership allows only viewing invoices.
         "neighbour": ("additional_user", ["invoices.read"], "openid profile invoices.read"),
     }
@@ -105,13 +127,23 @@ def test_the_person_with_three_memberships_chooses_each_in_turn(
     page = client.get(client.get(login.headers["Location"]).headers["Location"])
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    for name in ("Jānis Bērziņš", "Gāze SIA", "Anna Kalniņa", "100200300", "400500600",
-                 "200300400", "Contractor", "Authorised person", "Additional user"):
+    for name in (
+        "Jānis Bērziņš",
+        "Gāze SIA",
+        "Anna Kalniņa",
+        "100200300",
+        "400500600",
+        "200300400",
+        "Contractor",
+        "Authorised person",
+        "Additional user",
+    ):
         assert name in html
     for key, (role, rights, scope) in expected.items():
         chosen = three_customers[key]
-        body = _tokens(client, browser, domain_client, chosen.id, scope=DOMAIN_SCOPES,
-                       prompt="select_account")
+        body = _tokens(
+            client, browser, domain_client, chosen.id, scope=DOMAIN_SCOPES, prompt="select_account"
+        )
         id_token, access = _claims(client, body)
         assert id_token["customer"]["number"] == access["customer"]["number"] == chosen.number
         assert id_token["customer"]["name"] == chosen.name
@@ -122,8 +154,10 @@ def test_the_person_with_three_memberships_chooses_each_in_turn(
         assert info["customer"]["id"] == chosen.id and info["role"] == role
         # A refresh keeps the customer and the cut scope.
         renewed = refresh(client, domain_client, body["refresh_token"]).get_json()
-        assert decode(client, renewed["access_token"], "ES256").claims["customer"][
-            "number"] == chosen.number
+        assert (
+            decode(client, renewed["access_token"], "ES256").claims["customer"]["number"]
+            == chosen.number
+        )
         assert renewed["scope"] == scope
 
 
@@ -135,7 +169,8 @@ def _params(rp, **extra: str) -> dict[str, str]:
 
 
 def test_silent_login_reuses_the_choice_or_asks_for_one(
-        client, browser, user, three_customers, domain_client):
+    client, browser, user, three_customers, domain_client
+):
     browser.login()
     silent = client.get("/authorize", query_string=_params(domain_client, prompt="none"))
     assert query(silent.headers["Location"])["error"] == "account_selection_required"
@@ -145,10 +180,10 @@ def test_silent_login_reuses_the_choice_or_asks_for_one(
     assert "code" in query(silent.headers["Location"])
 
 
-def test_a_tampered_choice_is_refused(client, browser, db, user, three_customers,
-                                      domain_client):
-    stranger = Customer(number="900900900", kind="person", name="Svešinieks",
-                        personal_code="32000000001")
+def test_a_tampered_choice_is_refused(client, browser, db, user, three_customers, domain_client):
+    stranger = Customer(
+        number="900900900", kind="person", name="Svešinieks", personal_code="32000000001"
+    )
     db.add(stranger)
     db.commit()
     stranger_id = stranger.id
@@ -158,48 +193,63 @@ def test_a_tampered_choice_is_refused(client, browser, db, user, three_customers
     page = client.get("/act-for", query_string={"interaction": interaction})
     token = csrf_token(page.get_data(as_text=True))
     for value in (str(stranger_id), "abc", "", "-1", "9" * 40):
-        response = client.post("/act-for", data={"csrf_token": token,
-                                                 "interaction": interaction,
-                                                 "customer": value})
+        response = client.post(
+            "/act-for", data={"csrf_token": token, "interaction": interaction, "customer": value}
+        )
         assert response.status_code == 400, value
         assert "Choose one of the customers" in response.get_data(as_text=True)
     # Without the CSRF token nothing is chosen either.
-    assert client.post("/act-for", data={"interaction": interaction,
-                                         "customer": str(three_customers["own"].id)}
-                       ).status_code == 400
+    assert (
+        client.post(
+            "/act-for",
+            data={"interaction": interaction, "customer": str(three_customers["own"].id)},
+        ).status_code
+        == 400
+    )
 
 
 def test_removing_a_membership_takes_effect_at_once(
-        client, browser, db, user, three_customers, domain_client, confidential_client):
+    client, browser, db, user, three_customers, domain_client, confidential_client
+):
     neighbour = three_customers["neighbour"]
     body = _tokens(client, browser, domain_client, neighbour.id, scope=DOMAIN_SCOPES)
-    db.execute(update(Membership).where(Membership.customer_id == neighbour.id)
-               .values(state="revoked"))
+    db.execute(
+        update(Membership).where(Membership.customer_id == neighbour.id).values(state="revoked")
+    )
     revoke_customer_families(db, user.id, neighbour.id, "membership_revoked")
     db.commit()
-    assert refresh(client, domain_client, body["refresh_token"]).get_json()["error"] == \
-        "invalid_grant"
+    assert (
+        refresh(client, domain_client, body["refresh_token"]).get_json()["error"] == "invalid_grant"
+    )
     assert client.get("/userinfo", headers=bearer(body["access_token"])).status_code == 401
     # The next login no longer offers that customer.
-    first = client.get("/authorize", query_string=_params(domain_client,
-                                                          prompt="select_account"))
+    first = client.get("/authorize", query_string=_params(domain_client, prompt="select_account"))
     location = first.headers["Location"]
     page = client.get(location)
-    login = client.post("/login", data={"csrf_token": csrf_token(page.get_data(as_text=True)),
-                                        "interaction": query(location)["interaction"],
-                                        "continue": "1"})
+    login = client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+            "interaction": query(location)["interaction"],
+            "continue": "1",
+        },
+    )
     chooser = client.get(client.get(login.headers["Location"]).headers["Location"])
     html = chooser.get_data(as_text=True)
     assert "Gāze SIA" in html and "Anna Kalniņa" not in html
 
 
 def test_an_authorisation_past_its_end_date_stops_working(
-        client, browser, db, user, three_customers, domain_client):
+    client, browser, db, user, three_customers, domain_client
+):
     company = three_customers["company"]
     body = _tokens(client, browser, domain_client, company.id, scope=DOMAIN_SCOPES)
     # Nobody revoked anything: the end date alone ends it.
-    db.execute(update(Membership).where(Membership.customer_id == company.id)
-               .values(valid_until=utcnow() - dt.timedelta(seconds=1)))
+    db.execute(
+        update(Membership)
+        .where(Membership.customer_id == company.id)
+        .values(valid_until=utcnow() - dt.timedelta(seconds=1))
+    )
     db.commit()
     answer = refresh(client, domain_client, body["refresh_token"])
     assert answer.status_code == 400 and answer.get_json()["error"] == "invalid_grant"
@@ -207,10 +257,15 @@ def test_an_authorisation_past_its_end_date_stops_working(
 
 
 def test_introspection_says_inactive_after_removal(
-        client, browser, db, user, customer, make_client):
-    rp = make_client(name="Portal", first_party=True, audience="https://api.example.lv",
-                     scopes=["openid", "invoices.read"],
-                     grant_types=["authorization_code", "refresh_token"])
+    client, browser, db, user, customer, make_client
+):
+    rp = make_client(
+        name="Portal",
+        first_party=True,
+        audience="https://api.example.lv",
+        scopes=["openid", "invoices.read"],
+        grant_types=["authorization_code", "refresh_token"],
+    )
     code, verifier, _params_ = get_code(browser, rp, scope="openid invoices.read")
     body = redeem(client, rp, code, verifier).get_json()
     active = introspect(client, rp, body["access_token"])
@@ -224,20 +279,27 @@ def test_introspection_says_inactive_after_removal(
 
 
 def test_no_tampering_yields_a_scope_the_rights_do_not_allow(
-        client, browser, db, user, three_customers, domain_client):
+    client, browser, db, user, three_customers, domain_client
+):
     neighbour = three_customers["neighbour"]
     body = _tokens(client, browser, domain_client, neighbour.id, scope=DOMAIN_SCOPES)
     assert "meter_readings.submit" not in body["scope"].split()
     # Asking for it at refresh is beyond the grant: invalid_scope, nothing issued.
-    widened = client.post("/token", data={
-        "grant_type": "refresh_token", "refresh_token": body["refresh_token"],
-        "scope": "openid meter_readings.submit"}, auth=(domain_client.client_id,
-                                                        domain_client.secret))
+    widened = client.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": body["refresh_token"],
+            "scope": "openid meter_readings.submit",
+        },
+        auth=(domain_client.client_id, domain_client.secret),
+    )
     assert widened.status_code == 400 and widened.get_json()["error"] == "invalid_scope"
 
 
-def test_consent_is_remembered_per_customer(client, browser, db, user, three_customers,
-                                            make_client):
+def test_consent_is_remembered_per_customer(
+    client, browser, db, user, three_customers, make_client
+):
     rp = make_client(name="Third-party app", scopes=["openid", "invoices.read"])
     own, company = three_customers["own"], three_customers["company"]
     params = _params(rp)
@@ -250,24 +312,38 @@ def test_consent_is_remembered_per_customer(client, browser, db, user, three_cus
     location = first.headers["Location"]
     page = client.get(location)
     interaction = query(location)["interaction"]
-    client.post("/login", data={"csrf_token": csrf_token(page.get_data(as_text=True)),
-                                "interaction": interaction, "continue": "1"})
+    client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+            "interaction": interaction,
+            "continue": "1",
+        },
+    )
     chooser = client.get("/act-for", query_string={"interaction": interaction})
-    chosen = client.post("/act-for", data={
-        "csrf_token": csrf_token(chooser.get_data(as_text=True)),
-        "interaction": interaction, "customer": str(company.id)})
+    chosen = client.post(
+        "/act-for",
+        data={
+            "csrf_token": csrf_token(chooser.get_data(as_text=True)),
+            "interaction": interaction,
+            "customer": str(company.id),
+        },
+    )
     consent = client.get(client.get(chosen.headers["Location"]).headers["Location"])
     html = consent.get_data(as_text=True)
     assert consent.status_code == 200 and "Gāze SIA" in html and "View the invoices" in html
 
 
 def test_consent_given_for_one_customer_does_not_carry_to_another(
-        client, browser, db, user, three_customers, make_client):
+    client, browser, db, user, three_customers, make_client
+):
     rp = make_client(name="Third-party app", scopes=["openid", "invoices.read"])
     own, company = three_customers["own"], three_customers["company"]
-    db.execute(update(Membership).where(Membership.customer_id
-                                        == three_customers["neighbour"].id)
-               .values(state="revoked"))
+    db.execute(
+        update(Membership)
+        .where(Membership.customer_id == three_customers["neighbour"].id)
+        .values(state="revoked")
+    )
     db.commit()
     params = _params(rp)
     params["scope"] = "openid invoices.read"
@@ -275,17 +351,29 @@ def test_consent_given_for_one_customer_does_not_carry_to_another(
     interaction = query(first.headers["Location"])["interaction"]
     browser.login(interaction=interaction)
     chooser = client.get("/act-for", query_string={"interaction": interaction})
-    client.post("/act-for", data={"csrf_token": csrf_token(chooser.get_data(as_text=True)),
-                                  "interaction": interaction, "customer": str(company.id)})
+    client.post(
+        "/act-for",
+        data={
+            "csrf_token": csrf_token(chooser.get_data(as_text=True)),
+            "interaction": interaction,
+            "customer": str(company.id),
+        },
+    )
     consent = client.get("/consent", query_string={"interaction": interaction})
     assert "Gāze SIA" in consent.get_data(as_text=True)
-    allowed = client.post("/consent", data={
-        "csrf_token": csrf_token(consent.get_data(as_text=True)), "interaction": interaction,
-        "allow": "Allow"})
+    allowed = client.post(
+        "/consent",
+        data={
+            "csrf_token": csrf_token(consent.get_data(as_text=True)),
+            "interaction": interaction,
+            "allow": "Allow",
+        },
+    )
     assert allowed.status_code == 302
     # The company's authorisation is withdrawn between "Allow" and the resumed request.
-    db.execute(update(Membership).where(Membership.customer_id == company.id)
-               .values(state="revoked"))
+    db.execute(
+        update(Membership).where(Membership.customer_id == company.id).values(state="revoked")
+    )
     db.commit()
     resumed = client.get(allowed.headers["Location"])
     # No code for the one customer left (own) on the strength of the company's consent:
@@ -296,7 +384,8 @@ def test_consent_given_for_one_customer_does_not_carry_to_another(
 
 
 def test_choosing_another_customer_after_allow_asks_for_consent_again(
-        client, browser, db, user, three_customers, make_client):
+    client, browser, db, user, three_customers, make_client
+):
     rp = make_client(name="Third-party app", scopes=["openid", "invoices.read"])
     own, company = three_customers["own"], three_customers["company"]
     params = _params(rp)
@@ -306,16 +395,24 @@ def test_choosing_another_customer_after_allow_asks_for_consent_again(
     browser.login(interaction=interaction)
     chooser = client.get("/act-for", query_string={"interaction": interaction})
     token = csrf_token(chooser.get_data(as_text=True))
-    client.post("/act-for", data={"csrf_token": token, "interaction": interaction,
-                                  "customer": str(own.id)})
+    client.post(
+        "/act-for", data={"csrf_token": token, "interaction": interaction, "customer": str(own.id)}
+    )
     consent = client.get("/consent", query_string={"interaction": interaction})
-    allowed = client.post("/consent", data={
-        "csrf_token": csrf_token(consent.get_data(as_text=True)), "interaction": interaction,
-        "allow": "Allow"})
+    allowed = client.post(
+        "/consent",
+        data={
+            "csrf_token": csrf_token(consent.get_data(as_text=True)),
+            "interaction": interaction,
+            "allow": "Allow",
+        },
+    )
     assert allowed.status_code == 302
     # Before the redirect is followed, the same request is switched to the company.
-    switched = client.post("/act-for", data={"csrf_token": token, "interaction": interaction,
-                                             "customer": str(company.id)})
+    switched = client.post(
+        "/act-for",
+        data={"csrf_token": token, "interaction": interaction, "customer": str(company.id)},
+    )
     resumed = client.get(switched.headers["Location"])
     location = resumed.headers["Location"]
     assert location.startswith("/consent"), location

@@ -67,35 +67,40 @@ def code_redirect(response, rp, state: str) -> str:
 
 
 @pytest.mark.parametrize("response_type", ["token", "id_token", "code id_token", "none"])
-def test_other_response_types_are_refused_back_to_the_client(client, confidential_client,
-                                                             response_type):
+def test_other_response_types_are_refused_back_to_the_client(
+    client, confidential_client, response_type
+):
     params, _ = auth_params(confidential_client, response_type=response_type)
     response = client.get("/authorize", query_string=params)
-    assert_error_redirect(response, confidential_client, "unsupported_response_type",
-                          params["state"])
+    assert_error_redirect(
+        response, confidential_client, "unsupported_response_type", params["state"]
+    )
 
 
 def test_request_object_is_not_supported(client, confidential_client):
     params, _ = auth_params(confidential_client, request="eyJhbGciOiJub25lIn0.e30.")
     response = client.get("/authorize", query_string=params)
-    assert_error_redirect(response, confidential_client, "request_not_supported",
-                          params["state"])
+    assert_error_redirect(response, confidential_client, "request_not_supported", params["state"])
 
 
 def test_request_uri_is_not_supported(client, confidential_client):
     params, _ = auth_params(confidential_client, request_uri="https://rp.example.lv/req.jwt")
     response = client.get("/authorize", query_string=params)
-    assert_error_redirect(response, confidential_client, "request_uri_not_supported",
-                          params["state"])
+    assert_error_redirect(
+        response, confidential_client, "request_uri_not_supported", params["state"]
+    )
 
 
-@pytest.mark.parametrize("extra", [
-    {"response_mode": "fragment"},
-    {"prompt": "none login"},
-    {"prompt": "sometimes"},
-    {"max_age": "-1"},
-    {"max_age": "soon"},
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"response_mode": "fragment"},
+        {"prompt": "none login"},
+        {"prompt": "sometimes"},
+        {"max_age": "-1"},
+        {"max_age": "soon"},
+    ],
+)
 def test_malformed_oidc_parameters_are_invalid_request(client, confidential_client, extra):
     params, _ = auth_params(confidential_client, **extra)
     response = client.get("/authorize", query_string=params)
@@ -129,31 +134,45 @@ def test_missing_redirect_uri_gets_an_error_page(client, confidential_client):
     assert_error_page(client.get("/authorize", query_string=params), "invalid_request")
 
 
-@pytest.mark.parametrize("redirect_uri", [
-    "https://rp.example.lv/cb/",            # trailing slash
-    "https://rp.example.lv/cb?x=1",         # extra query
-    "https://RP.example.lv/cb",             # case of the host
-    "https://rp.example.lv/cb#frag",
-    "http://rp.example.lv/cb",              # scheme
-    "https://rp.example.lv.evil.example/cb",
-    "https://attacker.example/cb",
-])
-def test_unregistered_redirect_uri_gets_an_error_page(client, confidential_client,
-                                                      redirect_uri):
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "https://rp.example.lv/cb/",  # trailing slash
+        "https://rp.example.lv/cb?x=1",  # extra query
+        "https://RP.example.lv/cb",  # case of the host
+        "https://rp.example.lv/cb#frag",
+        "http://rp.example.lv/cb",  # scheme
+        "https://rp.example.lv.evil.example/cb",
+        "https://attacker.example/cb",
+    ],
+)
+def test_unregistered_redirect_uri_gets_an_error_page(client, confidential_client, redirect_uri):
     params, _ = auth_params(confidential_client, redirect_uri=redirect_uri)
     assert_error_page(client.get("/authorize", query_string=params), "invalid_request")
 
 
 def test_unregistered_redirect_uri_with_a_bad_response_type_still_never_redirects(
-        client, confidential_client):
-    params, _ = auth_params(confidential_client, redirect_uri="https://attacker.example/cb",
-                            response_type="token")
-    assert_error_page(client.get("/authorize", query_string=params),
-                      "unsupported_response_type")
+    client, confidential_client
+):
+    params, _ = auth_params(
+        confidential_client, redirect_uri="https://attacker.example/cb", response_type="token"
+    )
+    assert_error_page(client.get("/authorize", query_string=params), "unsupported_response_type")
 
 
-@pytest.mark.parametrize("name", ["client_id", "redirect_uri", "state", "scope",
-                                  "response_type", "code_challenge", "nonce", "prompt"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "client_id",
+        "redirect_uri",
+        "state",
+        "scope",
+        "response_type",
+        "code_challenge",
+        "nonce",
+        "prompt",
+    ],
+)
 def test_duplicated_parameter_is_invalid_request(client, confidential_client, name):
     params, _ = auth_params(confidential_client, prompt="login")
     pairs = [*params.items(), (name, params[name])]
@@ -210,8 +229,9 @@ def test_confidential_client_without_pkce_works(client, browser, user, confident
     assert response.status_code == 200, response.get_data(as_text=True)
 
 
-def test_confidential_client_without_pkce_cannot_send_a_verifier(client, browser, user,
-                                                                 confidential_client):
+def test_confidential_client_without_pkce_cannot_send_a_verifier(
+    client, browser, user, confidential_client
+):
     params, _ = auth_params(confidential_client)
     del params["code_challenge"], params["code_challenge_method"]
     code = code_redirect(browser.authorize(params), confidential_client, params["state"])
@@ -220,8 +240,9 @@ def test_confidential_client_without_pkce_cannot_send_a_verifier(client, browser
     assert response.get_json()["error"] == "invalid_request"
 
 
-def test_confidential_client_with_pkce_must_present_the_verifier(client, browser, user,
-                                                                 confidential_client):
+def test_confidential_client_with_pkce_must_present_the_verifier(
+    client, browser, user, confidential_client
+):
     code, verifier, _ = get_code(browser, confidential_client)
     missing = redeem(client, confidential_client, code, None)
     assert missing.status_code == 400
@@ -245,21 +266,23 @@ def test_prompt_none_without_a_session_is_login_required(client, confidential_cl
 def test_prompt_none_with_a_session_returns_a_code(client, browser, user, confidential_client):
     get_code(browser, confidential_client)
     params, _ = auth_params(confidential_client, prompt="none")
-    code_redirect(client.get("/authorize", query_string=params), confidential_client,
-                  params["state"])
+    code_redirect(
+        client.get("/authorize", query_string=params), confidential_client, params["state"]
+    )
 
 
-def test_prompt_none_when_consent_is_needed_is_consent_required(client, browser, user,
-                                                                confidential_client,
-                                                                third_party):
+def test_prompt_none_when_consent_is_needed_is_consent_required(
+    client, browser, user, confidential_client, third_party
+):
     get_code(browser, confidential_client)  # a session, but no consent for third_party
     params, _ = auth_params(third_party, prompt="none")
     response = client.get("/authorize", query_string=params)
     assert_error_redirect(response, third_party, "consent_required", params["state"])
 
 
-def test_prompt_none_when_more_scopes_are_asked_is_consent_required(client, browser, user,
-                                                                    third_party):
+def test_prompt_none_when_more_scopes_are_asked_is_consent_required(
+    client, browser, user, third_party
+):
     get_code(browser, third_party, scope="openid")
     params, _ = auth_params(third_party, prompt="none", scope="openid email")
     response = client.get("/authorize", query_string=params)
@@ -269,13 +292,15 @@ def test_prompt_none_when_more_scopes_are_asked_is_consent_required(client, brow
 def test_with_a_session_no_login_page_is_shown(client, browser, user, confidential_client):
     get_code(browser, confidential_client)
     params, _ = auth_params(confidential_client)
-    code_redirect(client.get("/authorize", query_string=params), confidential_client,
-                  params["state"])
+    code_redirect(
+        client.get("/authorize", query_string=params), confidential_client, params["state"]
+    )
 
 
 @pytest.mark.parametrize("prompt", ["login", "select_account"])
-def test_prompt_login_shows_the_login_page_despite_a_session(client, browser, user,
-                                                              confidential_client, prompt):
+def test_prompt_login_shows_the_login_page_despite_a_session(
+    client, browser, user, confidential_client, prompt
+):
     get_code(browser, confidential_client)
     params, verifier = auth_params(confidential_client, prompt=prompt)
     response = client.get("/authorize", query_string=params)
@@ -293,8 +318,9 @@ def test_max_age_zero_forces_a_new_login(client, browser, user, confidential_cli
     login_page_interaction(client.get("/authorize", query_string=params))
 
 
-def test_small_max_age_with_an_old_login_forces_a_new_login(client, browser, db, user,
-                                                            confidential_client):
+def test_small_max_age_with_an_old_login_forces_a_new_login(
+    client, browser, db, user, confidential_client
+):
     get_code(browser, confidential_client)
     an_hour_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     db.execute(update(BrowserSession).values(auth_time=an_hour_ago))
@@ -308,20 +334,23 @@ def test_small_max_age_with_an_old_login_forces_a_new_login(client, browser, db,
     assert auth_time > an_hour_ago.timestamp() + 3000  # the new login, not the old one
 
 
-def test_max_age_zero_with_prompt_none_is_login_required(client, browser, user,
-                                                        confidential_client):
+def test_max_age_zero_with_prompt_none_is_login_required(
+    client, browser, user, confidential_client
+):
     get_code(browser, confidential_client)
     params, _ = auth_params(confidential_client, max_age="0", prompt="none")
     response = client.get("/authorize", query_string=params)
     assert_error_redirect(response, confidential_client, "login_required", params["state"])
 
 
-def test_large_max_age_with_a_recent_login_needs_no_login(client, browser, user,
-                                                          confidential_client):
+def test_large_max_age_with_a_recent_login_needs_no_login(
+    client, browser, user, confidential_client
+):
     get_code(browser, confidential_client)
     params, _ = auth_params(confidential_client, max_age="3600")
-    code_redirect(client.get("/authorize", query_string=params), confidential_client,
-                  params["state"])
+    code_redirect(
+        client.get("/authorize", query_string=params), confidential_client, params["state"]
+    )
 
 
 # --- consent ---------------------------------------------------------------------------------
@@ -333,8 +362,7 @@ def test_first_party_client_skips_consent(client, user, confidential_client, bro
     interaction = login_page_interaction(response)
     response = browser.login(interaction=interaction)
     assert urlsplit(response.headers["Location"]).path == "/authorize/resume"
-    code_redirect(client.get(response.headers["Location"]), confidential_client,
-                  params["state"])
+    code_redirect(client.get(response.headers["Location"]), confidential_client, params["state"])
 
 
 def test_third_party_client_asks_for_consent_once(client, browser, user, third_party):
@@ -351,8 +379,7 @@ def test_third_party_client_asks_for_consent_once(client, browser, user, third_p
     code_redirect(client.get("/authorize", query_string=params), third_party, params["state"])
 
 
-def test_prompt_consent_asks_again_despite_remembered_consent(client, browser, user,
-                                                              third_party):
+def test_prompt_consent_asks_again_despite_remembered_consent(client, browser, user, third_party):
     get_code(browser, third_party)
     params, _ = auth_params(third_party, prompt="consent")
     response = client.get("/authorize", query_string=params)
@@ -366,8 +393,12 @@ def test_deny_sends_access_denied_with_state_and_iss(client, browser, user, thir
     assert_error_redirect(response, third_party, "access_denied", params["state"])
     # Nothing was remembered: the next request asks again.
     params, _ = auth_params(third_party, prompt="none")
-    assert_error_redirect(client.get("/authorize", query_string=params), third_party,
-                          "consent_required", params["state"])
+    assert_error_redirect(
+        client.get("/authorize", query_string=params),
+        third_party,
+        "consent_required",
+        params["state"],
+    )
 
 
 def test_a_finished_request_cannot_be_resumed_again(client, browser, user, confidential_client):
@@ -379,13 +410,13 @@ def test_a_finished_request_cannot_be_resumed_again(client, browser, user, confi
     assert_error_page(again, "invalid_request")
 
 
-def test_resume_from_another_browser_is_refused(app, client, browser, user,
-                                                confidential_client):
+def test_resume_from_another_browser_is_refused(app, client, browser, user, confidential_client):
     params, _ = auth_params(confidential_client)
     interaction = login_page_interaction(client.get("/authorize", query_string=params))
     other = app.test_client()
-    assert_error_page(other.get("/authorize/resume", query_string={"interaction": interaction}),
-                      "invalid_request")
+    assert_error_page(
+        other.get("/authorize/resume", query_string={"interaction": interaction}), "invalid_request"
+    )
 
 
 # --- other request shapes ----------------------------------------------------------------------
@@ -403,8 +434,9 @@ def test_post_authorize_works_like_get(client, browser, user, confidential_clien
 def test_post_authorize_errors_like_get(client, confidential_client):
     params, _ = auth_params(confidential_client, response_type="token")
     response = client.post("/authorize", data=params)
-    assert_error_redirect(response, confidential_client, "unsupported_response_type",
-                          params["state"])
+    assert_error_redirect(
+        response, confidential_client, "unsupported_response_type", params["state"]
+    )
     params, _ = auth_params(confidential_client, redirect_uri="https://attacker.example/cb")
     assert_error_page(client.post("/authorize", data=params), "invalid_request")
 
@@ -439,22 +471,34 @@ def test_code_response_carries_iss_and_state(client, browser, user, confidential
 def test_select_account_offers_to_continue_with_the_current_session(
     client, browser, user, confidential_client
 ):
-    first = decode(client, redeem(client, confidential_client,
-                                  *get_code(browser, confidential_client)[:2]
-                                  ).get_json()["id_token"], "RS256")
+    first = decode(
+        client,
+        redeem(client, confidential_client, *get_code(browser, confidential_client)[:2]).get_json()[
+            "id_token"
+        ],
+        "RS256",
+    )
     params, verifier = auth_params(confidential_client, prompt="select_account")
     response = client.get("/authorize", query_string=params)
     login_page = client.get(response.headers["Location"])
     page = login_page.get_data(as_text=True)
     assert "Continue as Jānis Bērziņš" in html.unescape(page)
-    response = client.post("/login", data={
-        "csrf_token": csrf_token(page), "continue": "1",
-        "interaction": query(response.headers["Location"])["interaction"]})
+    response = client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_token(page),
+            "continue": "1",
+            "interaction": query(response.headers["Location"])["interaction"],
+        },
+    )
     response = client.get(response.headers["Location"])
     answer = query(response.headers["Location"])
     assert answer["state"] == params["state"]
-    second = decode(client, redeem(client, confidential_client, answer["code"], verifier
-                                   ).get_json()["id_token"], "RS256")
+    second = decode(
+        client,
+        redeem(client, confidential_client, answer["code"], verifier).get_json()["id_token"],
+        "RS256",
+    )
     # The same session: no new login happened.
     assert second.claims["sid"] == first.claims["sid"]
     assert second.claims["auth_time"] == first.claims["auth_time"]
@@ -466,8 +510,13 @@ def test_prompt_login_never_offers_to_continue(client, browser, user, confidenti
     response = client.get("/authorize", query_string=params)
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Continue as" not in page
-    response = client.post("/login", data={
-        "csrf_token": csrf_token(page), "continue": "1",
-        "interaction": query(response.headers["Location"])["interaction"]})
+    response = client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_token(page),
+            "continue": "1",
+            "interaction": query(response.headers["Location"])["interaction"],
+        },
+    )
     # Without a password nothing happens: the login form answers again.
     assert response.status_code == 400

@@ -35,10 +35,17 @@ ANOTHER_BROWSER = "started in another browser or tab"
 def authorize(person: Person, **extra: str) -> Any:
     """The demo relying page's authorization request in this browser."""
     _verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": PUBLIC_CLIENT_ID,
-              "redirect_uri": f"{person.issuer}/demo/callback", "scope": "openid",
-              "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
-              "code_challenge": challenge, "code_challenge_method": "S256", **extra}
+    params = {
+        "response_type": "code",
+        "client_id": PUBLIC_CLIENT_ID,
+        "redirect_uri": f"{person.issuer}/demo/callback",
+        "scope": "openid",
+        "state": secrets.token_urlsafe(8),
+        "nonce": secrets.token_urlsafe(8),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
     return person.client.get("/authorize", query_string=params)
 
 
@@ -52,9 +59,14 @@ def paused(person: Person) -> str:
 def press_bank(person: Person, interaction: str = "") -> Any:
     """The DEMO bank button of the login page."""
     page = person.client.get("/login", query_string={"interaction": interaction})
-    return person.client.post("/login/upstream", data={
-        "csrf_token": csrf_token(text(page)), "provider": "demo-bank",
-        "interaction": interaction})
+    return person.client.post(
+        "/login/upstream",
+        data={
+            "csrf_token": csrf_token(text(page)),
+            "provider": "demo-bank",
+            "interaction": interaction,
+        },
+    )
 
 
 def bank_answer(person: Person, to_bank: Any, code: str = JANIS_CODE) -> str:
@@ -62,9 +74,14 @@ def bank_answer(person: Person, to_bank: Any, code: str = JANIS_CODE) -> str:
     opened)."""
     assert to_bank.status_code == 303, text(to_bank)
     html = text(person.get(to_bank.headers["Location"]))
-    answer = person.client.post("/demo-bank/authorize", data={
-        "csrf_token": csrf_token(html), "person": code,
-        "request": html.split('name="request" value="')[1].split('"')[0]})
+    answer = person.client.post(
+        "/demo-bank/authorize",
+        data={
+            "csrf_token": csrf_token(html),
+            "person": code,
+            "request": html.split('name="request" value="')[1].split('"')[0],
+        },
+    )
     assert answer.status_code == 302
     location = str(answer.headers["Location"])
     assert location.startswith(person.issuer + "/upstream/callback/demo-bank?")
@@ -89,8 +106,7 @@ def silent_login(person: Person) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_a_bank_login_opened_in_another_browser_logs_nobody_in(demo: Flask, method: str
-                                                                 ) -> None:
+def test_a_bank_login_opened_in_another_browser_logs_nobody_in(demo: Flask, method: str) -> None:
     a, b = Person(demo), Person(demo)
     interaction = paused(a)
     callback = bank_answer(a, press_bank(a, interaction))
@@ -142,12 +158,18 @@ def test_the_binding_cookies_on_plain_http_loopback(demo: Flask) -> None:
     GET, which carries it)."""
     a = Person(demo)
     to_login = authorize(a)
-    [bound] = [c for c in to_login.headers.getlist("Set-Cookie")
-               if c.startswith(cookies.INTERACTION_COOKIE + "=")]
+    [bound] = [
+        c
+        for c in to_login.headers.getlist("Set-Cookie")
+        if c.startswith(cookies.INTERACTION_COOKIE + "=")
+    ]
     assert "HttpOnly" in bound and "SameSite=Lax" in bound and "Path=/;" in bound + ";"
     interaction = query(to_login.headers["Location"])["interaction"]
-    [binding] = [c for c in press_bank(a, interaction).headers.getlist("Set-Cookie")
-                 if c.startswith(cookies.UPSTREAM_COOKIE + "=")]
+    [binding] = [
+        c
+        for c in press_bank(a, interaction).headers.getlist("Set-Cookie")
+        if c.startswith(cookies.UPSTREAM_COOKIE + "=")
+    ]
     attributes = [part.strip() for part in binding.split(";")]
     assert "Path=/upstream/callback" in attributes and "HttpOnly" in attributes
     assert "SameSite=Lax" in attributes and "Secure" not in attributes
@@ -155,8 +177,7 @@ def test_the_binding_cookies_on_plain_http_loopback(demo: Flask) -> None:
     assert f"Max-Age={lifetime}" in attributes
 
 
-def test_the_binding_cookie_is_samesite_none_and_secure_for_an_https_issuer(
-        make_app: Any) -> None:
+def test_the_binding_cookie_is_samesite_none_and_secure_for_an_https_issuer(make_app: Any) -> None:
     """A form_post callback is a cross-site POST: only a SameSite=None cookie comes along,
     and browsers keep SameSite=None only with Secure."""
     app = make_app(issuer="https://idp.example.lv")
@@ -174,16 +195,23 @@ def test_the_binding_cookie_is_samesite_none_and_secure_for_an_https_issuer(
     assert "Max-Age=0" in cleared
 
 
-def test_another_browsers_interaction_gives_no_code_and_no_session(demo: Flask, db: Session
-                                                                    ) -> None:
+def test_another_browsers_interaction_gives_no_code_and_no_session(
+    demo: Flask, db: Session
+) -> None:
     a, b = Person(demo), Person(demo)
     interaction = paused(a)
 
     page = b.client.get("/login", query_string={"interaction": interaction})
     assert page.status_code == 200 and f'value="{interaction}"' not in text(page)
-    refused = b.client.post("/login", data={
-        "csrf_token": csrf_token(text(page)), "email": DEMO_EMAIL, "password": DEMO_PASSWORD,
-        "interaction": interaction})
+    refused = b.client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_token(text(page)),
+            "email": DEMO_EMAIL,
+            "password": DEMO_PASSWORD,
+            "interaction": interaction,
+        },
+    )
     assert refused.status_code == 400, text(refused)
     assert "This login was started in another browser or tab" in text(refused)
     assert not has_session(b)
@@ -197,29 +225,38 @@ def test_another_browsers_interaction_gives_no_code_and_no_session(demo: Flask, 
     assert resumed.status_code == 302 and resumed.headers["Location"].startswith("/login?")
     assert not has_session(a)
     # Nor may B resume it.
-    assert b.client.get("/authorize/resume",
-                        query_string={"interaction": interaction}).status_code == 400
+    assert (
+        b.client.get("/authorize/resume", query_string={"interaction": interaction}).status_code
+        == 400
+    )
 
 
 def test_the_bank_button_refuses_another_browsers_interaction(demo: Flask) -> None:
     a, b = Person(demo), Person(demo)
     interaction = paused(a)
     page = b.client.get("/login")
-    refused = b.client.post("/login/upstream", data={
-        "csrf_token": csrf_token(text(page)), "provider": "demo-bank",
-        "interaction": interaction})
+    refused = b.client.post(
+        "/login/upstream",
+        data={
+            "csrf_token": csrf_token(text(page)),
+            "provider": "demo-bank",
+            "interaction": interaction,
+        },
+    )
     assert refused.status_code == 400 and "another browser" in text(refused)
     assert b.client.get_cookie(cookies.UPSTREAM_COOKIE, path="/upstream/callback") is None
 
 
 def test_an_invitation_bank_login_opened_in_another_browser_accepts_nothing(
-        demo: Flask, db: Session, mailbox: Any) -> None:
+    demo: Flask, db: Session, mailbox: Any
+) -> None:
     contractor = Person(demo)
     contractor.log_in()
     link = invite(contractor, db, mailbox)
     anna, other = Person(demo), Person(demo)
-    to_bank = anna.post_page(link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
-                             provider="demo-bank")
+    to_bank = anna.post_page(
+        link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD, provider="demo-bank"
+    )
     planted = other.get(bank_answer(anna, to_bank, ANNA_CODE))
     assert planted.status_code == 400
     assert "Open the link in the invitation e-mail again" in text(planted)
@@ -230,19 +267,24 @@ def test_an_invitation_bank_login_opened_in_another_browser_accepts_nothing(
 
 
 def test_the_unavailable_page_is_not_a_server_error_and_is_logged(
-        demo: Flask, db: Session, caplog: pytest.LogCaptureFixture) -> None:
+    demo: Flask, db: Session, caplog: pytest.LogCaptureFixture
+) -> None:
     a = Person(demo)
     caplog.set_level(logging.WARNING, logger="idp.upstream")
     page = a.client.get("/login")
-    unknown = a.client.post("/login/upstream", data={
-        "csrf_token": csrf_token(text(page)), "provider": "no-such-bank"})
+    unknown = a.client.post(
+        "/login/upstream", data={"csrf_token": csrf_token(text(page)), "provider": "no-such-bank"}
+    )
     assert unknown.status_code < 500 and "The bank login is unavailable" in text(unknown)
     assert "'no-such-bank' is unavailable" in caplog.text
 
     # The bank was switched off while the person was there.
     callback = bank_answer(a, press_bank(a))
-    db.execute(update(UpstreamProviderConfig).where(UpstreamProviderConfig.name == "demo-bank")
-               .values(enabled=False))
+    db.execute(
+        update(UpstreamProviderConfig)
+        .where(UpstreamProviderConfig.name == "demo-bank")
+        .values(enabled=False)
+    )
     db.commit()
     caplog.clear()
     off = a.get(callback)

@@ -39,8 +39,7 @@ def ok_json(runner: FlaskCliRunner, *args: str) -> Any:
 def assert_one_line_error(result: Result, *words: str) -> str:
     """Non-zero exit, nothing on stdout, exactly one line on stderr, no traceback."""
     assert result.exit_code != 0
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -56,20 +55,24 @@ def count(db: Session, model: type) -> int:
 
 
 def add_client(runner: FlaskCliRunner, *extra: str) -> dict[str, Any]:
-    out: dict[str, Any] = ok_json(runner, "clients", "add", "--name", "Invoice app",
-                                  "--redirect-uri", REDIRECT, *extra)
+    out: dict[str, Any] = ok_json(
+        runner, "clients", "add", "--name", "Invoice app", "--redirect-uri", REDIRECT, *extra
+    )
     return out
 
 
 # --- clients ----------------------------------------------------------------------------------
 
 
-def test_clients_add_prints_a_table_with_the_secret_once(runner: FlaskCliRunner, db: Session
-                                                         ) -> None:
+def test_clients_add_prints_a_table_with_the_secret_once(
+    runner: FlaskCliRunner, db: Session
+) -> None:
     result = invoke(runner, "clients", "add", "--name", "Invoice app", "--redirect-uri", REDIRECT)
     assert result.exit_code == 0, result.output
-    rows = {key: value.strip() for key, _sep, value in
-            (line.partition(" ") for line in result.stdout.splitlines())}
+    rows = {
+        key: value.strip()
+        for key, _sep, value in (line.partition(" ") for line in result.stdout.splitlines())
+    }
     assert rows["name"] == "Invoice app"
     assert rows["redirect_uris"] == REDIRECT
     secret = rows["client_secret"]
@@ -80,8 +83,11 @@ def test_clients_add_prints_a_table_with_the_secret_once(runner: FlaskCliRunner,
     assert row is not None
     assert row.secret_hash == hash_secret(secret)
     # Never again: neither `show` nor `list` prints it (nor its hash).
-    for args in (("clients", "show", rows["client_id"]), ("clients", "list"),
-                 ("clients", "show", rows["client_id"], "--json")):
+    for args in (
+        ("clients", "show", rows["client_id"]),
+        ("clients", "list"),
+        ("clients", "show", rows["client_id"], "--json"),
+    ):
         shown = invoke(runner, *args)
         assert shown.exit_code == 0, shown.output
         assert secret not in shown.output
@@ -89,8 +95,9 @@ def test_clients_add_prints_a_table_with_the_secret_once(runner: FlaskCliRunner,
 
 
 def test_clients_add_json_for_scripts(runner: FlaskCliRunner) -> None:
-    out = add_client(runner, "--scope", "openid,email", "--first-party",
-                     "--audience", "https://api.example.lv")
+    out = add_client(
+        runner, "--scope", "openid,email", "--first-party", "--audience", "https://api.example.lv"
+    )
     assert out["name"] == "Invoice app"
     assert out["redirect_uris"] == [REDIRECT]
     assert out["scopes"] == ["openid", "email"]
@@ -101,39 +108,78 @@ def test_clients_add_json_for_scripts(runner: FlaskCliRunner) -> None:
 
 
 def test_a_public_client_gets_no_secret(runner: FlaskCliRunner) -> None:
-    out = ok_json(runner, "clients", "add", "--name", "Mobile", "--auth-method", "none",
-                  "--redirect-uri", "http://127.0.0.1:8765/cb")
+    out = ok_json(
+        runner,
+        "clients",
+        "add",
+        "--name",
+        "Mobile",
+        "--auth-method",
+        "none",
+        "--redirect-uri",
+        "http://127.0.0.1:8765/cb",
+    )
     assert out["client_secret"] is None
 
 
-def test_clients_add_refuses_a_bad_redirect_uri_in_one_line(runner: FlaskCliRunner,
-                                                            db: Session) -> None:
-    result = invoke(runner, "clients", "add", "--name", "Bad", "--redirect-uri",
-                    "http://rp.example.lv/cb")
+def test_clients_add_refuses_a_bad_redirect_uri_in_one_line(
+    runner: FlaskCliRunner, db: Session
+) -> None:
+    result = invoke(
+        runner, "clients", "add", "--name", "Bad", "--redirect-uri", "http://rp.example.lv/cb"
+    )
     assert_one_line_error(result, "redirect URI", "http://rp.example.lv/cb")
     assert count(db, Client) == 0
 
 
-def test_clients_add_refuses_an_unknown_scope_in_one_line(runner: FlaskCliRunner,
-                                                          db: Session) -> None:
-    result = invoke(runner, "clients", "add", "--name", "Bad", "--redirect-uri", REDIRECT,
-                    "--scope", "openid,invoices.delete")
+def test_clients_add_refuses_an_unknown_scope_in_one_line(
+    runner: FlaskCliRunner, db: Session
+) -> None:
+    result = invoke(
+        runner,
+        "clients",
+        "add",
+        "--name",
+        "Bad",
+        "--redirect-uri",
+        REDIRECT,
+        "--scope",
+        "openid,invoices.delete",
+    )
     assert_one_line_error(result, "unknown scope", "invoices.delete")
     assert count(db, Client) == 0
 
 
 def test_clients_add_refuses_a_client_id_that_exists(runner: FlaskCliRunner) -> None:
     add_client(runner, "--client-id", "invoices")
-    result = invoke(runner, "clients", "add", "--name", "Again", "--redirect-uri", REDIRECT,
-                    "--client-id", "invoices")
+    result = invoke(
+        runner,
+        "clients",
+        "add",
+        "--name",
+        "Again",
+        "--redirect-uri",
+        REDIRECT,
+        "--client-id",
+        "invoices",
+    )
     assert_one_line_error(result, "invoices", "already exists")
 
 
 def test_clients_add_refuses_a_client_id_that_does_not_fit_in_one_line(
     runner: FlaskCliRunner, db: Session
 ) -> None:
-    result = invoke(runner, "clients", "add", "--name", "Bad", "--redirect-uri", REDIRECT,
-                    "--client-id", "x" * 100)
+    result = invoke(
+        runner,
+        "clients",
+        "add",
+        "--name",
+        "Bad",
+        "--redirect-uri",
+        REDIRECT,
+        "--client-id",
+        "x" * 100,
+    )
     assert_one_line_error(result, "client id")
     assert count(db, Client) == 0
 
@@ -167,20 +213,32 @@ def test_clients_remove_with_yes(runner: FlaskCliRunner, db: Session) -> None:
     assert removed.exit_code == 0, removed.output
     assert created["client_id"] in removed.stdout
     assert count(db, Client) == 0
-    assert_one_line_error(invoke(runner, "clients", "remove", created["client_id"], "--yes"),
-                          "no client")
+    assert_one_line_error(
+        invoke(runner, "clients", "remove", created["client_id"], "--yes"), "no client"
+    )
 
 
 def test_clients_remove_takes_its_consents_codes_and_tokens_with_it(
-    runner: FlaskCliRunner, client: FlaskClient, browser: Browser, db: Session, user: User,
+    runner: FlaskCliRunner,
+    client: FlaskClient,
+    browser: Browser,
+    db: Session,
+    user: User,
     make_client: Callable[..., RegisteredClient],
 ) -> None:
     rp = make_client(name="Invoice app")
     params, verifier = auth_params(rp)
     answer = query(browser.authorize(params, consent="allow").headers["Location"])
-    token = client.post("/token", data={
-        "grant_type": "authorization_code", "code": answer["code"],
-        "redirect_uri": rp.redirect_uri, "code_verifier": verifier}, auth=(rp.client_id, rp.secret))
+    token = client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": answer["code"],
+            "redirect_uri": rp.redirect_uri,
+            "code_verifier": verifier,
+        },
+        auth=(rp.client_id, rp.secret),
+    )
     assert token.status_code == 200, token.get_data(as_text=True)
     held = (ConsentGrant, AuthorizationCode, TokenFamily, RefreshToken)
     assert all(count(db, model) == 1 for model in held)
@@ -188,10 +246,13 @@ def test_clients_remove_takes_its_consents_codes_and_tokens_with_it(
     removed = invoke(runner, "clients", "remove", rp.client_id, "--yes")
     assert removed.exit_code == 0, removed.output
     assert {model.__name__: count(db, model) for model in held} == dict.fromkeys(
-        (model.__name__ for model in held), 0)
-    refreshed = client.post("/token", data={
-        "grant_type": "refresh_token", "refresh_token": token.get_json()["refresh_token"]},
-        auth=(rp.client_id, rp.secret))
+        (model.__name__ for model in held), 0
+    )
+    refreshed = client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": token.get_json()["refresh_token"]},
+        auth=(rp.client_id, rp.secret),
+    )
     assert refreshed.status_code == 401
 
 
@@ -203,15 +264,18 @@ def test_clients_remove_asks_first_without_yes(runner: FlaskCliRunner, db: Sessi
 
 
 def _client_credentials(client: FlaskClient, client_id: str, secret: str) -> int:
-    response = client.post("/token", data={"grant_type": "client_credentials"},
-                           auth=(client_id, secret))
+    response = client.post(
+        "/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+    )
     return response.status_code
 
 
-def test_rotate_secret_replaces_the_secret_at_once(runner: FlaskCliRunner,
-                                                   client: FlaskClient) -> None:
-    created = add_client(runner, "--grant-type", "authorization_code,client_credentials",
-                         "--scope", "openid,email")
+def test_rotate_secret_replaces_the_secret_at_once(
+    runner: FlaskCliRunner, client: FlaskClient
+) -> None:
+    created = add_client(
+        runner, "--grant-type", "authorization_code,client_credentials", "--scope", "openid,email"
+    )
     old = created["client_secret"]
     assert _client_credentials(client, created["client_id"], old) == 200
 
@@ -223,20 +287,41 @@ def test_rotate_secret_replaces_the_secret_at_once(runner: FlaskCliRunner,
 
 
 def test_rotate_secret_of_a_public_client_is_a_clear_error(runner: FlaskCliRunner) -> None:
-    created = ok_json(runner, "clients", "add", "--name", "Mobile", "--auth-method", "none",
-                      "--redirect-uri", "http://127.0.0.1:8765/cb")
-    assert_one_line_error(invoke(runner, "clients", "rotate-secret", created["client_id"]),
-                          "not a secret")
+    created = ok_json(
+        runner,
+        "clients",
+        "add",
+        "--name",
+        "Mobile",
+        "--auth-method",
+        "none",
+        "--redirect-uri",
+        "http://127.0.0.1:8765/cb",
+    )
+    assert_one_line_error(
+        invoke(runner, "clients", "rotate-secret", created["client_id"]), "not a secret"
+    )
 
 
 # --- users ----------------------------------------------------------------------------------
 
 
-def test_users_create_with_a_password_option(runner: FlaskCliRunner, db: Session,
-                                             customer: Customer) -> None:
-    out = ok_json(runner, "users", "create", "--email", "Anna.Liepa@Example.lv", "--name",
-                  "Anna Liepa", "--customer", customer.number, "--password",
-                  "a long enough password")
+def test_users_create_with_a_password_option(
+    runner: FlaskCliRunner, db: Session, customer: Customer
+) -> None:
+    out = ok_json(
+        runner,
+        "users",
+        "create",
+        "--email",
+        "Anna.Liepa@Example.lv",
+        "--name",
+        "Anna Liepa",
+        "--customer",
+        customer.number,
+        "--password",
+        "a long enough password",
+    )
     assert out["email"] == "Anna.Liepa@Example.lv"
     assert out["customer"] == customer.number
     user = db.scalar(select(User).where(User.subject == out["sub"]))
@@ -249,38 +334,104 @@ def test_users_create_with_a_password_option(runner: FlaskCliRunner, db: Session
     db.commit()
 
 
-def test_users_create_refuses_a_duplicate_email_in_one_line(runner: FlaskCliRunner,
-                                                            db: Session) -> None:
-    ok_json(runner, "users", "create", "--email", "anna@example.lv", "--name", "Anna",
-            "--password", "a long enough password")
+def test_users_create_refuses_a_duplicate_email_in_one_line(
+    runner: FlaskCliRunner, db: Session
+) -> None:
+    ok_json(
+        runner,
+        "users",
+        "create",
+        "--email",
+        "anna@example.lv",
+        "--name",
+        "Anna",
+        "--password",
+        "a long enough password",
+    )
     # The same address typed differently is the same account.
-    result = invoke(runner, "users", "create", "--email", " ANNA@Example.LV", "--name", "Anna",
-                    "--password", "a long enough password")
+    result = invoke(
+        runner,
+        "users",
+        "create",
+        "--email",
+        " ANNA@Example.LV",
+        "--name",
+        "Anna",
+        "--password",
+        "a long enough password",
+    )
     assert_one_line_error(result, "already exists")
     assert count(db, User) == 1
 
 
-def test_users_create_refuses_an_unknown_customer_in_one_line(runner: FlaskCliRunner,
-                                                              db: Session) -> None:
-    result = invoke(runner, "users", "create", "--email", "anna@example.lv", "--name", "Anna",
-                    "--customer", "999999", "--password", "a long enough password")
+def test_users_create_refuses_an_unknown_customer_in_one_line(
+    runner: FlaskCliRunner, db: Session
+) -> None:
+    result = invoke(
+        runner,
+        "users",
+        "create",
+        "--email",
+        "anna@example.lv",
+        "--name",
+        "Anna",
+        "--customer",
+        "999999",
+        "--password",
+        "a long enough password",
+    )
     assert_one_line_error(result, "no customer", "999999")
     assert count(db, User) == 0
 
 
-def test_users_create_refuses_a_bad_email_or_a_short_password(runner: FlaskCliRunner,
-                                                              db: Session) -> None:
-    assert_one_line_error(invoke(runner, "users", "create", "--email", "anna", "--name", "Anna",
-                                 "--password", "a long enough password"), "e-mail")
-    assert_one_line_error(invoke(runner, "users", "create", "--email", "anna@example.lv",
-                                 "--name", "Anna", "--password", "short"), "12 characters")
+def test_users_create_refuses_a_bad_email_or_a_short_password(
+    runner: FlaskCliRunner, db: Session
+) -> None:
+    assert_one_line_error(
+        invoke(
+            runner,
+            "users",
+            "create",
+            "--email",
+            "anna",
+            "--name",
+            "Anna",
+            "--password",
+            "a long enough password",
+        ),
+        "e-mail",
+    )
+    assert_one_line_error(
+        invoke(
+            runner,
+            "users",
+            "create",
+            "--email",
+            "anna@example.lv",
+            "--name",
+            "Anna",
+            "--password",
+            "short",
+        ),
+        "12 characters",
+    )
     assert count(db, User) == 0
 
 
-def test_users_create_refuses_a_name_that_does_not_fit_in_one_line(runner: FlaskCliRunner,
-                                                                   db: Session) -> None:
-    result = invoke(runner, "users", "create", "--email", "anna@example.lv", "--name",
-                    "A" * 256, "--password", "a long enough password")
+def test_users_create_refuses_a_name_that_does_not_fit_in_one_line(
+    runner: FlaskCliRunner, db: Session
+) -> None:
+    result = invoke(
+        runner,
+        "users",
+        "create",
+        "--email",
+        "anna@example.lv",
+        "--name",
+        "A" * 256,
+        "--password",
+        "a long enough password",
+    )
     assert_one_line_error(result, "name")
     assert count(db, User) == 0
 

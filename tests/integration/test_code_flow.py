@@ -15,15 +15,22 @@ def test_confidential_client_gets_tokens_for_a_logged_in_person(
     response = browser.authorize(params)
     assert response.status_code == 302, response.get_data(as_text=True)
     assert response.headers["Location"].startswith(confidential_client.redirect_uri), (
-        response.headers["Location"])
+        response.headers["Location"]
+    )
     answer = query(response.headers["Location"])
     assert answer["state"] == params["state"]
     assert answer["iss"] == ISSUER
 
-    token = client.post("/token", data={
-        "grant_type": "authorization_code", "code": answer["code"],
-        "redirect_uri": confidential_client.redirect_uri, "code_verifier": verifier,
-    }, auth=(confidential_client.client_id, confidential_client.secret))
+    token = client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": answer["code"],
+            "redirect_uri": confidential_client.redirect_uri,
+            "code_verifier": verifier,
+        },
+        auth=(confidential_client.client_id, confidential_client.secret),
+    )
     assert token.status_code == 200, token.get_data(as_text=True)
     assert token.headers["Cache-Control"] == "no-store"
     body = token.get_json()

@@ -28,8 +28,11 @@ def plain_words(app: Flask, scope: str) -> str:
 
 def is_code_for(response: Any, rp: RegisteredClient) -> bool:
     location = response.headers.get("Location", "")
-    return (response.status_code == 302 and location.startswith(rp.redirect_uri)
-            and "code" in query(location))
+    return (
+        response.status_code == 302
+        and location.startswith(rp.redirect_uri)
+        and "code" in query(location)
+    )
 
 
 def goes_to_consent(response: Any) -> bool:
@@ -37,7 +40,10 @@ def goes_to_consent(response: Any) -> bool:
 
 
 def test_the_consent_page_lists_the_requested_scopes_in_plain_words(
-    app: Flask, client: FlaskClient, browser: Browser, user: User,
+    app: Flask,
+    client: FlaskClient,
+    browser: Browser,
+    user: User,
     make_client: Callable[..., RegisteredClient],
 ) -> None:
     rp = make_client(name="Invoice app")
@@ -59,7 +65,10 @@ def test_the_consent_page_lists_the_requested_scopes_in_plain_words(
 
 
 def test_allow_is_remembered_for_the_same_person_and_client(
-    browser: Browser, db: Session, user: User, make_client: Callable[..., RegisteredClient],
+    browser: Browser,
+    db: Session,
+    user: User,
+    make_client: Callable[..., RegisteredClient],
 ) -> None:
     rp = make_client(name="Invoice app")
     first, _verifier = auth_params(rp)
@@ -75,7 +84,9 @@ def test_allow_is_remembered_for_the_same_person_and_client(
 
 
 def test_a_different_client_asks_again(
-    browser: Browser, user: User, make_client: Callable[..., RegisteredClient],
+    browser: Browser,
+    user: User,
+    make_client: Callable[..., RegisteredClient],
 ) -> None:
     invoices = make_client(name="Invoice app")
     meters = make_client(name="Meter app", redirect_uris=["https://meters.example.lv/cb"])
@@ -87,7 +98,9 @@ def test_a_different_client_asks_again(
 
 
 def test_asking_for_a_scope_not_allowed_before_asks_again(
-    browser: Browser, user: User, make_client: Callable[..., RegisteredClient],
+    browser: Browser,
+    user: User,
+    make_client: Callable[..., RegisteredClient],
 ) -> None:
     rp = make_client(name="Invoice app")
     params, _verifier = auth_params(rp, scope="openid email")
@@ -98,7 +111,10 @@ def test_asking_for_a_scope_not_allowed_before_asks_again(
 
 
 def test_a_scope_the_client_may_not_get_is_neither_shown_nor_asked_for_again(
-    app: Flask, client: FlaskClient, browser: Browser, user: User,
+    app: Flask,
+    client: FlaskClient,
+    browser: Browser,
+    user: User,
     make_client: Callable[..., RegisteredClient],
 ) -> None:
     rp = make_client(name="Invoice app", scopes=["openid", "email"])
@@ -106,7 +122,8 @@ def test_a_scope_the_client_may_not_get_is_neither_shown_nor_asked_for_again(
     paused = browser.authorize(params, consent=None)
     assert goes_to_consent(paused)
     assert plain_words(app, "phone") not in client.get(paused.headers["Location"]).get_data(
-        as_text=True)
+        as_text=True
+    )
     assert is_code_for(browser.authorize(params), rp)
 
     params, _verifier = auth_params(rp, scope="openid email phone")
@@ -114,7 +131,10 @@ def test_a_scope_the_client_may_not_get_is_neither_shown_nor_asked_for_again(
 
 
 def test_a_first_party_client_never_shows_the_consent_page(
-    browser: Browser, db: Session, user: User, confidential_client: RegisteredClient,
+    browser: Browser,
+    db: Session,
+    user: User,
+    confidential_client: RegisteredClient,
 ) -> None:
     params, _verifier = auth_params(confidential_client, prompt="consent")
     assert is_code_for(browser.authorize(params, consent=None), confidential_client)
@@ -124,7 +144,10 @@ def test_a_first_party_client_never_shows_the_consent_page(
 
 
 def test_deny_sends_access_denied_back_and_remembers_nothing(
-    browser: Browser, db: Session, user: User, make_client: Callable[..., RegisteredClient],
+    browser: Browser,
+    db: Session,
+    user: User,
+    make_client: Callable[..., RegisteredClient],
 ) -> None:
     rp = make_client(name="Invoice app")
     params, _verifier = auth_params(rp)
@@ -137,7 +160,10 @@ def test_deny_sends_access_denied_back_and_remembers_nothing(
 
 
 def test_a_consent_post_without_csrf_token_gets_a_400_page(
-    client: FlaskClient, browser: Browser, db: Session, user: User,
+    client: FlaskClient,
+    browser: Browser,
+    db: Session,
+    user: User,
     make_client: Callable[..., RegisteredClient],
 ) -> None:
     rp = make_client(name="Invoice app")
@@ -153,7 +179,8 @@ def test_a_consent_post_without_csrf_token_gets_a_400_page(
 
 
 def test_allowing_again_or_in_two_tabs_keeps_one_grant_with_every_scope(
-        app: Flask, db: Session, user: User, confidential_client: RegisteredClient) -> None:
+    app: Flask, db: Session, user: User, confidential_client: RegisteredClient
+) -> None:
     """Consent is remembered once per user, client and customer, also for a person who acts
     for no customer (NULL, which a plain unique constraint lets repeat): a second "Allow",
     as from another tab that found no grant either, adds its scopes to the one row."""
@@ -170,7 +197,8 @@ def test_allowing_again_or_in_two_tabs_keeps_one_grant_with_every_scope(
     assert services.missing_scopes(db, user_id, client_id, None, "openid email profile") == []
     db.commit()
     with pytest.raises(IntegrityError):  # the database keeps it so, whoever writes
-        db.add(ConsentGrant(user_id=user_id, client_id=client_id, customer_id=None,
-                            scopes=["openid"]))
+        db.add(
+            ConsentGrant(user_id=user_id, client_id=client_id, customer_id=None, scopes=["openid"])
+        )
         db.flush()
     db.rollback()

@@ -72,8 +72,12 @@ def contractor(user: User) -> Actor:
 
 @pytest.fixture
 def company(db: Session) -> Customer:
-    row = Customer(number="900800700", kind="company", name="Gāzes Serviss SIA",
-                   registration_number="40003000001")
+    row = Customer(
+        number="900800700",
+        kind="company",
+        name="Gāzes Serviss SIA",
+        registration_number="40003000001",
+    )
     db.add(row)
     db.commit()
     return row
@@ -82,23 +86,54 @@ def company(db: Session) -> Customer:
 @pytest.fixture
 def esignature() -> EparakstsProvider:
     """The real connector: starting a login needs no network."""
-    return build(ConnectorConfig(name="eparaksts", method="esignature", display_name="eParaksts",
-                                 base_url="https://eidas.eparaksts.lv", client_id="idp",
-                                 client_secret="secret", kind="eparaksts"))
+    return build(
+        ConnectorConfig(
+            name="eparaksts",
+            method="esignature",
+            display_name="eParaksts",
+            base_url="https://eidas.eparaksts.lv",
+            client_id="idp",
+            client_secret="secret",
+            kind="eparaksts",
+        )
+    )
 
 
 def identity(code: str = ILZE_CODE, subject: str = "eps-ilze") -> VerifiedIdentity:
-    return VerifiedIdentity(provider="eparaksts", method="esignature", subject=subject,
-                            country="LV", personal_code=code, given_name="Ilze",
-                            family_name="Kalna", assurance="high", amr=("ext", "sc"))
+    return VerifiedIdentity(
+        provider="eparaksts",
+        method="esignature",
+        subject=subject,
+        country="LV",
+        personal_code=code,
+        given_name="Ilze",
+        family_name="Kalna",
+        assurance="high",
+        amr=("ext", "sc"),
+    )
 
 
-def invite(db: Session, settings: Settings, customer: Customer, actor: Actor, *,
-           email: str = ILZE, rights: Any = ("invoices.read",),
-           personal_code: str | None = None) -> services.Invitation:
+def invite(
+    db: Session,
+    settings: Settings,
+    customer: Customer,
+    actor: Actor,
+    *,
+    email: str = ILZE,
+    rights: Any = ("invoices.read",),
+    personal_code: str | None = None,
+) -> services.Invitation:
     invitation = services.invite_additional_user(
-        db, settings, customer=customer, email=email, name="Ilze Kalna",
-        personal_code=personal_code, rights=rights, evidence=None, actor=actor)
+        db,
+        settings,
+        customer=customer,
+        email=email,
+        name="Ilze Kalna",
+        personal_code=personal_code,
+        rights=rights,
+        evidence=None,
+        actor=actor,
+    )
     db.commit()
     return invitation
 
@@ -119,9 +154,15 @@ def events(db: Session, action: Action | None = None) -> list[AuditEvent]:
 def family(db: Session, rp: RegisteredClient, user_id: int, customer_id: int | None) -> str:
     client_pk = db.scalar(select(Client.id).where(Client.client_id == rp.client_id))
     assert client_pk is not None
-    row = TokenFamily(id=secrets.token_hex(16), client_id=client_pk, user_id=user_id,
-                      customer_id=customer_id, scope="openid", auth_time=0,
-                      expires_at=utcnow() + dt.timedelta(days=1))
+    row = TokenFamily(
+        id=secrets.token_hex(16),
+        client_id=client_pk,
+        user_id=user_id,
+        customer_id=customer_id,
+        scope="openid",
+        auth_time=0,
+        expires_at=utcnow() + dt.timedelta(days=1),
+    )
     db.add(row)
     db.commit()
     return row.id
@@ -134,18 +175,34 @@ def revoked(db: Session, family_id: str) -> bool:
     return row.revoked_at is not None
 
 
-def active_member(db: Session, customer: Customer, email: str, role: Role = Role.ADDITIONAL_USER,
-                  rights: list[str] | None = None, **values: Any) -> Membership:
+def active_member(
+    db: Session,
+    customer: Customer,
+    email: str,
+    role: Role = Role.ADDITIONAL_USER,
+    rights: list[str] | None = None,
+    **values: Any,
+) -> Membership:
     """A membership that is already active (its invitation accepted long ago)."""
     person = db.scalar(select(User).where(User.email == email.lower()))
     if person is None:
-        person = User(email=email.lower(), email_display=email, name=email.split("@")[0],
-                      status=ACTIVE, email_verified=True)
+        person = User(
+            email=email.lower(),
+            email_display=email,
+            name=email.split("@")[0],
+            status=ACTIVE,
+            email_verified=True,
+        )
         db.add(person)
         db.flush()
-    row = Membership(user_id=person.id, customer_id=customer.id, role=role,
-                     rights=rights if rights is not None else ["invoices.read"], state="active",
-                     **values)
+    row = Membership(
+        user_id=person.id,
+        customer_id=customer.id,
+        role=role,
+        rights=rights if rights is not None else ["invoices.read"],
+        state="active",
+        **values,
+    )
     db.add(row)
     db.commit()
     return row
@@ -155,8 +212,14 @@ def active_member(db: Session, customer: Customer, email: str, role: Role = Role
 
 
 def test_a_new_address_gets_a_pending_account_an_invited_membership_and_a_working_link(
-        db: Session, settings: Settings, in_app: None, customer: Customer, user: User,
-        contractor: Actor, mailbox: Mailbox) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    user: User,
+    contractor: Actor,
+    mailbox: Mailbox,
+) -> None:
     invitation = invite(db, settings, customer, contractor)
     assert not invitation.existing_account
     message = mailbox.wait_for(ILZE)
@@ -172,19 +235,29 @@ def test_a_new_address_gets_a_pending_account_an_invited_membership_and_a_workin
     membership = db.scalar(select(Membership).where(Membership.user_id == person.id))
     assert membership is not None
     assert (membership.role, membership.state, membership.rights) == (
-        Role.ADDITIONAL_USER, MembershipState.INVITED, ["invoices.read"])
+        Role.ADDITIONAL_USER,
+        MembershipState.INVITED,
+        ["invoices.read"],
+    )
     assert membership.granted_by_user_id == user.id and membership.customer_id == customer.id
 
     pending = services.check_invitation(db, token_of(services_link(body)))
     assert pending is not None and pending.needs_password
     assert (pending.membership.id, pending.user.id, pending.customer.id) == (
-        membership.id, person.id, customer.id)
+        membership.id,
+        person.id,
+        customer.id,
+    )
     # Checking (the GET of the page) does not use the link up.
     assert services.check_invitation(db, token_of(services_link(body))) is not None
 
     [event] = events(db)
     assert (event.action, event.actor, event.actor_user_id, event.origin) == (
-        "invited", "Janis.Berzins@Example.lv", user.id, HERE)
+        "invited",
+        "Janis.Berzins@Example.lv",
+        user.id,
+        HERE,
+    )
     assert (event.customer_number, event.subject_email) == (customer.number, ILZE)
     assert event.details["rights"] == ["invoices.read"] and event.details["new_account"]
     db.commit()
@@ -195,11 +268,23 @@ def services_link(body: str) -> str:
 
 
 def test_an_existing_account_gets_a_new_membership_never_a_second_account(
-        db: Session, settings: Settings, in_app: None, customer: Customer, user: User,
-        company: Customer, mailbox: Mailbox) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    user: User,
+    company: Customer,
+    mailbox: Mailbox,
+) -> None:
     # Jānis, contractor of his own customer, is added to a company's profile by an admin.
-    invitation = invite(db, settings, company, Actor.cli(), email="janis.berzins@example.lv",
-                        rights=["invoices.read", "meter_readings.submit"])
+    invitation = invite(
+        db,
+        settings,
+        company,
+        Actor.cli(),
+        email="janis.berzins@example.lv",
+        rights=["invoices.read", "meter_readings.submit"],
+    )
     assert invitation.existing_account and invitation.user.id == user.id
     body = text_body(mailbox.wait_for("Janis.Berzins@Example.lv"))
     assert "the utility added you" in body
@@ -208,19 +293,24 @@ def test_an_existing_account_gets_a_new_membership_never_a_second_account(
 
     assert db.scalar(select(func.count()).select_from(User)) == 1
     roles = {m.customer_id: (m.role, m.state) for m in db.scalars(select(Membership))}
-    assert roles == {customer.id: ("contractor", "active"),
-                     company.id: ("additional_user", "invited")}
+    assert roles == {
+        customer.id: ("contractor", "active"),
+        company.id: ("additional_user", "invited"),
+    }
     pending = services.check_invitation(db, token_of(services_link(body)))
     assert pending is not None and not pending.needs_password
     db.commit()
 
 
 def test_a_second_invitation_while_one_is_live_is_refused_and_a_revoked_one_is_reused(
-        db: Session, settings: Settings, in_app: None, customer: Customer,
-        contractor: Actor) -> None:
+    db: Session, settings: Settings, in_app: None, customer: Customer, contractor: Actor
+) -> None:
     first = invite(db, settings, customer, contractor)
-    with pytest.raises(DelegationError, match="already acts for customer 100200300 as "
-                       r"additional_user \(invited\): resend the invitation instead"):
+    with pytest.raises(
+        DelegationError,
+        match="already acts for customer 100200300 as "
+        r"additional_user \(invited\): resend the invitation instead",
+    ):
         invite(db, settings, customer, contractor, email=ILZE.upper())
     db.rollback()
 
@@ -233,22 +323,37 @@ def test_a_second_invitation_while_one_is_live_is_refused_and_a_revoked_one_is_r
     row = db.get(Membership, first.membership.id)
     assert row is not None
     assert (row.state, row.rights) == ("invited", ["meter_readings.submit"])
-    assert db.scalar(select(func.count()).select_from(Membership).where(
-        Membership.customer_id == customer.id, Membership.role == "additional_user")) == 1
+    assert (
+        db.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .where(Membership.customer_id == customer.id, Membership.role == "additional_user")
+        )
+        == 1
+    )
     assert events(db)[-1].details["previous_state"] == "revoked"
     db.commit()
 
 
-@pytest.mark.parametrize(("rights", "message"), [
-    (["users.manage"], "an additional user cannot be given users.manage"),
-    (["invoices.read,users.manage"], "an additional user cannot be given users.manage"),
-    ([], "choose at least one right"),
-    ([" , "], "choose at least one right"),
-    (["invoices.write"], "unknown right 'invoices.write'"),
-])
+@pytest.mark.parametrize(
+    ("rights", "message"),
+    [
+        (["users.manage"], "an additional user cannot be given users.manage"),
+        (["invoices.read,users.manage"], "an additional user cannot be given users.manage"),
+        ([], "choose at least one right"),
+        ([" , "], "choose at least one right"),
+        (["invoices.write"], "unknown right 'invoices.write'"),
+    ],
+)
 def test_an_additional_user_gets_only_grantable_rights(
-        db: Session, settings: Settings, in_app: None, customer: Customer,
-        contractor: Actor, rights: list[str], message: str) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    contractor: Actor,
+    rights: list[str],
+    message: str,
+) -> None:
     with pytest.raises(DelegationError, match=message):
         invite(db, settings, customer, contractor, rights=rights)
     db.rollback()
@@ -257,25 +362,42 @@ def test_an_additional_user_gets_only_grantable_rights(
     db.commit()
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("personal_code", "123", "personal code: a personal code has 11 digits, not 3"),
-    ("email", "not-an-address", "not an e-mail address"),
-    ("name", "  ", "the name must have 1 to 255 characters"),
-])
-def test_bad_input_is_one_clear_refusal(db: Session, settings: Settings, in_app: None,
-                                        customer: Customer, contractor: Actor, field: str,
-                                        value: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("personal_code", "123", "personal code: a personal code has 11 digits, not 3"),
+        ("email", "not-an-address", "not an e-mail address"),
+        ("name", "  ", "the name must have 1 to 255 characters"),
+    ],
+)
+def test_bad_input_is_one_clear_refusal(
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    contractor: Actor,
+    field: str,
+    value: str,
+    message: str,
+) -> None:
     kwargs: dict[str, Any] = {"email": ILZE, "name": "Ilze", "personal_code": None}
     kwargs[field] = value
     with pytest.raises(DelegationError, match=message):
-        services.invite_additional_user(db, settings, customer=customer, rights=["invoices.read"],
-                                        evidence=None, actor=contractor, **kwargs)
+        services.invite_additional_user(
+            db,
+            settings,
+            customer=customer,
+            rights=["invoices.read"],
+            evidence=None,
+            actor=contractor,
+            **kwargs,
+        )
     db.rollback()
 
 
 def test_a_typed_personal_code_is_normalised_and_kept_for_the_acceptance(
-        db: Session, settings: Settings, in_app: None, customer: Customer,
-        contractor: Actor) -> None:
+    db: Session, settings: Settings, in_app: None, customer: Customer, contractor: Actor
+) -> None:
     invitation = invite(db, settings, customer, contractor, personal_code="321111-11114")
     assert invitation.membership.invited_personal_code == ILZE_CODE
     assert events(db)[0].details["personal_code_required"] is True
@@ -286,8 +408,14 @@ def test_a_typed_personal_code_is_normalised_and_kept_for_the_acceptance(
 
 
 def test_members_lists_the_contractor_first_and_member_refuses_another_customers_id(
-        db: Session, settings: Settings, in_app: None, customer: Customer, user: User,
-        company: Customer, contractor: Actor) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    user: User,
+    company: Customer,
+    contractor: Actor,
+) -> None:
     zane = active_member(db, customer, "zane@example.lv")
     authorised = active_member(db, customer, "aivars@example.lv", Role.AUTHORISED_PERSON, [])
     invited = invite(db, settings, customer, contractor).membership
@@ -301,26 +429,41 @@ def test_members_lists_the_contractor_first_and_member_refuses_another_customers
     assert services.member(db, customer.id, zane.id) is not None
     assert services.member(db, customer.id, foreign.id) is None  # a tampered id
     assert services.shown_rights(authorised) == [
-        "invoices.read", "meter_readings.submit", "users.manage"]
+        "invoices.read",
+        "meter_readings.submit",
+        "users.manage",
+    ]
     db.commit()
 
 
 def test_contractors_and_authorised_persons_manage_users_additional_users_do_not(
-        db: Session, customer: Customer, user: User, company: Customer) -> None:
+    db: Session, customer: Customer, user: User, company: Customer
+) -> None:
     now = utcnow()
     assert services.may_manage(db, user.id, customer.id, now)
     assert [c.id for c in services.managed_customers(db, user.id, now)] == [customer.id]
-    helper = active_member(db, customer, "zane@example.lv",
-                           rights=["invoices.read", "meter_readings.submit", "users.manage"])
+    helper = active_member(
+        db,
+        customer,
+        "zane@example.lv",
+        rights=["invoices.read", "meter_readings.submit", "users.manage"],
+    )
     assert not services.may_manage(db, helper.user_id, customer.id, now)  # stored, not held
     assert services.managed_customers(db, helper.user_id, now) == []
     assert not services.may_manage(db, user.id, company.id, now)
 
-    authorised = active_member(db, company, "aivars@example.lv", Role.AUTHORISED_PERSON, [],
-                               valid_until=now + dt.timedelta(hours=1))
+    authorised = active_member(
+        db,
+        company,
+        "aivars@example.lv",
+        Role.AUTHORISED_PERSON,
+        [],
+        valid_until=now + dt.timedelta(hours=1),
+    )
     assert services.may_manage(db, authorised.user_id, company.id, now)
-    assert not services.may_manage(db, authorised.user_id, company.id,
-                                   now + dt.timedelta(hours=2))  # the authorisation ended
+    assert not services.may_manage(
+        db, authorised.user_id, company.id, now + dt.timedelta(hours=2)
+    )  # the authorisation ended
     db.commit()
 
 
@@ -328,16 +471,20 @@ def test_contractors_and_authorised_persons_manage_users_additional_users_do_not
 
 
 def test_changing_rights_revokes_that_users_tokens_for_that_customer_only(
-        db: Session, customer: Customer, user: User, company: Customer, contractor: Actor,
-        confidential_client: RegisteredClient) -> None:
+    db: Session,
+    customer: Customer,
+    user: User,
+    company: Customer,
+    contractor: Actor,
+    confidential_client: RegisteredClient,
+) -> None:
     zane = active_member(db, customer, "zane@example.lv", rights=["invoices.read"])
     active_member(db, company, "zane@example.lv", rights=["invoices.read"])
     for_customer = family(db, confidential_client, zane.user_id, customer.id)
     for_company = family(db, confidential_client, zane.user_id, company.id)
     janis_family = family(db, confidential_client, user.id, customer.id)
 
-    services.change_rights(db, membership=zane, rights=["meter_readings.submit"],
-                           actor=contractor)
+    services.change_rights(db, membership=zane, rights=["meter_readings.submit"], actor=contractor)
     db.commit()
     assert revoked(db, for_customer)
     assert not revoked(db, for_company) and not revoked(db, janis_family)
@@ -349,18 +496,19 @@ def test_changing_rights_revokes_that_users_tokens_for_that_customer_only(
     assert (event.actor_user_id, event.origin) == (user.id, HERE)
 
     # The same set again changes nothing and records nothing.
-    services.change_rights(db, membership=row, rights=["meter_readings.submit"],
-                           actor=contractor)
+    services.change_rights(db, membership=row, rights=["meter_readings.submit"], actor=contractor)
     db.commit()
     assert len(events(db, Action.RIGHTS_CHANGED)) == 1
     db.commit()
 
 
 def test_only_an_additional_users_rights_change_and_only_to_grantable_ones(
-        db: Session, customer: Customer, user: User, contractor: Actor) -> None:
+    db: Session, customer: Customer, user: User, contractor: Actor
+) -> None:
     with pytest.raises(DelegationError, match="only an additional user's rights"):
-        services.change_rights(db, membership=user.memberships[0], rights=["invoices.read"],
-                               actor=contractor)
+        services.change_rights(
+            db, membership=user.memberships[0], rights=["invoices.read"], actor=contractor
+        )
     zane = active_member(db, customer, "zane@example.lv")
     with pytest.raises(DelegationError, match="cannot be given users.manage"):
         services.change_rights(db, membership=zane, rights=["users.manage"], actor=contractor)
@@ -370,8 +518,15 @@ def test_only_an_additional_users_rights_change_and_only_to_grantable_ones(
 
 
 def test_revoking_ends_the_membership_its_tokens_and_its_invitation_link(
-        db: Session, settings: Settings, in_app: None, customer: Customer, user: User,
-        contractor: Actor, mailbox: Mailbox, confidential_client: RegisteredClient) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    user: User,
+    contractor: Actor,
+    mailbox: Mailbox,
+    confidential_client: RegisteredClient,
+) -> None:
     zane = active_member(db, customer, "zane@example.lv")
     zane_family = family(db, confidential_client, zane.user_id, customer.id)
     services.revoke(db, membership=zane, actor=contractor, reason="left the company")
@@ -395,11 +550,11 @@ def test_revoking_ends_the_membership_its_tokens_and_its_invitation_link(
 
 
 def test_contractors_and_authorised_persons_are_removed_only_by_an_admin(
-        db: Session, customer: Customer, user: User, contractor: Actor) -> None:
+    db: Session, customer: Customer, user: User, contractor: Actor
+) -> None:
     authorised = active_member(db, customer, "aivars@example.lv", Role.AUTHORISED_PERSON, [])
     peer = active_member(db, customer, "zane@example.lv", Role.AUTHORISED_PERSON, [])
-    helper = active_member(db, customer, "ilze@example.lv", Role.ADDITIONAL_USER,
-                           ["invoices.read"])
+    helper = active_member(db, customer, "ilze@example.lv", Role.ADDITIONAL_USER, ["invoices.read"])
     as_authorised = Actor.person(authorised.user, HERE)
     for target in (user.memberships[0], peer, authorised):
         with pytest.raises(DelegationError, match="only the utility can change that"):
@@ -419,8 +574,14 @@ def test_contractors_and_authorised_persons_are_removed_only_by_an_admin(
 
 
 def test_resending_voids_only_that_memberships_earlier_link(
-        db: Session, settings: Settings, in_app: None, customer: Customer, company: Customer,
-        contractor: Actor, mailbox: Mailbox) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    company: Customer,
+    contractor: Actor,
+    mailbox: Mailbox,
+) -> None:
     # Ilze is invited by two customers: two live links.
     by_janis = invite(db, settings, customer, contractor)
     first = token_of(mailbox.link_for(ILZE))
@@ -429,8 +590,9 @@ def test_resending_voids_only_that_memberships_earlier_link(
     assert services.check_invitation(db, first) is not None
     assert services.check_invitation(db, by_company) is not None
 
-    again = services.resend_invitation(db, settings, membership=by_janis.membership,
-                                       actor=contractor)
+    again = services.resend_invitation(
+        db, settings, membership=by_janis.membership, actor=contractor
+    )
     db.commit()
     newer = token_of(mailbox.link_for(ILZE))
     assert again.expires_at > utcnow()
@@ -443,8 +605,9 @@ def test_resending_voids_only_that_memberships_earlier_link(
     db.commit()
 
 
-def test_only_a_waiting_invitation_is_resent(db: Session, settings: Settings, in_app: None,
-                                             customer: Customer, contractor: Actor) -> None:
+def test_only_a_waiting_invitation_is_resent(
+    db: Session, settings: Settings, in_app: None, customer: Customer, contractor: Actor
+) -> None:
     zane = active_member(db, customer, "zane@example.lv")
     with pytest.raises(DelegationError, match="is not waiting for an invitation"):
         services.resend_invitation(db, settings, membership=zane, actor=contractor)
@@ -455,19 +618,32 @@ def test_only_a_waiting_invitation_is_resent(db: Session, settings: Settings, in
 
 
 def test_an_authorised_person_is_invited_with_every_right_until_the_end_date(
-        db: Session, settings: Settings, in_app: None, customer: Customer,
-        mailbox: Mailbox) -> None:
+    db: Session, settings: Settings, in_app: None, customer: Customer, mailbox: Mailbox
+) -> None:
     until = services.end_of_local_day(dt.date.today() + dt.timedelta(days=30))
     invitation = services.invite_authorised_person(
-        db, settings, customer=customer, email="aivars@example.lv", name="Aivars Ozols",
-        until=until, evidence="application 2026/17", actor=Actor.cli())
+        db,
+        settings,
+        customer=customer,
+        email="aivars@example.lv",
+        name="Aivars Ozols",
+        until=until,
+        evidence="application 2026/17",
+        actor=Actor.cli(),
+    )
     db.commit()
     body = text_body(mailbox.wait_for("aivars@example.lv"))
     membership = invitation.membership
     assert (membership.role, membership.state, membership.valid_until) == (
-        "authorised_person", "invited", until)
+        "authorised_person",
+        "invited",
+        until,
+    )
     assert services.shown_rights(membership) == [
-        "invoices.read", "meter_readings.submit", "users.manage"]
+        "invoices.read",
+        "meter_readings.submit",
+        "users.manage",
+    ]
     assert membership.evidence == "application 2026/17"
     last_day = (dt.date.today() + dt.timedelta(days=30)).isoformat()
     assert f"valid to the end of {last_day} (Latvian time)" in body
@@ -480,11 +656,19 @@ def test_an_authorised_person_is_invited_with_every_right_until_the_end_date(
 
 
 def test_the_approval_deadline_never_outlives_the_authorisation(
-        db: Session, settings: Settings, in_app: None, customer: Customer) -> None:
+    db: Session, settings: Settings, in_app: None, customer: Customer
+) -> None:
     until = utcnow() + dt.timedelta(hours=1)
     invitation = services.invite_authorised_person(
-        db, settings, customer=customer, email="aivars@example.lv", name="Aivars Ozols",
-        until=until, evidence="copy of the authorisation", actor=Actor.cli())
+        db,
+        settings,
+        customer=customer,
+        email="aivars@example.lv",
+        name="Aivars Ozols",
+        until=until,
+        evidence="copy of the authorisation",
+        actor=Actor.cli(),
+    )
     db.commit()
     assert invitation.expires_at == until
     link = db.scalar(select(EmailLink).where(EmailLink.membership_id == invitation.membership.id))
@@ -492,27 +676,56 @@ def test_the_approval_deadline_never_outlives_the_authorisation(
     db.commit()
 
 
-@pytest.mark.parametrize(("until", "evidence", "message"), [
-    (-1, "application 1", "must be in the future"),
-    (30, "  ", "on what evidence"),
-])
+@pytest.mark.parametrize(
+    ("until", "evidence", "message"),
+    [
+        (-1, "application 1", "must be in the future"),
+        (30, "  ", "on what evidence"),
+    ],
+)
 def test_an_authorisation_needs_a_future_end_and_evidence(
-        db: Session, settings: Settings, in_app: None, customer: Customer, until: int,
-        evidence: str, message: str) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    until: int,
+    evidence: str,
+    message: str,
+) -> None:
     with pytest.raises(DelegationError, match=message):
         services.invite_authorised_person(
-            db, settings, customer=customer, email="aivars@example.lv", name="Aivars",
-            until=utcnow() + dt.timedelta(days=until), evidence=evidence, actor=Actor.cli())
+            db,
+            settings,
+            customer=customer,
+            email="aivars@example.lv",
+            name="Aivars",
+            until=utcnow() + dt.timedelta(days=until),
+            evidence=evidence,
+            actor=Actor.cli(),
+        )
     db.rollback()
 
 
 def test_an_authorisation_past_its_end_expires_with_its_tokens(
-        db: Session, customer: Customer, confidential_client: RegisteredClient) -> None:
+    db: Session, customer: Customer, confidential_client: RegisteredClient
+) -> None:
     now = utcnow()
-    ended = active_member(db, customer, "aivars@example.lv", Role.AUTHORISED_PERSON, [],
-                          valid_until=now - dt.timedelta(minutes=1))
-    running = active_member(db, customer, "zane@example.lv", Role.AUTHORISED_PERSON, [],
-                            valid_until=now + dt.timedelta(days=1))
+    ended = active_member(
+        db,
+        customer,
+        "aivars@example.lv",
+        Role.AUTHORISED_PERSON,
+        [],
+        valid_until=now - dt.timedelta(minutes=1),
+    )
+    running = active_member(
+        db,
+        customer,
+        "zane@example.lv",
+        Role.AUTHORISED_PERSON,
+        [],
+        valid_until=now + dt.timedelta(days=1),
+    )
     ended_family = family(db, confidential_client, ended.user_id, customer.id)
 
     assert services.expire_due(db, now) == 1
@@ -530,11 +743,18 @@ def test_an_authorisation_past_its_end_expires_with_its_tokens(
 
 
 def test_an_invitation_past_the_end_of_its_authorisation_expires_and_its_link_dies(
-        db: Session, settings: Settings, in_app: None, customer: Customer,
-        mailbox: Mailbox) -> None:
+    db: Session, settings: Settings, in_app: None, customer: Customer, mailbox: Mailbox
+) -> None:
     services.invite_authorised_person(
-        db, settings, customer=customer, email="aivars@example.lv", name="Aivars Ozols",
-        until=utcnow() + dt.timedelta(minutes=10), evidence="application 5", actor=Actor.cli())
+        db,
+        settings,
+        customer=customer,
+        email="aivars@example.lv",
+        name="Aivars Ozols",
+        until=utcnow() + dt.timedelta(minutes=10),
+        evidence="application 5",
+        actor=Actor.cli(),
+    )
     db.commit()
     token = token_of(mailbox.link_for("aivars@example.lv"))
     assert services.check_invitation(db, token) is not None
@@ -548,12 +768,23 @@ def test_an_invitation_past_the_end_of_its_authorisation_expires_and_its_link_di
 # --- the invited person's side ------------------------------------------------------------------
 
 
-def start(db: Session, settings: Settings, connector: EparakstsProvider, token: str,
-          password_hash: str | None) -> upstream.TakenLogin:
+def start(
+    db: Session,
+    settings: Settings,
+    connector: EparakstsProvider,
+    token: str,
+    password_hash: str | None,
+) -> upstream.TakenLogin:
     """begin_acceptance, then the callback's take() with the state the browser brings."""
-    target = services.begin_acceptance(db, settings, connector, token=token,
-                                       password_hash=password_hash, callback_url=CALLBACK,
-                                  browser_binding=BINDING)
+    target = services.begin_acceptance(
+        db,
+        settings,
+        connector,
+        token=token,
+        password_hash=password_hash,
+        callback_url=CALLBACK,
+        browser_binding=BINDING,
+    )
     db.commit()
     state = parse_qs(urlsplit(target).query)["state"][0]
     taken = upstream.take(db, settings, "eparaksts", state)
@@ -568,8 +799,15 @@ def password_hash(app: Flask) -> str:
 
 
 def test_accepting_with_the_right_code_then_confirming_the_contact_form_activates(
-        db: Session, settings: Settings, in_app: None, customer: Customer, contractor: Actor,
-        mailbox: Mailbox, esignature: EparakstsProvider, password_hash: str) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    contractor: Actor,
+    mailbox: Mailbox,
+    esignature: EparakstsProvider,
+    password_hash: str,
+) -> None:
     invitation = invite(db, settings, customer, contractor, personal_code=ILZE_CODE)
     token = token_of(mailbox.link_for(ILZE))
 
@@ -585,11 +823,17 @@ def test_accepting_with_the_right_code_then_confirming_the_contact_form_activate
     assert result.customer.id == customer.id
     person = db.get(User, invitation.user.id)
     assert person is not None
-    assert (person.status, person.email_verified, person.verified_personal_code,
-            person.contact_confirmed, person.password_hash) == (
-        ACTIVE, True, ILZE_CODE, False, password_hash)
-    assert db.scalar(select(UpstreamLink.subject).where(
-        UpstreamLink.user_id == person.id)) == "eps-ilze"
+    assert (
+        person.status,
+        person.email_verified,
+        person.verified_personal_code,
+        person.contact_confirmed,
+        person.password_hash,
+    ) == (ACTIVE, True, ILZE_CODE, False, password_hash)
+    assert (
+        db.scalar(select(UpstreamLink.subject).where(UpstreamLink.user_id == person.id))
+        == "eps-ilze"
+    )
     membership = db.get(Membership, invitation.membership.id)
     assert membership is not None
     assert membership.state == "invited" and membership.accepted_at is not None
@@ -609,8 +853,15 @@ def test_accepting_with_the_right_code_then_confirming_the_contact_form_activate
 
 
 def test_a_low_assurance_login_is_refused_and_keeps_the_link(
-        db: Session, settings: Settings, in_app: None, customer: Customer, contractor: Actor,
-        mailbox: Mailbox, esignature: EparakstsProvider, password_hash: str) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    contractor: Actor,
+    mailbox: Mailbox,
+    esignature: EparakstsProvider,
+    password_hash: str,
+) -> None:
     invitation = invite(db, settings, customer, contractor, personal_code=ILZE_CODE)
     token = token_of(mailbox.link_for(ILZE))
     taken = start(db, settings, esignature, token, password_hash)
@@ -629,14 +880,23 @@ def test_a_low_assurance_login_is_refused_and_keeps_the_link(
     # A substantial login (an internet bank) is enough.
     again = start(db, settings, esignature, token, password_hash)
     substantial = dataclasses.replace(identity(), assurance="substantial")
-    assert services.finish_acceptance(db, settings, again, substantial, HERE).outcome is \
-        AcceptanceOutcome.ACCEPTED
+    assert (
+        services.finish_acceptance(db, settings, again, substantial, HERE).outcome
+        is AcceptanceOutcome.ACCEPTED
+    )
     db.commit()
 
 
 def test_a_low_assurance_login_on_a_dead_link_says_the_link_is_used(
-        db: Session, settings: Settings, in_app: None, customer: Customer, contractor: Actor,
-        mailbox: Mailbox, esignature: EparakstsProvider, password_hash: str) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    contractor: Actor,
+    mailbox: Mailbox,
+    esignature: EparakstsProvider,
+    password_hash: str,
+) -> None:
     invitation = invite(db, settings, customer, contractor)
     token = token_of(mailbox.link_for(ILZE))
     taken = start(db, settings, esignature, token, password_hash)
@@ -652,8 +912,15 @@ def test_a_low_assurance_login_on_a_dead_link_says_the_link_is_used(
 
 
 def test_a_login_proving_another_code_is_refused_and_uses_the_link_up(
-        db: Session, settings: Settings, in_app: None, customer: Customer, contractor: Actor,
-        mailbox: Mailbox, esignature: EparakstsProvider, password_hash: str) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    contractor: Actor,
+    mailbox: Mailbox,
+    esignature: EparakstsProvider,
+    password_hash: str,
+) -> None:
     invitation = invite(db, settings, customer, contractor, personal_code=ILZE_CODE)
     token = token_of(mailbox.link_for(ILZE))
     taken = start(db, settings, esignature, token, password_hash)
@@ -674,9 +941,16 @@ def test_a_login_proving_another_code_is_refused_and_uses_the_link_up(
 
 
 def test_a_code_of_another_account_is_refused(
-        db: Session, settings: Settings, in_app: None, customer: Customer, user: User,
-        contractor: Actor, mailbox: Mailbox, esignature: EparakstsProvider,
-        password_hash: str) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    user: User,
+    contractor: Actor,
+    mailbox: Mailbox,
+    esignature: EparakstsProvider,
+    password_hash: str,
+) -> None:
     user.verified_personal_code = OTHER_CODE  # Jānis's account is bound to this code
     db.commit()
     invite(db, settings, customer, contractor)  # no code typed
@@ -687,15 +961,22 @@ def test_a_code_of_another_account_is_refused(
     db.commit()
     assert result.outcome is AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
     assert services.check_invitation(db, token) is None
-    assert events(db, Action.INVITATION_REFUSED)[0].details["reason"] == (
-        "code_of_another_account")
+    assert events(db, Action.INVITATION_REFUSED)[0].details["reason"] == ("code_of_another_account")
     db.commit()
 
 
-def accepted_from_cli(db: Session, settings: Settings, mailbox: Mailbox,
-                      connector: EparakstsProvider, customer: Customer, code: str, *,
-                      email: str = ILZE, mail_to: str | None = None,
-                      password_hash: str | None = None) -> services.Acceptance:
+def accepted_from_cli(
+    db: Session,
+    settings: Settings,
+    mailbox: Mailbox,
+    connector: EparakstsProvider,
+    customer: Customer,
+    code: str,
+    *,
+    email: str = ILZE,
+    mail_to: str | None = None,
+    password_hash: str | None = None,
+) -> services.Acceptance:
     """An admin invites `email` for `customer`; the person opens the mail's link and comes
     back from the bank having proven `code`."""
     invite(db, settings, customer, Actor.cli(), email=email)
@@ -707,40 +988,81 @@ def accepted_from_cli(db: Session, settings: Settings, mailbox: Mailbox,
 
 
 def test_an_account_bound_to_another_code_is_refused(
-        db: Session, settings: Settings, in_app: None, user: User, company: Customer,
-        mailbox: Mailbox, esignature: EparakstsProvider) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    user: User,
+    company: Customer,
+    mailbox: Mailbox,
+    esignature: EparakstsProvider,
+) -> None:
     user.verified_personal_code = OTHER_CODE
     db.commit()
-    result = accepted_from_cli(db, settings, mailbox, esignature, company, ILZE_CODE,
-                               email="janis.berzins@example.lv",
-                               mail_to="Janis.Berzins@Example.lv")
+    result = accepted_from_cli(
+        db,
+        settings,
+        mailbox,
+        esignature,
+        company,
+        ILZE_CODE,
+        email="janis.berzins@example.lv",
+        mail_to="Janis.Berzins@Example.lv",
+    )
     assert result.outcome is AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
     db.commit()
 
 
 def test_a_previous_portal_account_must_prove_its_own_code(
-        db: Session, settings: Settings, in_app: None, company: Customer, mailbox: Mailbox,
-        esignature: EparakstsProvider) -> None:
-    db.add(User(email="vecais@example.lv", email_display="vecais@example.lv", name="Vecais",
-                status=ACTIVE, legacy=True, contact_confirmed=False,
-                legacy_personal_code=OTHER_CODE))
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    company: Customer,
+    mailbox: Mailbox,
+    esignature: EparakstsProvider,
+) -> None:
+    db.add(
+        User(
+            email="vecais@example.lv",
+            email_display="vecais@example.lv",
+            name="Vecais",
+            status=ACTIVE,
+            legacy=True,
+            contact_confirmed=False,
+            legacy_personal_code=OTHER_CODE,
+        )
+    )
     db.commit()
-    result = accepted_from_cli(db, settings, mailbox, esignature, company, ILZE_CODE,
-                               email="vecais@example.lv")
+    result = accepted_from_cli(
+        db, settings, mailbox, esignature, company, ILZE_CODE, email="vecais@example.lv"
+    )
     assert result.outcome is AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
     db.commit()
 
 
 def test_an_unlinked_contractor_account_accepts_only_with_its_customers_code(
-        db: Session, settings: Settings, in_app: None, user: User, customer: Customer,
-        company: Customer, mailbox: Mailbox, esignature: EparakstsProvider) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    user: User,
+    customer: Customer,
+    company: Customer,
+    mailbox: Mailbox,
+    esignature: EparakstsProvider,
+) -> None:
     # Jānis registered by e-mail as contractor of `customer` (personal code 32123456785);
     # his account has no verified code yet. Another customer invites him: a bank login
     # proving someone else's code must not bind that code to his account.
     assert user.verified_personal_code is None
-    result = accepted_from_cli(db, settings, mailbox, esignature, company, ILZE_CODE,
-                               email="janis.berzins@example.lv",
-                               mail_to="Janis.Berzins@Example.lv")
+    result = accepted_from_cli(
+        db,
+        settings,
+        mailbox,
+        esignature,
+        company,
+        ILZE_CODE,
+        email="janis.berzins@example.lv",
+        mail_to="Janis.Berzins@Example.lv",
+    )
     assert result.outcome is AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
     db.refresh(user)
     assert user.verified_personal_code is None
@@ -748,20 +1070,30 @@ def test_an_unlinked_contractor_account_accepts_only_with_its_customers_code(
 
 
 def test_a_person_with_an_account_is_not_given_a_second_one(
-        db: Session, settings: Settings, in_app: None, company: Customer, mailbox: Mailbox,
-        esignature: EparakstsProvider, password_hash: str) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    company: Customer,
+    mailbox: Mailbox,
+    esignature: EparakstsProvider,
+    password_hash: str,
+) -> None:
     # Ilze already has a contractor account (registered by e-mail for her own customer,
     # not yet linked to a bank login), and is invited under another address.
-    own = Customer(number="500600700", kind="person", name="Ilze Kalna",
-                   personal_code=ILZE_CODE)
-    old = User(email="ilze.old@example.lv", email_display="ilze.old@example.lv",
-               name="Ilze Kalna", status=ACTIVE)
+    own = Customer(number="500600700", kind="person", name="Ilze Kalna", personal_code=ILZE_CODE)
+    old = User(
+        email="ilze.old@example.lv",
+        email_display="ilze.old@example.lv",
+        name="Ilze Kalna",
+        status=ACTIVE,
+    )
     db.add_all([own, old])
     db.flush()
     db.add(Membership(user_id=old.id, customer_id=own.id, role="contractor"))
     db.commit()
-    result = accepted_from_cli(db, settings, mailbox, esignature, company, ILZE_CODE,
-                               password_hash=password_hash)
+    result = accepted_from_cli(
+        db, settings, mailbox, esignature, company, ILZE_CODE, password_hash=password_hash
+    )
     assert result.outcome is AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
     active = db.scalars(select(User.email).where(User.status == ACTIVE)).all()
     assert "ilze.kalna@example.lv" not in active
@@ -769,21 +1101,43 @@ def test_a_person_with_an_account_is_not_given_a_second_one(
 
 
 def test_a_code_a_previous_portal_account_waits_for_is_not_taken(
-        db: Session, settings: Settings, in_app: None, company: Customer, mailbox: Mailbox,
-        esignature: EparakstsProvider, password_hash: str) -> None:
-    db.add(User(email="vecais@example.lv", email_display="vecais@example.lv", name="Vecais",
-                status=ACTIVE, legacy=True, contact_confirmed=False,
-                legacy_personal_code=ILZE_CODE))
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    company: Customer,
+    mailbox: Mailbox,
+    esignature: EparakstsProvider,
+    password_hash: str,
+) -> None:
+    db.add(
+        User(
+            email="vecais@example.lv",
+            email_display="vecais@example.lv",
+            name="Vecais",
+            status=ACTIVE,
+            legacy=True,
+            contact_confirmed=False,
+            legacy_personal_code=ILZE_CODE,
+        )
+    )
     db.commit()
-    result = accepted_from_cli(db, settings, mailbox, esignature, company, ILZE_CODE,
-                               password_hash=password_hash)
+    result = accepted_from_cli(
+        db, settings, mailbox, esignature, company, ILZE_CODE, password_hash=password_hash
+    )
     assert result.outcome is AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
     db.commit()
 
 
 def test_an_existing_account_accepts_without_a_new_password(
-        db: Session, settings: Settings, in_app: None, user: User, company: Customer,
-        mailbox: Mailbox, esignature: EparakstsProvider, password_hash: str) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    user: User,
+    company: Customer,
+    mailbox: Mailbox,
+    esignature: EparakstsProvider,
+    password_hash: str,
+) -> None:
     old_hash = user.password_hash
     invitation = invite(db, settings, company, Actor.cli(), email="janis.berzins@example.lv")
     token = token_of(mailbox.link_for("Janis.Berzins@Example.lv"))
@@ -800,8 +1154,15 @@ def test_an_existing_account_accepts_without_a_new_password(
 
 
 def test_the_link_is_used_exactly_once_and_a_failed_login_can_be_retried(
-        db: Session, settings: Settings, in_app: None, customer: Customer, contractor: Actor,
-        mailbox: Mailbox, esignature: EparakstsProvider, password_hash: str) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    contractor: Actor,
+    mailbox: Mailbox,
+    esignature: EparakstsProvider,
+    password_hash: str,
+) -> None:
     invite(db, settings, customer, contractor)
     token = token_of(mailbox.link_for(ILZE))
     cancelled = start(db, settings, esignature, token, password_hash)  # never comes back
@@ -810,40 +1171,70 @@ def test_the_link_is_used_exactly_once_and_a_failed_login_can_be_retried(
     second = start(db, settings, esignature, token, password_hash)  # another tab
 
     assert services.finish_acceptance(db, settings, first, identity(), HERE).outcome is (
-        AcceptanceOutcome.ACCEPTED)
+        AcceptanceOutcome.ACCEPTED
+    )
     db.commit()
     assert services.finish_acceptance(db, settings, second, identity(), HERE).outcome is (
-        AcceptanceOutcome.LINK_USED)
+        AcceptanceOutcome.LINK_USED
+    )
     db.commit()
     with pytest.raises(DelegationError, match="cannot be used any more"):
-        services.begin_acceptance(db, settings, esignature, token=token,
-                                  password_hash=password_hash, callback_url=CALLBACK,
-                                  browser_binding=BINDING)
+        services.begin_acceptance(
+            db,
+            settings,
+            esignature,
+            token=token,
+            password_hash=password_hash,
+            callback_url=CALLBACK,
+            browser_binding=BINDING,
+        )
     db.rollback()
 
 
 def test_a_new_account_must_choose_a_password_before_the_bank_login(
-        db: Session, settings: Settings, in_app: None, customer: Customer, contractor: Actor,
-        mailbox: Mailbox, esignature: EparakstsProvider) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    contractor: Actor,
+    mailbox: Mailbox,
+    esignature: EparakstsProvider,
+) -> None:
     invite(db, settings, customer, contractor)
     token = token_of(mailbox.link_for(ILZE))
     with pytest.raises(DelegationError, match="choose a password first"):
-        services.begin_acceptance(db, settings, esignature, token=token, password_hash=None,
-                                  callback_url=CALLBACK, browser_binding=BINDING)
+        services.begin_acceptance(
+            db,
+            settings,
+            esignature,
+            token=token,
+            password_hash=None,
+            callback_url=CALLBACK,
+            browser_binding=BINDING,
+        )
     db.rollback()
 
 
 def test_an_ordinary_login_is_never_taken_for_an_acceptance(
-        db: Session, settings: Settings, in_app: None) -> None:
+    db: Session, settings: Settings, in_app: None
+) -> None:
     taken = upstream.TakenLogin("eparaksts", {}, None, 1)
     assert services.finish_acceptance(db, settings, taken, identity(), HERE).outcome is (
-        AcceptanceOutcome.LINK_USED)
+        AcceptanceOutcome.LINK_USED
+    )
     db.rollback()
 
 
 def test_a_revoked_invitation_cannot_be_accepted_after_the_bank_login(
-        db: Session, settings: Settings, in_app: None, customer: Customer, contractor: Actor,
-        mailbox: Mailbox, esignature: EparakstsProvider, password_hash: str) -> None:
+    db: Session,
+    settings: Settings,
+    in_app: None,
+    customer: Customer,
+    contractor: Actor,
+    mailbox: Mailbox,
+    esignature: EparakstsProvider,
+    password_hash: str,
+) -> None:
     invitation = invite(db, settings, customer, contractor)
     token = token_of(mailbox.link_for(ILZE))
     taken = start(db, settings, esignature, token, password_hash)

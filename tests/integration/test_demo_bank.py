@@ -28,10 +28,16 @@ def bank(make_app: Callable[..., Flask]) -> FlaskClient:
 
 def authorization(**extra: str) -> tuple[dict[str, str], str]:
     verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": bank_sim.CLIENT_ID,
-              "redirect_uri": CALLBACK, "scope": "openid profile",
-              "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
-              "code_challenge": challenge, "code_challenge_method": "S256"}
+    params = {
+        "response_type": "code",
+        "client_id": bank_sim.CLIENT_ID,
+        "redirect_uri": CALLBACK,
+        "scope": "openid profile",
+        "state": secrets.token_urlsafe(8),
+        "nonce": secrets.token_urlsafe(8),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
     params.update(extra)
     return params, verifier
 
@@ -41,14 +47,17 @@ def choose(bank: FlaskClient, params: dict[str, str], person: str | None) -> Any
     page = bank.get("/demo-bank/authorize", query_string=params)
     assert page.status_code == 200, page.get_data(as_text=True)
     html = page.get_data(as_text=True)
-    form = {"csrf_token": csrf_token(html),
-            "request": html.split('name="request" value="')[1].split('"')[0]}
+    form = {
+        "csrf_token": csrf_token(html),
+        "request": html.split('name="request" value="')[1].split('"')[0],
+    }
     form.update({"person": person} if person else {"cancel": "Cancel"})
     return bank.post("/demo-bank/authorize", data=form)
 
 
-def code_for(bank: FlaskClient, person: str = "32123456785", **extra: str
-             ) -> tuple[str, str, dict[str, str]]:
+def code_for(
+    bank: FlaskClient, person: str = "32123456785", **extra: str
+) -> tuple[str, str, dict[str, str]]:
     params, verifier = authorization(**extra)
     answer = choose(bank, params, person)
     assert answer.status_code == 302
@@ -59,13 +68,19 @@ def code_for(bank: FlaskClient, person: str = "32123456785", **extra: str
 
 
 def redeem(bank: FlaskClient, code: str, verifier: str, auth: tuple[str, str] = BASIC) -> Any:
-    return bank.post("/demo-bank/token", auth=auth, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK,
-        "code_verifier": verifier})
+    return bank.post(
+        "/demo-bank/token",
+        auth=auth,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": CALLBACK,
+            "code_verifier": verifier,
+        },
+    )
 
 
-def test_discovery_describes_a_pkce_only_provider_with_iss_in_responses(bank: FlaskClient
-                                                                          ) -> None:
+def test_discovery_describes_a_pkce_only_provider_with_iss_in_responses(bank: FlaskClient) -> None:
     doc = bank.get("/demo-bank/.well-known/openid-configuration").get_json()
     assert doc["issuer"] == BANK
     assert doc["authorization_response_iss_parameter_supported"] is True
@@ -77,8 +92,7 @@ def test_discovery_describes_a_pkce_only_provider_with_iss_in_responses(bank: Fl
     assert len(keys) == 1 and "d" not in keys[0] and keys[0]["alg"] == "ES256"
 
 
-def test_choosing_a_demo_person_yields_an_id_token_verified_by_the_jwks(bank: FlaskClient
-                                                                         ) -> None:
+def test_choosing_a_demo_person_yields_an_id_token_verified_by_the_jwks(bank: FlaskClient) -> None:
     page = bank.get("/demo-bank/authorize", query_string=authorization()[0])
     html = page.get_data(as_text=True)
     assert "DEMO bank — not a real bank" in html
@@ -97,25 +111,34 @@ def test_choosing_a_demo_person_yields_an_id_token_verified_by_the_jwks(bank: Fl
         aud={"essential": True, "value": bank_sim.CLIENT_ID},
         azp={"essential": True, "value": bank_sim.CLIENT_ID},
         nonce={"essential": True, "value": params["nonce"]},
-        exp={"essential": True}, iat={"essential": True},
+        exp={"essential": True},
+        iat={"essential": True},
     ).validate(token.claims)
     claims = token.claims
     assert claims["acr"] == bank_sim.ACR
     assert (claims["personal_code"], claims["given_name"], claims["family_name"]) == (
-        "01019010001", "Anna", "Liepa")
+        "01019010001",
+        "Anna",
+        "Liepa",
+    )
     assert claims["sub"] == bank_sim.subject("01019010001") != bank_sim.subject("32123456785")
-    info = bank.get("/demo-bank/userinfo",
-                    headers={"Authorization": f"Bearer {body['access_token']}"}).get_json()
+    info = bank.get(
+        "/demo-bank/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}
+    ).get_json()
     assert info["sub"] == claims["sub"] and info["personal_code"] == "01019010001"
 
 
-@pytest.mark.parametrize("pkce", [
-    {"code_challenge": ""},
-    {"code_challenge_method": "plain"},
-    {"code_challenge_method": ""},
-])
-def test_pkce_s256_is_required_at_the_authorization_endpoint(bank: FlaskClient,
-                                                             pkce: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "pkce",
+    [
+        {"code_challenge": ""},
+        {"code_challenge_method": "plain"},
+        {"code_challenge_method": ""},
+    ],
+)
+def test_pkce_s256_is_required_at_the_authorization_endpoint(
+    bank: FlaskClient, pkce: dict[str, str]
+) -> None:
     params, _verifier = authorization(**pkce)
     response = bank.get("/demo-bank/authorize", query_string=params)
     assert response.status_code == 302
@@ -128,8 +151,11 @@ def test_a_wrong_or_missing_code_verifier_is_refused(bank: FlaskClient) -> None:
     code, _verifier, _params = code_for(bank)
     assert redeem(bank, code, pkce_pair()[0]).get_json()["error"] == "invalid_grant"
     code, _verifier, _params = code_for(bank)
-    response = bank.post("/demo-bank/token", auth=BASIC, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK})
+    response = bank.post(
+        "/demo-bank/token",
+        auth=BASIC,
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK},
+    )
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
 
 
@@ -159,20 +185,27 @@ def test_cancel_returns_access_denied_with_state_and_iss(bank: FlaskClient) -> N
 def test_a_decision_counts_once(bank: FlaskClient) -> None:
     params, _verifier = authorization()
     html = bank.get("/demo-bank/authorize", query_string=params).get_data(as_text=True)
-    form = {"csrf_token": csrf_token(html), "person": "32123456785",
-            "request": html.split('name="request" value="')[1].split('"')[0]}
+    form = {
+        "csrf_token": csrf_token(html),
+        "person": "32123456785",
+        "request": html.split('name="request" value="')[1].split('"')[0],
+    }
     assert bank.post("/demo-bank/authorize", data=form).status_code == 302
     replay = bank.post("/demo-bank/authorize", data=form)
     assert replay.status_code == 400 and "Location" not in replay.headers
 
 
-@pytest.mark.parametrize("bad", [
-    {"client_id": "someone-else"},
-    {"redirect_uri": "https://attacker.example/cb"},
-    {"redirect_uri": CALLBACK + "#fragment"},
-])
-def test_an_unknown_client_or_redirect_uri_is_never_redirected_to(bank: FlaskClient,
-                                                                  bad: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"client_id": "someone-else"},
+        {"redirect_uri": "https://attacker.example/cb"},
+        {"redirect_uri": CALLBACK + "#fragment"},
+    ],
+)
+def test_an_unknown_client_or_redirect_uri_is_never_redirected_to(
+    bank: FlaskClient, bad: dict[str, str]
+) -> None:
     response = bank.get("/demo-bank/authorize", query_string=authorization(**bad)[0])
     assert response.status_code == 400 and "Location" not in response.headers
 
@@ -181,8 +214,9 @@ def test_the_person_choice_needs_the_csrf_token(bank: FlaskClient) -> None:
     params, _verifier = authorization()
     html = bank.get("/demo-bank/authorize", query_string=params).get_data(as_text=True)
     request_id = html.split('name="request" value="')[1].split('"')[0]
-    response = bank.post("/demo-bank/authorize",
-                         data={"request": request_id, "person": "32123456785"})
+    response = bank.post(
+        "/demo-bank/authorize", data={"request": request_id, "person": "32123456785"}
+    )
     assert response.status_code == 400 and "Location" not in response.headers
 
 
@@ -191,7 +225,8 @@ def test_the_demo_bank_exists_only_in_demo_mode(client: FlaskClient) -> None:
 
 
 def test_the_oidc_connector_logs_in_at_the_demo_bank_over_http(
-        make_app: Callable[..., Flask]) -> None:
+    make_app: Callable[..., Flask],
+) -> None:
     """The seeded demo-bank configuration, the real connector, the bank served for real."""
     pytest.importorskip("providers.oidc")
     import requests
@@ -215,12 +250,20 @@ def test_the_oidc_connector_logs_in_at_the_demo_bank_over_http(
         start = connector.start_login(f"{issuer}/upstream/callback/demo-bank")
         browser = requests.Session()
         html = browser.get(start.redirect_url, timeout=5).text
-        answer = browser.post(f"{issuer}/demo-bank/authorize", timeout=5,
-                              allow_redirects=False, data={
-                                  "csrf_token": csrf_token(html), "person": "32098765438",
-                                  "request": html.split('name="request" value="')[1]
-                                  .split('"')[0]})
+        answer = browser.post(
+            f"{issuer}/demo-bank/authorize",
+            timeout=5,
+            allow_redirects=False,
+            data={
+                "csrf_token": csrf_token(html),
+                "person": "32098765438",
+                "request": html.split('name="request" value="')[1].split('"')[0],
+            },
+        )
         identity = connector.finish_login(query(answer.headers["Location"]), start.pending)
     assert (identity.provider, identity.personal_code, identity.assurance) == (
-        "demo-bank", "32098765438", "substantial")
+        "demo-bank",
+        "32098765438",
+        "substantial",
+    )
     assert (identity.given_name, identity.family_name) == ("Pēteris", "Ozols")

@@ -13,8 +13,9 @@ from idp.customers.services import find_customer_for_registration
 from idp.models import Client, Customer, User
 
 
-def test_seed_is_idempotent_and_prints_how_to_try_it(app: Flask, db: Session,
-                                                     make_app: Callable[..., Flask]) -> None:
+def test_seed_is_idempotent_and_prints_how_to_try_it(
+    app: Flask, db: Session, make_app: Callable[..., Flask]
+) -> None:
     demo = make_app(mode="demo")
     first = demo.test_cli_runner().invoke(args=["demo", "seed"])
     assert first.exit_code == 0, first.output
@@ -23,8 +24,10 @@ def test_seed_is_idempotent_and_prints_how_to_try_it(app: Flask, db: Session,
     again = demo.test_cli_runner().invoke(args=["demo", "seed"])
     assert again.exit_code == 0 and "secret (shown once)" not in again.output
 
-    counts: dict[str, Any] = {model.__name__: db.scalar(select(func.count()).select_from(model))
-                              for model in (Customer, User, Client)}
+    counts: dict[str, Any] = {
+        model.__name__: db.scalar(select(func.count()).select_from(model))
+        for model in (Customer, User, Client)
+    }
     assert counts == {"Customer": 3, "User": 1, "Client": 2}
     # The printed data really registers (the contract number works as well).
     assert find_customer_for_registration(db, "200300400", "010190-10001") is not None

@@ -63,7 +63,10 @@ def test_advertised_scopes_and_claims_are_the_ones_the_idp_knows(client):
     assert "openid" in doc["scopes_supported"]
     assert doc["claims_supported"] == list(SUPPORTED_CLAIMS)
     assert set(doc["grant_types_supported"]) == {
-        "authorization_code", "refresh_token", "client_credentials"}
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+    }
     assert set(doc["prompt_values_supported"]) == {"none", "login", "consent", "select_account"}
 
 

@@ -27,8 +27,7 @@ def _shell(**extra: str) -> dict[str, str]:
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120,
-                          check=False)
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     return done
 
@@ -38,35 +37,83 @@ def admin_shell(tmp_path: Path, base_settings: dict[str, Any]) -> dict[str, str]
     """`make run PORT=5103` has started (its recording step, as the Makefile runs it); the
     environment of another shell, which knows only what is not recorded: secrets, SMTP."""
     effective = tmp_path / "effective.toml"
-    _run([sys.executable, "-m", "idp.effective"], _shell(
-        IDP_EFFECTIVE_CONFIG=str(effective), IDP_ISSUER=SERVER_ISSUER,
-        IDP_MODE="development", IDP_DATABASE_URL=base_settings["database_url"],
-        IDP_INSTANCE_PATH=str(tmp_path / "instance")))
+    _run(
+        [sys.executable, "-m", "idp.effective"],
+        _shell(
+            IDP_EFFECTIVE_CONFIG=str(effective),
+            IDP_ISSUER=SERVER_ISSUER,
+            IDP_MODE="development",
+            IDP_DATABASE_URL=base_settings["database_url"],
+            IDP_INSTANCE_PATH=str(tmp_path / "instance"),
+        ),
+    )
     assert f'issuer = "{SERVER_ISSUER}"' in effective.read_text()
-    not_recorded = ("secret_key", "key_encryption_key", "smtp_host", "smtp_port",
-                    "smtp_security")
-    return _shell(IDP_EFFECTIVE_CONFIG=str(effective),
-                  **{f"IDP_{k.upper()}": str(base_settings[k]) for k in not_recorded})
+    not_recorded = ("secret_key", "key_encryption_key", "smtp_host", "smtp_port", "smtp_security")
+    return _shell(
+        IDP_EFFECTIVE_CONFIG=str(effective),
+        **{f"IDP_{k.upper()}": str(base_settings[k]) for k in not_recorded},
+    )
 
 
 def test_users_invite_mails_the_running_servers_issuer(
-        admin_shell: dict[str, str], customer: Customer, mailbox: Mailbox) -> None:
-    _run([str(IDP), "users", "invite", "--customer", customer.number,
-          "--email", "anna@example.lv", "--name", "Anna Liepa"], admin_shell)
+    admin_shell: dict[str, str], customer: Customer, mailbox: Mailbox
+) -> None:
+    _run(
+        [
+            str(IDP),
+            "users",
+            "invite",
+            "--customer",
+            customer.number,
+            "--email",
+            "anna@example.lv",
+            "--name",
+            "Anna Liepa",
+        ],
+        admin_shell,
+    )
     assert mailbox.link_for("anna@example.lv").startswith(SERVER_ISSUER + "/")
 
 
 def test_delegation_add_user_mails_the_running_servers_issuer(
-        admin_shell: dict[str, str], customer: Customer, mailbox: Mailbox) -> None:
-    _run([str(IDP), "delegation", "add-user", "--customer", customer.number,
-          "--email", "peteris@example.lv", "--name", "Pēteris Ozols",
-          "--rights", "invoices.read", "--evidence", "signed application 17"], admin_shell)
+    admin_shell: dict[str, str], customer: Customer, mailbox: Mailbox
+) -> None:
+    _run(
+        [
+            str(IDP),
+            "delegation",
+            "add-user",
+            "--customer",
+            customer.number,
+            "--email",
+            "peteris@example.lv",
+            "--name",
+            "Pēteris Ozols",
+            "--rights",
+            "invoices.read",
+            "--evidence",
+            "signed application 17",
+        ],
+        admin_shell,
+    )
     assert mailbox.link_for("peteris@example.lv").startswith(SERVER_ISSUER + "/")
 
 
 def test_an_explicit_issuer_in_the_shell_still_wins(
-        admin_shell: dict[str, str], customer: Customer, mailbox: Mailbox) -> None:
-    _run([str(IDP), "users", "invite", "--customer", customer.number,
-          "--email", "anna@example.lv", "--name", "Anna Liepa"],
-         admin_shell | {"IDP_ISSUER": "http://127.0.0.1:6001"})
+    admin_shell: dict[str, str], customer: Customer, mailbox: Mailbox
+) -> None:
+    _run(
+        [
+            str(IDP),
+            "users",
+            "invite",
+            "--customer",
+            customer.number,
+            "--email",
+            "anna@example.lv",
+            "--name",
+            "Anna Liepa",
+        ],
+        admin_shell | {"IDP_ISSUER": "http://127.0.0.1:6001"},
+    )
     assert mailbox.link_for("anna@example.lv").startswith("http://127.0.0.1:6001/")

@@ -54,16 +54,18 @@ def test_only_a_hash_of_the_token_is_stored(db: Session, user: User) -> None:
 
 
 @pytest.mark.parametrize("other", [Purpose.ACTIVATE, Purpose.CONFIRM_EMAIL])
-def test_a_link_does_nothing_but_its_purpose(app: Flask, db: Session, user: User,
-                                             other: Purpose) -> None:
+def test_a_link_does_nothing_but_its_purpose(
+    app: Flask, db: Session, user: User, other: Purpose
+) -> None:
     token = issue(db, user, Purpose.RESET_PASSWORD)
     assert consume(app, token, other) is None
     # ... and trying it for the wrong purpose did not use it up.
     assert consume(app, token, Purpose.RESET_PASSWORD) is not None
 
 
-def test_a_newer_link_of_the_same_purpose_voids_the_older(app: Flask, db: Session,
-                                                          user: User) -> None:
+def test_a_newer_link_of_the_same_purpose_voids_the_older(
+    app: Flask, db: Session, user: User
+) -> None:
     older = issue(db, user, Purpose.RESET_PASSWORD)
     other_purpose = issue(db, user, Purpose.CONFIRM_EMAIL)
     newer = issue(db, user, Purpose.RESET_PASSWORD)
@@ -74,14 +76,14 @@ def test_a_newer_link_of_the_same_purpose_voids_the_older(app: Flask, db: Sessio
 
 def test_an_expired_link_is_dead(app: Flask, db: Session, user: User) -> None:
     token = issue(db, user, Purpose.RESET_PASSWORD)
-    db.execute(update(EmailLink).values(expires_at=dt.datetime.now(dt.UTC)
-                                        - dt.timedelta(seconds=1)))
+    db.execute(
+        update(EmailLink).values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    )
     db.commit()
     assert consume(app, token, Purpose.RESET_PASSWORD) is None
 
 
-def test_a_reset_link_dies_when_the_password_changes(app: Flask, db: Session,
-                                                     user: User) -> None:
+def test_a_reset_link_dies_when_the_password_changes(app: Flask, db: Session, user: User) -> None:
     token = issue(db, user, Purpose.RESET_PASSWORD)
     user.password_hash = app.extensions["idp.passwords"].hash("another long passphrase")
     db.commit()
@@ -99,16 +101,20 @@ def test_a_link_belongs_to_its_user_only(app: Flask, db: Session, user: User) ->
     assert found is not None and found.id == other.id != user.id
 
 
-def test_two_concurrent_uses_of_one_link_give_one_winner(app: Flask, db: Session,
-                                                         user: User) -> None:
+def test_two_concurrent_uses_of_one_link_give_one_winner(
+    app: Flask, db: Session, user: User
+) -> None:
     """Two app instances (here: two threads with their own connections) racing."""
     for _ in range(5):
         token = issue(db, user, Purpose.ACTIVATE)
         barrier = threading.Barrier(2)
         results: list[User | None] = []
 
-        def use(token: str = token, barrier: threading.Barrier = barrier,
-                results: list[User | None] = results) -> None:
+        def use(
+            token: str = token,
+            barrier: threading.Barrier = barrier,
+            results: list[User | None] = results,
+        ) -> None:
             with session_factory(app)() as session:
                 barrier.wait()
                 found = consume_link(session, token, Purpose.ACTIVATE)
@@ -138,8 +144,9 @@ def _bad_tokens(token: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("case", ["tampered", "truncated", "unknown", "oversized", "not ascii"])
 @pytest.mark.parametrize("purpose", list(Purpose))
-def test_a_bad_link_shows_one_friendly_page(client: FlaskClient, db: Session, user: User,
-                                            purpose: Purpose, case: str) -> None:
+def test_a_bad_link_shows_one_friendly_page(
+    client: FlaskClient, db: Session, user: User, purpose: Purpose, case: str
+) -> None:
     token = issue(db, user, purpose)
     response = client.get(path(purpose, _bad_tokens(token)[case]))
     assert response.status_code == 404
@@ -149,10 +156,10 @@ def test_a_bad_link_shows_one_friendly_page(client: FlaskClient, db: Session, us
     assert client.post(path(purpose, _bad_tokens(token)[case])).status_code in (400, 404)
 
 
-def test_used_expired_and_unknown_links_look_the_same(app: Flask, client: FlaskClient,
-                                                      db: Session, user: User) -> None:
+def test_used_expired_and_unknown_links_look_the_same(
+    app: Flask, client: FlaskClient, db: Session, user: User
+) -> None:
     used = issue(db, user, Purpose.ACTIVATE)
     consume(app, used, Purpose.ACTIVATE)
-    pages = {client.get(path(Purpose.ACTIVATE, t)).get_data(as_text=True)
-             for t in (used, "u" * 43)}
+    pages = {client.get(path(Purpose.ACTIVATE, t)).get_data(as_text=True) for t in (used, "u" * 43)}
     assert len(pages) == 1

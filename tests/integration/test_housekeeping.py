@@ -14,20 +14,42 @@ from idp.models import BrowserSession, EmailLink, Interaction, LoginFailure, Log
 def test_purge_deletes_expired_rows_and_keeps_live_ones(runner, db, user):
     now = utcnow()
     past, future = now - dt.timedelta(hours=2), now + dt.timedelta(hours=2)
-    db.add_all([
-        Interaction(id="old", client_id="c", params={}, expires_at=past),
-        Interaction(id="live", client_id="c", params={}, expires_at=future),
-        BrowserSession(id_hash="a" * 64, sid="s1", user_id=user.id, auth_time=past, acr="low",
-                       amr=["pwd"], expires_at=past),
-        BrowserSession(id_hash="b" * 64, sid="s2", user_id=user.id, auth_time=now, acr="low",
-                       amr=["pwd"], expires_at=future),
-        LoginFailure(key="account:a@example.lv", failures=3,
-                     last_failure_at=now - dt.timedelta(days=2)),
-        LoginPairFailure(address="192.0.2.1", account="a@example.lv", failures=3,
-                         last_failure_at=now - dt.timedelta(days=2)),
-        LoginPairFailure(address="192.0.2.1", account="b@example.lv", failures=1,
-                         last_failure_at=now),
-    ])
+    db.add_all(
+        [
+            Interaction(id="old", client_id="c", params={}, expires_at=past),
+            Interaction(id="live", client_id="c", params={}, expires_at=future),
+            BrowserSession(
+                id_hash="a" * 64,
+                sid="s1",
+                user_id=user.id,
+                auth_time=past,
+                acr="low",
+                amr=["pwd"],
+                expires_at=past,
+            ),
+            BrowserSession(
+                id_hash="b" * 64,
+                sid="s2",
+                user_id=user.id,
+                auth_time=now,
+                acr="low",
+                amr=["pwd"],
+                expires_at=future,
+            ),
+            LoginFailure(
+                key="account:a@example.lv", failures=3, last_failure_at=now - dt.timedelta(days=2)
+            ),
+            LoginPairFailure(
+                address="192.0.2.1",
+                account="a@example.lv",
+                failures=3,
+                last_failure_at=now - dt.timedelta(days=2),
+            ),
+            LoginPairFailure(
+                address="192.0.2.1", account="b@example.lv", failures=1, last_failure_at=now
+            ),
+        ]
+    )
     db.commit()
 
     result = runner.invoke(args=["db", "purge", "--json"])
@@ -47,12 +69,24 @@ def test_purge_deletes_expired_rows_and_keeps_live_ones(runner, db, user):
 
 def test_purge_deletes_long_dead_links_and_keeps_live_ones(runner, db, user):
     now = utcnow()
-    db.add_all([
-        EmailLink(token_hash="a" * 64, purpose="reset_password", user_id=user.id,
-                  state_hash="s", expires_at=now - dt.timedelta(days=2)),
-        EmailLink(token_hash="b" * 64, purpose="reset_password", user_id=user.id,
-                  state_hash="s", expires_at=now + dt.timedelta(minutes=30)),
-    ])
+    db.add_all(
+        [
+            EmailLink(
+                token_hash="a" * 64,
+                purpose="reset_password",
+                user_id=user.id,
+                state_hash="s",
+                expires_at=now - dt.timedelta(days=2),
+            ),
+            EmailLink(
+                token_hash="b" * 64,
+                purpose="reset_password",
+                user_id=user.id,
+                state_hash="s",
+                expires_at=now + dt.timedelta(minutes=30),
+            ),
+        ]
+    )
     db.commit()
     result = runner.invoke(args=["db", "purge", "--json"])
     assert json.loads(result.output)["email_links"] == 1

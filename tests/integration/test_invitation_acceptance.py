@@ -30,8 +30,9 @@ from tests.integration.demo_people import (
 )
 
 
-def invited_at_the_bank(demo: Flask, db: Session, mailbox: Any, code: str,
-                        personal_code: str = "") -> tuple[Person, Person, str, Any]:
+def invited_at_the_bank(
+    demo: Flask, db: Session, mailbox: Any, code: str, personal_code: str = ""
+) -> tuple[Person, Person, str, Any]:
     """Jānis adds Anna (typing `personal_code`, if any); the invited person opens the link,
     chooses a password and proves `code` at the DEMO bank. (contractor, invited person,
     link, the IdP's answer to the bank's callback)."""
@@ -39,13 +40,15 @@ def invited_at_the_bank(demo: Flask, db: Session, mailbox: Any, code: str,
     contractor.log_in()
     link = invite(contractor, db, mailbox, personal_code=personal_code)
     person = Person(demo)
-    to_bank = person.post_page(link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
-                               provider="demo-bank")
+    to_bank = person.post_page(
+        link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD, provider="demo-bank"
+    )
     return contractor, person, link, person.at_the_bank(to_bank, code)
 
 
 def test_an_added_user_activates_with_a_password_the_bank_and_the_contact_form(
-        demo: Flask, db: Session, mailbox: Any) -> None:
+    demo: Flask, db: Session, mailbox: Any
+) -> None:
     contractor = Person(demo)
     contractor.log_in()
     link = invite(contractor, db, mailbox)
@@ -61,13 +64,13 @@ def test_an_added_user_activates_with_a_password_the_bank_and_the_contact_form(
     assert "Continue with DEMO eParaksts (eSignature)" in html
 
     # The password rules of the activation page apply; nothing starts without them.
-    short = anna.post_page(link, password="short", password_confirm="short",
-                           provider="demo-bank")
+    short = anna.post_page(link, password="short", password_confirm="short", provider="demo-bank")
     assert short.status_code == 400 and "Use at least" in text(short)
     assert membership(db, ANNA).user.password_hash is None
 
-    to_bank = anna.post_page(link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
-                             provider="demo-bank")
+    to_bank = anna.post_page(
+        link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD, provider="demo-bank"
+    )
     back = anna.at_the_bank(to_bank, ANNA_CODE)
     assert back.status_code == 303 and back.headers["Location"] == "/contact"
     row = membership(db, ANNA)
@@ -85,7 +88,9 @@ def test_an_added_user_activates_with_a_password_the_bank_and_the_contact_form(
     assert (row.state, row.rights, row.role) == ("active", ["invoices.read"], "additional_user")
     db.expire_all()
     assert list(db.scalars(select(AuditEvent.action).order_by(AuditEvent.id))) == [
-        "invited", "activated"]
+        "invited",
+        "activated",
+    ]
     session = db.scalar(select(BrowserSession).where(BrowserSession.user_id == row.user_id))
     assert session is not None and session.acr == "substantial"
     db.commit()
@@ -97,10 +102,12 @@ def test_an_added_user_activates_with_a_password_the_bank_and_the_contact_form(
     Person(demo).log_in(ANNA, NEW_PASSWORD)  # the chosen password works
 
 
-def test_a_bank_login_that_proves_another_person_is_refused(demo: Flask, db: Session,
-                                                            mailbox: Any) -> None:
+def test_a_bank_login_that_proves_another_person_is_refused(
+    demo: Flask, db: Session, mailbox: Any
+) -> None:
     contractor, someone, link, refused = invited_at_the_bank(
-        demo, db, mailbox, PETERIS_CODE, personal_code="010190-10001")
+        demo, db, mailbox, PETERIS_CODE, personal_code="010190-10001"
+    )
     assert refused.status_code == 403
     assert "confirmed a different person than the one who was invited" in text(refused)
     assert "check the personal code" in text(refused)
@@ -120,17 +127,30 @@ def test_a_bank_login_that_proves_another_person_is_refused(demo: Flask, db: Ses
 
 
 def test_an_existing_account_gets_a_new_membership_not_a_second_account(
-        demo: Flask, db: Session, mailbox: Any) -> None:
-    create_user(db, demo.extensions["idp.passwords"], email="peteris@example.lv",
-                name="Pēteris Ozols", password=PASSWORD, customer_number="300400500")
+    demo: Flask, db: Session, mailbox: Any
+) -> None:
+    create_user(
+        db,
+        demo.extensions["idp.passwords"],
+        email="peteris@example.lv",
+        name="Pēteris Ozols",
+        password=PASSWORD,
+        customer_number="300400500",
+    )
     db.commit()
     users_before = db.scalar(select(func.count()).select_from(User))
     db.commit()
     contractor = Person(demo)
     contractor.log_in()
-    link = invite(contractor, db, mailbox, email="Peteris@Example.lv", name="P. Ozols",
-                  personal_code=PETERIS_CODE,
-                  rights=("invoices.read", "meter_readings.submit"))
+    link = invite(
+        contractor,
+        db,
+        mailbox,
+        email="Peteris@Example.lv",
+        name="P. Ozols",
+        personal_code=PETERIS_CODE,
+        rights=("invoices.read", "meter_readings.submit"),
+    )
 
     peteris = Person(demo)
     html = text(peteris.get(link))
@@ -151,10 +171,16 @@ def test_an_existing_account_gets_a_new_membership_not_a_second_account(
     Person(demo).log_in("peteris@example.lv", PASSWORD)  # their password is unchanged
 
 
-def test_a_code_that_belongs_to_another_account_is_refused(demo: Flask, db: Session,
-                                                           mailbox: Any) -> None:
-    other = create_user(db, demo.extensions["idp.passwords"], email="anna.old@example.lv",
-                        name="Anna Liepa", password=PASSWORD)
+def test_a_code_that_belongs_to_another_account_is_refused(
+    demo: Flask, db: Session, mailbox: Any
+) -> None:
+    other = create_user(
+        db,
+        demo.extensions["idp.passwords"],
+        email="anna.old@example.lv",
+        name="Anna Liepa",
+        password=PASSWORD,
+    )
     other.verified_personal_code = ANNA_CODE
     db.commit()
     _contractor, _anna, _link, refused = invited_at_the_bank(demo, db, mailbox, ANNA_CODE)
@@ -165,31 +191,36 @@ def test_a_code_that_belongs_to_another_account_is_refused(demo: Flask, db: Sess
     assert row.state == "invited" and row.user.verified_personal_code is None
 
 
-def test_cancelling_at_the_bank_keeps_the_link(demo: Flask, db: Session,
-                                               mailbox: Any) -> None:
+def test_cancelling_at_the_bank_keeps_the_link(demo: Flask, db: Session, mailbox: Any) -> None:
     contractor = Person(demo)
     contractor.log_in()
     link = invite(contractor, db, mailbox)
 
     anna = Person(demo)
-    to_bank = anna.post_page(link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
-                             provider="demo-bank")
+    to_bank = anna.post_page(
+        link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD, provider="demo-bank"
+    )
     cancelled = anna.at_the_bank(to_bank, None)
     assert cancelled.status_code == 200
     assert "open the link in the invitation e-mail again" in text(cancelled)
     assert anna.get(link).status_code == 200
-    back = anna.at_the_bank(anna.post_page(link, password=NEW_PASSWORD,
-                                           password_confirm=NEW_PASSWORD,
-                                           provider="demo-bank"), ANNA_CODE)
+    back = anna.at_the_bank(
+        anna.post_page(
+            link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD, provider="demo-bank"
+        ),
+        ANNA_CODE,
+    )
     assert back.headers["Location"] == "/contact"
 
 
-def test_a_low_assurance_login_cannot_accept_and_keeps_the_link(demo: Flask, db: Session,
-                                                                mailbox: Any) -> None:
+def test_a_low_assurance_login_cannot_accept_and_keeps_the_link(
+    demo: Flask, db: Session, mailbox: Any
+) -> None:
     # The DEMO bank configured so that what it asserts counts as low assurance: too little
     # to bind a personal code to an account (the rule of upstream.LINKING_ASSURANCE).
-    bank = db.scalar(select(UpstreamProviderConfig).where(
-        UpstreamProviderConfig.name == "demo-bank"))
+    bank = db.scalar(
+        select(UpstreamProviderConfig).where(UpstreamProviderConfig.name == "demo-bank")
+    )
     assert bank is not None
     bank.options = {**bank.options, "acr_map": {bank_sim.ACR: "low"}}
     db.commit()
@@ -204,26 +235,32 @@ def test_a_low_assurance_login_cannot_accept_and_keeps_the_link(demo: Flask, db:
     assert anna.get(link).status_code == 200  # the link still works
 
 
-def test_the_invitation_page_refuses_bad_input(demo: Flask, db: Session,
-                                               mailbox: Any) -> None:
+def test_the_invitation_page_refuses_bad_input(demo: Flask, db: Session, mailbox: Any) -> None:
     contractor = Person(demo)
     contractor.log_in()
     link = invite(contractor, db, mailbox)
     anna = Person(demo)
-    for data in ({"password": NEW_PASSWORD, "password_confirm": "another one entirely",
-                  "provider": "demo-bank"},
-                 {"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD},
-                 {"password": "x" * 5000, "password_confirm": "x" * 5000,
-                  "provider": "demo-bank"}):
+    for data in (
+        {
+            "password": NEW_PASSWORD,
+            "password_confirm": "another one entirely",
+            "provider": "demo-bank",
+        },
+        {"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD},
+        {"password": "x" * 5000, "password_confirm": "x" * 5000, "provider": "demo-bank"},
+    ):
         answer = anna.post_page(link, **data)
         assert answer.status_code == 400, data
     no_bank = anna.post_page(link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD)
     assert "Choose your internet bank or eSignature" in text(no_bank)
-    unknown = anna.post_page(link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD,
-                             provider="no-such-bank")
+    unknown = anna.post_page(
+        link, password=NEW_PASSWORD, password_confirm=NEW_PASSWORD, provider="no-such-bank"
+    )
     assert unknown.status_code == 200 and "The bank login is unavailable" in text(unknown)
-    without_csrf = anna.client.post(local(link), data={
-        "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD, "provider": "demo-bank"})
+    without_csrf = anna.client.post(
+        local(link),
+        data={"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD, "provider": "demo-bank"},
+    )
     assert without_csrf.status_code == 400
     assert anna.get("/invitation/" + "x" * 2000).status_code == 404
     row = membership(db, ANNA)

@@ -79,10 +79,16 @@ class Installation:
         params, verifier = auth_params(self.rp)
         response = Browser(client).authorize(params)
         assert response.status_code == 302, response.get_data(as_text=True)
-        token = client.post("/token", data={
-            "grant_type": "authorization_code", "code": query(response.headers["Location"])["code"],
-            "redirect_uri": self.rp.redirect_uri, "code_verifier": verifier,
-        }, auth=(self.rp.client_id, self.rp.secret))
+        token = client.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": query(response.headers["Location"])["code"],
+                "redirect_uri": self.rp.redirect_uri,
+                "code_verifier": verifier,
+            },
+            auth=(self.rp.client_id, self.rp.secret),
+        )
         assert token.status_code == 200, token.get_data(as_text=True)
         body: dict[str, Any] = token.get_json()
         # Whatever signed them, relying apps can verify them with the published JWKS.
@@ -99,10 +105,16 @@ def install(make_app: Callable[..., Flask], fresh_url: str) -> Callable[..., Ins
     def factory(**overrides: Any) -> Installation:
         app = make_app(database_url=fresh_url, **{**NO_CACHE, **overrides})
         with session_factory(app)() as session:
-            create_user(session, app.extensions["idp.passwords"], email=EMAIL, name="Jānis",
-                        password=PASSWORD)
-            new = registry.add_client(session, name="Portal", first_party=True,
-                                      redirect_uris=["https://rp.example.lv/cb"])
+            create_user(
+                session,
+                app.extensions["idp.passwords"],
+                email=EMAIL,
+                name="Jānis",
+                password=PASSWORD,
+            )
+            new = registry.add_client(
+                session, name="Portal", first_party=True, redirect_uris=["https://rp.example.lv/cb"]
+            )
             session.commit()
             rp = RegisteredClient(new.client.client_id, new.secret, "https://rp.example.lv/cb")
         return Installation(app, rp)
@@ -201,15 +213,21 @@ def test_a_rotated_key_is_published_at_once_but_signs_only_after_the_delay(
     during = idp.tokens()
     assert kid_of(during["id_token"]) == old_rs
     assert kid_of(during["access_token"]) == old_es
-    assert states(idp.app) == {old_rs: "active", old_es: "active",
-                               **{kid: "published" for kid in new_kids}}
+    assert states(idp.app) == {
+        old_rs: "active",
+        old_es: "active",
+        **{kid: "published" for kid in new_kids},
+    }
 
     # The delay has passed: the new keys take over, the old ones are retired but published.
     idp.travel(3600 + 1)
     after = idp.tokens()
     assert {kid_of(after["id_token"]), kid_of(after["access_token"])} == new_kids
-    assert states(idp.app) == {old_rs: "retired", old_es: "retired",
-                               **{kid: "active" for kid in new_kids}}
+    assert states(idp.app) == {
+        old_rs: "retired",
+        old_es: "retired",
+        **{kid: "active" for kid in new_kids},
+    }
     assert idp.jwks_kids() == {old_rs, old_es} | new_kids
 
 
@@ -278,7 +296,8 @@ def test_a_token_verified_before_is_refused_once_its_key_is_no_longer_published(
 
 
 def test_a_changed_token_is_checked_again_after_the_genuine_one_was_verified(
-    install: Callable[..., Installation], monkeypatch: pytest.MonkeyPatch,
+    install: Callable[..., Installation],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from idp import keys
 

@@ -47,9 +47,15 @@ def stored(db: Session) -> dict[str, tuple[User, list[tuple[str, str, str]]]]:
     db.expire_all()
     found = {}
     for user in db.scalars(select(User)):
-        memberships = [(c.number, m.role, m.state) for m, c in db.execute(
-            select(Membership, Customer).join(Customer, Customer.id == Membership.customer_id)
-            .where(Membership.user_id == user.id).order_by(Customer.number))]
+        memberships = [
+            (c.number, m.role, m.state)
+            for m, c in db.execute(
+                select(Membership, Customer)
+                .join(Customer, Customer.id == Membership.customer_id)
+                .where(Membership.user_id == user.id)
+                .order_by(Customer.number)
+            )
+        ]
         found[user.email] = (user, memberships)
     db.commit()  # end the read: on SQLite it holds the write lock the next command needs
     return found
@@ -57,15 +63,17 @@ def stored(db: Session) -> dict[str, tuple[User, list[tuple[str, str, str]]]]:
 
 @pytest.fixture
 def second_customer(db: Session, customer: Customer) -> Customer:
-    row = Customer(number="100200400", kind="company", name="SIA Kalns",
-                   registration_number="40003521600")
+    row = Customer(
+        number="100200400", kind="company", name="SIA Kalns", registration_number="40003521600"
+    )
     db.add(row)
     db.commit()
     return row
 
 
 def test_previous_portal_users_are_loaded_without_password_and_owe_the_contact_form(
-        runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path) -> None:
+    runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path
+) -> None:
     path = write_csv(tmp_path, HEADER, ANNA, PETERIS)
     assert imported(runner, path) == ["added 2, updated 0, unchanged 0, rejected 0"]
 
@@ -73,21 +81,30 @@ def test_previous_portal_users_are_loaded_without_password_and_owe_the_contact_f
     assert sorted(users) == ["anna.ozola@example.lv", "peteris@example.lv"]
     anna, anna_memberships = users["anna.ozola@example.lv"]
     assert (anna.email_display, anna.name, anna.phone) == (
-        "Anna.Ozola@Example.LV", "Anna Ozola", "+37126123456")
+        "Anna.Ozola@Example.LV",
+        "Anna Ozola",
+        "+37126123456",
+    )
     assert (anna.legacy, anna.legacy_personal_code, anna.verified_personal_code) == (
-        True, ANNA_CODE, None)
+        True,
+        ANNA_CODE,
+        None,
+    )
     assert anna.password_hash is None
-    assert (anna.status, anna.email_verified, anna.contact_confirmed) == (
-        "active", False, False)
+    assert (anna.status, anna.email_verified, anna.contact_confirmed) == ("active", False, False)
     assert anna_memberships == [("100200300", "contractor", "active")]
     peteris, peteris_memberships = users["peteris@example.lv"]
     assert (peteris.phone, peteris.legacy_personal_code, peteris.password_hash) == (
-        None, PETERIS_CODE, None)
+        None,
+        PETERIS_CODE,
+        None,
+    )
     assert peteris_memberships == [("100200300", "contractor", "active")]
 
 
 def test_importing_the_same_file_again_changes_nothing(
-        runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path) -> None:
+    runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path
+) -> None:
     path = write_csv(tmp_path, HEADER, ANNA, PETERIS)
     imported(runner, path)
     before = {e: (u.subject, u.name, u.phone, m) for e, (u, m) in stored(db).items()}
@@ -97,39 +114,47 @@ def test_importing_the_same_file_again_changes_nothing(
 
 
 def test_a_changed_row_updates_its_legacy_user_and_adds_a_missing_membership(
-        runner: FlaskCliRunner, db: Session, second_customer: Customer,
-        tmp_path: Path) -> None:
+    runner: FlaskCliRunner, db: Session, second_customer: Customer, tmp_path: Path
+) -> None:
     imported(runner, write_csv(tmp_path, HEADER, ANNA, PETERIS))
     changed = write_csv(
-        tmp_path, HEADER, "anna.ozola@example.lv,Anna Kalna,32999999995,100200300,",
-        "PETERIS@example.lv,Pēteris Kalns,32000000016,100200400,", name="changed.csv")
+        tmp_path,
+        HEADER,
+        "anna.ozola@example.lv,Anna Kalna,32999999995,100200300,",
+        "PETERIS@example.lv,Pēteris Kalns,32000000016,100200400,",
+        name="changed.csv",
+    )
     assert imported(runner, changed) == ["added 0, updated 2, unchanged 0, rejected 0"]
 
     users = stored(db)
     anna, anna_memberships = users["anna.ozola@example.lv"]
-    assert (anna.name, anna.phone, anna.legacy_personal_code) == ("Anna Kalna", None,
-                                                                   "32999999995")
+    assert (anna.name, anna.phone, anna.legacy_personal_code) == ("Anna Kalna", None, "32999999995")
     assert anna.email_display == "Anna.Ozola@Example.LV"  # the account, not the file's case
     assert anna_memberships == [("100200300", "contractor", "active")]
     # A membership is added, never taken away.
-    assert users["peteris@example.lv"][1] == [("100200300", "contractor", "active"),
-                                              ("100200400", "contractor", "active")]
+    assert users["peteris@example.lv"][1] == [
+        ("100200300", "contractor", "active"),
+        ("100200400", "contractor", "active"),
+    ]
 
 
 def test_every_bad_row_is_reported_with_its_line_and_nothing_is_imported(
-        runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path) -> None:
+    runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path
+) -> None:
     path = write_csv(
-        tmp_path, HEADER, ANNA,
-        "not-an-address,Bad Mail,32000000024,100200300,",                  # 3
-        "nameless@example.lv,,32000000032,100200300,",                      # 4
-        f"long@example.lv,{'x' * 256},15058000014,100200300,",              # 5
-        "code@example.lv,Bad Code,010190-10002,100200300,",                 # 6
-        "nocode@example.lv,No Code,,100200300,",                            # 7
-        "nocustomer@example.lv,No Customer,32999999995,999,",               # 8
-        "phone@example.lv,Bad Phone,32123456785,100200300,2612",            # 9
-        "ANNA.OZOLA@example.lv,Anna Again,32000000016,100200300,",          # 10
-        "same.code@example.lv,Same Code,01019010001,100200300,",            # 11
-        "short@example.lv,Short Row,100200300",                             # 12
+        tmp_path,
+        HEADER,
+        ANNA,
+        "not-an-address,Bad Mail,32000000024,100200300,",  # 3
+        "nameless@example.lv,,32000000032,100200300,",  # 4
+        f"long@example.lv,{'x' * 256},15058000014,100200300,",  # 5
+        "code@example.lv,Bad Code,010190-10002,100200300,",  # 6
+        "nocode@example.lv,No Code,,100200300,",  # 7
+        "nocustomer@example.lv,No Customer,32999999995,999,",  # 8
+        "phone@example.lv,Bad Phone,32123456785,100200300,2612",  # 9
+        "ANNA.OZOLA@example.lv,Anna Again,32000000016,100200300,",  # 10
+        "same.code@example.lv,Same Code,01019010001,100200300,",  # 11
+        "short@example.lv,Short Row,100200300",  # 12
     )
     result = run(runner, path)
     assert result.exit_code == 1
@@ -153,32 +178,46 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_is_imported(
 
 
 def test_skip_invalid_imports_the_valid_rows_and_reports_the_others(
-        runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path) -> None:
+    runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path
+) -> None:
     path = write_csv(tmp_path, HEADER, ANNA, "x@example.lv,X,32000000024,999,", PETERIS)
     assert imported(runner, path, "--skip-invalid") == [
         "line 3: customer_number: no customer with this number",
-        "added 2, updated 0, unchanged 0, rejected 1"]
+        "added 2, updated 0, unchanged 0, rejected 1",
+    ]
     assert sorted(stored(db)) == ["anna.ozola@example.lv", "peteris@example.lv"]
 
 
 def test_a_dry_run_reports_without_writing(
-        runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path) -> None:
+    runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path
+) -> None:
     path = write_csv(tmp_path, HEADER, ANNA, PETERIS)
     assert imported(runner, path, "--dry-run") == [
-        "added 2, updated 0, unchanged 0, rejected 0 (nothing written)"]
+        "added 2, updated 0, unchanged 0, rejected 0 (nothing written)"
+    ]
     assert stored(db) == {}
 
 
 def test_json_output_has_the_summary_and_the_errors(
-        runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path) -> None:
+    runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path
+) -> None:
     path = write_csv(tmp_path, HEADER, ANNA, "x@example.lv,X,32000000024,999,")
     result = run(runner, path, "--json")
     assert result.exit_code == 1
     assert json.loads(result.stdout) == {
-        "added": 1, "updated": 0, "unchanged": 0, "rejected": 1, "imported": False,
+        "added": 1,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 1,
+        "imported": False,
         "dry_run": False,
-        "errors": [{"line": 3, "customer_number": "999",
-                    "reasons": ["customer_number: no customer with this number"]}],
+        "errors": [
+            {
+                "line": 3,
+                "customer_number": "999",
+                "reasons": ["customer_number: no customer with this number"],
+            }
+        ],
     }
 
     result = run(runner, path, "--json", "--skip-invalid")
@@ -189,8 +228,8 @@ def test_json_output_has_the_summary_and_the_errors(
 
 
 def test_a_progress_bar_only_on_a_terminal_and_never_with_json(
-        runner: FlaskCliRunner, customer: Customer, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    runner: FlaskCliRunner, customer: Customer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write_csv(tmp_path, HEADER, ANNA)
     assert "checking rows" not in run(runner, path, "--dry-run").output
 
@@ -201,10 +240,13 @@ def test_a_progress_bar_only_on_a_terminal_and_never_with_json(
 
 
 def test_an_excel_file_with_byte_order_mark_and_semicolons_in_another_column_order(
-        runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path) -> None:
-    lines = ["customer_number;phone;name;email;personal_code",
-             "100200300;+371 2612 3456;Anna Ozola;anna.ozola@example.lv;010190-10001",
-             "100200300;;Pēteris Kalns;peteris@example.lv;32000000016"]
+    runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path
+) -> None:
+    lines = [
+        "customer_number;phone;name;email;personal_code",
+        "100200300;+371 2612 3456;Anna Ozola;anna.ozola@example.lv;010190-10001",
+        "100200300;;Pēteris Kalns;peteris@example.lv;32000000016",
+    ]
     path = tmp_path / "excel.csv"
     path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode("utf-8") + b"\r\n")
     assert imported(runner, str(path)) == ["added 2, updated 0, unchanged 0, rejected 0"]
@@ -212,7 +254,8 @@ def test_an_excel_file_with_byte_order_mark_and_semicolons_in_another_column_ord
 
 
 def test_a_header_without_every_column_is_one_line_and_a_non_zero_exit(
-        runner: FlaskCliRunner, customer: Customer, tmp_path: Path) -> None:
+    runner: FlaskCliRunner, customer: Customer, tmp_path: Path
+) -> None:
     path = write_csv(tmp_path, "email,name,personal_code,customer_number", ANNA[:-15])
     result = run(runner, path)
     assert result.exit_code == 1
@@ -221,55 +264,69 @@ def test_a_header_without_every_column_is_one_line_and_a_non_zero_exit(
 
 
 def test_an_existing_account_with_the_e_mail_is_refused_and_never_touched(
-        runner: FlaskCliRunner, db: Session, user: User, tmp_path: Path) -> None:
-    path = write_csv(tmp_path, HEADER,
-                     "janis.berzins@example.lv,Someone Else,32000000024,100200300,", ANNA)
+    runner: FlaskCliRunner, db: Session, user: User, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path, HEADER, "janis.berzins@example.lv,Someone Else,32000000024,100200300,", ANNA
+    )
     result = run(runner, path)
     assert result.exit_code == 1
     assert result.stdout.splitlines()[0] == (
-        "line 2: email: an account with this e-mail already exists")
+        "line 2: email: an account with this e-mail already exists"
+    )
 
     assert imported(runner, path, "--skip-invalid")[-1] == (
-        "added 1, updated 0, unchanged 0, rejected 1")
+        "added 1, updated 0, unchanged 0, rejected 1"
+    )
     janis, memberships = stored(db)["janis.berzins@example.lv"]
-    assert (janis.name, janis.legacy, janis.legacy_personal_code) == (
-        "Jānis Bērziņš", False, None)
+    assert (janis.name, janis.legacy, janis.legacy_personal_code) == ("Jānis Bērziņš", False, None)
     assert janis.password_hash is not None and memberships == [
-        ("100200300", "contractor", "active")]
+        ("100200300", "contractor", "active")
+    ]
 
 
 def test_a_personal_code_of_another_user_is_refused(
-        runner: FlaskCliRunner, db: Session, user: User, tmp_path: Path) -> None:
+    runner: FlaskCliRunner, db: Session, user: User, tmp_path: Path
+) -> None:
     user.verified_personal_code = "32123456785"
     db.commit()
     imported(runner, write_csv(tmp_path, HEADER, ANNA))
-    path = write_csv(tmp_path, HEADER,
-                     "someone@example.lv,Someone,32123456785,100200300,",   # Jānis's, verified
-                     f"other@example.lv,Other,{ANNA_CODE},100200300,",      # Anna's, legacy
-                     name="taken.csv")
+    path = write_csv(
+        tmp_path,
+        HEADER,
+        "someone@example.lv,Someone,32123456785,100200300,",  # Jānis's, verified
+        f"other@example.lv,Other,{ANNA_CODE},100200300,",  # Anna's, legacy
+        name="taken.csv",
+    )
     result = run(runner, path)
     assert result.exit_code == 1
     assert result.stdout.splitlines()[:2] == [
         "line 2: personal_code: this personal code belongs to another user",
-        "line 3: personal_code: this personal code belongs to another user"]
+        "line 3: personal_code: this personal code belongs to another user",
+    ]
 
 
 def test_a_legacy_user_who_already_logged_in_by_bank_keeps_their_own_data(
-        runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path) -> None:
+    runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path
+) -> None:
     imported(runner, write_csv(tmp_path, HEADER, ANNA))
     anna = stored(db)["anna.ozola@example.lv"][0]
     anna.verified_personal_code, anna.contact_confirmed, anna.phone = (
-        ANNA_CODE, True, "+37129999999")
+        ANNA_CODE,
+        True,
+        "+37129999999",
+    )
     db.commit()
 
     assert imported(runner, write_csv(tmp_path, HEADER, ANNA, name="again.csv")) == [
-        "added 0, updated 0, unchanged 1, rejected 0"]
+        "added 0, updated 0, unchanged 1, rejected 0"
+    ]
     assert stored(db)["anna.ozola@example.lv"][0].phone == "+37129999999"
 
 
 def test_a_legacy_user_cannot_log_in_with_any_password(
-        runner: FlaskCliRunner, db: Session, customer: Customer, browser: Browser,
-        tmp_path: Path) -> None:
+    runner: FlaskCliRunner, db: Session, customer: Customer, browser: Browser, tmp_path: Path
+) -> None:
     imported(runner, write_csv(tmp_path, HEADER, ANNA))
     for password in (PASSWORD, "the old portal password"):
         response = browser.login("anna.ozola@example.lv", password)

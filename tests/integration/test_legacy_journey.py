@@ -25,9 +25,16 @@ CODE = "01019010001"
 @pytest.fixture
 def legacy(db: Session, customer: Customer) -> User:
     """As `idp users import-legacy` leaves them: no password, contact details unconfirmed."""
-    row = User(email="old.user@example.lv", email_display="Old.User@example.lv",
-               name="Vecais Lietotājs", password_hash=None, status="active", legacy=True,
-               contact_confirmed=False, legacy_personal_code=CODE)
+    row = User(
+        email="old.user@example.lv",
+        email_display="Old.User@example.lv",
+        name="Vecais Lietotājs",
+        password_hash=None,
+        status="active",
+        legacy=True,
+        contact_confirmed=False,
+        legacy_personal_code=CODE,
+    )
     db.add(row)
     db.flush()
     db.add(Membership(user_id=row.id, customer_id=customer.id, role="contractor"))
@@ -36,27 +43,43 @@ def legacy(db: Session, customer: Customer) -> User:
 
 
 def bank_identity(code: str = CODE) -> VerifiedIdentity:
-    return VerifiedIdentity(provider="bank", method="bank", subject="s-1", country="LV",
-                            personal_code=code, given_name="Vecais", family_name="Lietotājs",
-                            assurance="substantial", amr=("ext", "bank"))
+    return VerifiedIdentity(
+        provider="bank",
+        method="bank",
+        subject="s-1",
+        country="LV",
+        personal_code=code,
+        given_name="Vecais",
+        family_name="Lietotājs",
+        assurance="substantial",
+        amr=("ext", "bank"),
+    )
 
 
 def resolve(app: Flask, db: Session, identity: VerifiedIdentity) -> upstream.Resolution:
     now = dt.datetime.now(dt.UTC)
-    row = UpstreamLogin(state_hash="s" * 64, provider="bank", pending_encrypted=b"x",
-                        purpose="login", expires_at=now + dt.timedelta(minutes=5), used_at=now)
+    row = UpstreamLogin(
+        state_hash="s" * 64,
+        provider="bank",
+        pending_encrypted=b"x",
+        purpose="login",
+        expires_at=now + dt.timedelta(minutes=5),
+        used_at=now,
+    )
     db.add(row)
     db.flush()
-    return upstream.resolve(db, app.config["IDP_SETTINGS"], identity,
-                            upstream.TakenLogin("bank", {}, None, row.id))
+    return upstream.resolve(
+        db, app.config["IDP_SETTINGS"], identity, upstream.TakenLogin("bank", {}, None, row.id)
+    )
 
 
 def test_a_legacy_user_cannot_log_in_with_a_password(browser: Browser, legacy: User) -> None:
     assert browser.login("old.user@example.lv", "any password at all").status_code == 401
 
 
-def test_the_first_bank_login_with_their_code_finds_them(app: Flask, db: Session,
-                                                         legacy: User) -> None:
+def test_the_first_bank_login_with_their_code_finds_them(
+    app: Flask, db: Session, legacy: User
+) -> None:
     result = resolve(app, db, bank_identity())
     assert result.outcome is upstream.Outcome.LOGGED_IN and result.user is not None
     assert result.user.id == legacy.id
@@ -74,16 +97,25 @@ def log_in_as(app: Flask, client: FlaskClient, user: User) -> None:
     from idp.db import session_factory
 
     with session_factory(app)() as session:
-        cookie, _ = start_browser_session(session, app.config["IDP_SETTINGS"],
-                                          session.get(User, user.id),  # type: ignore[arg-type]
-                                          "substantial", ["ext", "bank"])
+        cookie, _ = start_browser_session(
+            session,
+            app.config["IDP_SETTINGS"],
+            session.get(User, user.id),  # type: ignore[arg-type]
+            "substantial",
+            ["ext", "bank"],
+        )
         session.commit()
     client.set_cookie("idp_session", cookie, domain="localhost")
 
 
 def test_no_code_until_the_contact_form_is_confirmed(
-        app: Flask, client: FlaskClient, db: Session, legacy: User, mailbox: Any,
-        confidential_client: RegisteredClient) -> None:
+    app: Flask,
+    client: FlaskClient,
+    db: Session,
+    legacy: User,
+    mailbox: Any,
+    confidential_client: RegisteredClient,
+) -> None:
     log_in_as(app, client, legacy)
     silent, _ = auth_params(confidential_client, prompt="none")
     refused = query(client.get("/authorize", query_string=silent).headers["Location"])
@@ -96,8 +128,12 @@ def test_no_code_until_the_contact_form_is_confirmed(
     text = page.get_data(as_text=True)
     assert 'value="Old.User@example.lv"' in text and '<label for="correct"' in text
 
-    form = {"csrf_token": csrf_token(text), "email": "new.address@example.lv",
-            "phone": "+37120000002", "interaction": query(to_contact)["interaction"]}
+    form = {
+        "csrf_token": csrf_token(text),
+        "email": "new.address@example.lv",
+        "phone": "+37120000002",
+        "interaction": query(to_contact)["interaction"],
+    }
     unticked = client.post("/contact", data=form)
     assert unticked.status_code == 400 and "Tick the box" in unticked.get_data(as_text=True)
 
@@ -115,10 +151,13 @@ def test_no_code_until_the_contact_form_is_confirmed(
 
 
 def test_the_contact_form_refuses_another_accounts_address(
-        app: Flask, client: FlaskClient, db: Session, legacy: User, user: User) -> None:
+    app: Flask, client: FlaskClient, db: Session, legacy: User, user: User
+) -> None:
     log_in_as(app, client, legacy)
     page = client.get("/contact").get_data(as_text=True)
-    answer = client.post("/contact", data={"csrf_token": csrf_token(page),
-                                           "email": "janis.berzins@example.lv", "correct": "y"})
+    answer = client.post(
+        "/contact",
+        data={"csrf_token": csrf_token(page), "email": "janis.berzins@example.lv", "correct": "y"},
+    )
     assert answer.status_code == 400
     assert "another account uses this e-mail address" in answer.get_data(as_text=True)

@@ -35,15 +35,24 @@ class FormFields(HTMLParser):
         if tag == "label" and attributes.get("for"):
             self.label_targets.add(str(attributes["for"]))
         elif tag in ("input", "select", "textarea") and attributes.get("type") not in (
-            "hidden", "submit", "button"
+            "hidden",
+            "submit",
+            "button",
         ):
             self.inputs.append(attributes)
 
 
 def post_login(client: FlaskClient, email: str, password: str, **kwargs: Any) -> Any:
     page = client.get("/login", **kwargs)
-    return client.post("/login", data={"csrf_token": csrf_token(page.get_data(as_text=True)),
-                                       "email": email, "password": password}, **kwargs)
+    return client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+            "email": email,
+            "password": password,
+        },
+        **kwargs,
+    )
 
 
 def session_rows(db: Session, user: User) -> list[BrowserSession]:
@@ -68,8 +77,9 @@ def test_every_input_has_a_label_and_the_form_carries_a_csrf_token(client: Flask
     assert csrf_token(html)
 
 
-def test_a_post_without_csrf_token_gets_a_friendly_400_page(client: FlaskClient, user: User
-                                                             ) -> None:
+def test_a_post_without_csrf_token_gets_a_friendly_400_page(
+    client: FlaskClient, user: User
+) -> None:
     response = client.post("/login", data={"email": EMAIL, "password": PASSWORD})
     assert response.status_code == 400
     assert response.mimetype == "text/html"
@@ -79,11 +89,13 @@ def test_a_post_without_csrf_token_gets_a_friendly_400_page(client: FlaskClient,
     assert client.get_cookie(COOKIE) is None
 
 
-def test_a_post_with_a_forged_csrf_token_gets_the_same_page(client: FlaskClient, user: User
-                                                             ) -> None:
+def test_a_post_with_a_forged_csrf_token_gets_the_same_page(
+    client: FlaskClient, user: User
+) -> None:
     client.get("/login")
-    response = client.post("/login", data={"csrf_token": "forged", "email": EMAIL,
-                                           "password": PASSWORD})
+    response = client.post(
+        "/login", data={"csrf_token": "forged", "email": EMAIL, "password": PASSWORD}
+    )
     assert response.status_code == 400
     assert "The form has expired" in response.get_data(as_text=True)
 
@@ -94,8 +106,9 @@ def _error_text(response: Any) -> str:
     return match.group(1)
 
 
-def test_unknown_email_and_wrong_password_get_the_same_answer(client: FlaskClient, user: User
-                                                                ) -> None:
+def test_unknown_email_and_wrong_password_get_the_same_answer(
+    client: FlaskClient, user: User
+) -> None:
     unknown = post_login(client, "nobody@example.lv", PASSWORD)
     wrong = post_login(client, EMAIL, PASSWORD + "!")
     assert unknown.status_code == wrong.status_code == 401
@@ -130,8 +143,9 @@ def test_the_third_failure_waits_even_with_the_right_password_and_others_are_una
     assert attacker.get_cookie(COOKIE) is None
 
     # Another account, from another address, logs in as usual.
-    create_user(db, app.extensions["idp.passwords"], email="anna@example.lv", name="Anna",
-                password=PASSWORD)
+    create_user(
+        db, app.extensions["idp.passwords"], email="anna@example.lv", name="Anna", password=PASSWORD
+    )
     db.commit()
     other = app.test_client()
     elsewhere = {"environ_base": {"REMOTE_ADDR": "192.0.2.7"}}
@@ -207,9 +221,15 @@ def test_over_https_the_form_works_without_a_referer_but_not_without_a_token(
     assert page.headers["Referrer-Policy"] == "no-referrer"
     no_token = client.post("/login", data={"email": EMAIL, "password": PASSWORD}, **over_https)
     assert no_token.status_code == 400
-    with_token = client.post("/login", data={
-        "csrf_token": csrf_token(page.get_data(as_text=True)), "email": EMAIL,
-        "password": PASSWORD}, **over_https)
+    with_token = client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+            "email": EMAIL,
+            "password": PASSWORD,
+        },
+        **over_https,
+    )
     assert with_token.status_code == 302
 
 
@@ -241,8 +261,9 @@ def test_logout_deletes_the_session_row_and_the_cookie(
     assert len(session_rows(db, user)) == 1
 
     home = client.get("/")
-    response = client.post("/logout/confirm",
-                           data={"csrf_token": csrf_token(home.get_data(as_text=True))})
+    response = client.post(
+        "/logout/confirm", data={"csrf_token": csrf_token(home.get_data(as_text=True))}
+    )
     assert response.status_code == 302
     assert session_rows(db, user) == []
     assert client.get_cookie(COOKIE) is None
@@ -281,7 +302,7 @@ def _assert_page_headers(response: Any) -> None:
 def test_pages_send_security_headers(client: FlaskClient, browser: Browser, user: User) -> None:
     _assert_page_headers(client.get("/login"))
     _assert_page_headers(post_login(client, EMAIL, "wrong password 123"))  # 401 page
-    _assert_page_headers(client.post("/login", data={}))                    # 400 CSRF page
-    _assert_page_headers(client.get("/no-such-page"))                       # 404 page
+    _assert_page_headers(client.post("/login", data={}))  # 400 CSRF page
+    _assert_page_headers(client.get("/no-such-page"))  # 404 page
     browser.login()
     _assert_page_headers(client.get("/"))

@@ -129,8 +129,7 @@ def test_a_committed_mail_reaches_the_smtp_server_as_text_and_html(app, mailbox)
     assert row.body_encrypted == b"", "the body (and its link) is erased once delivered"
 
 
-def test_an_address_with_latvian_letters_goes_out_as_smtputf8(app, mailbox, tmp_path,
-                                                             make_app):
+def test_an_address_with_latvian_letters_goes_out_as_smtputf8(app, mailbox, tmp_path, make_app):
     queue(app, "jānis@piemērs.lv", name=NAME)
     assert mailbox.wait_for("jānis@piemērs.lv")["To"] == "jānis@piemērs.lv"
 
@@ -138,7 +137,8 @@ def test_an_address_with_latvian_letters_goes_out_as_smtputf8(app, mailbox, tmp_
     mail_id = queue(demo, "žanis@piemērs.lv")
     path = mail.deliver_due(demo, settings(demo)).files[mail_id]
     assert BytesParser(policy=policy.default).parsebytes(path.read_bytes())["To"] == (
-        "žanis@piemērs.lv")
+        "žanis@piemērs.lv"
+    )
 
 
 def test_html_bodies_escape_what_the_context_brings(app, mailbox):
@@ -187,14 +187,18 @@ def test_the_body_is_never_stored_in_clear(app, make_app, db):
 
 def test_the_persons_language_when_the_idp_speaks_it_else_the_default(app, db):
     with app.app_context():
-        rows = [mail.enqueue(db, to="lang@example.lv", template="smtp_test", language=lang)
-                for lang in ("EN-gb", "xx", None)]
+        rows = [
+            mail.enqueue(db, to="lang@example.lv", template="smtp_test", language=lang)
+            for lang in ("EN-gb", "xx", None)
+        ]
     assert [r.language for r in rows] == ["en", "en", "en"]
     db.rollback()
 
 
-@pytest.mark.parametrize("address", ["a@b.lv\r\nBcc: evil@example.com", "Ann <a@b.lv>",
-                                     "a@b.lv, c@d.lv", "no-at-sign", ""])
+@pytest.mark.parametrize(
+    "address",
+    ["a@b.lv\r\nBcc: evil@example.com", "Ann <a@b.lv>", "a@b.lv, c@d.lv", "no-at-sign", ""],
+)
 def test_an_address_that_is_not_one_address_is_refused(app, db, address):
     with app.app_context(), pytest.raises(ValueError, match="not a usable e-mail address"):
         mail.enqueue(db, to=address, template="smtp_test")
@@ -205,7 +209,8 @@ def test_an_address_that_is_not_one_address_is_refused(app, db, address):
 
 
 def test_smtp_down_delays_the_mail_and_retry_delivers_it_once(
-        make_app, db, mailbox, smtp_server: SmtpServer):
+    make_app, db, mailbox, smtp_server: SmtpServer
+):
     # A long back-off, so that only `idp mail retry` sends it again during this test.
     idp = make_app(mail_retry_base=3600, mail_retry_max=7200)
     runner = idp.test_cli_runner()
@@ -285,8 +290,12 @@ def test_failures_back_off_exponentially_up_to_the_maximum(make_app, db, smtp_se
             row = load(idp, mail_id)
             waits.append(round((row.next_attempt_at - now).total_seconds()))
             # Not due before its time...
-            assert mail.deliver_due(idp, settings(idp), now=row.next_attempt_at
-                                    - dt.timedelta(seconds=1)).considered == 0
+            assert (
+                mail.deliver_due(
+                    idp, settings(idp), now=row.next_attempt_at - dt.timedelta(seconds=1)
+                ).considered
+                == 0
+            )
             now = row.next_attempt_at
     assert waits == [30, 60, 100, 100]
     assert load(idp, mail_id).attempts == 4
@@ -325,8 +334,10 @@ def test_a_mail_claimed_by_another_sender_is_left_to_it(make_app, db, mailbox):
     idp = manual(make_app())
     mail_id = queue(idp, "claimed@example.lv")
     now = utcnow()
-    db.execute(text("UPDATE outbox_mails SET claimed_until = :t WHERE id = :id"),
-               {"t": (now + dt.timedelta(seconds=60)).replace(tzinfo=None), "id": mail_id})
+    db.execute(
+        text("UPDATE outbox_mails SET claimed_until = :t WHERE id = :id"),
+        {"t": (now + dt.timedelta(seconds=60)).replace(tzinfo=None), "id": mail_id},
+    )
     db.commit()
 
     assert mail.deliver_due(idp, settings(idp), now=now).considered == 0
@@ -361,7 +372,8 @@ def test_the_sender_survives_a_failing_round(make_app, mailbox, tmp_path, caplog
 
 
 def test_a_cli_process_that_exits_right_after_its_commit_still_delivers(
-        app, base_settings, mailbox):
+    app, base_settings, mailbox
+):
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
     env.update({f"IDP_{k.upper()}": str(v) for k, v in base_settings.items()})
     script = (
@@ -373,8 +385,14 @@ def test_a_cli_process_that_exits_right_after_its_commit_still_delivers(
         "    mail.enqueue(s, to='exiting@example.lv', template='smtp_test')\n"
         "    s.commit()\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     mailbox.wait_for("exiting@example.lv", timeout=1)
 
@@ -383,7 +401,8 @@ def test_a_cli_process_that_exits_right_after_its_commit_still_delivers(
 
 
 def test_demo_mode_also_writes_an_eml_file_and_logs_its_path(
-        make_app, db, mailbox, tmp_path, caplog):
+    make_app, db, mailbox, tmp_path, caplog
+):
     idp = manual(make_app(mode="demo", instance_path=str(tmp_path)))
     mail_id = queue(idp, "demo@example.lv", name=NAME, link=LINK)
 
@@ -415,8 +434,7 @@ def test_without_smtp_server_the_eml_file_is_the_delivery(make_app, db, mailbox,
 # --- SMTP security and login -----------------------------------------------------------------
 
 
-def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
-                   auth_data: Any) -> Any:
+def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
     from aiosmtpd.smtp import AuthResult
 
     ok = auth_data.login == b"idp" and auth_data.password == b"right-password"
@@ -427,14 +445,15 @@ def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
 def test_login_with_the_configured_user_and_no_password_in_errors(make_app, db):
     with running_smtp_server(authenticator=_authenticator, auth_require_tls=False) as server:
         box = Mailbox(server)
-        good = manual(make_app(smtp_port=server.port, smtp_user="idp",
-                               smtp_password="right-password"))
-        assert mail.deliver_due(good, settings(good),
-                                ids=[queue(good, "auth@example.lv")]).sent
+        good = manual(
+            make_app(smtp_port=server.port, smtp_user="idp", smtp_password="right-password")
+        )
+        assert mail.deliver_due(good, settings(good), ids=[queue(good, "auth@example.lv")]).sent
         box.wait_for("auth@example.lv", timeout=1)
 
-        bad = manual(make_app(smtp_port=server.port, smtp_user="idp",
-                              smtp_password="wrong-password"))
+        bad = manual(
+            make_app(smtp_port=server.port, smtp_user="idp", smtp_password="wrong-password")
+        )
         mail_id = queue(bad, "auth@example.lv")
         report = mail.deliver_due(bad, settings(bad), ids=[mail_id])
     error = report.failed[mail_id]
@@ -449,19 +468,30 @@ def tls_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert_file, key_file)
@@ -509,18 +539,22 @@ def test_mail_test_delivers_now_and_says_so(runner: FlaskCliRunner, mailbox):
 
 
 def test_mail_test_with_smtp_down_fails_in_one_line_and_keeps_the_mail(
-        runner, db: Session, smtp_server):
+    runner, db: Session, smtp_server
+):
     with smtp_server.down():
         result = runner.invoke(args=["mail", "test", "--to", "admin@example.lv"])
     one_line_error(result, "not delivered", "ConnectionRefusedError")
-    assert db.scalars(select(OutboxMail.to_address).where(
-        OutboxMail.sent_at.is_(None))).all() == ["admin@example.lv"]
+    assert db.scalars(select(OutboxMail.to_address).where(OutboxMail.sent_at.is_(None))).all() == [
+        "admin@example.lv"
+    ]
     db.commit()
 
 
 def test_mail_test_refuses_a_bad_address(runner):
-    one_line_error(runner.invoke(args=["mail", "test", "--to", "a@b.lv\nBcc: x@y.lv"]),
-                   "not a usable e-mail address")
+    one_line_error(
+        runner.invoke(args=["mail", "test", "--to", "a@b.lv\nBcc: x@y.lv"]),
+        "not a usable e-mail address",
+    )
 
 
 def test_mail_pending_table(runner, make_app, db, smtp_server):
@@ -538,10 +572,14 @@ def test_db_purge_deletes_old_delivered_mail_only(runner, make_app, db):
     idp = manual(make_app())
     old, recent, unsent = (queue(idp, f"{n}@example.lv") for n in ("old", "recent", "unsent"))
     mail.deliver_due(idp, settings(idp), ids=[old, recent])
-    db.execute(text("UPDATE outbox_mails SET sent_at = :t WHERE id = :id"),
-               {"t": (utcnow() - dt.timedelta(days=31)).replace(tzinfo=None), "id": old})
-    db.execute(text("UPDATE outbox_mails SET created_at = :t WHERE id = :id"),
-               {"t": (utcnow() - dt.timedelta(days=90)).replace(tzinfo=None), "id": unsent})
+    db.execute(
+        text("UPDATE outbox_mails SET sent_at = :t WHERE id = :id"),
+        {"t": (utcnow() - dt.timedelta(days=31)).replace(tzinfo=None), "id": old},
+    )
+    db.execute(
+        text("UPDATE outbox_mails SET created_at = :t WHERE id = :id"),
+        {"t": (utcnow() - dt.timedelta(days=90)).replace(tzinfo=None), "id": unsent},
+    )
     db.commit()
 
     result = runner.invoke(args=["db", "purge", "--json"])

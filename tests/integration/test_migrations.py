@@ -77,8 +77,9 @@ def test_the_models_match_the_migrations(empty_url: str) -> None:
     engine = create_engine(empty_url, poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={
-                "compare_type": True, "compare_server_default": True})
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
             differences = compare_metadata(context, Base.metadata)
     finally:
         engine.dispose()
@@ -101,26 +102,42 @@ def test_existing_memberships_keep_their_rights_through_0004(empty_url: str) -> 
     made = dt.datetime(2026, 1, 2, 3, 4, 5)
     try:
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO customers (id, number, kind, name, created_at, updated_at) "
-                "VALUES (1, '100', 'person', 'A', :t, :t)"), {"t": made})
-            conn.execute(text(
-                "INSERT INTO users (id, subject, email, email_display, email_verified, name, "
-                "status, created_at, legacy, contact_confirmed) VALUES (1, 's', 'a@x.lv', "
-                "'a@x.lv', true, 'A', 'active', :t, false, true)"), {"t": made})
-            conn.execute(text(
-                "INSERT INTO memberships (id, user_id, customer_id, role, state, created_at) "
-                "VALUES (1, 1, 1, 'contractor', 'active', :t)"), {"t": made})
+            conn.execute(
+                text(
+                    "INSERT INTO customers (id, number, kind, name, created_at, updated_at) "
+                    "VALUES (1, '100', 'person', 'A', :t, :t)"
+                ),
+                {"t": made},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, subject, email, email_display, email_verified, name, "
+                    "status, created_at, legacy, contact_confirmed) VALUES (1, 's', 'a@x.lv', "
+                    "'a@x.lv', true, 'A', 'active', :t, false, true)"
+                ),
+                {"t": made},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO memberships (id, user_id, customer_id, role, state, created_at) "
+                    "VALUES (1, 1, 1, 'contractor', 'active', :t)"
+                ),
+                {"t": made},
+            )
         command.upgrade(config, "head")
         with engine.connect() as conn:
-            row = conn.execute(text(
-                "SELECT role, rights, state, granted_at FROM memberships")).one()
+            row = conn.execute(
+                text("SELECT role, rights, state, granted_at FROM memberships")
+            ).one()
     finally:
         engine.dispose()
     rights = row.rights if isinstance(row.rights, list) else json.loads(row.rights)
     assert rights == []
-    granted_at = row.granted_at if isinstance(row.granted_at, dt.datetime) else \
-        dt.datetime.fromisoformat(str(row.granted_at))
+    granted_at = (
+        row.granted_at
+        if isinstance(row.granted_at, dt.datetime)
+        else dt.datetime.fromisoformat(str(row.granted_at))
+    )
     assert granted_at.replace(tzinfo=None) == made
     now = dt.datetime.now(dt.UTC)
     assert effective_rights(row.role, rights, row.state, None, None, now) == ALL_RIGHTS
@@ -138,20 +155,29 @@ def test_0006_keeps_the_newest_of_repeated_grants_without_a_customer(empty_url: 
     command.upgrade(config, "0005")
     engine = create_engine(empty_url, poolclass=pool.NullPool)
     made = dt.datetime(2026, 1, 2, 3, 4, 5)
-    grant = ("INSERT INTO consent_grants (id, user_id, client_id, customer_id, scopes, "
-             "created_at, updated_at) VALUES (:id, 1, 1, NULL, :scopes, :t, :t)")
+    grant = (
+        "INSERT INTO consent_grants (id, user_id, client_id, customer_id, scopes, "
+        "created_at, updated_at) VALUES (:id, 1, 1, NULL, :scopes, :t, :t)"
+    )
     try:
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO users (id, subject, email, email_display, email_verified, name, "
-                "status, created_at, legacy, contact_confirmed) VALUES (1, 's', 'a@x.lv', "
-                "'a@x.lv', true, 'A', 'active', :t, false, true)"), {"t": made})
-            conn.execute(text(
-                "INSERT INTO clients (id, client_id, name, token_endpoint_auth_method, "
-                "redirect_uris, post_logout_redirect_uris, grant_types, allowed_scopes, "
-                "audience, first_party, id_token_signed_response_alg, created_at) VALUES "
-                "(1, 'c', 'C', 'none', '[]', '[]', '[]', '[]', 'a', false, 'RS256', :t)"),
-                {"t": made})
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, subject, email, email_display, email_verified, name, "
+                    "status, created_at, legacy, contact_confirmed) VALUES (1, 's', 'a@x.lv', "
+                    "'a@x.lv', true, 'A', 'active', :t, false, true)"
+                ),
+                {"t": made},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO clients (id, client_id, name, token_endpoint_auth_method, "
+                    "redirect_uris, post_logout_redirect_uris, grant_types, allowed_scopes, "
+                    "audience, first_party, id_token_signed_response_alg, created_at) VALUES "
+                    "(1, 'c', 'C', 'none', '[]', '[]', '[]', '[]', 'a', false, 'RS256', :t)"
+                ),
+                {"t": made},
+            )
             conn.execute(text(grant), {"id": 1, "scopes": '["openid"]', "t": made})
             conn.execute(text(grant), {"id": 2, "scopes": '["openid", "email"]', "t": made})
         command.upgrade(config, "head")
@@ -177,23 +203,30 @@ def test_0007_keeps_requests_in_flight_unbound_and_steps_back(empty_url: str) ->
     made = dt.datetime(2026, 1, 2, 3, 4, 5)
     try:
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO interactions (id, client_id, params, created_at, expires_at, "
-                "consented) VALUES ('i1', 'c', '{}', :t, :t, false)"), {"t": made})
-            conn.execute(text(
-                "INSERT INTO upstream_logins (id, state_hash, provider, pending_encrypted, "
-                "purpose, created_at, expires_at) VALUES (1, 'h', 'bank', :p, 'login', :t, "
-                ":t)"), {"t": made, "p": b"x"})
+            conn.execute(
+                text(
+                    "INSERT INTO interactions (id, client_id, params, created_at, expires_at, "
+                    "consented) VALUES ('i1', 'c', '{}', :t, :t, false)"
+                ),
+                {"t": made},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO upstream_logins (id, state_hash, provider, pending_encrypted, "
+                    "purpose, created_at, expires_at) VALUES (1, 'h', 'bank', :p, 'login', :t, "
+                    ":t)"
+                ),
+                {"t": made, "p": b"x"},
+            )
         command.upgrade(config, "0007")
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT browser_hash FROM interactions")).all() == [
-                (None,)]
-            assert conn.execute(text("SELECT browser_hash FROM upstream_logins")).all() == [
-                (None,)]
+            assert conn.execute(text("SELECT browser_hash FROM interactions")).all() == [(None,)]
+            assert conn.execute(text("SELECT browser_hash FROM upstream_logins")).all() == [(None,)]
         command.downgrade(config, "0006")
         with engine.connect() as conn:
             assert conn.execute(text("SELECT id FROM interactions")).scalars().all() == ["i1"]
             assert "browser_hash" not in {
-                c["name"] for c in inspect(conn).get_columns("upstream_logins")}
+                c["name"] for c in inspect(conn).get_columns("upstream_logins")
+            }
     finally:
         engine.dispose()

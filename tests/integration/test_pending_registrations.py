@@ -38,8 +38,14 @@ def settings(app: Flask) -> Settings:
 @pytest.fixture
 def anna(db: Session) -> Customer:
     # The customer data of tests/integration/test_registration.py's form.
-    row = Customer(number="500600700", kind="person", name="Anna Liepa", given_name="Anna",
-                   family_name="Liepa", personal_code=ANNA_CODE)
+    row = Customer(
+        number="500600700",
+        kind="person",
+        name="Anna Liepa",
+        given_name="Anna",
+        family_name="Liepa",
+        personal_code=ANNA_CODE,
+    )
     db.add(row)
     db.commit()
     return row
@@ -47,8 +53,9 @@ def anna(db: Session) -> Customer:
 
 def age_links(db: Session, minutes: int = 5) -> None:
     """Past the pause that swallows double submissions and resend clicks."""
-    db.execute(update(EmailLink).values(
-        created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes)))
+    db.execute(
+        update(EmailLink).values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes))
+    )
     db.commit()
 
 
@@ -70,8 +77,8 @@ def user_named(db: Session, email: str) -> User | None:
 
 
 def test_registering_again_with_the_right_address_replaces_the_mistyped_one(
-        client: FlaskClient, db: Session, anna: Customer, mailbox: Any,
-        browser: Browser) -> None:
+    client: FlaskClient, db: Session, anna: Customer, mailbox: Any, browser: Browser
+) -> None:
     assert register(client, email=MISTYPED).status_code == 200
     first = mailbox.link_for(MISTYPED)
 
@@ -88,7 +95,8 @@ def test_registering_again_with_the_right_address_replaces_the_mistyped_one(
 
 
 def test_an_active_account_of_the_customer_still_refuses_a_second_one(
-        client: FlaskClient, db: Session, anna: Customer, mailbox: Any) -> None:
+    client: FlaskClient, db: Session, anna: Customer, mailbox: Any
+) -> None:
     register(client, email=MISTYPED)
     assert confirm(client, mailbox.link_for(MISTYPED)).status_code == 303
     again = register(client, email=RIGHT)
@@ -98,12 +106,17 @@ def test_an_active_account_of_the_customer_still_refuses_a_second_one(
 
 
 def test_an_admin_invited_account_awaiting_activation_is_never_replaced(
-        app: Flask, client: FlaskClient, db: Session, anna: Customer, settings: Settings,
-        mailbox: Any) -> None:
+    app: Flask, client: FlaskClient, db: Session, anna: Customer, settings: Settings, mailbox: Any
+) -> None:
     with app.app_context():
-        registration.invite_user(db, settings, customer_number=anna.number,
-                                 email="invited@example.lv", name="Anna Liepa",
-                                 lifetime=dt.timedelta(days=3))
+        registration.invite_user(
+            db,
+            settings,
+            customer_number=anna.number,
+            email="invited@example.lv",
+            name="Anna Liepa",
+            lifetime=dt.timedelta(days=3),
+        )
         db.commit()
     answer = register(client, email=RIGHT)
     assert answer.status_code == 422
@@ -116,8 +129,8 @@ def test_an_admin_invited_account_awaiting_activation_is_never_replaced(
 
 
 def test_the_right_password_of_an_unconfirmed_account_offers_to_send_the_link_again(
-        client: FlaskClient, db: Session, anna: Customer, mailbox: Any,
-        browser: Browser) -> None:
+    client: FlaskClient, db: Session, anna: Customer, mailbox: Any, browser: Browser
+) -> None:
     register(client, email=RIGHT)
     first = mailbox.link_for(RIGHT)
 
@@ -133,8 +146,9 @@ def test_the_right_password_of_an_unconfirmed_account_offers_to_send_the_link_ag
     assert 'action="/register/resend"' in page
 
     age_links(db)
-    resent = client.post("/register/resend", data={
-        "csrf_token": csrf_token(page), "email": RIGHT, "interaction": ""})
+    resent = client.post(
+        "/register/resend", data={"csrf_token": csrf_token(page), "email": RIGHT, "interaction": ""}
+    )
     assert resent.status_code == 200
     assert "we sent it a new link" in resent.get_data(as_text=True)
     link = mailbox.link_for(RIGHT)
@@ -145,15 +159,21 @@ def test_the_right_password_of_an_unconfirmed_account_offers_to_send_the_link_ag
 
 
 def test_send_again_answers_the_same_and_sends_nothing_for_others(
-        client: FlaskClient, db: Session, anna: Customer, user: User, mailbox: Any) -> None:
+    client: FlaskClient, db: Session, anna: Customer, user: User, mailbox: Any
+) -> None:
     token = csrf_token(client.get("/login").get_data(as_text=True))
     register(client, email=RIGHT)
     mailbox.link_for(RIGHT)
     before = len(mailbox.messages())
-    answers = [client.post("/register/resend", data={"csrf_token": token, "email": email})
-               for email in (RIGHT,  # sent less than a minute ago: nothing new
-                             user.email,  # an active account
-                             "nobody@example.lv", "<script>@example.lv")]
+    answers = [
+        client.post("/register/resend", data={"csrf_token": token, "email": email})
+        for email in (
+            RIGHT,  # sent less than a minute ago: nothing new
+            user.email,  # an active account
+            "nobody@example.lv",
+            "<script>@example.lv",
+        )
+    ]
     assert {a.status_code for a in answers} == {200}
     assert len({a.get_data(as_text=True) for a in answers}) == 1
     db.commit()
@@ -168,27 +188,35 @@ def bank_login(db: Session, settings: Settings) -> upstream.Resolution:
     """The callback of a bank login by Anna (what idp/accounts/upstream_views.callback does
     with the connector's VerifiedIdentity)."""
     now = dt.datetime.now(dt.UTC)
-    row = UpstreamLogin(state_hash=hash_secret(secrets.token_urlsafe(16)),
-                        provider="some-bank", pending_encrypted=b"x", purpose="login",
-                        interaction_id=None, expires_at=now + dt.timedelta(minutes=10),
-                        used_at=now)
+    row = UpstreamLogin(
+        state_hash=hash_secret(secrets.token_urlsafe(16)),
+        provider="some-bank",
+        pending_encrypted=b"x",
+        purpose="login",
+        interaction_id=None,
+        expires_at=now + dt.timedelta(minutes=10),
+        used_at=now,
+    )
     db.add(row)
     db.flush()
-    result = upstream.resolve(db, settings, identity(),
-                              upstream.TakenLogin("some-bank", {}, None, row.id))
+    result = upstream.resolve(
+        db, settings, identity(), upstream.TakenLogin("some-bank", {}, None, row.id)
+    )
     db.commit()
     return result
 
 
 def short_form(client: FlaskClient, token: str, email: str) -> Any:
     page = client.get(f"/register/upstream/{token}").get_data(as_text=True)
-    return client.post(f"/register/upstream/{token}", data={
-        "csrf_token": csrf_token(page), "email": email, "phone": ""})
+    return client.post(
+        f"/register/upstream/{token}",
+        data={"csrf_token": csrf_token(page), "email": email, "phone": ""},
+    )
 
 
 def test_a_bank_registration_never_confirmed_offers_resend_and_another_address(
-        app: Flask, client: FlaskClient, db: Session, anna: Customer, settings: Settings,
-        mailbox: Any) -> None:
+    app: Flask, client: FlaskClient, db: Session, anna: Customer, settings: Settings, mailbox: Any
+) -> None:
     first = bank_login(db, settings)
     assert first.outcome is upstream.Outcome.REGISTER and first.form_token
     assert short_form(client, first.form_token, MISTYPED).status_code == 200
@@ -204,8 +232,9 @@ def test_a_bank_registration_never_confirmed_offers_resend_and_another_address(
 
     # Send it again: a new link to the same address, the old one dead.
     age_links(db)
-    resent = client.post(f"/register/upstream/{again.form_token}/resend",
-                         data={"csrf_token": csrf_token(html)})
+    resent = client.post(
+        f"/register/upstream/{again.form_token}/resend", data={"csrf_token": csrf_token(html)}
+    )
     assert resent.status_code == 200
     assert "We sent a new link" in resent.get_data(as_text=True)
     resent_link = mailbox.link_for(MISTYPED)
@@ -229,8 +258,8 @@ def test_a_bank_registration_never_confirmed_offers_resend_and_another_address(
 
 
 def test_the_confirm_first_page_is_bound_to_the_bank_login(
-        client: FlaskClient, db: Session, anna: Customer, settings: Settings,
-        mailbox: Any) -> None:
+    client: FlaskClient, db: Session, anna: Customer, settings: Settings, mailbox: Any
+) -> None:
     first = bank_login(db, settings)
     assert first.form_token
     short_form(client, first.form_token, MISTYPED)
@@ -238,16 +267,24 @@ def test_the_confirm_first_page_is_bound_to_the_bank_login(
     token = csrf_token(client.get("/login").get_data(as_text=True))
     # The used-up form token of the first login, or a guess, opens nothing.
     for guess in (first.form_token, "guess"):
-        assert client.post(f"/register/upstream/{guess}/resend",
-                           data={"csrf_token": token}).status_code == 400
-        assert client.post(f"/register/upstream/{guess}", data={
-            "csrf_token": token, "email": RIGHT}).status_code == 400
+        assert (
+            client.post(
+                f"/register/upstream/{guess}/resend", data={"csrf_token": token}
+            ).status_code
+            == 400
+        )
+        assert (
+            client.post(
+                f"/register/upstream/{guess}", data={"csrf_token": token, "email": RIGHT}
+            ).status_code
+            == 400
+        )
     assert user_named(db, MISTYPED) is not None and user_named(db, RIGHT) is None
 
 
 def test_a_bank_login_replaces_a_pending_registration_by_email(
-        client: FlaskClient, db: Session, anna: Customer, settings: Settings,
-        mailbox: Any) -> None:
+    client: FlaskClient, db: Session, anna: Customer, settings: Settings, mailbox: Any
+) -> None:
     register(client, email=MISTYPED)
     first = mailbox.link_for(MISTYPED)
     result = bank_login(db, settings)
@@ -262,13 +299,21 @@ def test_a_bank_login_replaces_a_pending_registration_by_email(
 
 
 def test_purge_removes_old_pending_registrations_only(
-        app: Flask, client: FlaskClient, db: Session, anna: Customer, settings: Settings,
-        user: User, mailbox: Any) -> None:
+    app: Flask,
+    client: FlaskClient,
+    db: Session,
+    anna: Customer,
+    settings: Settings,
+    user: User,
+    mailbox: Any,
+) -> None:
     lifetime = settings.confirmation_link_lifetime
-    other = Customer(number="500600701", kind="person", name="Ilze Koka",
-                     personal_code="01019010002")
-    third = Customer(number="500600702", kind="person", name="Pēteris Ozols",
-                     personal_code="32098765438")
+    other = Customer(
+        number="500600701", kind="person", name="Ilze Koka", personal_code="01019010002"
+    )
+    third = Customer(
+        number="500600702", kind="person", name="Pēteris Ozols", personal_code="32098765438"
+    )
     db.add_all([other, third])
     db.commit()
     register(client, email="old@example.lv")  # by e-mail, for Anna
@@ -276,20 +321,32 @@ def test_purge_removes_old_pending_registrations_only(
     assert bank.form_token
     short_form(client, bank.form_token, "oldbank@example.lv")
     with app.app_context():
-        registration.invite_user(db, settings, customer_number=other.number,
-                                 email="invited@example.lv", name="Ilze Koka",
-                                 lifetime=dt.timedelta(days=30))
+        registration.invite_user(
+            db,
+            settings,
+            customer_number=other.number,
+            email="invited@example.lv",
+            name="Ilze Koka",
+            lifetime=dt.timedelta(days=30),
+        )
         db.commit()
     long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=lifetime + 60)
     db.execute(update(User).values(created_at=long_ago))
-    db.execute(update(EmailLink).values(created_at=long_ago,
-                                        expires_at=long_ago + dt.timedelta(seconds=lifetime)))
+    db.execute(
+        update(EmailLink).values(
+            created_at=long_ago, expires_at=long_ago + dt.timedelta(seconds=lifetime)
+        )
+    )
     # ... but the invitation's own link still runs, and so does a young registration's.
-    db.execute(update(EmailLink).where(EmailLink.purpose == "activate").values(
-        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1)))
+    db.execute(
+        update(EmailLink)
+        .where(EmailLink.purpose == "activate")
+        .values(expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    )
     db.commit()
-    register(client, email="young@example.lv", customer_number=third.number,
-             identifier="320987-65438")
+    register(
+        client, email="young@example.lv", customer_number=third.number, identifier="320987-65438"
+    )
     assert user_named(db, "young@example.lv") is not None
 
     counts = purge_expired(db, settings.login_failure_window, lifetime)

@@ -24,8 +24,14 @@ NEW_PASSWORD = "meadow lantern copper violin"
 
 @pytest.fixture
 def anna(db: Session) -> Customer:
-    row = Customer(number="500600700", kind="person", name="Anna Liepa", given_name="Anna",
-                   family_name="Liepa", personal_code="01019010001")
+    row = Customer(
+        number="500600700",
+        kind="person",
+        name="Anna Liepa",
+        given_name="Anna",
+        family_name="Liepa",
+        personal_code="01019010001",
+    )
     db.add(row)
     db.commit()
     return row
@@ -33,10 +39,16 @@ def anna(db: Session) -> Customer:
 
 def form(client: FlaskClient, **fields: str) -> dict[str, str]:
     page = client.get("/register", query_string={"interaction": fields.pop("interaction", "")})
-    data = {"csrf_token": csrf_token(page.get_data(as_text=True)),
-            "customer_number": "500600700", "identifier": "010190-10001", "name": "",
-            "email": NEW_EMAIL, "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD,
-            "interaction": ""}
+    data = {
+        "csrf_token": csrf_token(page.get_data(as_text=True)),
+        "customer_number": "500600700",
+        "identifier": "010190-10001",
+        "name": "",
+        "email": NEW_EMAIL,
+        "password": NEW_PASSWORD,
+        "password_confirm": NEW_PASSWORD,
+        "interaction": "",
+    }
     data.update(fields)
     return data
 
@@ -63,20 +75,21 @@ def users_named(db: Session, email: str) -> list[User]:
 def confirm(client: FlaskClient, link: str) -> Any:
     page = client.get(local_path(link))
     assert page.status_code == 200, page.get_data(as_text=True)
-    return client.post(local_path(link),
-                       data={"csrf_token": csrf_token(page.get_data(as_text=True))})
+    return client.post(
+        local_path(link), data={"csrf_token": csrf_token(page.get_data(as_text=True))}
+    )
 
 
 # --- the page ---------------------------------------------------------------------------------
 
 
 def test_the_login_page_leads_to_registration_and_every_input_has_a_label(
-        client: FlaskClient) -> None:
+    client: FlaskClient,
+) -> None:
     login = client.get("/login").get_data(as_text=True)
     assert 'href="/register"' in login and 'href="/forgot-password"' in login
     page = client.get("/register").get_data(as_text=True)
-    for name in ("customer_number", "identifier", "name", "email", "password",
-                 "password_confirm"):
+    for name in ("customer_number", "identifier", "name", "email", "password", "password_confirm"):
         assert f'<label for="{name}"' in page, name
     assert 'name="csrf_token"' in page
 
@@ -84,8 +97,9 @@ def test_the_login_page_leads_to_registration_and_every_input_has_a_label(
 # --- the happy path ---------------------------------------------------------------------------
 
 
-def test_registration_confirmation_and_login(client: FlaskClient, db: Session, anna: Customer,
-                                             mailbox: Any, browser: Browser) -> None:
+def test_registration_confirmation_and_login(
+    client: FlaskClient, db: Session, anna: Customer, mailbox: Any, browser: Browser
+) -> None:
     response = register(client)
     assert response.status_code == 200
     assert "Check your mailbox" in response.get_data(as_text=True)
@@ -119,7 +133,8 @@ def test_registration_confirmation_and_login(client: FlaskClient, db: Session, a
 
 
 def test_opening_the_link_does_not_confirm_until_the_button_is_pressed(
-        client: FlaskClient, db: Session, anna: Customer, mailbox: Any) -> None:
+    client: FlaskClient, db: Session, anna: Customer, mailbox: Any
+) -> None:
     """Mail scanners open links; only the POST of the page uses the link."""
     register(client)
     link = mailbox.link_for(NEW_EMAIL)
@@ -130,8 +145,13 @@ def test_opening_the_link_does_not_confirm_until_the_button_is_pressed(
 
 
 def test_a_confirmation_link_resumes_the_login_for_the_app(
-        client: FlaskClient, db: Session, anna: Customer, mailbox: Any, browser: Browser,
-        confidential_client: RegisteredClient) -> None:
+    client: FlaskClient,
+    db: Session,
+    anna: Customer,
+    mailbox: Any,
+    browser: Browser,
+    confidential_client: RegisteredClient,
+) -> None:
     params, _ = auth_params(confidential_client)
     to_login = client.get("/authorize", query_string=params)
     interaction = query(to_login.headers["Location"])["interaction"]
@@ -148,8 +168,13 @@ def test_a_confirmation_link_resumes_the_login_for_the_app(
 
 
 def test_a_confirmation_link_opened_on_another_device_confirms_without_the_request(
-        app: Flask, client: FlaskClient, db: Session, anna: Customer, mailbox: Any,
-        confidential_client: RegisteredClient) -> None:
+    app: Flask,
+    client: FlaskClient,
+    db: Session,
+    anna: Customer,
+    mailbox: Any,
+    confidential_client: RegisteredClient,
+) -> None:
     """The link carries the paused request of the browser that registered; on a phone it
     still confirms the account, and a login there is a plain one (no code for that
     browser's request)."""
@@ -176,14 +201,17 @@ def test_a_confirmation_link_opened_on_another_device_confirms_without_the_reque
 # --- no match, existing accounts --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fields", [
-    {"customer_number": "999999999"},
-    {"identifier": "32123456785"},  # a valid code, but not this customer's
-    {"identifier": "not a code"},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"customer_number": "999999999"},
+        {"identifier": "32123456785"},  # a valid code, but not this customer's
+        {"identifier": "not a code"},
+    ],
+)
 def test_data_that_does_not_match_a_customer_creates_nothing(
-        client: FlaskClient, db: Session, anna: Customer, mailbox: Any,
-        fields: dict[str, str]) -> None:
+    client: FlaskClient, db: Session, anna: Customer, mailbox: Any, fields: dict[str, str]
+) -> None:
     response = register(client, **fields)
     assert response.status_code == 422
     page = response.get_data(as_text=True)
@@ -192,8 +220,9 @@ def test_data_that_does_not_match_a_customer_creates_nothing(
     assert db.scalar(select(func.count()).select_from(OutboxMail)) == 0
 
 
-def test_a_contract_number_finds_the_customer_too(client: FlaskClient, db: Session,
-                                                  anna: Customer, mailbox: Any) -> None:
+def test_a_contract_number_finds_the_customer_too(
+    client: FlaskClient, db: Session, anna: Customer, mailbox: Any
+) -> None:
     from idp.models import CustomerContract
 
     db.add(CustomerContract(customer_id=anna.id, number="L-4455"))
@@ -203,7 +232,8 @@ def test_a_contract_number_finds_the_customer_too(client: FlaskClient, db: Sessi
 
 
 def test_an_address_with_an_account_gets_the_same_page_and_a_you_already_have_mail(
-        client: FlaskClient, db: Session, anna: Customer, user: User, mailbox: Any) -> None:
+    client: FlaskClient, db: Session, anna: Customer, user: User, mailbox: Any
+) -> None:
     # The `user` fixture is janis.berzins@example.lv; typed here as a look-alike.
     response = register(client, email="  JANIS.Berzins@EXAMPLE.lv ")
     assert response.status_code == 200
@@ -215,9 +245,11 @@ def test_an_address_with_an_account_gets_the_same_page_and_a_you_already_have_ma
 
 
 def test_a_customer_with_a_portal_account_is_not_registered_twice(
-        client: FlaskClient, db: Session, customer: Customer, user: User, mailbox: Any) -> None:
-    response = register(client, customer_number=customer.number,
-                        identifier=customer.personal_code or "")
+    client: FlaskClient, db: Session, customer: Customer, user: User, mailbox: Any
+) -> None:
+    response = register(
+        client, customer_number=customer.number, identifier=customer.personal_code or ""
+    )
     assert response.status_code == 422
     assert "already has an account" in response.get_data(as_text=True)
     assert users_named(db, NEW_EMAIL) == []
@@ -226,43 +258,52 @@ def test_a_customer_with_a_portal_account_is_not_registered_twice(
 # --- passwords and bad input ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"password": "short pass", "password_confirm": "short pass"}, "at least 12"),
-    ({"password_confirm": "meadow lantern copper violim"}, "not the same"),
-    ({"password": "password1234", "password_confirm": "password1234"}, "too common"),
-    ({"password": "Sunshine2026!!", "password_confirm": "Sunshine2026!!"}, "too common"),
-    ({"password": "abcabcabcabc", "password_confirm": "abcabcabcabc"}, "too common"),
-    ({"password": "x" * 129, "password_confirm": "x" * 129}, "at most 128"),
-    ({"password": "anna.liepa@example.lv", "password_confirm": "anna.liepa@example.lv"},
-     "e-mail address"),
-    ({"email": "not-an-address"}, "not an e-mail address"),
-    ({"email": "a@@example.lv"}, "not an e-mail address"),
-    ({"customer_number": ""}, "This field is required"),
-    ({"customer_number": "9" * 5000}, "Field cannot be longer"),
-    ({"email": "a" * 400 + "@example.lv"}, "Field cannot be longer"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"password": "short pass", "password_confirm": "short pass"}, "at least 12"),
+        ({"password_confirm": "meadow lantern copper violim"}, "not the same"),
+        ({"password": "password1234", "password_confirm": "password1234"}, "too common"),
+        ({"password": "Sunshine2026!!", "password_confirm": "Sunshine2026!!"}, "too common"),
+        ({"password": "abcabcabcabc", "password_confirm": "abcabcabcabc"}, "too common"),
+        ({"password": "x" * 129, "password_confirm": "x" * 129}, "at most 128"),
+        (
+            {"password": "anna.liepa@example.lv", "password_confirm": "anna.liepa@example.lv"},
+            "e-mail address",
+        ),
+        ({"email": "not-an-address"}, "not an e-mail address"),
+        ({"email": "a@@example.lv"}, "not an e-mail address"),
+        ({"customer_number": ""}, "This field is required"),
+        ({"customer_number": "9" * 5000}, "Field cannot be longer"),
+        ({"email": "a" * 400 + "@example.lv"}, "Field cannot be longer"),
+    ],
+)
 def test_a_bad_form_is_shown_again_with_what_to_fix(
-        client: FlaskClient, db: Session, anna: Customer, fields: dict[str, str],
-        message: str) -> None:
+    client: FlaskClient, db: Session, anna: Customer, fields: dict[str, str], message: str
+) -> None:
     response = register(client, **fields)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert db.scalar(select(func.count()).select_from(User)) == 0
 
 
-@pytest.mark.parametrize("email", [
-    "<script>@example.lv",
-    "a@-example.lv",
-    "a@example-.lv",
-    "a@exa_mple.lv",
-    '"quoted"@example.lv',
-    "a b@example.lv",
-    "anna@example.lv\nBcc: victim@example.lv",
-    "anna@example.lv\r\nSubject: hi",
-    "anna@" + "x" * 64 + ".lv",
-])
+@pytest.mark.parametrize(
+    "email",
+    [
+        "<script>@example.lv",
+        "a@-example.lv",
+        "a@example-.lv",
+        "a@exa_mple.lv",
+        '"quoted"@example.lv',
+        "a b@example.lv",
+        "anna@example.lv\nBcc: victim@example.lv",
+        "anna@example.lv\r\nSubject: hi",
+        "anna@" + "x" * 64 + ".lv",
+    ],
+)
 def test_an_unusable_address_gets_the_form_again_and_nothing_is_written_or_mailed(
-        client: FlaskClient, db: Session, anna: Customer, mailbox: Any, email: str) -> None:
+    client: FlaskClient, db: Session, anna: Customer, mailbox: Any, email: str
+) -> None:
     """One address rule for the forms and the outbox: what the outbox would refuse never
     gets past the form (it used to answer 500 from mail.enqueue)."""
     response = register(client, email=email)
@@ -277,8 +318,9 @@ def test_an_unusable_address_gets_the_form_again_and_nothing_is_written_or_maile
     assert mailbox.messages() == []
 
 
-def test_any_characters_make_a_password(client: FlaskClient, db: Session, anna: Customer,
-                                        mailbox: Any, browser: Browser) -> None:
+def test_any_characters_make_a_password(
+    client: FlaskClient, db: Session, anna: Customer, mailbox: Any, browser: Browser
+) -> None:
     """No composition rules; Latvian letters and spaces are fine, and the composed and
     decomposed forms of a letter are the same password (NFKC)."""
     composed = "ābele čūska ķirsis"
@@ -288,8 +330,9 @@ def test_any_characters_make_a_password(client: FlaskClient, db: Session, anna: 
     assert browser.login(NEW_EMAIL, decomposed).status_code == 302
 
 
-def test_missing_csrf_token_is_refused_without_a_500(client: FlaskClient, anna: Customer,
-                                                     db: Session) -> None:
+def test_missing_csrf_token_is_refused_without_a_500(
+    client: FlaskClient, anna: Customer, db: Session
+) -> None:
     response = client.post("/register", data={"customer_number": "500600700"})
     assert response.status_code == 400
     assert db.scalar(select(func.count()).select_from(User)) == 0
@@ -299,7 +342,8 @@ def test_missing_csrf_token_is_refused_without_a_500(client: FlaskClient, anna: 
 
 
 def test_a_double_submission_makes_one_account_and_one_mail(
-        client: FlaskClient, db: Session, anna: Customer, mailbox: Any) -> None:
+    client: FlaskClient, db: Session, anna: Customer, mailbox: Any
+) -> None:
     first = form(client)
     assert client.post("/register", data=first).status_code == 200
     assert client.post("/register", data=first).status_code == 200
@@ -311,12 +355,16 @@ def test_a_double_submission_makes_one_account_and_one_mail(
 
 
 def test_registering_again_before_confirming_sends_a_new_link_and_voids_the_old(
-        app: Flask, client: FlaskClient, db: Session, anna: Customer, mailbox: Any) -> None:
+    app: Flask, client: FlaskClient, db: Session, anna: Customer, mailbox: Any
+) -> None:
     register(client)
     old = mailbox.link_for(NEW_EMAIL)
     # Past the pause that swallows double submissions.
-    db.execute(EmailLink.__table__.update().values(
-        created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)))
+    db.execute(
+        EmailLink.__table__.update().values(
+            created_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+        )
+    )
     db.commit()
     register(client)
     new = mailbox.link_for(NEW_EMAIL)
@@ -326,7 +374,8 @@ def test_registering_again_before_confirming_sends_a_new_link_and_voids_the_old(
 
 
 def test_two_registrations_racing_for_one_address_end_with_one_account(
-        app: Flask, db: Session, anna: Customer, mailbox: Any) -> None:
+    app: Flask, db: Session, anna: Customer, mailbox: Any
+) -> None:
     clients = [app.test_client() for _ in range(2)]
     forms = [form(c) for c in clients]
     barrier = threading.Barrier(2)
@@ -336,8 +385,9 @@ def test_two_registrations_racing_for_one_address_end_with_one_account(
         barrier.wait()
         statuses.append(c.post("/register", data=data).status_code)
 
-    threads = [threading.Thread(target=submit, args=pair) for pair in zip(clients, forms,
-                                                                            strict=True)]
+    threads = [
+        threading.Thread(target=submit, args=pair) for pair in zip(clients, forms, strict=True)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -346,8 +396,9 @@ def test_two_registrations_racing_for_one_address_end_with_one_account(
     assert len(users_named(db, NEW_EMAIL)) == 1
 
 
-def test_the_link_in_the_mail_is_not_stored_in_clear(db: Session, client: FlaskClient,
-                                                     anna: Customer, mailbox: Any) -> None:
+def test_the_link_in_the_mail_is_not_stored_in_clear(
+    db: Session, client: FlaskClient, anna: Customer, mailbox: Any
+) -> None:
     register(client)
     link = mailbox.link_for(NEW_EMAIL)
     token = link.rsplit("/", 1)[1]
@@ -359,8 +410,9 @@ def test_the_link_in_the_mail_is_not_stored_in_clear(db: Session, client: FlaskC
     db.commit()
 
 
-def test_mail_uses_the_language_of_the_page(client: FlaskClient, db: Session,
-                                            anna: Customer, mailbox: Any) -> None:
+def test_mail_uses_the_language_of_the_page(
+    client: FlaskClient, db: Session, anna: Customer, mailbox: Any
+) -> None:
     register(client, email="lv@example.lv")
     [user] = users_named(db, "lv@example.lv")
     assert user.language == "en"

@@ -30,8 +30,12 @@ def assert_revoked_ok(response) -> None:
 @pytest.fixture
 def resource_server(make_client):
     """An API that checks the portal's access tokens (same audience)."""
-    return make_client(name="Portal API", grant_types=["client_credentials"],
-                       audience="https://api.example.lv", scopes=["profile"])
+    return make_client(
+        name="Portal API",
+        grant_types=["client_credentials"],
+        audience="https://api.example.lv",
+        scopes=["profile"],
+    )
 
 
 # --- revocation --------------------------------------------------------------------------------
@@ -41,8 +45,11 @@ def test_revoking_a_refresh_token_kills_its_family(client, browser, user, confid
     tokens = login_tokens(client, browser, confidential_client)
     rotated = refresh(client, confidential_client, tokens["refresh_token"]).get_json()
 
-    assert_revoked_ok(revoke(client, confidential_client, rotated["refresh_token"],
-                             token_type_hint="refresh_token"))
+    assert_revoked_ok(
+        revoke(
+            client, confidential_client, rotated["refresh_token"], token_type_hint="refresh_token"
+        )
+    )
     assert introspect(client, confidential_client, rotated["refresh_token"]) == {"active": False}
     for access_token in (tokens["access_token"], rotated["access_token"]):
         assert introspect(client, confidential_client, access_token) == {"active": False}
@@ -62,19 +69,22 @@ def test_revoking_leaves_other_logins_alone(client, browser, user, confidential_
 
 def test_revoking_an_access_token(client, browser, user, confidential_client):
     tokens = login_tokens(client, browser, confidential_client)
-    assert_revoked_ok(revoke(client, confidential_client, tokens["access_token"],
-                             token_type_hint="access_token"))
+    assert_revoked_ok(
+        revoke(client, confidential_client, tokens["access_token"], token_type_hint="access_token")
+    )
     assert introspect(client, confidential_client, tokens["access_token"]) == {"active": False}
     assert client.get("/userinfo", headers=bearer(tokens["access_token"])).status_code == 401
     # Only that access token: the refresh token still gets new ones.
     assert refresh(client, confidential_client, tokens["refresh_token"]).status_code == 200
 
 
-def test_revoking_with_a_wrong_hint_still_finds_the_token(client, browser, user,
-                                                          confidential_client):
+def test_revoking_with_a_wrong_hint_still_finds_the_token(
+    client, browser, user, confidential_client
+):
     tokens = login_tokens(client, browser, confidential_client)
-    assert_revoked_ok(revoke(client, confidential_client, tokens["refresh_token"],
-                             token_type_hint="access_token"))
+    assert_revoked_ok(
+        revoke(client, confidential_client, tokens["refresh_token"], token_type_hint="access_token")
+    )
     assert introspect(client, confidential_client, tokens["refresh_token"]) == {"active": False}
 
 
@@ -89,8 +99,9 @@ def test_revoking_twice_is_200(client, browser, user, confidential_client):
     assert_revoked_ok(revoke(client, confidential_client, tokens["refresh_token"]))
 
 
-def test_a_client_cannot_revoke_another_clients_tokens(client, browser, user,
-                                                       confidential_client, make_client):
+def test_a_client_cannot_revoke_another_clients_tokens(
+    client, browser, user, confidential_client, make_client
+):
     other = make_client(name="Other")
     tokens = login_tokens(client, browser, confidential_client)
     for token in (tokens["refresh_token"], tokens["access_token"]):
@@ -110,8 +121,11 @@ def test_public_client_revokes_its_refresh_token(client, browser, user, public_c
 
 def test_revocation_requires_client_authentication(client, browser, user, confidential_client):
     tokens = login_tokens(client, browser, confidential_client)
-    for kwargs in ({}, {"auth": (confidential_client.client_id, "wrong")},
-                   {"auth": ("no-such-client", "secret")}):
+    for kwargs in (
+        {},
+        {"auth": (confidential_client.client_id, "wrong")},
+        {"auth": ("no-such-client", "secret")},
+    ):
         response = client.post("/revoke", data={"token": tokens["refresh_token"]}, **kwargs)
         assert response.status_code == 401, response.get_data(as_text=True)
         assert response.get_json()["error"] == "invalid_client"
@@ -126,8 +140,9 @@ def test_revocation_without_token_is_invalid_request(client, confidential_client
 
 @pytest.mark.parametrize("path", ["/revoke", "/introspect"])
 def test_an_unknown_hint_is_unsupported_token_type(client, confidential_client, path):
-    response = client.post(path, data={"token": "x", "token_type_hint": "id_token"},
-                           auth=basic(confidential_client))
+    response = client.post(
+        path, data={"token": "x", "token_type_hint": "id_token"}, auth=basic(confidential_client)
+    )
     assert response.status_code == 400
     assert response.get_json()["error"] == "unsupported_token_type"
     assert response.headers["Cache-Control"] == "no-store"
@@ -136,18 +151,23 @@ def test_an_unknown_hint_is_unsupported_token_type(client, confidential_client, 
 # --- introspection -------------------------------------------------------------------------------
 
 
-def test_introspection_requires_client_authentication(client, browser, user,
-                                                      confidential_client, public_client):
+def test_introspection_requires_client_authentication(
+    client, browser, user, confidential_client, public_client
+):
     tokens = login_tokens(client, browser, confidential_client)
-    for kwargs in ({}, {"auth": (confidential_client.client_id, "wrong")},
-                   {"auth": ("no-such-client", "secret")}):
+    for kwargs in (
+        {},
+        {"auth": (confidential_client.client_id, "wrong")},
+        {"auth": ("no-such-client", "secret")},
+    ):
         response = client.post("/introspect", data={"token": tokens["access_token"]}, **kwargs)
         assert response.status_code == 401, response.get_data(as_text=True)
         assert response.get_json()["error"] == "invalid_client"
         assert "active" not in response.get_json()
     # A public client has no credentials to introspect with.
-    response = client.post("/introspect", data={"token": tokens["access_token"],
-                                                "client_id": public_client.client_id})
+    response = client.post(
+        "/introspect", data={"token": tokens["access_token"], "client_id": public_client.client_id}
+    )
     assert response.status_code == 401
     assert response.get_json()["error"] == "invalid_client"
 
@@ -155,8 +175,9 @@ def test_introspection_requires_client_authentication(client, browser, user,
 def test_introspection_of_an_active_access_token(client, browser, user, confidential_client):
     tokens = login_tokens(client, browser, confidential_client)
     claims = decode(client, tokens["access_token"], "ES256").claims
-    response = client.post("/introspect", data={"token": tokens["access_token"]},
-                           auth=basic(confidential_client))
+    response = client.post(
+        "/introspect", data={"token": tokens["access_token"]}, auth=basic(confidential_client)
+    )
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     body = response.get_json()
@@ -190,15 +211,14 @@ def test_a_rotated_refresh_token_is_inactive(client, browser, user, confidential
     assert introspect(client, confidential_client, rotated["refresh_token"])["active"] is True
 
 
-@pytest.mark.parametrize("token", ["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.e30.", "x" * 9000,
-                                   ""])
+@pytest.mark.parametrize("token", ["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.e30.", "x" * 9000, ""])
 def test_introspection_of_garbage_is_inactive(client, confidential_client, token):
     assert introspect(client, confidential_client, token) == {"active": False}
 
 
-def test_resource_server_of_the_same_audience_may_introspect(client, browser, user,
-                                                             confidential_client,
-                                                             resource_server):
+def test_resource_server_of_the_same_audience_may_introspect(
+    client, browser, user, confidential_client, resource_server
+):
     tokens = login_tokens(client, browser, confidential_client)
     body = introspect(client, resource_server, tokens["access_token"])
     assert body["active"] is True
@@ -207,8 +227,9 @@ def test_resource_server_of_the_same_audience_may_introspect(client, browser, us
     assert introspect(client, resource_server, tokens["refresh_token"]) == {"active": False}
 
 
-def test_unrelated_client_sees_other_tokens_as_inactive(client, browser, user,
-                                                        confidential_client, make_client):
+def test_unrelated_client_sees_other_tokens_as_inactive(
+    client, browser, user, confidential_client, make_client
+):
     other = make_client(name="Other", audience="https://other.example.lv")
     tokens = login_tokens(client, browser, confidential_client)
     assert introspect(client, other, tokens["access_token"]) == {"active": False}

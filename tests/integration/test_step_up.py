@@ -11,8 +11,8 @@ from tests.integration.conftest import decode, redeem
 
 
 def test_a_low_session_is_sent_to_the_login_page_without_a_password_form(
-        client: FlaskClient, browser: Browser, user: object,
-        confidential_client: RegisteredClient) -> None:
+    client: FlaskClient, browser: Browser, user: object, confidential_client: RegisteredClient
+) -> None:
     assert browser.login().status_code == 302  # a password session: acr "low"
     params, _ = auth_params(confidential_client, acr_values="substantial")
     response = client.get("/authorize", query_string=params)
@@ -26,15 +26,21 @@ def test_a_low_session_is_sent_to_the_login_page_without_a_password_form(
     assert "Continue as" not in text
     # Posting the password anyway (a hand-made form) is refused as well.
     token = csrf_token(client.get("/forgot-password").get_data(as_text=True))
-    refused = client.post("/login", data={
-        "csrf_token": token, "interaction": query(location)["interaction"],
-        "email": "janis.berzins@example.lv", "password": "correct horse battery staple"})
+    refused = client.post(
+        "/login",
+        data={
+            "csrf_token": token,
+            "interaction": query(location)["interaction"],
+            "email": "janis.berzins@example.lv",
+            "password": "correct horse battery staple",
+        },
+    )
     assert refused.status_code == 403
 
 
-def test_prompt_none_cannot_step_up_silently(client: FlaskClient, browser: Browser,
-                                             user: object,
-                                             confidential_client: RegisteredClient) -> None:
+def test_prompt_none_cannot_step_up_silently(
+    client: FlaskClient, browser: Browser, user: object, confidential_client: RegisteredClient
+) -> None:
     browser.login()
     params, _ = auth_params(confidential_client, acr_values="high substantial", prompt="none")
     response = client.get("/authorize", query_string=params)
@@ -42,8 +48,8 @@ def test_prompt_none_cannot_step_up_silently(client: FlaskClient, browser: Brows
 
 
 def test_a_request_the_session_satisfies_gets_its_code_and_the_true_acr(
-        client: FlaskClient, browser: Browser, user: object,
-        confidential_client: RegisteredClient) -> None:
+    client: FlaskClient, browser: Browser, user: object, confidential_client: RegisteredClient
+) -> None:
     browser.login()
     for acr_values in ("low", "low substantial", "urn:unknown:level"):
         params, verifier = auth_params(confidential_client, acr_values=acr_values)

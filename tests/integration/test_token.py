@@ -47,8 +47,9 @@ def b64url(data: bytes) -> str:
 # --- the authorization code ----------------------------------------------------------------
 
 
-def test_code_is_single_use_and_reuse_revokes_what_it_issued(client, browser, user,
-                                                             confidential_client):
+def test_code_is_single_use_and_reuse_revokes_what_it_issued(
+    client, browser, user, confidential_client
+):
     code, verifier, _ = get_code(browser, confidential_client)
     first = redeem(client, confidential_client, code, verifier)
     assert first.status_code == 200
@@ -59,43 +60,49 @@ def test_code_is_single_use_and_reuse_revokes_what_it_issued(client, browser, us
     assert_token_error(second, 400, "invalid_grant")
     assert introspect(client, confidential_client, tokens["access_token"]) == {"active": False}
     assert introspect(client, confidential_client, tokens["refresh_token"]) == {"active": False}
-    assert_token_error(refresh(client, confidential_client, tokens["refresh_token"]), 400,
-                       "invalid_grant")
+    assert_token_error(
+        refresh(client, confidential_client, tokens["refresh_token"]), 400, "invalid_grant"
+    )
 
 
 def test_expired_code_is_invalid_grant(client, browser, db, user, confidential_client):
     code, verifier, _ = get_code(browser, confidential_client)
-    db.execute(update(AuthorizationCode).values(
-        expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+    db.execute(
+        update(AuthorizationCode).values(
+            expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        )
+    )
     db.commit()
-    assert_token_error(redeem(client, confidential_client, code, verifier), 400,
-                       "invalid_grant")
+    assert_token_error(redeem(client, confidential_client, code, verifier), 400, "invalid_grant")
 
 
 def test_code_expires_after_its_configured_lifetime(app, make_app, user, confidential_client):
     short = make_app(authorization_code_lifetime=1).test_client()
     code, verifier, _ = get_code(Browser(short), confidential_client)
     time.sleep(1.2)
-    assert_token_error(redeem(short, confidential_client, code, verifier), 400,
-                       "invalid_grant")
+    assert_token_error(redeem(short, confidential_client, code, verifier), 400, "invalid_grant")
 
 
 def test_wrong_redirect_uri_is_invalid_grant(client, browser, user, make_client):
-    rp = make_client(first_party=True,
-                     redirect_uris=["https://rp.example.lv/cb", "https://rp.example.lv/cb2"])
+    rp = make_client(
+        first_party=True, redirect_uris=["https://rp.example.lv/cb", "https://rp.example.lv/cb2"]
+    )
     code, verifier, _ = get_code(browser, rp)
     for wrong in ("https://rp.example.lv/cb2", "https://rp.example.lv/cb/"):
-        assert_token_error(redeem(client, rp, code, verifier, redirect_uri=wrong), 400,
-                           "invalid_grant")
-    response = client.post("/token", data={"grant_type": "authorization_code", "code": code,
-                                           "code_verifier": verifier}, auth=basic(rp))
+        assert_token_error(
+            redeem(client, rp, code, verifier, redirect_uri=wrong), 400, "invalid_grant"
+        )
+    response = client.post(
+        "/token",
+        data={"grant_type": "authorization_code", "code": code, "code_verifier": verifier},
+        auth=basic(rp),
+    )
     assert_token_error(response, 400, "invalid_grant")
 
 
 def test_wrong_code_verifier_is_invalid_grant(client, browser, user, public_client):
     code, _, _ = get_code(browser, public_client)
-    assert_token_error(redeem(client, public_client, code, pkce_pair()[0]), 400,
-                       "invalid_grant")
+    assert_token_error(redeem(client, public_client, code, pkce_pair()[0]), 400, "invalid_grant")
 
 
 def test_public_client_must_send_the_verifier(client, browser, user, public_client):
@@ -104,12 +111,14 @@ def test_public_client_must_send_the_verifier(client, browser, user, public_clie
 
 
 def test_unknown_code_is_invalid_grant(client, confidential_client):
-    assert_token_error(redeem(client, confidential_client, "no-such-code", pkce_pair()[0]),
-                       400, "invalid_grant")
+    assert_token_error(
+        redeem(client, confidential_client, "no-such-code", pkce_pair()[0]), 400, "invalid_grant"
+    )
 
 
-def test_code_of_another_client_is_invalid_grant(client, browser, user, confidential_client,
-                                                 make_client):
+def test_code_of_another_client_is_invalid_grant(
+    client, browser, user, confidential_client, make_client
+):
     other = make_client(name="Other", first_party=True)
     code, verifier, _ = get_code(browser, confidential_client)
     assert_token_error(redeem(client, other, code, verifier), 400, "invalid_grant")
@@ -118,21 +127,32 @@ def test_code_of_another_client_is_invalid_grant(client, browser, user, confiden
 
 
 def test_missing_code_is_invalid_request(client, confidential_client):
-    response = client.post("/token", data={"grant_type": "authorization_code",
-                                           "redirect_uri": confidential_client.redirect_uri},
-                           auth=basic(confidential_client))
+    response = client.post(
+        "/token",
+        data={"grant_type": "authorization_code", "redirect_uri": confidential_client.redirect_uri},
+        auth=basic(confidential_client),
+    )
     assert_token_error(response, 400, "invalid_request")
 
 
 # --- grant types -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("grant_type", ["password", "implicit",
-                                        "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                                        "urn:ietf:params:oauth:grant-type:device_code"])
+@pytest.mark.parametrize(
+    "grant_type",
+    [
+        "password",
+        "implicit",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ],
+)
 def test_unsupported_grant_type(client, confidential_client, grant_type):
-    response = client.post("/token", data={"grant_type": grant_type, "username": "x",
-                                           "password": "y"}, auth=basic(confidential_client))
+    response = client.post(
+        "/token",
+        data={"grant_type": grant_type, "username": "x", "password": "y"},
+        auth=basic(confidential_client),
+    )
     assert_token_error(response, 400, "unsupported_grant_type")
 
 
@@ -143,10 +163,19 @@ def test_missing_grant_type_is_invalid_request(client, confidential_client):
 
 def test_repeated_parameter_is_invalid_request(client, browser, user, confidential_client):
     code, verifier, _ = get_code(browser, confidential_client)
-    response = client.post("/token", data=MultiDict([
-        ("grant_type", "authorization_code"), ("code", code), ("code", "other"),
-        ("code_verifier", verifier), ("redirect_uri", confidential_client.redirect_uri)]),
-        auth=basic(confidential_client))
+    response = client.post(
+        "/token",
+        data=MultiDict(
+            [
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("code", "other"),
+                ("code_verifier", verifier),
+                ("redirect_uri", confidential_client.redirect_uri),
+            ]
+        ),
+        auth=basic(confidential_client),
+    )
     assert_token_error(response, 400, "invalid_request")
     # The refused request did not use the code.
     assert redeem(client, confidential_client, code, verifier).status_code == 200
@@ -163,49 +192,85 @@ def test_client_not_registered_for_a_grant_is_unauthorized_client(client, make_c
 
 def test_client_secret_basic(client, browser, user, confidential_client):
     code, verifier, _ = get_code(browser, confidential_client)
-    response = client.post("/token", data={
-        "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
-        "redirect_uri": confidential_client.redirect_uri}, auth=basic(confidential_client))
+    response = client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": confidential_client.redirect_uri,
+        },
+        auth=basic(confidential_client),
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
 
 
 def test_client_secret_post(client, browser, user, make_client):
     rp = make_client(first_party=True, auth_method="client_secret_post")
     code, verifier, _ = get_code(browser, rp)
-    response = client.post("/token", data={
-        "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
-        "redirect_uri": rp.redirect_uri, "client_id": rp.client_id, "client_secret": rp.secret})
+    response = client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": rp.redirect_uri,
+            "client_id": rp.client_id,
+            "client_secret": rp.secret,
+        },
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
 
 
 def test_a_client_must_use_its_registered_auth_method(client, browser, user, confidential_client):
     code, verifier, _ = get_code(browser, confidential_client)
-    response = client.post("/token", data={
-        "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
-        "redirect_uri": confidential_client.redirect_uri,
-        "client_id": confidential_client.client_id, "client_secret": confidential_client.secret})
+    response = client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": confidential_client.redirect_uri,
+            "client_id": confidential_client.client_id,
+            "client_secret": confidential_client.secret,
+        },
+    )
     assert_token_error(response, 401, "invalid_client")
 
 
 def test_wrong_secret_is_invalid_client(client, confidential_client, make_client):
-    response = client.post("/token", data={"grant_type": "client_credentials"},
-                           auth=(confidential_client.client_id, "wrong-secret"))
+    response = client.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        auth=(confidential_client.client_id, "wrong-secret"),
+    )
     assert_token_error(response, 401, "invalid_client")
     assert response.headers["WWW-Authenticate"].startswith("Basic ")
     post = make_client(auth_method="client_secret_post", grant_types=["client_credentials"])
-    response = client.post("/token", data={"grant_type": "client_credentials",
-                                           "client_id": post.client_id,
-                                           "client_secret": "wrong-secret"})
+    response = client.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": post.client_id,
+            "client_secret": "wrong-secret",
+        },
+    )
     assert_token_error(response, 401, "invalid_client")
 
 
 def test_unknown_client_is_invalid_client(client, confidential_client):
-    response = client.post("/token", data={"grant_type": "client_credentials"},
-                           auth=("no-such-client", "secret"))
+    response = client.post(
+        "/token", data={"grant_type": "client_credentials"}, auth=("no-such-client", "secret")
+    )
     assert_token_error(response, 401, "invalid_client")
-    response = client.post("/token", data={"grant_type": "client_credentials",
-                                           "client_id": "no-such-client",
-                                           "client_secret": "secret"})
+    response = client.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "no-such-client",
+            "client_secret": "secret",
+        },
+    )
     assert_token_error(response, 401, "invalid_client")
 
 
@@ -213,16 +278,25 @@ def test_no_client_authentication_is_invalid_client(client, confidential_client)
     response = client.post("/token", data={"grant_type": "client_credentials"})
     assert_token_error(response, 401, "invalid_client")
     # A confidential client cannot pass itself off as public by omitting the secret.
-    response = client.post("/token", data={"grant_type": "client_credentials",
-                                           "client_id": confidential_client.client_id})
+    response = client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "client_id": confidential_client.client_id},
+    )
     assert_token_error(response, 401, "invalid_client")
 
 
 def test_public_client_authenticates_with_none(client, browser, user, public_client):
     code, verifier, _ = get_code(browser, public_client)
-    response = client.post("/token", data={
-        "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
-        "redirect_uri": public_client.redirect_uri, "client_id": public_client.client_id})
+    response = client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": public_client.redirect_uri,
+            "client_id": public_client.client_id,
+        },
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     assert "refresh_token" in response.get_json()
 
@@ -238,15 +312,26 @@ def client_key() -> RSAKey:
 @pytest.fixture
 def jwt_client(make_client, client_key):
     public = {**client_key.as_dict(private=False), "kid": "rp-1", "alg": "RS256"}
-    return make_client(name="Meter service", auth_method="private_key_jwt", first_party=True,
-                       jwks={"keys": [public]},
-                       grant_types=["authorization_code", "client_credentials"])
+    return make_client(
+        name="Meter service",
+        auth_method="private_key_jwt",
+        first_party=True,
+        jwks={"keys": [public]},
+        grant_types=["authorization_code", "client_credentials"],
+    )
 
 
 def assertion(client_id: str, key, alg: str = "RS256", **claims) -> str:
     now = int(time.time())
-    body = {"iss": client_id, "sub": client_id, "aud": TOKEN_URL, "iat": now,
-            "exp": now + 60, "jti": secrets.token_urlsafe(12), **claims}
+    body = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": TOKEN_URL,
+        "iat": now,
+        "exp": now + 60,
+        "jti": secrets.token_urlsafe(12),
+        **claims,
+    }
     return jwt.encode({"alg": alg, "kid": "rp-1"}, body, key, algorithms=[alg])
 
 
@@ -255,8 +340,12 @@ def with_assertion(value: str, **data: str) -> dict[str, str]:
 
 
 def test_private_key_jwt_client_credentials(client, jwt_client, client_key):
-    response = client.post("/token", data=with_assertion(
-        assertion(jwt_client.client_id, client_key), grant_type="client_credentials"))
+    response = client.post(
+        "/token",
+        data=with_assertion(
+            assertion(jwt_client.client_id, client_key), grant_type="client_credentials"
+        ),
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     claims = decode(client, response.get_json()["access_token"], "ES256").claims
     assert claims["client_id"] == jwt_client.client_id
@@ -264,17 +353,29 @@ def test_private_key_jwt_client_credentials(client, jwt_client, client_key):
 
 def test_private_key_jwt_redeems_a_code(client, browser, user, jwt_client, client_key):
     code, verifier, _ = get_code(browser, jwt_client)
-    response = client.post("/token", data=with_assertion(
-        assertion(jwt_client.client_id, client_key), grant_type="authorization_code",
-        code=code, code_verifier=verifier, redirect_uri=jwt_client.redirect_uri))
+    response = client.post(
+        "/token",
+        data=with_assertion(
+            assertion(jwt_client.client_id, client_key),
+            grant_type="authorization_code",
+            code=code,
+            code_verifier=verifier,
+            redirect_uri=jwt_client.redirect_uri,
+        ),
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("aud", [ISSUER, ISSUER + "/token"])
-def test_private_key_jwt_accepts_the_issuer_or_token_url_as_audience(client, jwt_client,
-                                                                     client_key, aud):
-    response = client.post("/token", data=with_assertion(
-        assertion(jwt_client.client_id, client_key, aud=aud), grant_type="client_credentials"))
+def test_private_key_jwt_accepts_the_issuer_or_token_url_as_audience(
+    client, jwt_client, client_key, aud
+):
+    response = client.post(
+        "/token",
+        data=with_assertion(
+            assertion(jwt_client.client_id, client_key, aud=aud), grant_type="client_credentials"
+        ),
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
 
 
@@ -286,12 +387,17 @@ def test_replayed_client_assertion_is_invalid_client(client, jwt_client, client_
     assert_token_error(again, 401, "invalid_client")
 
 
-def test_replayed_assertion_fails_even_if_the_first_request_failed(client, jwt_client,
-                                                                   client_key):
+def test_replayed_assertion_fails_even_if_the_first_request_failed(client, jwt_client, client_key):
     value = assertion(jwt_client.client_id, client_key)
-    first = client.post("/token", data=with_assertion(
-        value, grant_type="authorization_code", code="no-such-code",
-        redirect_uri=jwt_client.redirect_uri))
+    first = client.post(
+        "/token",
+        data=with_assertion(
+            value,
+            grant_type="authorization_code",
+            code="no-such-code",
+            redirect_uri=jwt_client.redirect_uri,
+        ),
+    )
     assert_token_error(first, 400, "invalid_grant")
     again = client.post("/token", data=with_assertion(value, grant_type="client_credentials"))
     assert_token_error(again, 401, "invalid_client")
@@ -300,11 +406,20 @@ def test_replayed_assertion_fails_even_if_the_first_request_failed(client, jwt_c
 def test_client_assertion_with_alg_none_is_invalid_client(client, jwt_client):
     now = int(time.time())
     header = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
-    payload = b64url(json.dumps({
-        "iss": jwt_client.client_id, "sub": jwt_client.client_id, "aud": TOKEN_URL,
-        "exp": now + 60, "jti": secrets.token_urlsafe(8)}).encode())
-    response = client.post("/token", data=with_assertion(f"{header}.{payload}.",
-                                                         grant_type="client_credentials"))
+    payload = b64url(
+        json.dumps(
+            {
+                "iss": jwt_client.client_id,
+                "sub": jwt_client.client_id,
+                "aud": TOKEN_URL,
+                "exp": now + 60,
+                "jti": secrets.token_urlsafe(8),
+            }
+        ).encode()
+    )
+    response = client.post(
+        "/token", data=with_assertion(f"{header}.{payload}.", grant_type="client_credentials")
+    )
     assert_token_error(response, 401, "invalid_client")
 
 
@@ -312,42 +427,48 @@ def test_client_assertion_signed_with_hs256_is_invalid_client(client, jwt_client
     # The classic confusion: HMAC keyed with the client's *public* key.
     public_json = json.dumps(client_key.as_dict(private=False)).encode()
     forged = assertion(jwt_client.client_id, OctKey.import_key(public_json), alg="HS256")
-    response = client.post("/token", data=with_assertion(forged,
-                                                         grant_type="client_credentials"))
+    response = client.post("/token", data=with_assertion(forged, grant_type="client_credentials"))
     assert_token_error(response, 401, "invalid_client")
 
 
 def test_client_assertion_signed_by_another_key_is_invalid_client(client, jwt_client):
     forged = assertion(jwt_client.client_id, RSAKey.generate_key(2048))
-    response = client.post("/token", data=with_assertion(forged,
-                                                         grant_type="client_credentials"))
+    response = client.post("/token", data=with_assertion(forged, grant_type="client_credentials"))
     assert_token_error(response, 401, "invalid_client")
 
 
-@pytest.mark.parametrize("claims", [
-    {"aud": "https://other.example/token"},
-    {"exp": int(time.time()) - 3600},
-    {"iss": "someone-else"},
-    {"jti": None},
-])
-def test_client_assertion_with_bad_claims_is_invalid_client(client, jwt_client, client_key,
-                                                            claims):
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"aud": "https://other.example/token"},
+        {"exp": int(time.time()) - 3600},
+        {"iss": "someone-else"},
+        {"jti": None},
+    ],
+)
+def test_client_assertion_with_bad_claims_is_invalid_client(client, jwt_client, client_key, claims):
     value = assertion(jwt_client.client_id, client_key, **claims)
     if claims.get("jti", "") is None:
         # Rebuild without the jti member at all.
         now = int(time.time())
-        value = jwt.encode({"alg": "RS256", "kid": "rp-1"}, {
-            "iss": jwt_client.client_id, "sub": jwt_client.client_id, "aud": TOKEN_URL,
-            "exp": now + 60}, client_key, algorithms=["RS256"])
-    response = client.post("/token", data=with_assertion(value,
-                                                         grant_type="client_credentials"))
+        value = jwt.encode(
+            {"alg": "RS256", "kid": "rp-1"},
+            {
+                "iss": jwt_client.client_id,
+                "sub": jwt_client.client_id,
+                "aud": TOKEN_URL,
+                "exp": now + 60,
+            },
+            client_key,
+            algorithms=["RS256"],
+        )
+    response = client.post("/token", data=with_assertion(value, grant_type="client_credentials"))
     assert_token_error(response, 401, "invalid_client")
 
 
 def test_secret_client_cannot_switch_to_an_assertion(client, confidential_client, client_key):
     value = assertion(confidential_client.client_id, client_key)
-    response = client.post("/token", data=with_assertion(value,
-                                                         grant_type="client_credentials"))
+    response = client.post("/token", data=with_assertion(value, grant_type="client_credentials"))
     assert_token_error(response, 401, "invalid_client")
 
 
@@ -355,10 +476,14 @@ def test_secret_client_cannot_switch_to_an_assertion(client, confidential_client
 
 
 def test_client_credentials_with_a_subset_of_its_scopes(client, make_client):
-    rp = make_client(grant_types=["client_credentials"], audience="https://api.example.lv",
-                     scopes=["profile", "email"])
-    response = client.post("/token", data={"grant_type": "client_credentials",
-                                           "scope": "email"}, auth=basic(rp))
+    rp = make_client(
+        grant_types=["client_credentials"],
+        audience="https://api.example.lv",
+        scopes=["profile", "email"],
+    )
+    response = client.post(
+        "/token", data={"grant_type": "client_credentials", "scope": "email"}, auth=basic(rp)
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
     assert body["scope"] == "email"
@@ -379,14 +504,16 @@ def test_client_credentials_without_scope_gets_its_allowed_scopes(client, make_c
 @pytest.mark.parametrize("scope", ["phone", "email phone", "admin"])
 def test_client_credentials_out_of_range_scope_is_invalid_scope(client, make_client, scope):
     rp = make_client(grant_types=["client_credentials"], scopes=["profile", "email"])
-    response = client.post("/token", data={"grant_type": "client_credentials",
-                                           "scope": scope}, auth=basic(rp))
+    response = client.post(
+        "/token", data={"grant_type": "client_credentials", "scope": scope}, auth=basic(rp)
+    )
     assert_token_error(response, 400, "invalid_scope")
 
 
 def test_public_client_cannot_use_client_credentials(client, public_client):
-    response = client.post("/token", data={"grant_type": "client_credentials",
-                                           "client_id": public_client.client_id})
+    response = client.post(
+        "/token", data={"grant_type": "client_credentials", "client_id": public_client.client_id}
+    )
     assert_token_error(response, 401, "invalid_client")
 
 
@@ -408,21 +535,22 @@ def test_refresh_rotates_the_refresh_token(client, browser, user, confidential_c
         current = body["refresh_token"]
 
 
-def test_reused_refresh_token_revokes_the_whole_family(client, browser, user,
-                                                       confidential_client):
+def test_reused_refresh_token_revokes_the_whole_family(client, browser, user, confidential_client):
     tokens = login_tokens(client, browser, confidential_client)
     old = tokens["refresh_token"]
     newer = refresh(client, confidential_client, old).get_json()
     newest = refresh(client, confidential_client, newer["refresh_token"]).get_json()
 
     assert_token_error(refresh(client, confidential_client, old), 400, "invalid_grant")
-    assert_token_error(refresh(client, confidential_client, newest["refresh_token"]), 400,
-                       "invalid_grant")
+    assert_token_error(
+        refresh(client, confidential_client, newest["refresh_token"]), 400, "invalid_grant"
+    )
     assert introspect(client, confidential_client, newest["access_token"]) == {"active": False}
 
 
-def test_refresh_token_of_another_client_is_invalid_grant(client, browser, user,
-                                                          confidential_client, make_client):
+def test_refresh_token_of_another_client_is_invalid_grant(
+    client, browser, user, confidential_client, make_client
+):
     other = make_client(name="Other")
     tokens = login_tokens(client, browser, confidential_client)
     assert_token_error(refresh(client, other, tokens["refresh_token"]), 400, "invalid_grant")
@@ -430,22 +558,32 @@ def test_refresh_token_of_another_client_is_invalid_grant(client, browser, user,
     assert refresh(client, confidential_client, tokens["refresh_token"]).status_code == 200
 
 
-def test_refresh_may_narrow_the_scope_but_not_widen_it(client, browser, user,
-                                                       confidential_client):
+def test_refresh_may_narrow_the_scope_but_not_widen_it(client, browser, user, confidential_client):
     tokens = login_tokens(client, browser, confidential_client)
-    response = client.post("/token", data={"grant_type": "refresh_token", "scope": "openid phone",
-                                           "refresh_token": tokens["refresh_token"]},
-                           auth=basic(confidential_client))
+    response = client.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "scope": "openid phone",
+            "refresh_token": tokens["refresh_token"],
+        },
+        auth=basic(confidential_client),
+    )
     assert_token_error(response, 400, "invalid_scope")
-    response = client.post("/token", data={"grant_type": "refresh_token", "scope": "openid",
-                                           "refresh_token": tokens["refresh_token"]},
-                           auth=basic(confidential_client))
+    response = client.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "scope": "openid",
+            "refresh_token": tokens["refresh_token"],
+        },
+        auth=basic(confidential_client),
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["scope"] == "openid"
 
 
-def test_refresh_token_dies_at_the_absolute_lifetime(app, make_app, db, user,
-                                                     confidential_client):
+def test_refresh_token_dies_at_the_absolute_lifetime(app, make_app, db, user, confidential_client):
     short = make_app(refresh_token_absolute_lifetime=2).test_client()
     tokens = login_tokens(short, Browser(short), confidential_client)
     rotated = refresh(short, confidential_client, tokens["refresh_token"])
@@ -455,13 +593,17 @@ def test_refresh_token_dies_at_the_absolute_lifetime(app, make_app, db, user,
     db.rollback()  # end the read: on SQLite every transaction holds the write lock
     assert newest_end <= family_end  # rotation never extends the cap
     time.sleep(max(0.0, family_end.timestamp() - time.time()) + 0.2)
-    assert_token_error(refresh(short, confidential_client, rotated.get_json()["refresh_token"]),
-                       400, "invalid_grant")
+    assert_token_error(
+        refresh(short, confidential_client, rotated.get_json()["refresh_token"]),
+        400,
+        "invalid_grant",
+    )
 
 
 def test_missing_refresh_token_is_invalid_request(client, confidential_client):
-    response = client.post("/token", data={"grant_type": "refresh_token"},
-                           auth=basic(confidential_client))
+    response = client.post(
+        "/token", data={"grant_type": "refresh_token"}, auth=basic(confidential_client)
+    )
     assert_token_error(response, 400, "invalid_request")
 
 
@@ -472,18 +614,23 @@ def test_unknown_refresh_token_is_invalid_grant(client, confidential_client):
 # --- response headers ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("data, status, unauthenticated_status", [
-    ({"grant_type": "client_credentials"}, 200, 401),
-    ({"grant_type": "password"}, 400, 400),
-    ({}, 400, 400),
-    ({"grant_type": "authorization_code"}, 400, 401),
-    ({"grant_type": "refresh_token", "refresh_token": "nope"}, 400, 401),
-])
-def test_every_token_response_is_no_store(client, confidential_client, data, status,
-                                          unauthenticated_status):
+@pytest.mark.parametrize(
+    "data, status, unauthenticated_status",
+    [
+        ({"grant_type": "client_credentials"}, 200, 401),
+        ({"grant_type": "password"}, 400, 400),
+        ({}, 400, 400),
+        ({"grant_type": "authorization_code"}, 400, 401),
+        ({"grant_type": "refresh_token", "refresh_token": "nope"}, 400, 401),
+    ],
+)
+def test_every_token_response_is_no_store(
+    client, confidential_client, data, status, unauthenticated_status
+):
     for response, expected in (
-            (client.post("/token", data=data, auth=basic(confidential_client)), status),
-            (client.post("/token", data=data), unauthenticated_status)):
+        (client.post("/token", data=data, auth=basic(confidential_client)), status),
+        (client.post("/token", data=data), unauthenticated_status),
+    ):
         assert response.status_code == expected, response.get_data(as_text=True)
         assert response.headers["Cache-Control"] == "no-store"
         assert response.headers["Pragma"] == "no-cache"
@@ -521,8 +668,9 @@ def test_id_token_claims(client, browser, db, user, confidential_client):
     assert "phone_number" not in claims
 
 
-def test_id_token_after_refresh_keeps_the_login_facts_but_no_nonce(client, browser, user,
-                                                                  confidential_client):
+def test_id_token_after_refresh_keeps_the_login_facts_but_no_nonce(
+    client, browser, user, confidential_client
+):
     tokens = login_tokens(client, browser, confidential_client)
     first = decode(client, tokens["id_token"], "RS256").claims
     again = refresh(client, confidential_client, tokens["refresh_token"]).get_json()

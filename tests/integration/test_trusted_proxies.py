@@ -28,15 +28,18 @@ def _origin_of_add_user(client: Any, db: Session) -> str:
 
 
 def test_a_spoofed_forwarded_for_from_an_untrusted_client_changes_nothing(
-        client: Any, db: Session, user: User) -> None:
+    client: Any, db: Session, user: User
+) -> None:
     client.environ_base.update({"REMOTE_ADDR": CLIENT, "HTTP_X_FORWARDED_FOR": SPOOFED})
     assert _origin_of_add_user(client, db) == CLIENT
 
 
 def test_behind_a_trusted_balancer_the_client_address_is_recorded(
-        make_app: Any, db: Session, user: User) -> None:
+    make_app: Any, db: Session, user: User
+) -> None:
     client = make_app(trusted_proxies=["10.0.0.0/8"]).test_client()
     # The client itself claims SPOOFED; the balancer (10.0.0.5) appended what it saw.
-    client.environ_base.update({"REMOTE_ADDR": "10.0.0.5",
-                                "HTTP_X_FORWARDED_FOR": f"{SPOOFED}, {CLIENT}"})
+    client.environ_base.update(
+        {"REMOTE_ADDR": "10.0.0.5", "HTTP_X_FORWARDED_FOR": f"{SPOOFED}, {CLIENT}"}
+    )
     assert _origin_of_add_user(client, db) == CLIENT

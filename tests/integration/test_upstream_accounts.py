@@ -26,11 +26,25 @@ from providers.base import VerifiedIdentity
 ANNA_CODE = "01019010001"
 
 
-def identity(code: str = ANNA_CODE, *, assurance: Any = "substantial",
-             subject: str = "bank-sub-1", provider: str = "some-bank") -> VerifiedIdentity:
-    return VerifiedIdentity(provider=provider, method="bank", subject=subject, country="LV",
-                            personal_code=code, given_name="Anna", family_name="Liepa",
-                            assurance=assurance, amr=("ext", "bank"), upstream_acr="urn:x")
+def identity(
+    code: str = ANNA_CODE,
+    *,
+    assurance: Any = "substantial",
+    subject: str = "bank-sub-1",
+    provider: str = "some-bank",
+) -> VerifiedIdentity:
+    return VerifiedIdentity(
+        provider=provider,
+        method="bank",
+        subject=subject,
+        country="LV",
+        personal_code=code,
+        given_name="Anna",
+        family_name="Liepa",
+        assurance=assurance,
+        amr=("ext", "bank"),
+        upstream_acr="urn:x",
+    )
 
 
 @pytest.fixture
@@ -56,9 +70,15 @@ def anna(db: Session) -> Customer:
 def taken(db: Session, settings: Settings) -> upstream.TakenLogin:
     """A login in flight, used up by its callback (as the callback view does)."""
     now = dt.datetime.now(dt.UTC)
-    row = UpstreamLogin(state_hash="h" * 64, provider="some-bank", pending_encrypted=b"x",
-                        purpose="login", interaction_id=None,
-                        expires_at=now + dt.timedelta(minutes=10), used_at=now)
+    row = UpstreamLogin(
+        state_hash="h" * 64,
+        provider="some-bank",
+        pending_encrypted=b"x",
+        purpose="login",
+        interaction_id=None,
+        expires_at=now + dt.timedelta(minutes=10),
+        used_at=now,
+    )
     db.add(row)
     db.flush()
     return upstream.TakenLogin("some-bank", {}, None, row.id)
@@ -74,26 +94,31 @@ def test_a_verified_code_logs_in_its_account(db: Session, settings: Settings, us
 
 
 def test_an_email_registered_contractor_is_linked_on_the_verified_code(
-        db: Session, settings: Settings, user: User, customer: Customer) -> None:
+    db: Session, settings: Settings, user: User, customer: Customer
+) -> None:
     # `user` registered by e-mail as contractor of `customer` (personal code 32123456785).
-    result = upstream.resolve(db, settings, identity(customer.personal_code or ""),
-                              taken(db, settings))
+    result = upstream.resolve(
+        db, settings, identity(customer.personal_code or ""), taken(db, settings)
+    )
     assert result.outcome is upstream.Outcome.LOGGED_IN and result.user is not None
     assert result.user.id == user.id
     assert user.verified_personal_code == customer.personal_code
 
 
-def test_a_low_assurance_code_never_links(db: Session, settings: Settings, user: User,
-                                          customer: Customer) -> None:
-    result = upstream.resolve(db, settings, identity(customer.personal_code or "",
-                                                     assurance="low"), taken(db, settings))
+def test_a_low_assurance_code_never_links(
+    db: Session, settings: Settings, user: User, customer: Customer
+) -> None:
+    result = upstream.resolve(
+        db, settings, identity(customer.personal_code or "", assurance="low"), taken(db, settings)
+    )
     # ... and does not make a second account for the customer either.
     assert result.outcome is upstream.Outcome.CUSTOMER_HAS_ACCOUNT
     assert user.verified_personal_code is None
 
 
-def test_the_email_address_never_links(db: Session, settings: Settings, user: User,
-                                       anna: Customer) -> None:
+def test_the_email_address_never_links(
+    db: Session, settings: Settings, user: User, anna: Customer
+) -> None:
     """Anna's bank identity and Jānis's account share nothing but what an attacker could
     type: an account with the same e-mail address is not logged in."""
     result = upstream.resolve(db, settings, identity(), taken(db, settings))
@@ -101,21 +126,25 @@ def test_the_email_address_never_links(db: Session, settings: Settings, user: Us
     assert user.verified_personal_code is None
 
 
-def test_two_candidate_accounts_link_neither(app: Flask, db: Session, settings: Settings,
-                                             user: User, customer: Customer) -> None:
-    other = User(email="other@example.lv", email_display="other@example.lv", name="Other",
-                 status=ACTIVE)
+def test_two_candidate_accounts_link_neither(
+    app: Flask, db: Session, settings: Settings, user: User, customer: Customer
+) -> None:
+    other = User(
+        email="other@example.lv", email_display="other@example.lv", name="Other", status=ACTIVE
+    )
     db.add(other)
     db.flush()
     db.add(Membership(user_id=other.id, customer_id=customer.id, role="contractor"))
     db.commit()
-    result = upstream.resolve(db, settings, identity(customer.personal_code or ""),
-                              taken(db, settings))
+    result = upstream.resolve(
+        db, settings, identity(customer.personal_code or ""), taken(db, settings)
+    )
     assert result.outcome is upstream.Outcome.CUSTOMER_HAS_ACCOUNT
 
 
-def test_a_link_made_for_another_code_logs_nobody_in(db: Session, settings: Settings,
-                                                     user: User, anna: Customer) -> None:
+def test_a_link_made_for_another_code_logs_nobody_in(
+    db: Session, settings: Settings, user: User, anna: Customer
+) -> None:
     user.verified_personal_code = "32123456785"
     db.add(UpstreamLink(user_id=user.id, provider="some-bank", subject="bank-sub-1"))
     db.commit()
@@ -136,13 +165,14 @@ def register(db: Session, settings: Settings, email: str = "anna@example.lv") ->
     assert result.form_token
     pending = upstream.pending_registration(db, settings, result.form_token)
     assert pending is not None and pending.identity.personal_code == ANNA_CODE
-    return upstream.register_verified(db, settings, pending, email=email,
-                                      phone="+37120000001", language="en")
+    return upstream.register_verified(
+        db, settings, pending, email=email, phone="+37120000001", language="en"
+    )
 
 
-def test_the_short_form_creates_a_pending_linked_account(db: Session, settings: Settings,
-                                                         anna: Customer, mailbox: Any,
-                                                         in_app: None) -> None:
+def test_the_short_form_creates_a_pending_linked_account(
+    db: Session, settings: Settings, anna: Customer, mailbox: Any, in_app: None
+) -> None:
     assert register(db, settings)
     db.commit()
     new = db.scalar(select(User).where(User.email == "anna@example.lv"))
@@ -155,23 +185,26 @@ def test_the_short_form_creates_a_pending_linked_account(db: Session, settings: 
     assert "/register/confirm/" in mailbox.link_for("anna@example.lv")
 
 
-def test_the_short_form_works_once(db: Session, settings: Settings, anna: Customer,
-                                   in_app: None) -> None:
+def test_the_short_form_works_once(
+    db: Session, settings: Settings, anna: Customer, in_app: None
+) -> None:
     result = upstream.resolve(db, settings, identity(), taken(db, settings))
     assert result.form_token
     pending = upstream.pending_registration(db, settings, result.form_token)
     assert pending is not None
-    assert upstream.register_verified(db, settings, pending, email="a@example.lv", phone=None,
-                                      language="en")
-    assert not upstream.register_verified(db, settings, pending, email="b@example.lv",
-                                          phone=None, language="en")
+    assert upstream.register_verified(
+        db, settings, pending, email="a@example.lv", phone=None, language="en"
+    )
+    assert not upstream.register_verified(
+        db, settings, pending, email="b@example.lv", phone=None, language="en"
+    )
     assert upstream.pending_registration(db, settings, result.form_token) is None
     assert db.scalar(select(func.count()).select_from(User)) == 1
 
 
 def test_an_address_with_an_account_gets_mail_not_a_second_account(
-        db: Session, settings: Settings, anna: Customer, user: User, mailbox: Any,
-        in_app: None) -> None:
+    db: Session, settings: Settings, anna: Customer, user: User, mailbox: Any, in_app: None
+) -> None:
     assert register(db, settings, email="JANIS.berzins@example.lv")
     db.commit()
     assert db.scalar(select(func.count()).select_from(User)) == 1
@@ -182,21 +215,28 @@ def test_an_address_with_an_account_gets_mail_not_a_second_account(
 
 def test_an_expired_form_is_gone(db: Session, settings: Settings, anna: Customer) -> None:
     result = upstream.resolve(db, settings, identity(), taken(db, settings))
-    db.execute(update(UpstreamLogin).values(
-        expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+    db.execute(
+        update(UpstreamLogin).values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    )
     assert upstream.pending_registration(db, settings, result.form_token or "") is None
 
 
 # --- the callback's state ---------------------------------------------------------------------
 
 
-def test_a_state_is_used_once_and_only_for_its_provider(app: Flask, db: Session,
-                                                        settings: Settings) -> None:
+def test_a_state_is_used_once_and_only_for_its_provider(
+    app: Flask, db: Session, settings: Settings
+) -> None:
     now = dt.datetime.now(dt.UTC)
-    db.add(UpstreamLogin(state_hash=hash_secret("the-state"), provider="some-bank",
-                         pending_encrypted=Fernet(settings.effective_key_encryption_key)
-                         .encrypt(b'{"n": 1}'),
-                         purpose="login", expires_at=now + dt.timedelta(minutes=5)))
+    db.add(
+        UpstreamLogin(
+            state_hash=hash_secret("the-state"),
+            provider="some-bank",
+            pending_encrypted=Fernet(settings.effective_key_encryption_key).encrypt(b'{"n": 1}'),
+            purpose="login",
+            expires_at=now + dt.timedelta(minutes=5),
+        )
+    )
     db.commit()
     assert upstream.take(db, settings, "other-bank", "the-state") is None
     first = upstream.take(db, settings, "some-bank", "the-state")
@@ -206,20 +246,25 @@ def test_a_state_is_used_once_and_only_for_its_provider(app: Flask, db: Session,
     db.commit()
 
 
-def test_a_callback_after_the_login_expired_finds_nothing(app: Flask, db: Session,
-                                                          settings: Settings) -> None:
-    db.add(UpstreamLogin(state_hash=hash_secret("late-state"), provider="some-bank",
-                         pending_encrypted=Fernet(settings.effective_key_encryption_key)
-                         .encrypt(b"{}"), purpose="login",
-                         expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+def test_a_callback_after_the_login_expired_finds_nothing(
+    app: Flask, db: Session, settings: Settings
+) -> None:
+    db.add(
+        UpstreamLogin(
+            state_hash=hash_secret("late-state"),
+            provider="some-bank",
+            pending_encrypted=Fernet(settings.effective_key_encryption_key).encrypt(b"{}"),
+            purpose="login",
+            expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1),
+        )
+    )
     db.commit()
     assert upstream.take(db, settings, "some-bank", "late-state") is None
     db.commit()
 
 
 def test_the_callback_page_for_an_unknown_or_used_state(client: Any) -> None:
-    answer = client.get("/upstream/callback/some-bank", query_string={"state": "nope",
-                                                                      "code": "x"})
+    answer = client.get("/upstream/callback/some-bank", query_string={"state": "nope", "code": "x"})
     assert answer.status_code == 400
     assert "Start the login again" in answer.get_data(as_text=True)
     cross_site = client.post("/upstream/callback/some-bank", data={"state": "nope"})
@@ -242,17 +287,25 @@ def test_bad_input_to_the_upstream_pages_gets_a_clear_answer(client: Any) -> Non
     assert client.get("/upstream/callback/" + "z" * 300).status_code == 400
 
 
-@pytest.mark.parametrize(("status", "outcome"), [
-    # Their own registration waiting for its link: "confirm your address first" (not a
-    # dead end), never a second account.
-    (PENDING, upstream.Outcome.CONFIRM_FIRST),
-    ("inactive", upstream.Outcome.CUSTOMER_HAS_ACCOUNT),
-])
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        # Their own registration waiting for its link: "confirm your address first" (not a
+        # dead end), never a second account.
+        (PENDING, upstream.Outcome.CONFIRM_FIRST),
+        ("inactive", upstream.Outcome.CUSTOMER_HAS_ACCOUNT),
+    ],
+)
 def test_a_code_whose_account_cannot_log_in_is_not_linked_again(
-        db: Session, settings: Settings, anna: Customer, status: str,
-        outcome: upstream.Outcome) -> None:
-    waiting = User(email="anna@example.lv", email_display="anna@example.lv", name="Anna",
-                   status=status, verified_personal_code=ANNA_CODE)
+    db: Session, settings: Settings, anna: Customer, status: str, outcome: upstream.Outcome
+) -> None:
+    waiting = User(
+        email="anna@example.lv",
+        email_display="anna@example.lv",
+        name="Anna",
+        status=status,
+        verified_personal_code=ANNA_CODE,
+    )
     db.add(waiting)
     db.commit()
     result = upstream.resolve(db, settings, identity(), taken(db, settings))
@@ -262,20 +315,36 @@ def test_a_code_whose_account_cannot_log_in_is_not_linked_again(
 
 
 def test_a_banks_capitals_keep_the_customer_datas_spelling(
-        db: Session, settings: Settings, in_app: None) -> None:
-    db.add(Customer(number="500600701", kind="person", name="Anna Pastāvīgā",
-                    given_name="Anna", family_name="Pastāvīgā", personal_code=ANNA_CODE))
+    db: Session, settings: Settings, in_app: None
+) -> None:
+    db.add(
+        Customer(
+            number="500600701",
+            kind="person",
+            name="Anna Pastāvīgā",
+            given_name="Anna",
+            family_name="Pastāvīgā",
+            personal_code=ANNA_CODE,
+        )
+    )
     db.commit()
-    shouting = VerifiedIdentity(provider="some-bank", method="bank", subject="bank-sub-9",
-                                country="LV", personal_code=ANNA_CODE, given_name="ANNA",
-                                family_name="PASTĀVĪGĀ", assurance="substantial")
+    shouting = VerifiedIdentity(
+        provider="some-bank",
+        method="bank",
+        subject="bank-sub-9",
+        country="LV",
+        personal_code=ANNA_CODE,
+        given_name="ANNA",
+        family_name="PASTĀVĪGĀ",
+        assurance="substantial",
+    )
     result = upstream.resolve(db, settings, shouting, taken(db, settings))
     assert result.form_token
     pending = upstream.pending_registration(db, settings, result.form_token)
     assert pending is not None
     assert upstream.registration_name(db, pending.identity) == "Anna Pastāvīgā"
-    assert upstream.register_verified(db, settings, pending, email="anna@example.lv",
-                                      phone=None, language="en")
+    assert upstream.register_verified(
+        db, settings, pending, email="anna@example.lv", phone=None, language="en"
+    )
     db.commit()
-    assert db.scalar(select(User.name).where(User.email == "anna@example.lv")) \
-        == "Anna Pastāvīgā"
+    assert db.scalar(select(User.name).where(User.email == "anna@example.lv")) == "Anna Pastāvīgā"

@@ -32,20 +32,22 @@ def contractor(browser: Browser, user: User) -> FlaskClient:
     return browser.client
 
 
-def add_user(client: FlaskClient, number: str = NUMBER, *, csrf: bool = True,
-             **fields: Any) -> Any:
+def add_user(client: FlaskClient, number: str = NUMBER, *, csrf: bool = True, **fields: Any) -> Any:
     page = client.get(f"/users/{number}/add")
     assert page.status_code == 200, text(page)
-    data: dict[str, Any] = {"name": "Ilze Kalniņa", "email": INVITED, "personal_code": "",
-                            "rights": ["invoices.read"]}
+    data: dict[str, Any] = {
+        "name": "Ilze Kalniņa",
+        "email": INVITED,
+        "personal_code": "",
+        "rights": ["invoices.read"],
+    }
     data.update(fields)
     if csrf:
         data["csrf_token"] = csrf_token(text(page))
     return client.post(f"/users/{number}/add", data=data)
 
 
-def post_form(client: FlaskClient, page_url: str, url: str | None = None,
-              **data: Any) -> Any:
+def post_form(client: FlaskClient, page_url: str, url: str | None = None, **data: Any) -> Any:
     """Open a page with a form, then post it (with that page's CSRF token) to `url`."""
     page = client.get(page_url)
     assert page.status_code == 200, text(page)
@@ -54,8 +56,10 @@ def post_form(client: FlaskClient, page_url: str, url: str | None = None,
 
 def counts(db: Session) -> tuple[int, ...]:
     db.expire_all()
-    numbers = tuple(db.scalar(select(func.count()).select_from(model)) or 0
-                    for model in (User, Membership, AuditEvent, EmailLink, OutboxMail))
+    numbers = tuple(
+        db.scalar(select(func.count()).select_from(model)) or 0
+        for model in (User, Membership, AuditEvent, EmailLink, OutboxMail)
+    )
     db.commit()
     return numbers
 
@@ -86,17 +90,30 @@ class OtherCustomer:
 def other_customer(app: Flask, db: Session) -> OtherCustomer:
     """Customer B: Anna is its contractor, Pēteris an active additional user. (Plain values:
     reading an expired ORM object on `db` would hold SQLite's write lock.)"""
-    customer_b = Customer(number="500600700", kind="person", name="Anna Liepa",
-                          personal_code="01019010001")
+    customer_b = Customer(
+        number="500600700", kind="person", name="Anna Liepa", personal_code="01019010001"
+    )
     db.add(customer_b)
     db.flush()
     passwords = app.extensions["idp.passwords"]
-    create_user(db, passwords, email="anna@example.lv", name="Anna Liepa", password=PASSWORD,
-                customer_number=customer_b.number)
-    peteris = create_user(db, passwords, email="peteris@example.lv", name="Pēteris Ozols",
-                          password=PASSWORD)
-    membership = Membership(user_id=peteris.id, customer_id=customer_b.id,
-                            role="additional_user", rights=["invoices.read"], state="active")
+    create_user(
+        db,
+        passwords,
+        email="anna@example.lv",
+        name="Anna Liepa",
+        password=PASSWORD,
+        customer_number=customer_b.number,
+    )
+    peteris = create_user(
+        db, passwords, email="peteris@example.lv", name="Pēteris Ozols", password=PASSWORD
+    )
+    membership = Membership(
+        user_id=peteris.id,
+        customer_id=customer_b.id,
+        role="additional_user",
+        rights=["invoices.read"],
+        state="active",
+    )
     db.add(membership)
     db.commit()
     return OtherCustomer(customer_b.id, customer_b.number, membership.id)
@@ -111,8 +128,7 @@ def test_the_section_needs_a_login(client: FlaskClient, user: User) -> None:
         assert answer.status_code == 303 and answer.headers["Location"] == "/login"
 
 
-def test_a_contractor_of_one_customer_goes_straight_to_its_users(
-        contractor: FlaskClient) -> None:
+def test_a_contractor_of_one_customer_goes_straight_to_its_users(contractor: FlaskClient) -> None:
     home = text(contractor.get("/"))
     assert 'href="/users"' in home
     answer = contractor.get("/users")
@@ -128,11 +144,14 @@ def test_a_contractor_of_one_customer_goes_straight_to_its_users(
 
 
 def test_someone_managing_several_customers_chooses_one(
-        app: Flask, db: Session, contractor: FlaskClient, user: User,
-        other_customer: OtherCustomer) -> None:
+    app: Flask, db: Session, contractor: FlaskClient, user: User, other_customer: OtherCustomer
+) -> None:
     customer_b = other_customer
-    db.add(Membership(user_id=user.id, customer_id=customer_b.id, role="authorised_person",
-                      state="active"))
+    db.add(
+        Membership(
+            user_id=user.id, customer_id=customer_b.id, role="authorised_person", state="active"
+        )
+    )
     db.commit()
     page = contractor.get("/users")
     assert page.status_code == 200
@@ -142,42 +161,56 @@ def test_someone_managing_several_customers_chooses_one(
 
 
 def test_an_additional_user_gets_403_on_their_customers_users(
-        client: FlaskClient, browser: Browser, db: Session,
-        other_customer: OtherCustomer) -> None:
+    client: FlaskClient, browser: Browser, db: Session, other_customer: OtherCustomer
+) -> None:
     customer_b = other_customer
     assert browser.login("peteris@example.lv").status_code == 302
     assert 'href="/users"' not in text(client.get("/"))
-    for path in ("/users", f"/users/{customer_b.number}", f"/users/{customer_b.number}/add",
-                 f"/users/{customer_b.number}/history"):
+    for path in (
+        "/users",
+        f"/users/{customer_b.number}",
+        f"/users/{customer_b.number}/add",
+        f"/users/{customer_b.number}/history",
+    ):
         answer = client.get(path)
         assert answer.status_code == 403, path
         assert "Only the contractor or an authorised person manages users" in text(answer)
 
 
 def test_a_contractor_cannot_see_or_touch_another_customers_users(
-        contractor: FlaskClient, db: Session,
-        other_customer: OtherCustomer) -> None:
+    contractor: FlaskClient, db: Session, other_customer: OtherCustomer
+) -> None:
     customer_b = other_customer
     before = counts(db)
     own_page = contractor.get(f"/users/{NUMBER}/add")
     token = csrf_token(text(own_page))
     # B's URLs: the same 403 page as an unknown customer (nothing revealed).
-    for path in (f"/users/{customer_b.number}", f"/users/{customer_b.number}/history",
-                 f"/users/{customer_b.number}/add", "/users/999999999"):
+    for path in (
+        f"/users/{customer_b.number}",
+        f"/users/{customer_b.number}/history",
+        f"/users/{customer_b.number}/add",
+        "/users/999999999",
+    ):
         answer = contractor.get(path)
         assert answer.status_code == 403, path
         assert "Anna" not in text(answer) and "Pēteris" not in text(answer)
     for action in ("rights", "remove", "resend"):
-        answer = contractor.post(f"/users/{customer_b.number}/{customer_b.member_id}/{action}",
-                                 data={"csrf_token": token, "rights": ["meter_readings.submit"]})
+        answer = contractor.post(
+            f"/users/{customer_b.number}/{customer_b.member_id}/{action}",
+            data={"csrf_token": token, "rights": ["meter_readings.submit"]},
+        )
         assert answer.status_code == 403, action
     # B's membership id through A's URLs (a tampered id): not found, never acted on.
     for action in ("rights", "remove", "resend"):
-        answer = contractor.post(f"/users/{NUMBER}/{customer_b.member_id}/{action}",
-                                 data={"csrf_token": token, "rights": ["meter_readings.submit"]})
+        answer = contractor.post(
+            f"/users/{NUMBER}/{customer_b.member_id}/{action}",
+            data={"csrf_token": token, "rights": ["meter_readings.submit"]},
+        )
         assert answer.status_code == 404, action
         assert contractor.get(f"/users/{NUMBER}/{customer_b.member_id}/{action}").status_code in (
-            404, 405)
+            404,
+            405,
+        )
     assert counts(db) == before
     row = membership(db, "peteris@example.lv", customer_b.number)
     assert (row.state, row.rights) == ("active", ["invoices.read"])
@@ -186,8 +219,9 @@ def test_a_contractor_cannot_see_or_touch_another_customers_users(
 # --- ADD USER --------------------------------------------------------------------------------
 
 
-def test_add_user_sends_an_invitation(contractor: FlaskClient, db: Session, user: User,
-                                      mailbox: Any) -> None:
+def test_add_user_sends_an_invitation(
+    contractor: FlaskClient, db: Session, user: User, mailbox: Any
+) -> None:
     answer = add_user(contractor, personal_code="010190-10001")
     assert answer.status_code == 303 and answer.headers["Location"] == f"/users/{NUMBER}"
     listing = text(contractor.get(answer.headers["Location"]))
@@ -210,21 +244,25 @@ def test_add_user_sends_an_invitation(contractor: FlaskClient, db: Session, user
     assert "No internet bank or eSignature login is available right now" in text(page)
 
 
-@pytest.mark.parametrize(("fields", "expected"), [
-    ({"name": "x" * 300}, "Use at most 255 characters."),
-    ({"name": "  "}, "Type the person's name."),
-    ({"email": ""}, "Type the person's e-mail address."),
-    ({"email": "not an address"}, "This is not an e-mail address."),
-    ({"email": "a" * 400 + "@example.lv"}, "Use at most 320 characters."),
-    ({"personal_code": "123"}, "This is not a valid personal code (a personal code has 11"),
-    ({"personal_code": "010190-10002"}, "the check digit does not match"),
-    ({"personal_code": "9" * 40}, "Use at most 32 characters."),
-    ({"rights": []}, "Tick at least one right"),
-    ({"rights": ["users.manage"]}, "Tick only the rights listed on the page."),
-    ({"rights": ["invoices.read", "x" * 5000]}, "Tick only the rights listed on the page."),
-])
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"name": "x" * 300}, "Use at most 255 characters."),
+        ({"name": "  "}, "Type the person's name."),
+        ({"email": ""}, "Type the person's e-mail address."),
+        ({"email": "not an address"}, "This is not an e-mail address."),
+        ({"email": "a" * 400 + "@example.lv"}, "Use at most 320 characters."),
+        ({"personal_code": "123"}, "This is not a valid personal code (a personal code has 11"),
+        ({"personal_code": "010190-10002"}, "the check digit does not match"),
+        ({"personal_code": "9" * 40}, "Use at most 32 characters."),
+        ({"rights": []}, "Tick at least one right"),
+        ({"rights": ["users.manage"]}, "Tick only the rights listed on the page."),
+        ({"rights": ["invoices.read", "x" * 5000]}, "Tick only the rights listed on the page."),
+    ],
+)
 def test_garbage_is_refused_with_a_clear_message_and_nothing_written(
-        contractor: FlaskClient, db: Session, fields: dict[str, Any], expected: str) -> None:
+    contractor: FlaskClient, db: Session, fields: dict[str, Any], expected: str
+) -> None:
     before = counts(db)
     answer = add_user(contractor, **fields)
     assert answer.status_code == 400, text(answer)
@@ -232,22 +270,33 @@ def test_garbage_is_refused_with_a_clear_message_and_nothing_written(
     assert counts(db) == before
 
 
-def test_garbage_in_the_address_is_a_friendly_page(contractor: FlaskClient, db: Session,
-                                                   mailbox: Any) -> None:
+def test_garbage_in_the_address_is_a_friendly_page(
+    contractor: FlaskClient, db: Session, mailbox: Any
+) -> None:
     invite_ilze(contractor, db, mailbox)
     before = counts(db)
-    for path in ("/users/%00", "/users/1%002", "/users/" + "9" * 5000, "/users/%E2%80%8B",
-                 "/users/%FF%FE"):
+    for path in (
+        "/users/%00",
+        "/users/1%002",
+        "/users/" + "9" * 5000,
+        "/users/%E2%80%8B",
+        "/users/%FF%FE",
+    ):
         assert contractor.get(path).status_code == 403, path
-    for path in (f"/users/{NUMBER}/99999999999999999999/rights",
-                 f"/users/{NUMBER}/99999999999999999999/remove", f"/users/{NUMBER}/0/rights",
-                 f"/users/{NUMBER}/-1/rights", f"/users/{NUMBER}/x/rights"):
+    for path in (
+        f"/users/{NUMBER}/99999999999999999999/rights",
+        f"/users/{NUMBER}/99999999999999999999/remove",
+        f"/users/{NUMBER}/0/rights",
+        f"/users/{NUMBER}/-1/rights",
+        f"/users/{NUMBER}/x/rights",
+    ):
         assert contractor.get(path).status_code == 404, path
     assert counts(db) == before
 
 
-def test_a_post_without_the_csrf_token_is_refused(contractor: FlaskClient, db: Session,
-                                                  mailbox: Any) -> None:
+def test_a_post_without_the_csrf_token_is_refused(
+    contractor: FlaskClient, db: Session, mailbox: Any
+) -> None:
     before = counts(db)
     answer = add_user(contractor, csrf=False)
     assert answer.status_code == 400 and "The form has expired" in text(answer)
@@ -256,14 +305,16 @@ def test_a_post_without_the_csrf_token_is_refused(contractor: FlaskClient, db: S
     row = membership(db, INVITED)
     before = counts(db)
     for action in ("rights", "remove", "resend"):
-        answer = contractor.post(f"/users/{NUMBER}/{row.id}/{action}",
-                                 data={"rights": ["meter_readings.submit"]})
+        answer = contractor.post(
+            f"/users/{NUMBER}/{row.id}/{action}", data={"rights": ["meter_readings.submit"]}
+        )
         assert answer.status_code == 400, action
     assert counts(db) == before
 
 
-def test_the_same_person_cannot_be_invited_twice(contractor: FlaskClient, db: Session,
-                                                 mailbox: Any) -> None:
+def test_the_same_person_cannot_be_invited_twice(
+    contractor: FlaskClient, db: Session, mailbox: Any
+) -> None:
     invite_ilze(contractor, db, mailbox)
     before = counts(db)
     again = add_user(contractor, email=INVITED.upper())
@@ -294,8 +345,9 @@ def test_change_rights(contractor: FlaskClient, db: Session, mailbox: Any) -> No
     assert actions(db) == ["invited", "rights_changed"]
 
 
-def test_a_contractors_rights_are_not_changed_here(contractor: FlaskClient, db: Session,
-                                                   user: User) -> None:
+def test_a_contractors_rights_are_not_changed_here(
+    contractor: FlaskClient, db: Session, user: User
+) -> None:
     own = membership(db, user.email)
     for path in ("rights", "remove", "resend"):
         url = f"/users/{NUMBER}/{own.id}/{path}"
@@ -308,11 +360,13 @@ def test_a_contractors_rights_are_not_changed_here(contractor: FlaskClient, db: 
     assert actions(db) == []
 
 
-def test_an_authorised_person_is_not_removed_here(contractor: FlaskClient, db: Session,
-                                                  customer: Customer) -> None:
+def test_an_authorised_person_is_not_removed_here(
+    contractor: FlaskClient, db: Session, customer: Customer
+) -> None:
     # Registered by an admin from a signed application: only an admin removes them.
-    aivars = User(email="aivars@example.lv", email_display="aivars@example.lv",
-                  name="Aivars", status="active")
+    aivars = User(
+        email="aivars@example.lv", email_display="aivars@example.lv", name="Aivars", status="active"
+    )
     db.add(aivars)
     db.flush()
     db.add(Membership(user_id=aivars.id, customer_id=customer.id, role="authorised_person"))
@@ -320,15 +374,18 @@ def test_an_authorised_person_is_not_removed_here(contractor: FlaskClient, db: S
     row = membership(db, "aivars@example.lv")
     token = csrf_token(text(contractor.get(f"/users/{NUMBER}/add")))
     for path in ("remove", "resend", "rights"):
-        answer = contractor.post(f"/users/{NUMBER}/{row.id}/{path}",
-                                 data={"csrf_token": token, "rights": ["invoices.read"]})
+        answer = contractor.post(
+            f"/users/{NUMBER}/{row.id}/{path}",
+            data={"csrf_token": token, "rights": ["invoices.read"]},
+        )
         assert answer.status_code == 403, path
     assert membership(db, "aivars@example.lv").state == "active"
     assert actions(db) == []
 
 
-def test_remove_after_a_confirmation_page(contractor: FlaskClient, db: Session,
-                                          mailbox: Any) -> None:
+def test_remove_after_a_confirmation_page(
+    contractor: FlaskClient, db: Session, mailbox: Any
+) -> None:
     link = invite_ilze(contractor, db, mailbox)
     row = membership(db, INVITED)
     url = f"/users/{NUMBER}/{row.id}/remove"
@@ -345,8 +402,9 @@ def test_remove_after_a_confirmation_page(contractor: FlaskClient, db: Session,
     assert actions(db) == ["invited", "revoked"]
 
 
-def test_resend_kills_the_old_link_and_the_new_one_works(contractor: FlaskClient, db: Session,
-                                                        mailbox: Any) -> None:
+def test_resend_kills_the_old_link_and_the_new_one_works(
+    contractor: FlaskClient, db: Session, mailbox: Any
+) -> None:
     old = invite_ilze(contractor, db, mailbox)
     row = membership(db, INVITED)
     resent = post_form(contractor, f"/users/{NUMBER}", f"/users/{NUMBER}/{row.id}/resend")
@@ -360,8 +418,7 @@ def test_resend_kills_the_old_link_and_the_new_one_works(contractor: FlaskClient
     assert actions(db) == ["invited", "invitation_resent"]
 
 
-def test_only_an_invitation_is_resent(contractor: FlaskClient, db: Session,
-                                      mailbox: Any) -> None:
+def test_only_an_invitation_is_resent(contractor: FlaskClient, db: Session, mailbox: Any) -> None:
     invite_ilze(contractor, db, mailbox)
     row = membership(db, INVITED)
     row_id = row.id
@@ -376,19 +433,21 @@ def test_only_an_invitation_is_resent(contractor: FlaskClient, db: Session,
 # --- history ---------------------------------------------------------------------------------
 
 
-def test_the_history_shows_who_did_what_for_whom_from_where(contractor: FlaskClient,
-                                                            db: Session, mailbox: Any) -> None:
+def test_the_history_shows_who_did_what_for_whom_from_where(
+    contractor: FlaskClient, db: Session, mailbox: Any
+) -> None:
     invite_ilze(contractor, db, mailbox)
     row = membership(db, INVITED)
-    post_form(contractor, f"/users/{NUMBER}/{row.id}/rights",
-              rights=["meter_readings.submit"])
+    post_form(contractor, f"/users/{NUMBER}/{row.id}/rights", rights=["meter_readings.submit"])
     post_form(contractor, f"/users/{NUMBER}/{row.id}/remove")
     page = contractor.get(f"/users/{NUMBER}/history")
     assert page.status_code == 200
     html = text(page)
     rows = html.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
     assert [r.split("<td>")[2].split("</td>")[0].split(" (")[0] for r in rows] == [
-        "Removed", "Rights changed", "Invited"]
-    assert all(INVITED in r and "Janis.Berzins@Example.lv" in r and "127.0.0.1" in r
-               for r in rows)
+        "Removed",
+        "Rights changed",
+        "Invited",
+    ]
+    assert all(INVITED in r and "Janis.Berzins@Example.lv" in r and "127.0.0.1" in r for r in rows)
     assert "Report meter readings" in rows[1]

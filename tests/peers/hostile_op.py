@@ -98,24 +98,43 @@ class HostileOP:
 
     def claims(self, nonce: str) -> dict[str, Any]:
         now = int(time.time())
-        return {"iss": self.issuer, "sub": "hostile-sub-1", "aud": self.client_id,
-                "iat": now, "exp": now + 300, "nonce": nonce,
-                "personal_code": "32123456785", "given_name": "Alise",
-                "family_name": "Bērziņa", "acr": "urn:bank:high", "amr": ["mobileid"]}
+        return {
+            "iss": self.issuer,
+            "sub": "hostile-sub-1",
+            "aud": self.client_id,
+            "iat": now,
+            "exp": now + 300,
+            "nonce": nonce,
+            "personal_code": "32123456785",
+            "given_name": "Alise",
+            "family_name": "Bērziņa",
+            "acr": "urn:bank:high",
+            "amr": ["mobileid"],
+        }
 
-    def sign(self, claims: dict[str, Any], key: RSAKey | None = None,
-             header: dict[str, Any] | None = None) -> str:
+    def sign(
+        self,
+        claims: dict[str, Any],
+        key: RSAKey | None = None,
+        header: dict[str, Any] | None = None,
+    ) -> str:
         key = key or self.key
-        return jws.serialize_compact({"alg": "RS256", "kid": key.kid, **(header or {})},
-                                     json.dumps(claims).encode(), key, algorithms=["RS256"])
+        return jws.serialize_compact(
+            {"alg": "RS256", "kid": key.kid, **(header or {})},
+            json.dumps(claims).encode(),
+            key,
+            algorithms=["RS256"],
+        )
 
     def authorize(self, query: dict[str, str]) -> str:
         """Log in at once; the redirect back, with the code bound to nonce and PKCE."""
         code = secrets.token_urlsafe(16)
         with self.lock:
-            self.codes[code] = {"nonce": query.get("nonce", ""),
-                                "challenge": query.get("code_challenge", ""),
-                                "redirect_uri": query.get("redirect_uri", "")}
+            self.codes[code] = {
+                "nonce": query.get("nonce", ""),
+                "challenge": query.get("code_challenge", ""),
+                "redirect_uri": query.get("redirect_uri", ""),
+            }
         back = {"code": code, "state": query.get("state", ""), "iss": self.issuer}
         return f"{query['redirect_uri']}?{urlencode(back)}"
 
@@ -145,6 +164,7 @@ def _claims(**changes: Any) -> Callable[[HostileOP, str], str]:
             else:
                 claims[name] = value(op) if callable(value) else value
         return op.sign(claims)
+
     return token
 
 
@@ -154,13 +174,19 @@ def _unknown_kid(op: HostileOP, nonce: str) -> str:
 
 def _jku(op: HostileOP, nonce: str) -> str:
     # Signed by the attacker's key, which the header says to fetch from the attacker.
-    return op.sign(op.claims(nonce), key=op.attacker_key,
-                   header={"kid": GOOD_KID, "jku": f"{op.issuer}/attacker-jwks"})
+    return op.sign(
+        op.claims(nonce),
+        key=op.attacker_key,
+        header={"kid": GOOD_KID, "jku": f"{op.issuer}/attacker-jwks"},
+    )
 
 
 def _jwk_header(op: HostileOP, nonce: str) -> str:
-    return op.sign(op.claims(nonce), key=op.attacker_key,
-                   header={"kid": GOOD_KID, "jwk": op.attacker_key.as_dict(private=False)})
+    return op.sign(
+        op.claims(nonce),
+        key=op.attacker_key,
+        header={"kid": GOOD_KID, "jwk": op.attacker_key.as_dict(private=False)},
+    )
 
 
 def _wrong_key_same_kid(op: HostileOP, nonce: str) -> str:
@@ -177,8 +203,9 @@ BEHAVIOURS: dict[str, Callable[[HostileOP, str], str]] = {
     "several_aud_no_azp": _claims(aud=lambda op: [op.client_id, "someone-else"]),
     "wrong_azp": _claims(azp="someone-else"),
     "wrong_iss": _claims(iss="https://evil.example"),
-    "expired": _claims(exp=lambda op: int(time.time()) - 3600,
-                       iat=lambda op: int(time.time()) - 4000),
+    "expired": _claims(
+        exp=lambda op: int(time.time()) - 3600, iat=lambda op: int(time.time()) - 4000
+    ),
     "future_iat": _claims(iat=lambda op: int(time.time()) + 3600),
     "no_exp": _claims(exp=None),
     "wrong_nonce": _claims(nonce="not-the-nonce-we-sent"),
@@ -190,9 +217,18 @@ BEHAVIOURS: dict[str, Callable[[HostileOP, str], str]] = {
     "garbled_code": _claims(personal_code="not-a-code"),
     "no_code": _claims(personal_code=None),
 }
-FAILURES = ("huge", "huge_unannounced", "garbage", "not_an_object", "http_500", "slow",
-            "no_id_token", "id_token_not_jws", "token_500_always",
-            "token_invalid_request_always")
+FAILURES = (
+    "huge",
+    "huge_unannounced",
+    "garbage",
+    "not_an_object",
+    "http_500",
+    "slow",
+    "no_id_token",
+    "id_token_not_jws",
+    "token_500_always",
+    "token_invalid_request_always",
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -205,8 +241,9 @@ class _Handler(BaseHTTPRequestHandler):
     def op(self) -> HostileOP:
         return self.server.op
 
-    def send(self, status: int, body: bytes, content_type: str = "application/json",
-             length: bool = True) -> None:
+    def send(
+        self, status: int, body: bytes, content_type: str = "application/json", length: bool = True
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         if length:
@@ -264,15 +301,18 @@ class _Handler(BaseHTTPRequestHandler):
             grant = op.codes.pop(form.get("code", ""), None)
         verifier = form.get("code_verifier", "")
         challenge = b64(hashlib.sha256(verifier.encode()).digest())
-        if (grant is None or grant["challenge"] != challenge
-                or grant["redirect_uri"] != form.get("redirect_uri")):
+        if (
+            grant is None
+            or grant["challenge"] != challenge
+            or grant["redirect_uri"] != form.get("redirect_uri")
+        ):
             self.send_json({"error": "invalid_grant"}, 400)
             return
         behaviour = op.behaviour
         if behaviour == "http_500":
             self.send(500, b"<html>Internal Server Error</html>", "text/html")
         elif behaviour == "garbage":
-            self.send(200, b"{\"id_token\": \"eyJ\x00\xff garbage", "application/json")
+            self.send(200, b'{"id_token": "eyJ\x00\xff garbage', "application/json")
         elif behaviour == "not_an_object":
             self.send_json(["id_token"])
         elif behaviour == "slow":

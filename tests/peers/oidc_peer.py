@@ -38,17 +38,34 @@ REDIRECT_URI = "http://localhost/upstream/callback"
 # accountId -> the claims the peer returns for it, with the `acr`/`amr` of the login.
 ACCOUNTS: dict[str, dict[str, Any]] = {
     # New-format code (since 2017, starts with 32, valid check digit).
-    "alice": {"personal_code": "32123456785", "given_name": "Alise", "family_name": "Bērziņa",
-              "acr": "urn:bank:high", "amr": ["pwd", "otp"]},
+    "alice": {
+        "personal_code": "32123456785",
+        "given_name": "Alise",
+        "family_name": "Bērziņa",
+        "acr": "urn:bank:high",
+        "amr": ["pwd", "otp"],
+    },
     # Old format, written with a hyphen, at a lower acr.
-    "janis": {"personal_code": "121282-11210", "given_name": "Jānis", "family_name": "Ozols",
-              "acr": "urn:bank:substantial"},
+    "janis": {
+        "personal_code": "121282-11210",
+        "given_name": "Jānis",
+        "family_name": "Ozols",
+        "acr": "urn:bank:substantial",
+    },
     # eParaksts/Smart-ID style ETSI identifier in serial_number.
-    "etsi": {"serial_number": "PNOLV-121282-11210", "given_name": "Jānis",
-             "family_name": "Ozols", "acr": "urn:bank:high"},
+    "etsi": {
+        "serial_number": "PNOLV-121282-11210",
+        "given_name": "Jānis",
+        "family_name": "Ozols",
+        "acr": "urn:bank:high",
+    },
     # A code failing the checksum: accepted (upstream-verified) and logged.
-    "badsum": {"personal_code": "32123456786", "given_name": "Ilze", "family_name": "Kalna",
-               "acr": "urn:bank:substantial"},
+    "badsum": {
+        "personal_code": "32123456786",
+        "given_name": "Ilze",
+        "family_name": "Kalna",
+        "acr": "urn:bank:substantial",
+    },
     # No personal code at all.
     "nocode": {"given_name": "Nav", "family_name": "Koda", "acr": "urn:bank:substantial"},
 }
@@ -59,8 +76,7 @@ class PeerError(RuntimeError):
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600,
-                            check=False)
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
     if result.returncode != 0:
         raise PeerError(f"{' '.join(cmd)} failed in {cwd}:\n{result.stdout}\n{result.stderr}")
 
@@ -70,8 +86,10 @@ def installed_peer() -> Path:
     once with `npm ci` into ~/.cache/idp-test-peers/<hash of both files> (outside the repo)."""
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
-            raise PeerError(f"{tool!r} is not on PATH: the upstream OIDC peer (npm "
-                            "oidc-provider) needs Node.js 20+ and npm; install them")
+            raise PeerError(
+                f"{tool!r} is not on PATH: the upstream OIDC peer (npm "
+                "oidc-provider) needs Node.js 20+ and npm; install them"
+            )
     manifest = (PEERS / "package.json").read_bytes()
     lock = (PEERS / "package-lock.json").read_bytes()
     digest = hashlib.sha256(manifest + b"\0" + lock).hexdigest()[:16]
@@ -125,17 +143,34 @@ class OidcPeer:
     def post_client_id(self) -> str:
         return f"{self.client_id}-post"
 
-    def config(self, name: str = "testbank", *, client_id: str | None = None,
-               method: str = "bank", **options: Any) -> ConnectorConfig:
+    def config(
+        self,
+        name: str = "testbank",
+        *,
+        client_id: str | None = None,
+        method: str = "bank",
+        **options: Any,
+    ) -> ConnectorConfig:
         """A ConnectorConfig for providers.oidc pointing at this peer."""
-        return ConnectorConfig(name=name, method=method, display_name=f"Test bank {name}",
-                               base_url=self.issuer, client_id=client_id or self.client_id,
-                               client_secret=self.client_secret, options=options)
+        return ConnectorConfig(
+            name=name,
+            method=method,
+            display_name=f"Test bank {name}",
+            base_url=self.issuer,
+            client_id=client_id or self.client_id,
+            client_secret=self.client_secret,
+            options=options,
+        )
 
-    def login(self, authorization_url: str, account: str = "alice", *, cancel: bool = False,
-              session: requests.Session | None = None) -> PeerCallback:
-        return drive_login(authorization_url, self.issuer, account, cancel=cancel,
-                           session=session)
+    def login(
+        self,
+        authorization_url: str,
+        account: str = "alice",
+        *,
+        cancel: bool = False,
+        session: requests.Session | None = None,
+    ) -> PeerCallback:
+        return drive_login(authorization_url, self.issuer, account, cancel=cancel, session=session)
 
 
 class _Page(HTMLParser):
@@ -149,8 +184,13 @@ class _Page(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
         if tag == "form":
-            self.forms.append({"action": a.get("action", ""),
-                               "method": a.get("method", "get").upper(), "inputs": {}})
+            self.forms.append(
+                {
+                    "action": a.get("action", ""),
+                    "method": a.get("method", "get").upper(),
+                    "inputs": {},
+                }
+            )
         elif tag == "input" and self.forms and a.get("name"):
             self.forms[-1]["inputs"][a["name"]] = a.get("value", "")
         elif tag == "a" and a.get("id"):
@@ -162,9 +202,15 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme, parts.netloc
 
 
-def drive_login(authorization_url: str, issuer: str, account: str = "alice", *,
-                cancel: bool = False, session: requests.Session | None = None,
-                max_steps: int = 12) -> PeerCallback:
+def drive_login(
+    authorization_url: str,
+    issuer: str,
+    account: str = "alice",
+    *,
+    cancel: bool = False,
+    session: requests.Session | None = None,
+    max_steps: int = 12,
+) -> PeerCallback:
     """Play the browser at the peer: follow its redirects, submit its login form as
     `account` (or press Cancel), and stop at the first hop leaving the peer's origin — the
     callback, by redirect (response_mode=query) or by auto-submitted form (form_post)."""
@@ -175,8 +221,9 @@ def drive_login(authorization_url: str, issuer: str, account: str = "alice", *,
         if response.is_redirect:
             target = urljoin(response.url, response.headers["Location"])
             if _origin(target) != peer:
-                return PeerCallback(target.split("?")[0],
-                                    dict(parse_qsl(urlsplit(target).query)), "GET")
+                return PeerCallback(
+                    target.split("?")[0], dict(parse_qsl(urlsplit(target).query)), "GET"
+                )
             response = browser.get(target, allow_redirects=False, timeout=10)
             continue
         if response.status_code != 200:
@@ -185,27 +232,35 @@ def drive_login(authorization_url: str, issuer: str, account: str = "alice", *,
         page.feed(response.text)
         if page.forms and _origin(urljoin(response.url, page.forms[0]["action"])) != peer:
             form = page.forms[0]  # form_post: the browser would submit it to the callback
-            return PeerCallback(urljoin(response.url, form["action"]), form["inputs"],
-                                form["method"])
+            return PeerCallback(
+                urljoin(response.url, form["action"]), form["inputs"], form["method"]
+            )
         if "cancel" in page.links and cancel:
-            response = browser.get(urljoin(response.url, page.links["cancel"]),
-                                   allow_redirects=False, timeout=10)
+            response = browser.get(
+                urljoin(response.url, page.links["cancel"]), allow_redirects=False, timeout=10
+            )
             continue
         login = next((f for f in page.forms if "login" in f["inputs"]), None)
         if login is None:
             raise PeerError(f"unexpected peer page: {response.text[:500]}")
-        response = browser.post(urljoin(response.url, login["action"]),
-                                data={**login["inputs"], "login": account},
-                                allow_redirects=False, timeout=10)
+        response = browser.post(
+            urljoin(response.url, login["action"]),
+            data={**login["inputs"], "login": account},
+            allow_redirects=False,
+            timeout=10,
+        )
     raise PeerError("the peer's login did not come back to the callback")
 
 
 @contextmanager
-def start_oidc_peer(*, accounts: dict[str, dict[str, Any]] | None = None,
-                    redirect_uris: tuple[str, ...] = (REDIRECT_URI,),
-                    loopback_redirects: bool = True,
-                    client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET,
-                    ) -> Iterator[OidcPeer]:
+def start_oidc_peer(
+    *,
+    accounts: dict[str, dict[str, Any]] | None = None,
+    redirect_uris: tuple[str, ...] = (REDIRECT_URI,),
+    loopback_redirects: bool = True,
+    client_id: str = CLIENT_ID,
+    client_secret: str = CLIENT_SECRET,
+) -> Iterator[OidcPeer]:
     """Install (once) and run the peer until the block ends."""
     folder = installed_peer()
     script = folder / "oidc-peer.mjs"
@@ -214,33 +269,50 @@ def start_oidc_peer(*, accounts: dict[str, dict[str, Any]] | None = None,
     tmp.replace(script)  # the script must sit next to node_modules to import it
     port = free_port()
     accounts = ACCOUNTS if accounts is None else accounts
-    env = {**os.environ, "PEER_PORT": str(port), "PEER_CLIENT_ID": client_id,
-           "PEER_CLIENT_SECRET": client_secret, "PEER_REDIRECT_URIS": ",".join(redirect_uris),
-           "PEER_ACCOUNTS": json.dumps(accounts),
-           "PEER_LOOPBACK_REDIRECTS": "1" if loopback_redirects else "0"}
+    env = {
+        **os.environ,
+        "PEER_PORT": str(port),
+        "PEER_CLIENT_ID": client_id,
+        "PEER_CLIENT_SECRET": client_secret,
+        "PEER_REDIRECT_URIS": ",".join(redirect_uris),
+        "PEER_ACCOUNTS": json.dumps(accounts),
+        "PEER_LOOPBACK_REDIRECTS": "1" if loopback_redirects else "0",
+    }
     log = tempfile.TemporaryFile()
-    process = subprocess.Popen(["node", str(script)], cwd=folder, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        ["node", str(script)], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     issuer = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
                 log.seek(0)
-                raise PeerError(f"the OIDC peer exited ({process.returncode}):\n"
-                                f"{log.read().decode(errors='replace')}")
+                raise PeerError(
+                    f"the OIDC peer exited ({process.returncode}):\n"
+                    f"{log.read().decode(errors='replace')}"
+                )
             try:
-                if requests.get(f"{issuer}/.well-known/openid-configuration",
-                                timeout=1).status_code == 200:
+                if (
+                    requests.get(
+                        f"{issuer}/.well-known/openid-configuration", timeout=1
+                    ).status_code
+                    == 200
+                ):
                     break
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
                 raise PeerError("the OIDC peer did not answer discovery within 30 s")
             time.sleep(0.1)
-        yield OidcPeer(issuer=issuer, client_id=client_id, client_secret=client_secret,
-                       redirect_uri=redirect_uris[0], accounts=accounts,
-                       loopback_redirects=loopback_redirects)
+        yield OidcPeer(
+            issuer=issuer,
+            client_id=client_id,
+            client_secret=client_secret,
+            redirect_uri=redirect_uris[0],
+            accounts=accounts,
+            loopback_redirects=loopback_redirects,
+        )
     finally:
         process.terminate()
         try:

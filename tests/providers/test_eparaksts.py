@@ -44,6 +44,7 @@ ANNA = serial_number("010190-10001")
 
 # -- servers ------------------------------------------------------------------------------
 
+
 @contextmanager
 def serve(app: Callable[..., Any]) -> Iterator[str]:
     """`app` on a free loopback port, served by threads; yields its base URL."""
@@ -97,8 +98,10 @@ def trickle_url() -> Iterator[str]:
     def trickle(conn: socket.socket) -> None:
         with conn:
             try:
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: 100000\r\n\r\n")
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 100000\r\n\r\n"
+                )
                 while not stop.wait(0.2):
                     conn.sendall(b" ")
             except OSError:
@@ -122,34 +125,48 @@ def trickle_url() -> Iterator[str]:
         listener.close()
 
 
-def replace_users_me(app: Callable[..., Any], body: bytes, status: str = "200 OK"
-                     ) -> Callable[..., Any]:
+def replace_users_me(
+    app: Callable[..., Any], body: bytes, status: str = "200 OK"
+) -> Callable[..., Any]:
     """The simulator, except that users/me answers `body`: a hostile upstream."""
+
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         if environ["PATH_INFO"] == USERS_ME_PATH:
-            start_response(status, [("Content-Type", "application/json"),
-                                    ("Content-Length", str(len(body)))])
+            start_response(
+                status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
             return [body]
         return app(environ, start_response)
+
     return wsgi
 
 
 # -- the connector and a browser ----------------------------------------------------------
 
-def connector(base_url: str, *, secret: str | None = SECRET, timeout: float = 5,
-              **options: Any) -> eparaksts.EparakstsProvider:
+
+def connector(
+    base_url: str, *, secret: str | None = SECRET, timeout: float = 5, **options: Any
+) -> eparaksts.EparakstsProvider:
     return build(config(base_url, secret=secret, **options), timeout=timeout)
 
 
-def config(base_url: str, *, secret: str | None = SECRET, method: str = "esignature",
-           **options: Any) -> ConnectorConfig:
-    return ConnectorConfig(name="eparaksts", method=method,  # type: ignore[arg-type]
-                           display_name="eParaksts", base_url=base_url, client_id=CLIENT_ID,
-                           client_secret=secret, options=options)
+def config(
+    base_url: str, *, secret: str | None = SECRET, method: str = "esignature", **options: Any
+) -> ConnectorConfig:
+    return ConnectorConfig(
+        name="eparaksts",
+        method=method,  # type: ignore[arg-type]
+        display_name="eParaksts",
+        base_url=base_url,
+        client_id=CLIENT_ID,
+        client_secret=secret,
+        options=options,
+    )
 
 
-def browse(provider: eparaksts.EparakstsProvider, *, person: str = JANIS,
-           action: str = "login") -> tuple[dict[str, str], dict[str, Any]]:
+def browse(
+    provider: eparaksts.EparakstsProvider, *, person: str = JANIS, action: str = "login"
+) -> tuple[dict[str, str], dict[str, Any]]:
     """What a person's browser does: follow the authorize URL, pick a person on the DEMO
     page, press Log in (or Cancel), and land on the callback. Returns the callback's query
     and what start_login kept."""
@@ -160,9 +177,12 @@ def browse(provider: eparaksts.EparakstsProvider, *, person: str = JANIS,
     form = re.search(r'<form method="post" action="([^"]+)">', page.text)
     request_id = re.search(r'name="request_id" value="([^"]+)"', page.text)
     assert form and request_id
-    answer = requests.post(urljoin(start.redirect_url, form.group(1)),
-                           data={"request_id": request_id.group(1), "person": person,
-                                 "action": action}, allow_redirects=False, timeout=5)
+    answer = requests.post(
+        urljoin(start.redirect_url, form.group(1)),
+        data={"request_id": request_id.group(1), "person": person, "action": action},
+        allow_redirects=False,
+        timeout=5,
+    )
     assert answer.status_code == 302, answer.text
     location = answer.headers["Location"]
     assert location.startswith(CALLBACK + "?")
@@ -170,6 +190,7 @@ def browse(provider: eparaksts.EparakstsProvider, *, person: str = JANIS,
 
 
 # -- a login ------------------------------------------------------------------------------
+
 
 def test_login_with_eparaksts_mobile_gives_the_code_from_serial_number(sim_url: str) -> None:
     provider = connector(sim_url)
@@ -202,7 +223,8 @@ def test_the_authorize_request_follows_the_published_protocol(sim_url: str) -> N
     assert query["state"] == start.state == start.pending["state"]
     assert query["code_challenge_method"] == "S256"
     assert "code_verifier" in start.pending and start.pending["code_verifier"] not in (
-        start.redirect_url)
+        start.redirect_url
+    )
 
 
 def test_mobile_and_card_give_different_subs_but_the_same_personal_code(sim_url: str) -> None:
@@ -235,6 +257,7 @@ def test_pending_survives_a_json_round_trip(sim_url: str) -> None:
 
 
 # -- cancelled, forged, replayed ----------------------------------------------------------
+
 
 def test_cancel_at_eparaksts_is_upstream_cancelled(sim_url: str) -> None:
     provider = connector(sim_url)
@@ -331,18 +354,27 @@ def test_an_error_answer_from_the_authorize_page_is_an_upstream_error() -> None:
 
 # -- what users/me may not say ------------------------------------------------------------
 
-@pytest.mark.parametrize(("body", "reason"), [
-    (b"<html>Service unavailable</html>", "not JSON"),
-    (b"\xff\xfe\x00garbage", "not JSON"),
-    (b'["sub", "serial_number"]', "not a JSON object"),
-    (b'{"sub": "abc", "given_name": "J", "family_name": "B"}', "no serial_number"),
-    (b'{"serial_number": "PNOLV-321234-56785", "given_name": "J", "family_name": "B"}',
-     "no usable sub"),
-    (b'{"sub": "a", "serial_number": "PNOLV-321234-56785", "given_name": "", '
-     b'"family_name": "B"}', "no usable given_name"),
-    (b'{"sub": "a", "serial_number": 32123456785}', "no serial_number"),
-    (b'{"sub": "' + b"a" * 70_000 + b'"}', "too large"),
-])
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"<html>Service unavailable</html>", "not JSON"),
+        (b"\xff\xfe\x00garbage", "not JSON"),
+        (b'["sub", "serial_number"]', "not a JSON object"),
+        (b'{"sub": "abc", "given_name": "J", "family_name": "B"}', "no serial_number"),
+        (
+            b'{"serial_number": "PNOLV-321234-56785", "given_name": "J", "family_name": "B"}',
+            "no usable sub",
+        ),
+        (
+            b'{"sub": "a", "serial_number": "PNOLV-321234-56785", "given_name": "", '
+            b'"family_name": "B"}',
+            "no usable given_name",
+        ),
+        (b'{"sub": "a", "serial_number": 32123456785}', "no serial_number"),
+        (b'{"sub": "' + b"a" * 70_000 + b'"}', "too large"),
+    ],
+)
 def test_garbage_from_users_me_is_an_upstream_error(body: bytes, reason: str) -> None:
     with serve(replace_users_me(simulator(), body)) as url:
         provider = connector(url)
@@ -351,22 +383,26 @@ def test_garbage_from_users_me_is_an_upstream_error(body: bytes, reason: str) ->
 
 
 def test_users_me_refusing_the_token_is_an_upstream_error() -> None:
-    with serve(replace_users_me(simulator(), b'{"error":"invalid_token"}', "401 UNAUTHORIZED")
-               ) as url:
+    with serve(
+        replace_users_me(simulator(), b'{"error":"invalid_token"}', "401 UNAUTHORIZED")
+    ) as url:
         provider = connector(url)
         with pytest.raises(UpstreamError, match="users/me answered 401"):
             provider.finish_login(*browse(provider))
 
 
-@pytest.mark.parametrize(("serial", "reason"), [
-    ("PNOEE-38001085718", "country EE refused"),
-    ("PNOLT-38703181745", "country LT refused"),
-    ("PNOLV-12345", "not of the form"),
-    ("PNOLV-321234-5678X", "not of the form"),
-    ("32123456785", "not of the form"),
-    ("IDCLV-321234-56785", "not of the form"),
-    ("PNOLV-321234-56785 ", "not of the form"),
-])
+@pytest.mark.parametrize(
+    ("serial", "reason"),
+    [
+        ("PNOEE-38001085718", "country EE refused"),
+        ("PNOLT-38703181745", "country LT refused"),
+        ("PNOLV-12345", "not of the form"),
+        ("PNOLV-321234-5678X", "not of the form"),
+        ("32123456785", "not of the form"),
+        ("IDCLV-321234-56785", "not of the form"),
+        ("PNOLV-321234-56785 ", "not of the form"),
+    ],
+)
 def test_a_foreign_or_malformed_serial_number_is_refused(serial: str, reason: str) -> None:
     """Only Latvian identities: people are linked on Latvian personal codes."""
     odd = TestPerson("Odd", "Person", serial)
@@ -384,8 +420,7 @@ def test_a_serial_number_without_the_inner_hyphen_is_the_same_code() -> None:
     assert identity.personal_code == "32123456785"
 
 
-def test_a_code_failing_the_checksum_is_kept_and_logged(caplog: pytest.LogCaptureFixture
-                                                         ) -> None:
+def test_a_code_failing_the_checksum_is_kept_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     """DOMAIN.md: a code asserted by eSignature is verified; log, don't refuse."""
     odd = TestPerson("Odd", "Checksum", "PNOLV-321234-56784")
     with serve(simulator(persons=(odd,))) as url:
@@ -398,6 +433,7 @@ def test_a_code_failing_the_checksum_is_kept_and_logged(caplog: pytest.LogCaptur
 
 
 # -- down and slow ------------------------------------------------------------------------
+
 
 def started_login(provider: eparaksts.EparakstsProvider) -> tuple[dict[str, str], dict]:
     """A callback that passes the state check, for a provider whose service is broken."""
@@ -434,6 +470,7 @@ def test_a_token_endpoint_that_trickles_is_cut_off(trickle_url: str) -> None:
 
 # -- configuration and check() ------------------------------------------------------------
 
+
 def test_check_passes_against_the_simulator(sim_url: str) -> None:
     assert check(config(sim_url), timeout=2) == []
 
@@ -455,6 +492,7 @@ def test_check_reports_a_service_that_is_down(closed_port_url: str) -> None:
 
 def test_check_reports_something_that_is_not_eparaksts() -> None:
     """A server that fails every request and lets anyone read users/me is no eParaksts."""
+
     def broken(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         start_response("500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")])
         return [b"oops"]
@@ -467,21 +505,27 @@ def test_check_reports_something_that_is_not_eparaksts() -> None:
     assert "users/me" in problems[1] and "answered 200" in problems[1]
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"secret": None}, "client_secret is missing"),
-    ({"method": "bank"}, "method must be 'esignature'"),
-    ({"acr_values": "urn:eparaksts:authentication:flow:telepathy"},
-     "acr_values must be one eParaksts flow"),
-    ({"scope": ""}, "option scope"),
-    ({"pkce": "yes"}, "option pkce must be true or false"),
-    ({"amr": {FLOW_MOBILEID: []}}, "non-empty list"),
-    ({"amr": {FLOW_MOBILEID: ["EXT"]}}, "non-empty list"),
-    ({"amr": {"mobileid": ["ext"]}}, "is not an eParaksts flow"),
-    ({"amr": ["ext", "swk"]}, "option amr must map"),
-    ({"acr": FLOW_MOBILEID}, "unknown eParaksts option(s) acr"),
-])
-def test_a_bad_configuration_is_explained(sim_url: str, changes: dict[str, Any],
-                                          message: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"secret": None}, "client_secret is missing"),
+        ({"method": "bank"}, "method must be 'esignature'"),
+        (
+            {"acr_values": "urn:eparaksts:authentication:flow:telepathy"},
+            "acr_values must be one eParaksts flow",
+        ),
+        ({"scope": ""}, "option scope"),
+        ({"pkce": "yes"}, "option pkce must be true or false"),
+        ({"amr": {FLOW_MOBILEID: []}}, "non-empty list"),
+        ({"amr": {FLOW_MOBILEID: ["EXT"]}}, "non-empty list"),
+        ({"amr": {"mobileid": ["ext"]}}, "is not an eParaksts flow"),
+        ({"amr": ["ext", "swk"]}, "option amr must map"),
+        ({"acr": FLOW_MOBILEID}, "unknown eParaksts option(s) acr"),
+    ],
+)
+def test_a_bad_configuration_is_explained(
+    sim_url: str, changes: dict[str, Any], message: str
+) -> None:
     problems = check(config(sim_url, **changes), timeout=2)
 
     assert len(problems) == 1
@@ -490,8 +534,10 @@ def test_a_bad_configuration_is_explained(sim_url: str, changes: dict[str, Any],
         build(config(sim_url, **changes))
 
 
-@pytest.mark.parametrize("base_url", ["http://eidas.eparaksts.lv", "ftp://127.0.0.1",
-                                      "eidas.eparaksts.lv", "https://x.lv/?a=b"])
+@pytest.mark.parametrize(
+    "base_url",
+    ["http://eidas.eparaksts.lv", "ftp://127.0.0.1", "eidas.eparaksts.lv", "https://x.lv/?a=b"],
+)
 def test_a_bad_base_url_is_explained(base_url: str) -> None:
     problems = check(config(base_url))
 
@@ -501,7 +547,8 @@ def test_a_bad_base_url_is_explained(base_url: str) -> None:
 def test_the_known_base_urls_are_accepted() -> None:
     for url in (eparaksts.PRODUCTION_BASE_URL, eparaksts.DEMO_BASE_URL):
         assert build(config(url)).token_url == (
-            url + "/trustedx-authserver/oauth/lvrtc-eipsign-as/token")
+            url + "/trustedx-authserver/oauth/lvrtc-eipsign-as/token"
+        )
 
 
 def test_the_secret_never_shows_in_the_connector_repr(sim_url: str) -> None:
@@ -509,6 +556,7 @@ def test_the_secret_never_shows_in_the_connector_repr(sim_url: str) -> None:
 
 
 # -- the simulator itself -----------------------------------------------------------------
+
 
 def test_the_simulator_never_redirects_to_an_unregistered_callback(sim_url: str) -> None:
     start = connector(sim_url).start_login("https://attacker.example/cb")
@@ -521,6 +569,7 @@ def test_the_simulator_never_redirects_to_an_unregistered_callback(sim_url: str)
 
 def test_the_simulator_can_be_mounted_under_a_prefix() -> None:
     """How demo mode runs it: inside the IdP, under a path prefix."""
+
     def idp(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         start_response("404 NOT FOUND", [("Content-Type", "text/plain")])
         return [b"the IdP"]
@@ -540,13 +589,24 @@ def test_a_simulator_login_request_is_answered_once(sim_url: str) -> None:
     assert request_id
     form = {"request_id": request_id.group(1), "action": "login"}
 
-    nobody = requests.post(start.redirect_url.split("?")[0],
-                           data={**form, "person": "PNOLV-000000-00000"},
-                           allow_redirects=False, timeout=5)
-    first = requests.post(start.redirect_url.split("?")[0], data={**form, "person": JANIS},
-                          allow_redirects=False, timeout=5)
-    again = requests.post(start.redirect_url.split("?")[0], data={**form, "person": JANIS},
-                          allow_redirects=False, timeout=5)
+    nobody = requests.post(
+        start.redirect_url.split("?")[0],
+        data={**form, "person": "PNOLV-000000-00000"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    first = requests.post(
+        start.redirect_url.split("?")[0],
+        data={**form, "person": JANIS},
+        allow_redirects=False,
+        timeout=5,
+    )
+    again = requests.post(
+        start.redirect_url.split("?")[0],
+        data={**form, "person": JANIS},
+        allow_redirects=False,
+        timeout=5,
+    )
 
     assert nobody.status_code == 400  # an unlisted person: pick again
     assert first.status_code == 302 and "code=" in first.headers["Location"]
@@ -554,8 +614,9 @@ def test_a_simulator_login_request_is_answered_once(sim_url: str) -> None:
 
 
 def test_users_me_without_a_token_is_refused_by_the_simulator(sim_url: str) -> None:
-    answer = requests.get(sim_url + USERS_ME_PATH, headers={"Authorization": "Bearer nope"},
-                          timeout=5)
+    answer = requests.get(
+        sim_url + USERS_ME_PATH, headers={"Authorization": "Bearer nope"}, timeout=5
+    )
 
     assert answer.status_code == 401
     assert "invalid_token" in answer.headers["WWW-Authenticate"]

@@ -19,10 +19,18 @@ CALLBACK = "http://localhost/upstream/callback"
 
 
 def connector(op: HostileOP, timeout: float = 2, **options) -> oidc.OidcProvider:
-    return oidc.build(ConnectorConfig(
-        name="hostile", method="bank", display_name="Hostile bank", base_url=op.issuer,
-        client_id=op.client_id, client_secret=op.client_secret,
-        options={"acr_map": {"urn:bank:high": "high"}, **options}), timeout=timeout)
+    return oidc.build(
+        ConnectorConfig(
+            name="hostile",
+            method="bank",
+            display_name="Hostile bank",
+            base_url=op.issuer,
+            client_id=op.client_id,
+            client_secret=op.client_secret,
+            options={"acr_map": {"urn:bank:high": "high"}, **options},
+        ),
+        timeout=timeout,
+    )
 
 
 def login(op: HostileOP, upstream: oidc.OidcProvider, behaviour: str = "good"):
@@ -153,15 +161,19 @@ def test_upstream_errors_at_the_callback(hostile_op: HostileOP) -> None:
             upstream.finish_login({**base, "code": "x"}, pending)
 
 
-@pytest.mark.parametrize("overrides, problem", [
-    ({"issuer": "https://evil.example"}, "issuer"),
-    ({"code_challenge_methods_supported": ["plain"]}, "S256"),
-    ({"id_token_signing_alg_values_supported": ["HS256", "none"]}, "algorithm"),
-    ({"token_endpoint": "http://evil.example/token"}, "https"),
-    ({"jwks_uri": None}, "jwks_uri"),
-])
-def test_a_bad_discovery_document_stops_the_login(hostile_op: HostileOP, overrides, problem
-                                                  ) -> None:
+@pytest.mark.parametrize(
+    "overrides, problem",
+    [
+        ({"issuer": "https://evil.example"}, "issuer"),
+        ({"code_challenge_methods_supported": ["plain"]}, "S256"),
+        ({"id_token_signing_alg_values_supported": ["HS256", "none"]}, "algorithm"),
+        ({"token_endpoint": "http://evil.example/token"}, "https"),
+        ({"jwks_uri": None}, "jwks_uri"),
+    ],
+)
+def test_a_bad_discovery_document_stops_the_login(
+    hostile_op: HostileOP, overrides, problem
+) -> None:
     hostile_op.discovery_overrides = overrides
     with pytest.raises(UpstreamError, match=problem):
         connector(hostile_op).start_login(CALLBACK)

@@ -62,9 +62,16 @@ def test_pending_survives_json(oidc_peer: OidcPeer) -> None:
 
 
 def test_form_post_and_client_secret_post(oidc_peer: OidcPeer) -> None:
-    upstream = oidc.build(oidc_peer.config(
-        "testbank", client_id=oidc_peer.post_client_id, response_mode="form_post",
-        token_endpoint_auth="client_secret_post", **BANK_OPTIONS), timeout=5)
+    upstream = oidc.build(
+        oidc_peer.config(
+            "testbank",
+            client_id=oidc_peer.post_client_id,
+            response_mode="form_post",
+            token_endpoint_auth="client_secret_post",
+            **BANK_OPTIONS,
+        ),
+        timeout=5,
+    )
     start = upstream.start_login(oidc_peer.redirect_uri)
     callback = oidc_peer.login(start.redirect_url, "alice")
     assert callback.method == "POST" and callback.url == oidc_peer.redirect_uri
@@ -73,12 +80,20 @@ def test_form_post_and_client_secret_post(oidc_peer: OidcPeer) -> None:
 
 
 def test_etsi_serial_number_and_mapped_amr(oidc_peer: OidcPeer) -> None:
-    upstream = oidc.build(oidc_peer.config(
-        "esign", method="esignature", personal_code_claim="serial_number",
-        scopes=["openid", "profile"], amr_map={"pwd": "swk"}), timeout=5)
+    upstream = oidc.build(
+        oidc_peer.config(
+            "esign",
+            method="esignature",
+            personal_code_claim="serial_number",
+            scopes=["openid", "profile"],
+            amr_map={"pwd": "swk"},
+        ),
+        timeout=5,
+    )
     start = upstream.start_login(oidc_peer.redirect_uri)
-    identity = upstream.finish_login(oidc_peer.login(start.redirect_url, "etsi").params,
-                                     start.pending)
+    identity = upstream.finish_login(
+        oidc_peer.login(start.redirect_url, "etsi").params, start.pending
+    )
     assert (identity.country, identity.personal_code) == ("LV", "12128211210")
     # No acr_map: the method's default assurance (DOMAIN.md: eSignature is high); the
     # peer sends no amr for this account, so the method's default amr.
@@ -90,18 +105,21 @@ def test_userinfo_supplies_claims_missing_from_the_id_token(oidc_peer: OidcPeer)
     # userinfo is not possible with it, so check that userinfo is fetched and agrees.
     upstream = bank(oidc_peer, use_userinfo=True)
     start = upstream.start_login(oidc_peer.redirect_uri)
-    identity = upstream.finish_login(oidc_peer.login(start.redirect_url, "alice").params,
-                                     start.pending)
+    identity = upstream.finish_login(
+        oidc_peer.login(start.redirect_url, "alice").params, start.pending
+    )
     assert identity.personal_code == "32123456785"
 
 
 def test_a_code_failing_the_checksum_is_accepted_and_logged(
-        oidc_peer: OidcPeer, caplog: pytest.LogCaptureFixture) -> None:
+    oidc_peer: OidcPeer, caplog: pytest.LogCaptureFixture
+) -> None:
     upstream = bank(oidc_peer)
     start = upstream.start_login(oidc_peer.redirect_uri)
     with caplog.at_level(logging.WARNING, logger="providers.oidc"):
         identity = upstream.finish_login(
-            oidc_peer.login(start.redirect_url, "badsum").params, start.pending)
+            oidc_peer.login(start.redirect_url, "badsum").params, start.pending
+        )
     assert identity.personal_code == "32123456786"
     assert "checksum" in caplog.text and "32123456786" not in caplog.text
 
@@ -110,8 +128,7 @@ def test_no_personal_code_is_refused(oidc_peer: OidcPeer) -> None:
     upstream = bank(oidc_peer)
     start = upstream.start_login(oidc_peer.redirect_uri)
     with pytest.raises(UpstreamError, match="personal code"):
-        upstream.finish_login(oidc_peer.login(start.redirect_url, "nocode").params,
-                              start.pending)
+        upstream.finish_login(oidc_peer.login(start.redirect_url, "nocode").params, start.pending)
 
 
 def test_cancel_at_the_peer_is_upstream_cancelled(oidc_peer: OidcPeer) -> None:
@@ -175,8 +192,9 @@ def test_replaying_the_callback_fails_at_the_peer(oidc_peer: OidcPeer) -> None:
 
 def test_a_wrong_client_secret_is_an_upstream_error(oidc_peer: OidcPeer) -> None:
     config = oidc_peer.config("testbank", **BANK_OPTIONS)
-    upstream = oidc.build(ConnectorConfig(**{**config.__dict__, "client_secret": "wrong"}),
-                          timeout=5)
+    upstream = oidc.build(
+        ConnectorConfig(**{**config.__dict__, "client_secret": "wrong"}), timeout=5
+    )
     start = upstream.start_login(oidc_peer.redirect_uri)
     with pytest.raises(UpstreamError, match="HTTP 401"):
         upstream.finish_login(oidc_peer.login(start.redirect_url).params, start.pending)
@@ -212,25 +230,31 @@ def test_check_reports_what_is_wrong(oidc_peer: OidcPeer) -> None:
     # The peer signs with RS256 only.
     problems = oidc.check(oidc_peer.config("testbank", allowed_algs=["ES256"]), timeout=5)
     assert any("algorithm" in p for p in problems)
-    wrong_issuer = ConnectorConfig(**{**oidc_peer.config().__dict__,
-                                      "base_url": oidc_peer.issuer + "/"})
+    wrong_issuer = ConnectorConfig(
+        **{**oidc_peer.config().__dict__, "base_url": oidc_peer.issuer + "/"}
+    )
     problems = oidc.check(wrong_issuer, timeout=5)
     assert any("issuer" in p for p in problems)
     assert oidc.check(oidc_peer.config(leeway="soon"), timeout=5) == [
-        "option 'leeway' must be a number from 0 to 300, got 'soon'"]
-    unreachable = ConnectorConfig(**{**oidc_peer.config().__dict__,
-                                     "base_url": f"http://127.0.0.1:{closed_port()}"})
+        "option 'leeway' must be a number from 0 to 300, got 'soon'"
+    ]
+    unreachable = ConnectorConfig(
+        **{**oidc_peer.config().__dict__, "base_url": f"http://127.0.0.1:{closed_port()}"}
+    )
     assert any("ConnectionError" in p for p in oidc.check(unreachable, timeout=2))
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"allowed_algs": ["none"]}, "never none or HS"),
-    ({"allowed_algs": ["RS256", "HS256"]}, "HS256"),
-    ({"acr_map": {"x": "very high"}}, "acr_map"),
-    ({"scope": ["openid"]}, "unknown option"),
-    ({"response_mode": "fragment"}, "response_mode"),
-    ({"use_userinfo": "yes"}, "use_userinfo"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"allowed_algs": ["none"]}, "never none or HS"),
+        ({"allowed_algs": ["RS256", "HS256"]}, "HS256"),
+        ({"acr_map": {"x": "very high"}}, "acr_map"),
+        ({"scope": ["openid"]}, "unknown option"),
+        ({"response_mode": "fragment"}, "response_mode"),
+        ({"use_userinfo": "yes"}, "use_userinfo"),
+    ],
+)
 def test_options_are_validated(oidc_peer: OidcPeer, options, message) -> None:
     with pytest.raises(oidc.InvalidOptions, match=message):
         oidc.build(oidc_peer.config(**options))
@@ -242,8 +266,7 @@ def test_option_defaults(oidc_peer: OidcPeer) -> None:
     assert options.allowed_algs == ("RS256", "ES256", "PS256")
     assert options.default_assurance == "substantial" and options.amr == ("ext", "bank")
     assert options.leeway == 60 and options.use_userinfo is False
-    assert oidc.build(oidc_peer.config(scopes="profile")).options.scopes == ("openid",
-                                                                            "profile")
+    assert oidc.build(oidc_peer.config(scopes="profile")).options.scopes == ("openid", "profile")
 
 
 def closed_port() -> int:
@@ -280,8 +303,14 @@ def silent_server() -> Iterator[str]:
 
 
 def test_an_upstream_that_never_answers_times_out(silent_server: str) -> None:
-    config = ConnectorConfig(name="silent", method="bank", display_name="Silent",
-                             base_url=silent_server, client_id="c", client_secret="s")
+    config = ConnectorConfig(
+        name="silent",
+        method="bank",
+        display_name="Silent",
+        base_url=silent_server,
+        client_id="c",
+        client_secret="s",
+    )
     started = time.monotonic()
     with pytest.raises(UpstreamError, match="Timeout"):
         oidc.build(config, timeout=1).start_login("http://localhost/upstream/callback")
@@ -295,6 +324,7 @@ def test_acr_values_are_sent(oidc_peer: OidcPeer) -> None:
     upstream = bank(oidc_peer, acr_values=["urn:bank:high"])
     start = upstream.start_login(oidc_peer.redirect_uri)
     assert dict(parse_qsl(urlsplit(start.redirect_url).query))["acr_values"] == "urn:bank:high"
-    identity = upstream.finish_login(oidc_peer.login(start.redirect_url, "alice").params,
-                                     start.pending)
+    identity = upstream.finish_login(
+        oidc_peer.login(start.redirect_url, "alice").params, start.pending
+    )
     assert identity.upstream_acr == "urn:bank:high"

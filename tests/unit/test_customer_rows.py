@@ -23,18 +23,29 @@ HEADER = ",".join(COLUMNS)
 
 def person(**values: str) -> dict[str, str]:
     row = dict.fromkeys(COLUMNS, "")
-    row.update(customer_number="100200300", kind="person", given_name="Jānis",
-               family_name="Bērziņš", personal_code="010190-10001",
-               contract_numbers="L-1001;L-1002", email="janis@example.lv",
-               phone="+371 2000 0000")
+    row.update(
+        customer_number="100200300",
+        kind="person",
+        given_name="Jānis",
+        family_name="Bērziņš",
+        personal_code="010190-10001",
+        contract_numbers="L-1001;L-1002",
+        email="janis@example.lv",
+        phone="+371 2000 0000",
+    )
     row.update(values)
     return row
 
 
 def company(**values: str) -> dict[str, str]:
     row = dict.fromkeys(COLUMNS, "")
-    row.update(customer_number="500600700", kind="company", company_name="SIA “Gāzes Līnija”",
-               registration_number="40003521600", email="rekini@gaze.lv")
+    row.update(
+        customer_number="500600700",
+        kind="company",
+        company_name="SIA “Gāzes Līnija”",
+        registration_number="40003521600",
+        email="rekini@gaze.lv",
+    )
     row.update(values)
     return row
 
@@ -47,39 +58,46 @@ def reasons(values: dict[str, str]) -> list[str]:
 
 # --- personal codes (DOMAIN.md, "Facts worth knowing") -------------------------------------
 
-@pytest.mark.parametrize(("typed", "stored"), [
-    ("010190-10001", "01019010001"),     # old format DDMMYY-CNNNK, born 1990
-    ("01019010001", "01019010001"),      # the same without the hyphen
-    ("161175-19997", "16117519997"),
-    ("290200-20009", "29020020009"),     # 29 February 2000, a leap year
-    ("010180-00004", "01018000004"),     # century digit 0: born in the 1800s
-    ("321234-56785", "32123456785"),     # new format (since July 2017), no birth date
-    ("32123456785", "32123456785"),
-    (" 010190 - 10001 ", "01019010001"),  # blanks anywhere
-    ("010190\u201310001", "01019010001"),  # an en dash, as word processors type it
-    ("010190\u201110001", "01019010001"),  # a non-breaking hyphen
-])
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("010190-10001", "01019010001"),  # old format DDMMYY-CNNNK, born 1990
+        ("01019010001", "01019010001"),  # the same without the hyphen
+        ("161175-19997", "16117519997"),
+        ("290200-20009", "29020020009"),  # 29 February 2000, a leap year
+        ("010180-00004", "01018000004"),  # century digit 0: born in the 1800s
+        ("321234-56785", "32123456785"),  # new format (since July 2017), no birth date
+        ("32123456785", "32123456785"),
+        (" 010190 - 10001 ", "01019010001"),  # blanks anywhere
+        ("010190\u201310001", "01019010001"),  # an en dash, as word processors type it
+        ("010190\u201110001", "01019010001"),  # a non-breaking hyphen
+    ],
+)
 def test_valid_personal_codes_are_stored_as_11_digits(typed: str, stored: str) -> None:
     assert normalize_personal_code(typed) == stored
 
 
-@pytest.mark.parametrize(("typed", "why"), [
-    ("010190-10002", "check digit"),
-    ("32123456784", "check digit"),
-    ("161375-19997", "not a date"),      # month 13
-    ("310290-10002", "not a date"),      # 31 February, check digit right
-    ("290201-10004", "not a date"),      # 29 February 2001
-    ("290200-10003", "not a date"),      # 29 February 1900: not a leap year
-    ("010199-20005", "in the future"),   # century digit 2: 2099
-    ("0101901000", "11 digits, not 10"),
-    ("010190-100011", "after the sixth digit"),
-    ("0101-9010001", "after the sixth digit"),
-    ("010190--10001", "after the sixth digit"),
-    ("010190-1000l", "only digits"),
-    ("٠١٠١٩٠١٠٠٠١", "only digits"),       # Arabic-Indic digits are digits to str.isdigit
-    ("40003521600", "not a personal code"),  # a company's registration number
-    ("", "11 digits, not 0"),
-])
+@pytest.mark.parametrize(
+    ("typed", "why"),
+    [
+        ("010190-10002", "check digit"),
+        ("32123456784", "check digit"),
+        ("161375-19997", "not a date"),  # month 13
+        ("310290-10002", "not a date"),  # 31 February, check digit right
+        ("290201-10004", "not a date"),  # 29 February 2001
+        ("290200-10003", "not a date"),  # 29 February 1900: not a leap year
+        ("010199-20005", "in the future"),  # century digit 2: 2099
+        ("0101901000", "11 digits, not 10"),
+        ("010190-100011", "after the sixth digit"),
+        ("0101-9010001", "after the sixth digit"),
+        ("010190--10001", "after the sixth digit"),
+        ("010190-1000l", "only digits"),
+        ("٠١٠١٩٠١٠٠٠١", "only digits"),  # Arabic-Indic digits are digits to str.isdigit
+        ("40003521600", "not a personal code"),  # a company's registration number
+        ("", "11 digits, not 0"),
+    ],
+)
 def test_invalid_personal_codes_say_why(typed: str, why: str) -> None:
     with pytest.raises(InvalidPersonalCode, match=why):
         normalize_personal_code(typed)
@@ -92,39 +110,57 @@ def test_the_personal_code_error_is_a_value_error_for_forms() -> None:
 
 # --- registration numbers and phones -------------------------------------------------------
 
+
 @pytest.mark.parametrize("number", ["40003521600", "4000 3521 600", "50003521602", "90011524360"])
 def test_valid_registration_numbers(number: str) -> None:
     assert normalize_registration_number(number) == number.replace(" ", "")
 
 
-@pytest.mark.parametrize(("number", "why"), [
-    ("40003521601", "check digit"),
-    ("01019010001", "starts with 4-9"),
-    ("4000352160", "11 digits, not 10"),
-    ("LV40003521600", "only digits"),
-])
+@pytest.mark.parametrize(
+    ("number", "why"),
+    [
+        ("40003521601", "check digit"),
+        ("01019010001", "starts with 4-9"),
+        ("4000352160", "11 digits, not 10"),
+        ("LV40003521600", "only digits"),
+    ],
+)
 def test_invalid_registration_numbers(number: str, why: str) -> None:
     with pytest.raises(CustomerDataError, match=why):
         normalize_registration_number(number)
 
 
-@pytest.mark.parametrize(("typed", "stored"), [
-    ("+371 2000 0000", "+37120000000"),
-    ("+371 (20) 00-00-00", "+37120000000"),
-    ("+4915112345678", "+4915112345678"),
-])
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("+371 2000 0000", "+37120000000"),
+        ("+371 (20) 00-00-00", "+37120000000"),
+        ("+4915112345678", "+4915112345678"),
+    ],
+)
 def test_phones_are_kept_in_international_form(typed: str, stored: str) -> None:
     assert normalize_phone(typed) == stored
 
 
-@pytest.mark.parametrize("typed", ["20000000", "00371 20000000", "+0 20000000", "++37120000000",
-                                   "+371 2000 000O", "+1234567890123456", "+12345"])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "20000000",
+        "00371 20000000",
+        "+0 20000000",
+        "++37120000000",
+        "+371 2000 000O",
+        "+1234567890123456",
+        "+12345",
+    ],
+)
 def test_phones_not_in_international_form_are_refused(typed: str) -> None:
     with pytest.raises(CustomerDataError, match="international format"):
         normalize_phone(typed)
 
 
 # --- one row ---------------------------------------------------------------------------------
+
 
 def test_a_person_row_with_latvian_letters() -> None:
     row = parse_row(person())
@@ -139,7 +175,10 @@ def test_a_person_row_with_latvian_letters() -> None:
 def test_a_company_row() -> None:
     row = parse_row(company())
     assert (row.kind, row.name, row.registration_number) == (
-        "company", "SIA “Gāzes Līnija”", "40003521600")
+        "company",
+        "SIA “Gāzes Līnija”",
+        "40003521600",
+    )
     assert row.given_name is row.family_name is row.personal_code is None
     assert row.contract_numbers == ()
     assert row.phone is None
@@ -152,22 +191,30 @@ def test_decomposed_latvian_letters_are_stored_composed() -> None:
 
 
 def test_blanks_are_trimmed_and_collapsed() -> None:
-    row = parse_row(person(customer_number=" 100200300 ", kind=" Person ",
-                           given_name=" Anna  Marija ", family_name="Ozola\u00a0",
-                           email="  Janis@Example.LV  "))
+    row = parse_row(
+        person(
+            customer_number=" 100200300 ",
+            kind=" Person ",
+            given_name=" Anna  Marija ",
+            family_name="Ozola\u00a0",
+            email="  Janis@Example.LV  ",
+        )
+    )
     assert (row.number, row.kind, row.name) == ("100200300", "person", "Anna Marija Ozola")
     # The e-mail is kept as typed (trimmed); the accounts rule only checks it.
     assert row.email == "Janis@Example.LV"
 
 
 def test_contract_numbers_accept_semicolons_and_commas_and_ignore_empty_items() -> None:
-    assert parse_row(person(contract_numbers="A1; B2,C3;;")).contract_numbers == (
-        "A1", "B2", "C3")
+    assert parse_row(person(contract_numbers="A1; B2,C3;;")).contract_numbers == ("A1", "B2", "C3")
 
 
 def test_every_reason_of_a_row_is_reported() -> None:
-    found = reasons(person(personal_code="010190-10002", email="janis@", phone="20000000",
-                           contract_numbers="A1;A1"))
+    found = reasons(
+        person(
+            personal_code="010190-10002", email="janis@", phone="20000000", contract_numbers="A1;A1"
+        )
+    )
     assert found == [
         "personal_code: the check digit does not match",
         "contract_numbers: A1 is listed twice",
@@ -197,7 +244,8 @@ def test_fields_of_the_other_kind_are_refused() -> None:
         "registration_number: only for a company (kind is person)",
     ]
     assert reasons(company(personal_code="010190-10001")) == [
-        "personal_code: only for a person (kind is company)"]
+        "personal_code: only for a person (kind is company)"
+    ]
 
 
 def test_an_unknown_kind_still_checks_everything_given() -> None:
@@ -207,44 +255,51 @@ def test_an_unknown_kind_still_checks_everything_given() -> None:
     ]
 
 
-@pytest.mark.parametrize(("column", "value", "limit"), [
-    ("customer_number", "1" * 33, 32),
-    ("given_name", "Ā" * 256, 255),
-    ("family_name", "x" * 10_000, 255),
-    ("email", "a" * 310 + "@example.lv", 320),
-])
+@pytest.mark.parametrize(
+    ("column", "value", "limit"),
+    [
+        ("customer_number", "1" * 33, 32),
+        ("given_name", "Ā" * 256, 255),
+        ("family_name", "x" * 10_000, 255),
+        ("email", "a" * 310 + "@example.lv", 320),
+    ],
+)
 def test_oversized_fields_are_row_errors(column: str, value: str, limit: int) -> None:
     assert reasons(person(**{column: value})) == [f"{column}: longer than {limit} characters"]
 
 
 def test_an_oversized_company_name_is_a_row_error() -> None:
-    assert reasons(company(company_name="Ā" * 256)) == [
-        "company_name: longer than 255 characters"]
+    assert reasons(company(company_name="Ā" * 256)) == ["company_name: longer than 255 characters"]
 
 
 def test_an_oversized_contract_number_is_shown_shortened() -> None:
     assert reasons(person(contract_numbers="A1;" + "K" * 40)) == [
-        f"contract_numbers: '{'K' * 32}…': longer than 32 characters"]
+        f"contract_numbers: '{'K' * 32}…': longer than 32 characters"
+    ]
 
 
 def test_names_fitting_alone_but_not_together_are_refused() -> None:
     assert reasons(person(given_name="G" * 200, family_name="F" * 100)) == [
-        "given_name, family_name: longer than 255 characters together"]
+        "given_name, family_name: longer than 255 characters together"
+    ]
 
 
 @pytest.mark.parametrize("name", ["Jānis\x00", "Jā\tnis", "Jā\nnis", "Jā\u200bnis"])
 def test_control_characters_in_names_are_refused(name: str) -> None:
     assert reasons(person(given_name=name)) == [
-        "given_name: contains a control character (tab, line break, …)"]
+        "given_name: contains a control character (tab, line break, …)"
+    ]
 
 
 @pytest.mark.parametrize("number", ["100 200", "100;200", "100\x00"])
 def test_a_customer_number_has_no_blanks_or_separators(number: str) -> None:
     assert reasons(person(customer_number=number)) == [
-        "customer_number: only letters, digits and punctuation other than ';' and ','"]
+        "customer_number: only letters, digits and punctuation other than ';' and ','"
+    ]
 
 
 # --- a whole file ----------------------------------------------------------------------------
+
 
 def csv_bytes(*lines: str, encoding: str = "utf-8") -> bytes:
     return "\n".join(lines).encode(encoding) + b"\n"
@@ -277,8 +332,8 @@ def test_line_numbers_count_header_blank_lines_and_quoted_line_breaks() -> None:
         PERSON_LINE,
         "",
         '300,company,,,"SIA\nDivrindu",,40003521600,L-3,,',  # lines 4-5
-        "400,person,Anna,Ozola,,010190-10002,,,,",            # line 6: bad check digit
-        ",,,,,,,,,",                                          # spreadsheet filler: skipped
+        "400,person,Anna,Ozola,,010190-10002,,,,",  # line 6: bad check digit
+        ",,,,,,,,,",  # spreadsheet filler: skipped
     )
     parsed = read_customer_file(data)
     assert [(e.line, e.reasons) for e in parsed.errors] == [
@@ -292,23 +347,25 @@ def test_malformed_csv_rows_are_reported_and_the_rest_is_read() -> None:
     data = csv_bytes(
         HEADER,
         '100,person,"Jānis"x,Bērziņš,,010190-10001,,,,',  # text after a closing quote
-        "101,person,Anna,Ozola,,010190-10001,,,",          # 9 fields
-        "102,person,Anna,Ozola,,010190-10001,,,,,",        # 11 fields
+        "101,person,Anna,Ozola,,010190-10001,,,",  # 9 fields
+        "102,person,Anna,Ozola,,010190-10001,,,,,",  # 11 fields
         COMPANY_LINE,
     )
     parsed = read_customer_file(data)
     lines = {e.line: e.reasons[0] for e in parsed.errors}
     assert lines[2].startswith("not valid CSV")
     assert lines[3] == "expected 10 fields, found 9"
-    assert lines[4] == ("expected 10 fields, found 11 (a delimiter inside a field needs "
-                        "double quotes)")
+    assert lines[4] == (
+        "expected 10 fields, found 11 (a delimiter inside a field needs double quotes)"
+    )
     assert [row.number for _line, row in parsed.rows] == ["200"]
 
 
 def test_an_unterminated_quote_is_one_error() -> None:
     parsed = read_customer_file(csv_bytes(HEADER, COMPANY_LINE, '300,"person,Anna', "x,y"))
     assert [(e.line, e.reasons[0].startswith("not valid CSV")) for e in parsed.errors] == [
-        (3, True)]
+        (3, True)
+    ]
 
 
 def test_a_field_over_the_csv_limit_is_a_row_error() -> None:
@@ -320,13 +377,15 @@ def test_a_field_over_the_csv_limit_is_a_row_error() -> None:
 
 
 def test_duplicate_numbers_make_every_row_having_them_an_error() -> None:
-    parsed = read_customer_file(csv_bytes(
-        HEADER,
-        "100,person,Jānis,Bērziņš,,010190-10001,,L-1;L-2,,",
-        "100,person,Anna,Ozola,,32123456785,,L-3,,",
-        "200,company,,,SIA Gāze,,40003521600,L-2,,",
-        "300,company,,,SIA Cits,,50003521602,L-9,,",
-    ))
+    parsed = read_customer_file(
+        csv_bytes(
+            HEADER,
+            "100,person,Jānis,Bērziņš,,010190-10001,,L-1;L-2,,",
+            "100,person,Anna,Ozola,,32123456785,,L-3,,",
+            "200,company,,,SIA Gāze,,40003521600,L-2,,",
+            "300,company,,,SIA Cits,,50003521602,L-9,,",
+        )
+    )
     assert [(e.line, e.reasons) for e in parsed.errors] == [
         (2, ["customer_number: 100 is on lines 2, 3", "contract_numbers: L-2 is on lines 2, 4"]),
         (3, ["customer_number: 100 is on lines 2, 3"]),
@@ -335,12 +394,17 @@ def test_duplicate_numbers_make_every_row_having_them_an_error() -> None:
     assert [row.number for _line, row in parsed.rows] == ["300"]
 
 
-@pytest.mark.parametrize(("header", "words"), [
-    (HEADER.replace("personal_code", "personal code"),
-     ["unknown: personal code", "missing: personal_code"]),
-    (HEADER.replace(",phone", ""), ["missing: phone"]),
-    (HEADER + ",email", ["twice: email"]),
-])
+@pytest.mark.parametrize(
+    ("header", "words"),
+    [
+        (
+            HEADER.replace("personal_code", "personal code"),
+            ["unknown: personal code", "missing: personal_code"],
+        ),
+        (HEADER.replace(",phone", ""), ["missing: phone"]),
+        (HEADER + ",email", ["twice: email"]),
+    ],
+)
 def test_a_bad_header_is_one_error_for_the_file(header: str, words: list[str]) -> None:
     with pytest.raises(ImportFileError) as caught:
         read_customer_file(csv_bytes(header, PERSON_LINE))

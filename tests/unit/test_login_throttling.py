@@ -49,8 +49,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 @pytest.fixture(scope="module")
 def cheap_passwords() -> Passwords:
     # Real argon2id, cheap parameters: these tests make hundreds of attempts.
-    return Passwords(load_settings({"argon2_memory_cost": 64, "argon2_time_cost": 1},
-                                   environ={}))
+    return Passwords(load_settings({"argon2_memory_cost": 64, "argon2_time_cost": 1}, environ={}))
 
 
 @pytest.fixture
@@ -78,8 +77,11 @@ def attempt(app: Flask, db: Session, cheap_passwords: Passwords) -> Iterator[Att
 
 
 def pair_rows(db: Session, address: str) -> dict[str, int]:
-    rows = db.execute(select(LoginPairFailure.account, LoginPairFailure.failures)
-                      .where(LoginPairFailure.address == address)).all()
+    rows = db.execute(
+        select(LoginPairFailure.account, LoginPairFailure.failures).where(
+            LoginPairFailure.address == address
+        )
+    ).all()
     db.commit()
     return {account: failures for account, failures in rows}
 
@@ -88,7 +90,8 @@ def pair_rows(db: Session, address: str) -> dict[str, int]:
 
 
 def test_twenty_strangers_failing_from_one_address_do_not_refuse_a_right_password(
-        attempt: Attempt, person: str, clock: Clock) -> None:
+    attempt: Attempt, person: str, clock: Clock
+) -> None:
     for n in range(20):
         result = attempt(f"nobody{n}@example.lv", WRONG, SHARED)
         assert result.user is None and result.retry_after == 0
@@ -98,7 +101,8 @@ def test_twenty_strangers_failing_from_one_address_do_not_refuse_a_right_passwor
 
 
 def test_credential_stuffing_from_one_address_is_slowed_past_the_distinct_account_budget(
-        attempt: Attempt, person: str, clock: Clock, app: Flask) -> None:
+    attempt: Attempt, person: str, clock: Clock, app: Flask
+) -> None:
     budget = app.config["IDP_SETTINGS"].login_address_free_accounts
     assert budget == 100  # the default, config/default.toml
     for n in range(budget):
@@ -117,9 +121,13 @@ def test_credential_stuffing_from_one_address_is_slowed_past_the_distinct_accoun
 
 
 def test_repeated_failures_on_one_account_do_not_count_against_the_address(
-        attempt: Attempt, person: str, clock: Clock) -> None:
-    budgets = {"login_address_free_accounts": 2, "login_pair_free_attempts": 10,
-               "login_free_attempts": 10}
+    attempt: Attempt, person: str, clock: Clock
+) -> None:
+    budgets = {
+        "login_address_free_accounts": 2,
+        "login_pair_free_attempts": 10,
+        "login_free_attempts": 10,
+    }
     for _ in range(6):
         assert attempt("someone@example.lv", WRONG, SHARED, **budgets).retry_after == 0
     assert attempt(person, PASSWORD, SHARED, **budgets).user is not None
@@ -129,7 +137,8 @@ def test_repeated_failures_on_one_account_do_not_count_against_the_address(
 
 
 def test_failures_on_one_account_from_many_addresses_slow_that_account_down(
-        attempt: Attempt, person: str, clock: Clock) -> None:
+    attempt: Attempt, person: str, clock: Clock
+) -> None:
     for n in range(5):  # login_free_attempts
         assert attempt(person, WRONG, f"192.0.2.{n + 1}").retry_after == 0
     refused = attempt(person, PASSWORD, "198.51.100.1")
@@ -143,7 +152,8 @@ def test_failures_on_one_account_from_many_addresses_slow_that_account_down(
 
 
 def test_one_address_hammering_one_account_waits_after_the_pair_budget(
-        attempt: Attempt, person: str, clock: Clock) -> None:
+    attempt: Attempt, person: str, clock: Clock
+) -> None:
     for _ in range(3):  # login_pair_free_attempts
         assert attempt(person, WRONG, "203.0.113.9").retry_after == 0
     assert attempt(person, PASSWORD, "203.0.113.9").retry_after == 2
@@ -152,7 +162,8 @@ def test_one_address_hammering_one_account_waits_after_the_pair_budget(
 
 
 def test_unknown_and_existing_accounts_are_counted_alike(
-        attempt: Attempt, person: str, clock: Clock, db: Session) -> None:
+    attempt: Attempt, person: str, clock: Clock, db: Session
+) -> None:
     for email in (person, "nobody@example.lv"):
         for _ in range(3):
             assert attempt(email, WRONG, SHARED).retry_after == 0
@@ -164,7 +175,8 @@ def test_unknown_and_existing_accounts_are_counted_alike(
 
 
 def test_failures_older_than_the_window_are_forgotten(
-        attempt: Attempt, person: str, clock: Clock, app: Flask, db: Session) -> None:
+    attempt: Attempt, person: str, clock: Clock, app: Flask, db: Session
+) -> None:
     window = app.config["IDP_SETTINGS"].login_failure_window
     few = {"login_address_free_accounts": 3}
     for n in range(3):
@@ -176,8 +188,9 @@ def test_failures_older_than_the_window_are_forgotten(
     clock.advance(window + 1)
     # A failure now starts the counts again from one.
     assert attempt(person, WRONG, "192.0.2.1", **few).retry_after == 0
-    failures = db.scalar(select(LoginFailure.failures)
-                         .where(LoginFailure.key == f"account:{EMAIL}"))
+    failures = db.scalar(
+        select(LoginFailure.failures).where(LoginFailure.key == f"account:{EMAIL}")
+    )
     db.commit()
     assert failures == 1
     assert pair_rows(db, "192.0.2.1")[EMAIL] == 1
@@ -185,7 +198,8 @@ def test_failures_older_than_the_window_are_forgotten(
 
 
 def test_a_login_resets_the_account_and_the_pair_but_not_the_addresss_other_accounts(
-        attempt: Attempt, person: str, clock: Clock, db: Session) -> None:
+    attempt: Attempt, person: str, clock: Clock, db: Session
+) -> None:
     budgets = {"login_address_free_accounts": 4}
     for other in ("a@example.lv", "b@example.lv"):
         attempt(other, WRONG, SHARED, **budgets)
@@ -217,7 +231,8 @@ def test_odd_input_is_throttled_without_an_error(attempt: Attempt, clock: Clock)
 
 
 def test_two_failures_for_the_same_new_key_at_once_both_count_without_an_error(
-        app: Flask, db: Session) -> None:
+    app: Flask, db: Session
+) -> None:
     settings = app.config["IDP_SETTINGS"]
     passwords = app.extensions["idp.passwords"]
     first = session_factory(app)()

@@ -12,32 +12,35 @@ from idp.accounts.names import account_name, is_all_capitals, same_name, title_c
 NFD_ANNA = unicodedata.normalize("NFD", "Anna Pastāvīgā")
 
 
-@pytest.mark.parametrize("given, family, customer, expected", [
-    # Capitals, the same name in the customer data: its spelling.
-    ("ANNA", "PASTĀVĪGĀ", "Anna Pastāvīgā", "Anna Pastāvīgā"),
-    # ... whatever the order, spacing, Unicode form or diacritics of either.
-    ("PASTĀVĪGĀ", "ANNA", "Anna Pastāvīgā", "Anna Pastāvīgā"),
-    ("  ANNA ", " PASTĀVĪGĀ", "Anna   Pastāvīgā ", "Anna Pastāvīgā"),
-    ("ANNA", unicodedata.normalize("NFD", "PASTĀVĪGĀ"), NFD_ANNA, "Anna Pastāvīgā"),
-    ("ANNA", "PASTAVIGA", "Anna Pastāvīgā", "Anna Pastāvīgā"),
-    ("ANNA MARIJA", "OZOLA-BĒRZIŅA", "Anna Marija Ozola-Bērziņa", "Anna Marija Ozola-Bērziņa"),
-    # Capitals, no customer-data name: title-cased for Latvian.
-    ("ANNA", "PASTĀVĪGĀ", None, "Anna Pastāvīgā"),
-    ("ANNA", "OZOLA-BĒRZIŅA", "", "Anna Ozola-Bērziņa"),
-    ("ĢIRTS", "ŅĒMCEVS", None, "Ģirts Ņēmcevs"),
-    ("ŠARLOTE", "O'BRAIENA", None, "Šarlote O'Braiena"),
-    # Capitals, another name in the customer data (e.g. married since): the bank's, title-cased.
-    ("ANNA", "KALNIŅA", "Anna Pastāvīgā", "Anna Kalniņa"),
-    ("ANNA", "PASTĀVĪGĀ", "Anna Pastāvīgā-Kalniņa", "Anna Pastāvīgā"),
-    # The customer data in capitals too: no nicer spelling to keep.
-    ("ANNA", "PASTĀVĪGĀ", "ANNA PASTĀVĪGĀ", "Anna Pastāvīgā"),
-    # Not all capitals: the bank's spelling as sent (verified, written as the person does).
-    ("Anna", "Pastāvīgā", "ANNA PASTĀVĪGĀ", "Anna Pastāvīgā"),
-    ("anna", "pastāvīgā", "Anna Pastāvīgā", "anna pastāvīgā"),
-    ("Jānis", "Bērziņš", "Janis Berzins", "Jānis Bērziņš"),
-    # Nothing from the bank: the customer data's.
-    ("", " ", "Anna Pastāvīgā", "Anna Pastāvīgā"),
-])
+@pytest.mark.parametrize(
+    "given, family, customer, expected",
+    [
+        # Capitals, the same name in the customer data: its spelling.
+        ("ANNA", "PASTĀVĪGĀ", "Anna Pastāvīgā", "Anna Pastāvīgā"),
+        # ... whatever the order, spacing, Unicode form or diacritics of either.
+        ("PASTĀVĪGĀ", "ANNA", "Anna Pastāvīgā", "Anna Pastāvīgā"),
+        ("  ANNA ", " PASTĀVĪGĀ", "Anna   Pastāvīgā ", "Anna Pastāvīgā"),
+        ("ANNA", unicodedata.normalize("NFD", "PASTĀVĪGĀ"), NFD_ANNA, "Anna Pastāvīgā"),
+        ("ANNA", "PASTAVIGA", "Anna Pastāvīgā", "Anna Pastāvīgā"),
+        ("ANNA MARIJA", "OZOLA-BĒRZIŅA", "Anna Marija Ozola-Bērziņa", "Anna Marija Ozola-Bērziņa"),
+        # Capitals, no customer-data name: title-cased for Latvian.
+        ("ANNA", "PASTĀVĪGĀ", None, "Anna Pastāvīgā"),
+        ("ANNA", "OZOLA-BĒRZIŅA", "", "Anna Ozola-Bērziņa"),
+        ("ĢIRTS", "ŅĒMCEVS", None, "Ģirts Ņēmcevs"),
+        ("ŠARLOTE", "O'BRAIENA", None, "Šarlote O'Braiena"),
+        # Capitals, another name in the customer data (e.g. married since): the bank's, title-cased.
+        ("ANNA", "KALNIŅA", "Anna Pastāvīgā", "Anna Kalniņa"),
+        ("ANNA", "PASTĀVĪGĀ", "Anna Pastāvīgā-Kalniņa", "Anna Pastāvīgā"),
+        # The customer data in capitals too: no nicer spelling to keep.
+        ("ANNA", "PASTĀVĪGĀ", "ANNA PASTĀVĪGĀ", "Anna Pastāvīgā"),
+        # Not all capitals: the bank's spelling as sent (verified, written as the person does).
+        ("Anna", "Pastāvīgā", "ANNA PASTĀVĪGĀ", "Anna Pastāvīgā"),
+        ("anna", "pastāvīgā", "Anna Pastāvīgā", "anna pastāvīgā"),
+        ("Jānis", "Bērziņš", "Janis Berzins", "Jānis Bērziņš"),
+        # Nothing from the bank: the customer data's.
+        ("", " ", "Anna Pastāvīgā", "Anna Pastāvīgā"),
+    ],
+)
 def test_account_name(given: str, family: str, customer: str | None, expected: str) -> None:
     assert account_name(given, family, customer) == expected
 

@@ -26,8 +26,9 @@ def test_hashes_are_argon2id_with_the_default_parameters(passwords: Passwords) -
 
 
 def test_hashes_follow_the_configured_parameters() -> None:
-    settings = load_settings({"argon2_time_cost": 3, "argon2_memory_cost": 8192,
-                              "argon2_parallelism": 2}, environ={})
+    settings = load_settings(
+        {"argon2_time_cost": 3, "argon2_memory_cost": 8192, "argon2_parallelism": 2}, environ={}
+    )
     assert Passwords(settings).hash(PASSWORD).startswith("$argon2id$v=19$m=8192,t=3,p=2$")
 
 
@@ -72,25 +73,34 @@ def test_a_login_upgrades_a_hash_made_with_older_parameters(app: Flask, db: Sess
     assert user.password_hash.startswith("$argon2id$v=19$m=8192,")
 
     settings = app.config["IDP_SETTINGS"]
-    result = authenticate_password(db, settings, app.extensions["idp.passwords"],
-                                   "anna@example.lv", PASSWORD, "192.0.2.1")
+    result = authenticate_password(
+        db, settings, app.extensions["idp.passwords"], "anna@example.lv", PASSWORD, "192.0.2.1"
+    )
     db.commit()
     assert result.user is not None
     assert result.user.password_hash is not None
     assert result.user.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
 
 
-def test_an_unknown_email_counts_as_a_failure_like_a_wrong_password(app: Flask, db: Session
-                                                                    ) -> None:
+def test_an_unknown_email_counts_as_a_failure_like_a_wrong_password(
+    app: Flask, db: Session
+) -> None:
     # Throttled the same way, so the throttle does not tell which addresses have accounts.
-    result = authenticate_password(db, app.config["IDP_SETTINGS"], app.extensions["idp.passwords"],
-                                   "Nobody@Example.lv", PASSWORD, "192.0.2.1")
+    result = authenticate_password(
+        db,
+        app.config["IDP_SETTINGS"],
+        app.extensions["idp.passwords"],
+        "Nobody@Example.lv",
+        PASSWORD,
+        "192.0.2.1",
+    )
     db.commit()
     assert result.user is None
     assert result.retry_after == 0
     failures = {row.key: row.failures for row in db.scalars(select(LoginFailure))}
-    pairs = {(row.address, row.account): row.failures
-             for row in db.scalars(select(LoginPairFailure))}
+    pairs = {
+        (row.address, row.account): row.failures for row in db.scalars(select(LoginPairFailure))
+    }
     db.commit()
     assert failures == {"account:nobody@example.lv": 1}
     assert pairs == {("192.0.2.1", "nobody@example.lv"): 1}

@@ -19,16 +19,23 @@ NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
 
 
-def allowed(role: str, granted: list[str], state: str = "active",
-            valid_from: dt.datetime | None = None,
-            valid_until: dt.datetime | None = None) -> frozenset[Right]:
+def allowed(
+    role: str,
+    granted: list[str],
+    state: str = "active",
+    valid_from: dt.datetime | None = None,
+    valid_until: dt.datetime | None = None,
+) -> frozenset[Right]:
     return effective_rights(role, granted, state, valid_from, valid_until, NOW)
 
 
 @pytest.mark.parametrize("role", [Role.CONTRACTOR, Role.AUTHORISED_PERSON])
 def test_contractors_and_authorised_persons_hold_every_right(role: Role) -> None:
-    assert allowed(role, []) == ALL_RIGHTS == {Right.INVOICES_READ,
-                                               Right.METER_READINGS_SUBMIT, Right.USERS_MANAGE}
+    assert (
+        allowed(role, [])
+        == ALL_RIGHTS
+        == {Right.INVOICES_READ, Right.METER_READINGS_SUBMIT, Right.USERS_MANAGE}
+    )
 
 
 def test_an_additional_user_holds_only_what_was_granted() -> None:
@@ -38,11 +45,13 @@ def test_an_additional_user_holds_only_what_was_granted() -> None:
 
 def test_an_additional_user_never_manages_users_even_if_stored() -> None:
     assert allowed(Role.ADDITIONAL_USER, ["users.manage", "meter_readings.submit", "x"]) == {
-        Right.METER_READINGS_SUBMIT}
+        Right.METER_READINGS_SUBMIT
+    }
 
 
-@pytest.mark.parametrize("state", [MembershipState.INVITED, MembershipState.REVOKED,
-                                   MembershipState.EXPIRED, "garbage"])
+@pytest.mark.parametrize(
+    "state", [MembershipState.INVITED, MembershipState.REVOKED, MembershipState.EXPIRED, "garbage"]
+)
 def test_only_an_active_membership_allows_anything(state: str) -> None:
     assert allowed(Role.CONTRACTOR, [], state=state) == frozenset()
 
@@ -59,6 +68,8 @@ def test_an_unknown_role_allows_nothing() -> None:
 
 def test_rights_are_parsed_from_lists_and_commas() -> None:
     assert parse_rights(["invoices.read,meter_readings.submit", " ", "invoices.read"]) == {
-        Right.INVOICES_READ, Right.METER_READINGS_SUBMIT}
+        Right.INVOICES_READ,
+        Right.METER_READINGS_SUBMIT,
+    }
     with pytest.raises(ValueError, match="unknown right 'invoices.write'"):
         parse_rights(["invoices.write"])

@@ -23,8 +23,9 @@ def config_file(tmp_path: Path, text: str) -> dict[str, str]:
     return {"IDP_CONFIG": str(path)}
 
 
-def settings_error(overrides: dict[str, object] | None = None,
-                   environ: dict[str, str] | None = None) -> str:
+def settings_error(
+    overrides: dict[str, object] | None = None, environ: dict[str, str] | None = None
+) -> str:
     with pytest.raises(SettingsError) as caught:
         load_settings(overrides, environ={} if environ is None else environ)
     message = str(caught.value)
@@ -33,9 +34,14 @@ def settings_error(overrides: dict[str, object] | None = None,
 
 
 def production(**overrides: object) -> dict[str, object]:
-    return {"mode": "production", "issuer": "https://idp.example.lv",
-            "secret_key": STRONG_SECRET, "key_encryption_key": FERNET_KEY,
-            "smtp_host": "smtp.example.lv", **overrides}
+    return {
+        "mode": "production",
+        "issuer": "https://idp.example.lv",
+        "secret_key": STRONG_SECRET,
+        "key_encryption_key": FERNET_KEY,
+        "smtp_host": "smtp.example.lv",
+        **overrides,
+    }
 
 
 # --- layers ---------------------------------------------------------------------------------
@@ -59,8 +65,12 @@ def test_the_idp_config_file_overrides_default_toml(tmp_path: Path) -> None:
 
 def test_environment_overrides_both_the_file_and_the_defaults(tmp_path: Path) -> None:
     environ = config_file(tmp_path, 'issuer = "https://file.example.lv"\njwks_max_age = 60\n')
-    environ |= {"IDP_ISSUER": "https://env.example.lv", "IDP_JWKS_MAX_AGE": "120",
-                "IDP_LOCALES": "en,lv", "IDP_ID_TOKEN_LIFETIME": "900"}
+    environ |= {
+        "IDP_ISSUER": "https://env.example.lv",
+        "IDP_JWKS_MAX_AGE": "120",
+        "IDP_LOCALES": "en,lv",
+        "IDP_ID_TOKEN_LIFETIME": "900",
+    }
     settings = load_settings(environ=environ)
     assert settings.issuer == "https://env.example.lv"
     assert settings.jwks_max_age == 120
@@ -101,8 +111,9 @@ def test_a_negative_integer_is_refused() -> None:
     assert "login_delay_base" in settings_error({"login_delay_base": -1})
 
 
-@pytest.mark.parametrize("name", ["login_address_free_accounts", "login_delay_base",
-                                  "login_failure_window"])
+@pytest.mark.parametrize(
+    "name", ["login_address_free_accounts", "login_delay_base", "login_failure_window"]
+)
 def test_a_login_throttling_setting_of_zero_is_refused(name: str) -> None:
     # Zero would switch throttling off, or let one failure slow down a whole shared address.
     assert f"'{name}'" in settings_error({name: 0})
@@ -119,15 +130,18 @@ def test_an_unknown_mode_names_the_setting_and_the_allowed_values() -> None:
     assert "staging" in message
 
 
-@pytest.mark.parametrize("issuer", [
-    "idp.example.lv",              # no scheme
-    "ftp://idp.example.lv",        # not http(s)
-    "https://",                    # no host
-    "https://idp.example.lv/?a=b",  # a query
-    "https://idp example.lv",      # a space
-    "http://[::1",                 # broken IPv6 literal: urlsplit raises
-    "https://idp.example.lv:99999",  # port out of range: .port raises
-])
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "idp.example.lv",  # no scheme
+        "ftp://idp.example.lv",  # not http(s)
+        "https://",  # no host
+        "https://idp.example.lv/?a=b",  # a query
+        "https://idp example.lv",  # a space
+        "http://[::1",  # broken IPv6 literal: urlsplit raises
+        "https://idp.example.lv:99999",  # port out of range: .port raises
+    ],
+)
 def test_an_issuer_that_is_not_an_absolute_http_url_is_refused(issuer: str) -> None:
     assert "'issuer'" in settings_error({"issuer": issuer})
 
@@ -184,8 +198,7 @@ def test_production_refuses_plain_http_off_loopback() -> None:
 
 
 def test_development_mode_allows_what_production_refuses() -> None:
-    settings = load_settings({"mode": "development", "issuer": "http://idp.example.lv"},
-                             environ={})
+    settings = load_settings({"mode": "development", "issuer": "http://idp.example.lv"}, environ={})
     assert settings.secret_key == DEMO_SECRET_KEY
     assert settings.effective_key_encryption_key  # the fixed demo key stands in
 
@@ -200,8 +213,14 @@ def _clean_environ(**extra: str) -> dict[str, str]:
 
 def test_the_idp_command_exits_with_one_line_on_a_bad_setting() -> None:
     idp = Path(sys.executable).parent / "idp"
-    done = subprocess.run([str(idp), "keys", "list"], capture_output=True, text=True,
-                          env=_clean_environ(IDP_MODE="production"), timeout=60, check=False)
+    done = subprocess.run(
+        [str(idp), "keys", "list"],
+        capture_output=True,
+        text=True,
+        env=_clean_environ(IDP_MODE="production"),
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -211,17 +230,30 @@ def test_the_idp_command_exits_with_one_line_on_a_bad_setting() -> None:
 
 def test_the_idp_command_exits_with_one_line_on_an_unparsable_issuer() -> None:
     idp = Path(sys.executable).parent / "idp"
-    done = subprocess.run([str(idp), "keys", "list"], capture_output=True, text=True,
-                          env=_clean_environ(IDP_ISSUER="http://[::1"), timeout=60, check=False)
+    done = subprocess.run(
+        [str(idp), "keys", "list"],
+        capture_output=True,
+        text=True,
+        env=_clean_environ(IDP_ISSUER="http://[::1"),
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "idp: setting 'issuer' (IDP_ISSUER) must be an absolute http(s) URL"]
+        "idp: setting 'issuer' (IDP_ISSUER) must be an absolute http(s) URL"
+    ]
 
 
 def test_the_wsgi_module_exits_with_one_line_on_a_bad_setting() -> None:
-    done = subprocess.run([sys.executable, "-c", "import wsgi"], capture_output=True,
-                          text=True, cwd=PROJECT_ROOT, env=_clean_environ(IDP_MODE="production"),
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=_clean_environ(IDP_MODE="production"),
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -233,14 +265,28 @@ def test_the_wsgi_module_refuses_keys_it_cannot_decrypt(tmp_path) -> None:
     from cryptography.fernet import Fernet
 
     database = f"sqlite:///{tmp_path / 'keys.sqlite3'}"
-    first = _clean_environ(IDP_DATABASE_URL=database,
-                           IDP_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode())
+    first = _clean_environ(
+        IDP_DATABASE_URL=database, IDP_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode()
+    )
     idp = Path(sys.executable).parent / "idp"
-    subprocess.run([str(idp), "db", "upgrade"], cwd=PROJECT_ROOT, env=first,
-                   capture_output=True, timeout=60, check=True)
+    subprocess.run(
+        [str(idp), "db", "upgrade"],
+        cwd=PROJECT_ROOT,
+        env=first,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
     other = dict(first, IDP_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode())
-    done = subprocess.run([sys.executable, "-c", "import wsgi"], capture_output=True,
-                          text=True, cwd=PROJECT_ROOT, env=other, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=other,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -249,8 +295,15 @@ def test_the_wsgi_module_refuses_keys_it_cannot_decrypt(tmp_path) -> None:
 
 def test_the_wsgi_module_says_when_the_database_is_not_migrated(tmp_path) -> None:
     env = _clean_environ(IDP_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
-    done = subprocess.run([sys.executable, "-c", "import wsgi"], capture_output=True,
-                          text=True, cwd=PROJECT_ROOT, env=env, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -264,31 +317,35 @@ def test_production_refuses_to_run_without_an_smtp_server() -> None:
 # --- the effective settings of `make run` (instance/effective.toml) ------------------------
 
 
-def effective_file(tmp_path: Path, issuer: str = "http://127.0.0.1:5103",
-                   idp_config: str = "") -> Path:
+def effective_file(
+    tmp_path: Path, issuer: str = "http://127.0.0.1:5103", idp_config: str = ""
+) -> Path:
     """The file as `make run` writes it (idp.settings.write_effective)."""
     from idp.settings import write_effective
 
     path = tmp_path / "instance" / "effective.toml"
-    started = load_settings({"issuer": issuer, "database_url": "sqlite:///run.sqlite3"},
-                            environ={})
+    started = load_settings({"issuer": issuer, "database_url": "sqlite:///run.sqlite3"}, environ={})
     write_effective(started, path, idp_config, "make run")
     return path
 
 
-def test_the_effective_file_sits_between_idp_config_and_the_environment(tmp_path: Path
-                                                                       ) -> None:
+def test_the_effective_file_sits_between_idp_config_and_the_environment(tmp_path: Path) -> None:
     path = effective_file(tmp_path)
     environ = {"IDP_EFFECTIVE_CONFIG": str(path)}
     settings = load_settings(environ=environ)
-    assert (settings.issuer, settings.database_url) == ("http://127.0.0.1:5103",
-                                                        "sqlite:///run.sqlite3")
+    assert (settings.issuer, settings.database_url) == (
+        "http://127.0.0.1:5103",
+        "sqlite:///run.sqlite3",
+    )
     assert settings.jwks_max_age == 300  # only what make run records
     # The admin's explicit environment still wins, and so do a test's overrides.
-    assert load_settings(environ=environ | {"IDP_ISSUER": "http://127.0.0.1:6000"}).issuer \
+    assert (
+        load_settings(environ=environ | {"IDP_ISSUER": "http://127.0.0.1:6000"}).issuer
         == "http://127.0.0.1:6000"
-    assert load_settings({"issuer": "http://localhost"}, environ=environ).issuer \
-        == "http://localhost"
+    )
+    assert (
+        load_settings({"issuer": "http://localhost"}, environ=environ).issuer == "http://localhost"
+    )
     assert path.stat().st_mode & 0o077 == 0  # the database URL may hold a password
 
 
@@ -303,7 +360,8 @@ def test_an_effective_file_of_another_idp_config_is_ignored(tmp_path: Path) -> N
 
 
 def test_no_effective_file_unless_the_real_environment_reads_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import idp.settings
 
     path = effective_file(tmp_path)
