@@ -1,6 +1,6 @@
 """`idp customers`: import the utility's customer data from CSV, list it, show one customer.
 
-Thin: parsing of the file and every rule live in idp/customers/services.py.
+Thin: the rules live in idp/customers/ (rows.py, importer.py, services.py) and idp/csv_import.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import click
 from flask.cli import AppGroup
 
 from idp.cli_output import json_option, print_rows
-from idp.customers import services
+from idp.csv_import import ImportDataError, ImportReport
+from idp.customers import importer, services
 from idp.db import db_session
 from idp.models import Customer
 
@@ -68,7 +69,7 @@ def customers_import(file: Path, skip_invalid: bool, dry_run: bool, as_json: boo
     errors imports nothing unless --skip-invalid is given; every bad row is reported.
     """
     run_import(
-        file, services.import_customers, skip_invalid=skip_invalid, dry_run=dry_run, as_json=as_json
+        file, importer.import_customers, skip_invalid=skip_invalid, dry_run=dry_run, as_json=as_json
     )
 
 
@@ -145,7 +146,7 @@ def customers_show(number: str, as_json: bool) -> None:
 
 def run_import(
     file: Path,
-    importer: Callable[..., services.ImportReport],
+    importer: Callable[..., ImportReport],
     *,
     skip_invalid: bool,
     dry_run: bool,
@@ -162,7 +163,7 @@ def run_import(
     session = db_session()
     try:
         report = importer(session, data, skip_invalid=skip_invalid, dry_run=dry_run, progress=bars)
-    except services.CustomerDataError as exc:
+    except ImportDataError as exc:
         session.rollback()
         raise click.ClickException(f"{file}: {exc}") from None
     finally:

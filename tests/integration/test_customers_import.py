@@ -15,7 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from idp.customers import cli as customers_cli
-from idp.customers.services import COLUMNS, find_customer_for_registration
+from idp.customers.rows import COLUMNS
+from idp.customers.services import find_customer_for_registration
 from idp.models import Customer, User
 
 HEADER = ",".join(COLUMNS)

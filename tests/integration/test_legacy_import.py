@@ -177,6 +177,19 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_is_imported(
     assert stored(db) == {}
 
 
+def test_a_row_with_too_many_fields_says_a_delimiter_needs_quotes(
+    runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path
+) -> None:
+    """As in the customer import (one reader, idp/csv_import.py): a comma inside a name is
+    the usual cause of a row too long."""
+    path = write_csv(tmp_path, HEADER, "anna@example.lv,Ozola, Anna,010190-10001,100200300,")
+    result = run(runner, path)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0] == (
+        "line 2: expected 5 fields, found 6 (a delimiter inside a field needs double quotes)"
+    )
+
+
 def test_skip_invalid_imports_the_valid_rows_and_reports_the_others(
     runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path
 ) -> None:
