@@ -13,8 +13,8 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idp import cli_output
 from idp.accounts.legacy import COLUMNS
-from idp.customers import cli as customers_cli
 from idp.models import Customer, Membership, User
 from tests.conftest import PASSWORD, Browser
 
@@ -246,7 +246,7 @@ def test_a_progress_bar_only_on_a_terminal_and_never_with_json(
     path = write_csv(tmp_path, HEADER, ANNA)
     assert "checking rows" not in run(runner, path, "--dry-run").output
 
-    monkeypatch.setattr(customers_cli, "on_terminal", lambda: True)
+    monkeypatch.setattr(cli_output, "on_terminal", lambda: True)
     assert "checking rows" in run(runner, path, "--dry-run").output
     result = run(runner, path, "--dry-run", "--json")
     assert json.loads(result.stdout)["added"] == 1
