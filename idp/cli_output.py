@@ -1,14 +1,44 @@
-"""How admin commands print: a table (or key/value lines) for people, JSON for scripts."""
+"""How admin commands print: a table (or key/value lines) for people, JSON for scripts, a
+refusal as one line, and the report of a CSV import. Shared by every feature's cli.py."""
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable
-from typing import Any
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from idp.csv_import import ImportDataError, ImportReport
+from idp.db import db_session
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def one_line_errors(
+    *errors: type[Exception],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A command decorator: one of `errors` (a refusal of the domain) rolls the session back
+    and becomes one clear line and a non-zero exit, never a traceback."""
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except errors as exc:
+                db_session().rollback()
+                raise click.ClickException(str(exc)) from None
+
+        return wrapper
+
+    return decorator
 
 
 def print_rows(
@@ -38,3 +68,81 @@ def _cell(value: Any) -> str:
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     return "" if value is None else str(value)
+
+
+# --- CSV imports -----------------------------------------------------------------------------
+
+
+class ProgressBars:
+    """One click progress bar per phase of an import ("checking rows", "writing", …)."""
+
+    def __init__(self) -> None:
+        self.phase: str | None = None
+        self.bar: ProgressBar[Any] | None = None
+        self.done = 0
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if phase != self.phase:
+            self.close()
+            self.phase, self.done = phase, 0
+            self.bar = click.progressbar(length=max(total, 1), label=phase.ljust(28))
+            self.bar.__enter__()
+        if self.bar is not None and done > self.done:
+            self.bar.update(done - self.done)
+            self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def on_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def run_import(
+    file: Path,
+    importer: Callable[..., ImportReport],
+    *,
+    skip_invalid: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Read FILE, run `importer(session, data, skip_invalid=, dry_run=, progress=)`, commit
+    what it wrote, and print the report the same way for every CSV import command."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"{file}: {exc.strerror}") from None
+    # A progress bar is for a person watching a terminal, never for scripts or --json.
+    bars = ProgressBars() if on_terminal() and not as_json else None
+    session = db_session()
+    try:
+        report = importer(session, data, skip_invalid=skip_invalid, dry_run=dry_run, progress=bars)
+    except ImportDataError as exc:
+        session.rollback()
+        raise click.ClickException(f"{file}: {exc}") from None
+    finally:
+        if bars is not None:
+            bars.close()
+    if report.written:
+        session.commit()
+    else:
+        session.rollback()
+
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        for error in report.errors:
+            for reason in error.reasons:
+                click.echo(f"line {error.line}: {reason}")
+        note = "" if report.imported else " (nothing written)"
+        click.echo(report.summary() + note)
+    if report.refused:
+        click.echo(
+            f"{file}: nothing imported because of {report.rejected} bad row(s) "
+            "(--skip-invalid imports the valid rows)",
+            err=True,
+        )
+        click.get_current_context().exit(1)

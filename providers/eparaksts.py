@@ -45,7 +45,6 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 import urllib3
-from stdnum.lv import pvn
 
 from providers.base import (
     CheckReport,
@@ -56,6 +55,7 @@ from providers.base import (
     UpstreamProvider,
     VerifiedIdentity,
 )
+from providers.personal_codes import InvalidPersonalCode, parse_personal_code
 
 log = logging.getLogger(__name__)
 
@@ -352,9 +352,11 @@ class EparakstsProvider(UpstreamProvider):
 
 
 def _personal_code(provider: str, serial: object) -> str:
-    """The 11-digit code of `PNOLV-DDMMYY-NNNNN`. Other countries are refused: people are
-    linked on Latvian personal codes. A code failing the checksum is kept and logged, not
-    refused (DOMAIN.md: a code asserted by eSignature is already verified)."""
+    """The 11-digit code of `PNOLV-DDMMYY-NNNNN`, by the one personal-code rule
+    (providers/personal_codes.py). Other countries are refused: people are linked on Latvian
+    personal codes; so is a company's registration number, which is no person's code. A code
+    failing the date or checksum is kept and logged, not refused (DOMAIN.md: a code asserted
+    by eSignature is already verified)."""
     if not isinstance(serial, str):
         raise UpstreamError(f"{provider}: users/me carries no serial_number")
     match = _LATVIAN_SERIAL.fullmatch(serial)
@@ -366,11 +368,15 @@ def _personal_code(provider: str, serial: object) -> str:
                 "(only Latvian personal codes are linked)"
             )
         raise UpstreamError(f"{provider}: serial_number is not of the form PNOLV-DDMMYY-NNNNN")
-    code = match.group(1) + match.group(2)
-    if not pvn.is_valid(code):
+    try:
+        code, problem = parse_personal_code(match.group(1) + match.group(2))
+    except InvalidPersonalCode as exc:
+        raise UpstreamError(f"{provider}: serial_number refused: {exc}") from None
+    if problem is not None:
         log.warning(
-            "%s: the personal code asserted by eParaksts fails the checksum; kept as verified",
+            "%s: the personal code asserted by eParaksts fails the checksum (%s); kept as verified",
             provider,
+            problem,
         )
     return code
 

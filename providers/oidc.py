@@ -75,8 +75,6 @@ import requests
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
-from stdnum.exceptions import ValidationError as StdnumValidationError
-from stdnum.lv import pvn
 
 from providers.base import (
     Assurance,
@@ -88,6 +86,7 @@ from providers.base import (
     UpstreamProvider,
     VerifiedIdentity,
 )
+from providers.personal_codes import InvalidPersonalCode, parse_personal_code
 
 log = logging.getLogger(__name__)
 
@@ -343,10 +342,12 @@ def _b64url_json(segment: str, what: str) -> dict[str, Any]:
 # --- personal codes ----------------------------------------------------------------------
 
 
-def parse_personal_code(value: Any, provider: str = "?") -> tuple[str, str]:
-    """(country, 11-digit code) from a plain Latvian code or `PNOLV-...`; UpstreamError when
-    missing or garbled. A code failing the checksum is logged, not refused (DOMAIN.md,
-    "Facts worth knowing": an upstream-asserted code is already verified)."""
+def claimed_personal_code(value: Any, provider: str = "?") -> tuple[str, str]:
+    """(country, 11-digit code) from a plain Latvian code or `PNOLV-...`, by the one
+    personal-code rule (providers/personal_codes.py); UpstreamError when missing, garbled,
+    or a company's registration number (no person's code). A code failing the date or
+    checksum is logged, not refused (DOMAIN.md, "Facts worth knowing": an
+    upstream-asserted code is already verified)."""
     if not isinstance(value, str) or not value.strip():
         raise UpstreamError(f"{provider}: no personal code in the upstream claims")
     text = value.strip()
@@ -359,19 +360,18 @@ def parse_personal_code(value: Any, provider: str = "?") -> tuple[str, str]:
     plain = PLAIN_CODE.fullmatch(text)
     if not plain:
         raise UpstreamError(f"{provider}: the personal code claim is not a Latvian code")
-    code = plain.group(1) + plain.group(2)
     try:
-        pvn.validate(code)
-        valid = code[0] in "0123"  # 4-9: a company's number, not a person's
-    except StdnumValidationError:
-        valid = False
-    if not valid:
+        code, problem = parse_personal_code(plain.group(1) + plain.group(2))
+    except InvalidPersonalCode as exc:
+        raise UpstreamError(f"{provider}: the personal code claim is refused: {exc}") from None
+    if problem is not None:
         log.warning(
-            "%s asserted personal code %s…%s that fails the Latvian checksum; "
+            "%s asserted personal code %s…%s that fails the Latvian checksum (%s); "
             "accepted as upstream-verified (DOMAIN.md)",
             provider,
             code[:2],
             code[-1],
+            problem,
         )
     return country, code
 
@@ -744,7 +744,7 @@ class OidcProvider(UpstreamProvider):
 
     def _identity(self, claims: dict[str, Any]) -> VerifiedIdentity:
         o = self.options
-        country, code = parse_personal_code(claims.get(o.personal_code_claim), self.name)
+        country, code = claimed_personal_code(claims.get(o.personal_code_claim), self.name)
         names = []
         for claim in (o.given_name_claim, o.family_name_claim):
             value = claims.get(claim)

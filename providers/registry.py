@@ -7,7 +7,8 @@ Modules are imported on first use, so one connector's import cost (or absence) n
 touches the others. Built connectors are kept per process, keyed by the provider name and a
 fingerprint of its whole configuration: a connector caches discovery and JWKS, and an admin
 changing the configuration (`idp providers add/remove`) gets a fresh one on the next login.
-Nothing here knows about the database (`idp.providers_admin` turns rows into configs).
+Nothing here knows about the database (`idp.upstream_providers.services` turns rows into
+configs).
 """
 
 from __future__ import annotations

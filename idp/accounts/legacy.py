@@ -2,60 +2,54 @@
 
 A legacy user has no password: the first login must be by bank or eSignature asserting the
 personal code loaded here (idp.accounts.upstream._legacy_user), then the contact form comes
-before anything else (contact_confirmed False). The file is read and reported with the
-customer import's machinery (idp.customers.services); functions never commit.
+before anything else (contact_confirmed False). The file is read and reported as every CSV
+import is (idp.csv_import); functions never commit.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.accounts.registration import CONTRACTOR
 from idp.accounts.services import AccountError, parse_address
-from idp.customers.services import (
-    CustomerDataError,
-    ImportConflict,
+from idp.csv_import import (
+    BATCH,
+    CheckedRow,
+    ImportFile,
     ImportReport,
+    InvalidValue,
     Progress,
     RowError,
+    RowValues,
     chunks,
     clean_text,
-    csv_delimiter,
-    csv_records,
-    decode_csv,
-    duplicate_reasons,
     matching_rows,
-    normalize_personal_code,
-    normalize_phone,
-    read_header,
+    read_file,
+    read_only_if_dry_run,
+    write_if_imported,
+    writing_steps,
 )
-from idp.db import READ_ONLY
+from idp.identifiers import normalize_personal_code, normalize_phone
 from idp.models import Customer, Membership, User
 from idp.models.users import ACTIVE
-
-T = TypeVar("T")
 
 # Every column must be in the header (any order), phone too though its value may be empty:
 # as in the customer import, a missing column would leave it unclear whether an existing
 # user's value is to be kept or cleared.
 COLUMNS: tuple[str, ...] = ("email", "name", "personal_code", "customer_number", "phone")
+# One user per e-mail and per personal code: the file does not say which of two rows is right.
+UNIQUE: tuple[str, ...] = ("email", "personal_code")
 
 _USERS: Table = User.__table__  # type: ignore[assignment]
 _MEMBERSHIPS: Table = Membership.__table__  # type: ignore[assignment]
 EMAIL_MAX: int = _USERS.c.email.type.length  # type: ignore[attr-defined]
 NAME_MAX: int = _USERS.c.name.type.length  # type: ignore[attr-defined]
-
-# Rows per bulk statement when writing, so the progress bar moves.
-_BATCH = 5000
 
 EMAIL_TAKEN = "an account with this e-mail already exists"
 CODE_TAKEN = "this personal code belongs to another user"
@@ -78,62 +72,32 @@ class LegacyUserRow:
         return (self.name, self.phone, self.personal_code)
 
 
-@dataclass(slots=True)
-class LegacyUserFile:
-    rows: list[tuple[int, LegacyUserRow]]  # (line, row) of every valid row
-    errors: list[RowError]
-    delimiter: str
-
-
 def _email(value: str) -> tuple[str, str]:
     if len(value) > EMAIL_MAX:
-        raise CustomerDataError(f"longer than {EMAIL_MAX} characters")
+        raise InvalidValue(f"longer than {EMAIL_MAX} characters")
     try:
         address = parse_address(value)
         return address.normalized, address.display
     except AccountError as exc:
-        raise CustomerDataError(str(exc)) from None
+        raise InvalidValue(str(exc)) from None
 
 
 def _name(value: str) -> str:
     name = clean_text(value, NAME_MAX)
     if not name:
-        raise CustomerDataError("required")
+        raise InvalidValue("required")
     return name
 
 
-@dataclass(slots=True)
-class _Checked:
-    row: LegacyUserRow | None
-    reasons: list[str]
-    # Parsed even when the row has other problems, to find duplicates across the file.
-    email: str | None
-    personal_code: str | None
-    customer_number: str | None
-
-
-def _check_row(raw: Mapping[str, str]) -> _Checked:
-    reasons: list[str] = []
-    values = {column: value.strip() for column, value in raw.items()}
-
-    def parsed(column: str, parse: Callable[[str], T], required: bool = True) -> T | None:
-        if not values[column]:
-            if required:
-                reasons.append(f"{column}: required")
-            return None
-        try:
-            return parse(values[column])
-        except CustomerDataError as exc:
-            reasons.append(f"{column}: {exc}")
-            return None
-
-    email = parsed("email", _email)
-    name = parsed("name", _name)
-    code = parsed("personal_code", normalize_personal_code)
-    number = parsed("customer_number", str)
-    phone = parsed("phone", normalize_phone, required=False)
+def _check_row(raw: Mapping[str, str]) -> CheckedRow[LegacyUserRow]:
+    v = RowValues(raw)
+    email = v.parse("email", _email, required=True)
+    name = v.parse("name", _name, required=True)
+    code = v.parse("personal_code", normalize_personal_code, required=True)
+    number = v.parse("customer_number", str, required=True)
+    phone = v.parse("phone", normalize_phone)
     row = None
-    if not reasons and email and name and code and number:
+    if not v.reasons and email and name and code and number:
         row = LegacyUserRow(
             email=email[0],
             email_display=email[1],
@@ -142,58 +106,15 @@ def _check_row(raw: Mapping[str, str]) -> _Checked:
             customer_number=number,
             phone=phone,
         )
-    return _Checked(row, reasons, email[0] if email else None, code, number)
+    unique = {"email": (email[0],) if email else (), "personal_code": (code,) if code else ()}
+    return CheckedRow(row, v.reasons, unique, number)
 
 
-def read_legacy_file(data: bytes, progress: Progress | None = None) -> LegacyUserFile:
-    """Check every row of a CSV file (UTF-8, header row, `,` or `;`), without the database.
-
-    An e-mail or personal code on two rows makes every such row an error: the file does not
-    say which of them is right.
-    """
-    text = decode_csv(data)
-    delimiter = csv_delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    records = csv_records(reader)
-    names = read_header(records, COLUMNS)
-    total_lines = text.count("\n") + 1
-
-    checked: list[tuple[int, _Checked]] = []
-    errors: list[RowError] = []
-    for line, fields in records:
-        if progress and line % 1000 == 0:
-            progress("checking rows", line, total_lines)
-        if isinstance(fields, str):
-            errors.append(RowError(line, [fields]))
-        elif not any(f.strip() for f in fields):
-            continue  # blank line, or a row of empty cells as spreadsheets export them
-        elif len(fields) != len(names):
-            errors.append(RowError(line, [f"expected {len(names)} fields, found {len(fields)}"]))
-        else:
-            checked.append((line, _check_row(dict(zip(names, fields, strict=True)))))
-    if progress:
-        progress("checking rows", total_lines, total_lines)
-
-    seen: dict[str, dict[str, list[int]]] = {
-        "email": defaultdict(list),
-        "personal_code": defaultdict(list),
-    }
-    for line, check in checked:
-        if check.email:
-            seen["email"][check.email].append(line)
-        if check.personal_code:
-            seen["personal_code"][check.personal_code].append(line)
-    extra = duplicate_reasons(seen)
-
-    rows: list[tuple[int, LegacyUserRow]] = []
-    for line, check in checked:
-        reasons = check.reasons + extra.get(line, [])
-        if reasons or check.row is None:
-            errors.append(RowError(line, reasons, check.customer_number))
-        else:
-            rows.append((line, check.row))
-    errors.sort(key=lambda e: e.line)
-    return LegacyUserFile(rows, errors, delimiter)
+def read_legacy_file(data: bytes, progress: Progress | None = None) -> ImportFile[LegacyUserRow]:
+    """Check every row of a previous-portal CSV file, without the database
+    (idp.csv_import.read_file: an e-mail or personal code on two rows makes every such row
+    an error)."""
+    return read_file(data, COLUMNS, _check_row, UNIQUE, progress)
 
 
 # --- import ----------------------------------------------------------------------------------
@@ -259,9 +180,7 @@ def import_legacy_users(
     Raises ImportFileError for a file that cannot be read at all.
     """
     parsed = read_legacy_file(data, progress)
-    if dry_run and not session.in_transaction():
-        # On SQLite a read-only transaction does not take the write lock.
-        session.connection(execution_options=READ_ONLY)
+    read_only_if_dry_run(session, dry_run)
     rows = parsed.rows
     if progress:
         progress("comparing with the database", 0, 3)
@@ -317,16 +236,11 @@ def import_legacy_users(
         dry_run=dry_run,
         refused=bool(errors) and not skip_invalid,
     )
-    if not report.imported or not (added or updated):
-        return report
-    try:
-        _write(session, added, updated, progress)
-    except IntegrityError:
-        # Only a concurrent writer can cause this: every constraint was checked above.
-        raise ImportConflict(
-            "the users changed during the import; nothing was written, run it again"
-        ) from None
-    report.written = True
+    write_if_imported(
+        report,
+        lambda: _write(session, added, updated, progress),
+        "the users changed during the import; nothing was written, run it again",
+    )
     return report
 
 
@@ -338,18 +252,11 @@ def _write(
 ) -> None:
     """Bulk statements, as the customer import (executemany, no ORM flush per user)."""
     u = _USERS.c
-    total = len(added) + len(updated)
-    done = 0
-
-    def step(count: int) -> None:
-        nonlocal done
-        done += count
-        if progress:
-            progress("writing", done, total)
+    step = writing_steps(progress, len(added) + len(updated))
 
     memberships: list[dict[str, Any]] = []
     set_values = update(_USERS).where(u.id == bindparam("user_id"))
-    for batch in chunks(updated, _BATCH):
+    for batch in chunks(updated, BATCH):
         session.execute(
             set_values,
             [
@@ -369,7 +276,7 @@ def _write(
         )
         step(len(batch))
 
-    for batch in chunks(added, _BATCH):
+    for batch in chunks(added, BATCH):
         session.execute(
             insert(_USERS),
             [
@@ -401,5 +308,5 @@ def _write(
             for row, customer_id in added
         )
 
-    for batch in chunks(memberships, _BATCH):
+    for batch in chunks(memberships, BATCH):
         session.execute(insert(_MEMBERSHIPS), list(batch))

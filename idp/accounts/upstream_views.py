@@ -21,8 +21,8 @@ from idp.delegation import services as delegation
 from idp.i18n import current_language
 from idp.models import UpstreamProviderConfig, User
 from idp.oidc.authorize import belongs_to_browser, load_interaction
-from idp.providers_admin import NAME_PATTERN, ProviderError, connector_config
 from idp.security import new_token
+from idp.upstream_providers.services import NAME_PATTERN, ProviderError, connector_config
 from idp.web import app_settings, html_page
 from providers.base import UpstreamCancelled, UpstreamError, UpstreamProvider, VerifiedIdentity
 from providers.registry import build_connector

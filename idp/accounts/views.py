@@ -52,8 +52,8 @@ from idp.oidc.authorize import (
     required_assurance,
 )
 from idp.oidc.clients import find_client
-from idp.providers_admin import enabled_providers
 from idp.security import Passwords
+from idp.upstream_providers.services import enabled_providers
 from idp.web import app_settings, html_page
 
 bp = Blueprint("accounts", __name__)

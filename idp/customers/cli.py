@@ -1,56 +1,22 @@
 """`idp customers`: import the utility's customer data from CSV, list it, show one customer.
 
-Thin: parsing of the file and every rule live in idp/customers/services.py.
+Thin: the rules live in idp/customers/ (rows.py, importer.py, services.py) and idp/csv_import.py.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from flask.cli import AppGroup
 
-from idp.cli_output import json_option, print_rows
-from idp.customers import services
+from idp.cli_output import json_option, print_rows, run_import
+from idp.customers import importer, services
 from idp.db import db_session
 from idp.models import Customer
 
-if TYPE_CHECKING:
-    from click._termui_impl import ProgressBar
-
 customers_cli = AppGroup("customers", help="Customer data from the utility's customer database.")
-
-
-class ProgressBars:
-    """One click progress bar per phase of the import ("checking rows", "writing", …)."""
-
-    def __init__(self) -> None:
-        self.phase: str | None = None
-        self.bar: ProgressBar[Any] | None = None
-        self.done = 0
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if phase != self.phase:
-            self.close()
-            self.phase, self.done = phase, 0
-            self.bar = click.progressbar(length=max(total, 1), label=phase.ljust(28))
-            self.bar.__enter__()
-        if self.bar is not None and done > self.done:
-            self.bar.update(done - self.done)
-            self.done = done
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-
-
-def on_terminal() -> bool:
-    return sys.stdout.isatty()
 
 
 @customers_cli.command("import")
@@ -68,7 +34,7 @@ def customers_import(file: Path, skip_invalid: bool, dry_run: bool, as_json: boo
     errors imports nothing unless --skip-invalid is given; every bad row is reported.
     """
     run_import(
-        file, services.import_customers, skip_invalid=skip_invalid, dry_run=dry_run, as_json=as_json
+        file, importer.import_customers, skip_invalid=skip_invalid, dry_run=dry_run, as_json=as_json
     )
 
 
@@ -141,50 +107,3 @@ def customers_show(number: str, as_json: bool) -> None:
     print_rows(out, as_json)
     click.echo("\nportal users:")
     print_rows(users, as_json, ["email", "name", "role", "state"])
-
-
-def run_import(
-    file: Path,
-    importer: Callable[..., services.ImportReport],
-    *,
-    skip_invalid: bool,
-    dry_run: bool,
-    as_json: bool,
-) -> None:
-    """Read FILE, run `importer(session, data, skip_invalid=, dry_run=, progress=)`, commit
-    what it wrote, and print the report the same way for every CSV import command."""
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise click.ClickException(f"{file}: {exc.strerror}") from None
-    # A progress bar is for a person watching a terminal, never for scripts or --json.
-    bars = ProgressBars() if on_terminal() and not as_json else None
-    session = db_session()
-    try:
-        report = importer(session, data, skip_invalid=skip_invalid, dry_run=dry_run, progress=bars)
-    except services.CustomerDataError as exc:
-        session.rollback()
-        raise click.ClickException(f"{file}: {exc}") from None
-    finally:
-        if bars is not None:
-            bars.close()
-    if report.written:
-        session.commit()
-    else:
-        session.rollback()
-
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
-    else:
-        for error in report.errors:
-            for reason in error.reasons:
-                click.echo(f"line {error.line}: {reason}")
-        note = "" if report.imported else " (nothing written)"
-        click.echo(report.summary() + note)
-    if report.refused:
-        click.echo(
-            f"{file}: nothing imported because of {report.rejected} bad row(s) "
-            "(--skip-invalid imports the valid rows)",
-            err=True,
-        )
-        click.get_current_context().exit(1)

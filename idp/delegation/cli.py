@@ -8,9 +8,7 @@ Thin: every rule lives in idp/delegation/services.py; the actor is always Actor.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -19,7 +17,7 @@ from flask.cli import AppGroup
 from sqlalchemy.orm import Session
 
 from idp.audit import Actor, history
-from idp.cli_output import json_option, print_rows
+from idp.cli_output import json_option, one_line_errors, print_rows
 from idp.db import db_session, utcnow
 from idp.delegation import services
 from idp.delegation.rights import MembershipState
@@ -33,18 +31,7 @@ dry_run_option = click.option(
 )
 
 
-def _errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """A refusal is one line and a non-zero exit, with nothing written."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except services.DelegationError as exc:
-            db_session().rollback()
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
+_errors = one_line_errors(services.DelegationError)
 
 
 def _customer(session: Session, number: str) -> Customer:

@@ -12,9 +12,9 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from idp.accounts.forms import NewPasswordForm, usable_email
-from idp.customers.services import CustomerDataError, normalize_personal_code
 from idp.delegation.labels import RIGHT_LABELS
 from idp.delegation.rights import GRANTABLE_TO_ADDITIONAL_USERS, Right
+from idp.identifiers import InvalidPersonalCode, normalize_personal_code
 
 # The check-boxes, in a fixed order (an enumeration of rights, not loose strings).
 _GRANTABLE = [r for r in Right if r in GRANTABLE_TO_ADDITIONAL_USERS]
@@ -78,7 +78,7 @@ class AddUserForm(FlaskForm):
     def validate_personal_code(self, field: StringField) -> None:
         try:
             normalize_personal_code(field.data or "")
-        except CustomerDataError as exc:
+        except InvalidPersonalCode as exc:
             raise ValidationError(
                 _l(
                     "This is not a valid personal code (%(reason)s). Check "

@@ -18,8 +18,8 @@ from idp.db import db_session
 from idp.delegation import services
 from idp.delegation.forms import InvitationPasswordForm, InvitationStartForm
 from idp.models import User
-from idp.providers_admin import enabled_providers
 from idp.security import new_token
+from idp.upstream_providers.services import enabled_providers
 from idp.web import app_settings
 from providers.base import UpstreamError
 

@@ -36,7 +36,6 @@ from idp.accounts.links import (
 from idp.accounts.registration import create_pending_user
 from idp.accounts.services import AccountError, display_email, normalize_email
 from idp.audit import Action, Actor, record
-from idp.customers.services import CustomerDataError, normalize_personal_code
 from idp.db import utcnow
 from idp.delegation.rights import (
     ALL_RIGHTS,
@@ -48,6 +47,7 @@ from idp.delegation.rights import (
     parse_rights,
 )
 from idp.i18n import LOCAL_TIMEZONE, local_minute
+from idp.identifiers import InvalidPersonalCode, normalize_personal_code
 from idp.models import Customer, Membership, User
 from idp.models.users import ACTIVE, INACTIVE
 from idp.oidc.tokens import revoke_customer_families
@@ -255,7 +255,7 @@ def invite_additional_user(
     if personal_code and personal_code.strip():
         try:
             code = normalize_personal_code(personal_code)
-        except CustomerDataError as exc:
+        except InvalidPersonalCode as exc:
             raise DelegationError(f"personal code: {exc}") from None
     now = utcnow()
     return _invite(

@@ -11,9 +11,9 @@ from idp.accounts.services import create_user, find_user_by_email
 from idp.models import Client, Customer, CustomerContract
 from idp.models.customers import PERSON
 from idp.oidc import registry
-from idp.providers_admin import add_provider, find_provider
 from idp.security import Passwords
 from idp.settings import Settings
+from idp.upstream_providers.services import add_provider, find_provider
 
 DEMO_EMAIL = "janis.berzins@example.lv"
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 (demo mode only; printed at every start)

@@ -14,8 +14,9 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
-from idp.customers import cli as customers_cli
-from idp.customers.services import COLUMNS, find_customer_for_registration
+from idp import cli_output
+from idp.customers.rows import COLUMNS
+from idp.customers.services import find_customer_for_registration
 from idp.models import Customer, User
 
 HEADER = ",".join(COLUMNS)
@@ -215,7 +216,7 @@ def test_a_progress_bar_only_on_a_terminal_and_never_with_json(
     path = write_csv(tmp_path, HEADER, JANIS, GAZE)
     assert "checking rows" not in run(runner, "import", path, "--dry-run").output
 
-    monkeypatch.setattr(customers_cli, "on_terminal", lambda: True)
+    monkeypatch.setattr(cli_output, "on_terminal", lambda: True)
     assert "checking rows" in run(runner, "import", path, "--dry-run").output
     result = run(runner, "import", path, "--dry-run", "--json")
     assert json.loads(result.stdout)["added"] == 2

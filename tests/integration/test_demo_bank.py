@@ -232,7 +232,7 @@ def test_the_oidc_connector_logs_in_at_the_demo_bank_over_http(
     import requests
 
     from idp.db import session_factory
-    from idp.providers_admin import enabled_providers
+    from idp.upstream_providers.services import enabled_providers
     from providers.registry import build_connector
     from tests.conftest import free_loopback_port
     from tests.integration.test_providers_cli import served

@@ -13,8 +13,8 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idp import cli_output
 from idp.accounts.legacy import COLUMNS
-from idp.customers import cli as customers_cli
 from idp.models import Customer, Membership, User
 from tests.conftest import PASSWORD, Browser
 
@@ -177,6 +177,19 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_is_imported(
     assert stored(db) == {}
 
 
+def test_a_row_with_too_many_fields_says_a_delimiter_needs_quotes(
+    runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path
+) -> None:
+    """As in the customer import (one reader, idp/csv_import.py): a comma inside a name is
+    the usual cause of a row too long."""
+    path = write_csv(tmp_path, HEADER, "anna@example.lv,Ozola, Anna,010190-10001,100200300,")
+    result = run(runner, path)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0] == (
+        "line 2: expected 5 fields, found 6 (a delimiter inside a field needs double quotes)"
+    )
+
+
 def test_skip_invalid_imports_the_valid_rows_and_reports_the_others(
     runner: FlaskCliRunner, db: Session, customer: Customer, tmp_path: Path
 ) -> None:
@@ -233,7 +246,7 @@ def test_a_progress_bar_only_on_a_terminal_and_never_with_json(
     path = write_csv(tmp_path, HEADER, ANNA)
     assert "checking rows" not in run(runner, path, "--dry-run").output
 
-    monkeypatch.setattr(customers_cli, "on_terminal", lambda: True)
+    monkeypatch.setattr(cli_output, "on_terminal", lambda: True)
     assert "checking rows" in run(runner, path, "--dry-run").output
     result = run(runner, path, "--dry-run", "--json")
     assert json.loads(result.stdout)["added"] == 1

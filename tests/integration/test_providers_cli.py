@@ -21,11 +21,11 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
-from idp import providers_admin
 from idp.demo import bank_sim
 from idp.demo.seed import DEMO_EPARAKSTS_CLIENT_ID, DEMO_EPARAKSTS_SECRET
 from idp.models import UpstreamProviderConfig
 from idp.settings import load_settings
+from idp.upstream_providers import services as provider_services
 from providers import registry
 from tests.conftest import free_loopback_port
 from tests.integration.test_cli import assert_one_line_error
@@ -101,7 +101,7 @@ def test_add_stores_the_secret_encrypted_and_never_shows_it(
     # Decrypted only for the connector.
     row = db.scalar(select(UpstreamProviderConfig))
     assert row is not None
-    config = providers_admin.connector_config(runner.app.config["IDP_SETTINGS"], row)
+    config = provider_services.connector_config(runner.app.config["IDP_SETTINGS"], row)
     db.commit()
     assert config.client_secret == SECRET and config.kind == "oidc"
 
@@ -168,7 +168,7 @@ def test_enabled_providers_lists_banks_then_esignature_by_display_name(
         ("alfa", "oidc", "bank", "Alfa bank"),
         ("off", "oidc", "bank", "Aaa (disabled)"),
     ):
-        providers_admin.add_provider(
+        provider_services.add_provider(
             db,
             settings,
             name=name,
@@ -182,14 +182,14 @@ def test_enabled_providers_lists_banks_then_esignature_by_display_name(
             enabled=name != "off",
         )
     db.commit()
-    shown = [(c.name, c.method) for c in providers_admin.enabled_providers(db, settings)]
+    shown = [(c.name, c.method) for c in provider_services.enabled_providers(db, settings)]
     db.commit()
     assert shown == [("alfa", "bank"), ("zeta", "bank"), ("epar", "esignature")]
 
 
 def test_a_wrong_key_encryption_key_is_a_clear_error(app: Flask, db: Session) -> None:
     settings = app.config["IDP_SETTINGS"]
-    row = providers_admin.add_provider(
+    row = provider_services.add_provider(
         db,
         settings,
         name="swedbank",
@@ -202,10 +202,10 @@ def test_a_wrong_key_encryption_key_is_a_clear_error(app: Flask, db: Session) ->
     )
     db.commit()
     other = load_settings({"key_encryption_key": "A" * 43 + "="})
-    with pytest.raises(providers_admin.ProviderError, match="key_encryption_key"):
-        providers_admin.connector_config(other, row)
+    with pytest.raises(provider_services.ProviderError, match="key_encryption_key"):
+        provider_services.connector_config(other, row)
     # The login page leaves it out instead of failing.
-    assert providers_admin.enabled_providers(db, other) == []
+    assert provider_services.enabled_providers(db, other) == []
     db.commit()
 
 
@@ -412,7 +412,7 @@ def test_check_passes_against_the_demo_bank(runner: FlaskCliRunner, demo_server:
 def test_a_changed_configuration_builds_a_new_connector(app: Flask, db: Session) -> None:
     pytest.importorskip("providers.eparaksts")
     settings = app.config["IDP_SETTINGS"]
-    row = providers_admin.add_provider(
+    row = provider_services.add_provider(
         db,
         settings,
         name="epar",
@@ -423,9 +423,11 @@ def test_a_changed_configuration_builds_a_new_connector(app: Flask, db: Session)
         client_id="idp",
         client_secret="one",
     )
-    config = providers_admin.connector_config(settings, row)
+    config = provider_services.connector_config(settings, row)
     first = registry.build_connector(config, 5)
-    assert registry.build_connector(providers_admin.connector_config(settings, row), 5) is first
+    assert registry.build_connector(provider_services.connector_config(settings, row), 5) is first
     row.client_secret_encrypted = Fernet(settings.effective_key_encryption_key).encrypt(b"two")
-    assert registry.build_connector(providers_admin.connector_config(settings, row), 5) is not first
+    assert (
+        registry.build_connector(provider_services.connector_config(settings, row), 5) is not first
+    )
     db.rollback()

@@ -66,6 +66,13 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
         "family_name": "Kalna",
         "acr": "urn:bank:substantial",
     },
+    # A company's registration number (valid as such) where a personal code belongs.
+    "company": {
+        "personal_code": "40003032949",
+        "given_name": "Gāzes",
+        "family_name": "Līnija",
+        "acr": "urn:bank:substantial",
+    },
     # No personal code at all.
     "nocode": {"given_name": "Nav", "family_name": "Koda", "acr": "urn:bank:substantial"},
 }

@@ -412,6 +412,16 @@ def test_a_foreign_or_malformed_serial_number_is_refused(serial: str, reason: st
             provider.finish_login(*browse(provider, person=serial))
 
 
+def test_a_company_registration_number_is_not_taken_for_a_person() -> None:
+    """A person's eSignature carries a personal code; 40003032949 is a valid registration
+    number (stdnum.lv.pvn accepts it), and no person may be linked on it."""
+    company = TestPerson("Gāzes", "Līnija", "PNOLV-400030-32949")
+    with serve(simulator(persons=(company,))) as url:
+        provider = connector(url)
+        with pytest.raises(UpstreamError, match="not a personal code"):
+            provider.finish_login(*browse(provider, person=company.serial_number))
+
+
 def test_a_serial_number_without_the_inner_hyphen_is_the_same_code() -> None:
     plain = TestPerson("Jānis", "Bērziņš", "PNOLV-32123456785")
     with serve(simulator(persons=(plain,))) as url:

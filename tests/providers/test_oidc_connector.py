@@ -124,6 +124,15 @@ def test_a_code_failing_the_checksum_is_accepted_and_logged(
     assert "checksum" in caplog.text and "32123456786" not in caplog.text
 
 
+def test_a_company_registration_number_is_not_taken_for_a_person(oidc_peer: OidcPeer) -> None:
+    """The one personal-code rule (providers/personal_codes.py): a checksum failure is
+    logged, but a company's number is no person's code."""
+    upstream = bank(oidc_peer)
+    start = upstream.start_login(oidc_peer.redirect_uri)
+    with pytest.raises(UpstreamError, match="not a personal code"):
+        upstream.finish_login(oidc_peer.login(start.redirect_url, "company").params, start.pending)
+
+
 def test_no_personal_code_is_refused(oidc_peer: OidcPeer) -> None:
     upstream = bank(oidc_peer)
     start = upstream.start_login(oidc_peer.redirect_uri)

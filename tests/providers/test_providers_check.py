@@ -14,7 +14,7 @@ from click.testing import Result
 from flask import Flask, url_for
 from flask.testing import FlaskCliRunner
 
-from idp import providers_admin
+from idp.upstream_providers import services as provider_services
 from tests.peers.hostile_op import HostileOP
 from tests.peers.oidc_peer import OidcPeer
 
@@ -207,4 +207,4 @@ def test_the_redirect_uri_is_the_callback_route(app: Flask) -> None:
     settings = app.config["IDP_SETTINGS"]
     with app.test_request_context():
         route = settings.issuer + url_for("upstream.callback", provider="swedbank")
-    assert providers_admin.redirect_uri(settings, "swedbank") == route
+    assert provider_services.redirect_uri(settings, "swedbank") == route
