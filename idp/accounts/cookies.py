@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Response, current_app, g, request
+from flask import current_app, g, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts.services import find_browser_session
 from idp.db import db_session
@@ -22,7 +23,7 @@ def current_browser_session() -> BrowserSession | None:
     return g.browser_session
 
 
-def set_session_cookie(response: Response, value: str) -> None:
+def set_session_cookie(response: BaseResponse, value: str) -> None:
     settings = current_app.config["IDP_SETTINGS"]
     response.set_cookie(
         cookie_name(),
@@ -37,7 +38,7 @@ def set_session_cookie(response: Response, value: str) -> None:
     )
 
 
-def clear_session_cookie(response: Response) -> None:
+def clear_session_cookie(response: BaseResponse) -> None:
     settings = current_app.config["IDP_SETTINGS"]
     response.delete_cookie(
         cookie_name(),
@@ -88,7 +89,7 @@ def _upstream_cookie_attributes() -> dict[str, Any]:
     return {"secure": True, "samesite": "None"}
 
 
-def set_upstream_binding(response: Response, value: str) -> None:
+def set_upstream_binding(response: BaseResponse, value: str) -> None:
     settings = current_app.config["IDP_SETTINGS"]
     response.set_cookie(
         UPSTREAM_COOKIE,
@@ -100,13 +101,13 @@ def set_upstream_binding(response: Response, value: str) -> None:
     )
 
 
-def clear_upstream_binding(response: Response) -> None:
+def clear_upstream_binding(response: BaseResponse) -> None:
     response.delete_cookie(
         UPSTREAM_COOKIE, path=UPSTREAM_COOKIE_PATH, httponly=True, **_upstream_cookie_attributes()
     )
 
 
-def set_interaction_binding(response: Response, value: str) -> None:
+def set_interaction_binding(response: BaseResponse, value: str) -> None:
     settings = current_app.config["IDP_SETTINGS"]
     # Lax is enough: every page that reads it is a top-level GET or one of our own forms
     # (the form_post callback relies on the upstream binding instead).

@@ -21,6 +21,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts import cookies
 from idp.accounts.services import end_browser_session
@@ -73,7 +74,7 @@ def jwks() -> Response:
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
-def authorize_endpoint() -> Response:
+def authorize_endpoint() -> BaseResponse:
     params = request.args if request.method == "GET" else request.form
     if "ui_locales" in params:
         session["ui_locales"] = params.get("ui_locales", "")[:64]
@@ -90,7 +91,7 @@ def authorize_endpoint() -> Response:
 
 
 @bp.get("/authorize/resume")
-def resume() -> Response:
+def resume() -> BaseResponse:
     """Continue a paused request after login or consent (same browser only)."""
     interaction_id = request.args.get("interaction", "")
     interaction = authorize.load_interaction(db_session(), interaction_id)
@@ -108,7 +109,7 @@ def resume() -> Response:
     return _answer(authorize.process(db_session(), server(), params, browser, interaction))
 
 
-def _answer(outcome: authorize.Outcome) -> Response:
+def _answer(outcome: authorize.Outcome) -> BaseResponse:
     if outcome.kind == "redirect":
         return redirect(outcome.location, code=302)
     if outcome.kind == "error_page":
@@ -126,7 +127,7 @@ def _answer(outcome: authorize.Outcome) -> Response:
 
 
 @bp.route("/act-for", methods=["GET", "POST"])
-def select_customer() -> Response:
+def select_customer() -> BaseResponse:
     """Whom the person acts for in this request (several memberships; DOMAIN.md)."""
     db = db_session()
     interaction_id = request.values.get("interaction", "")
@@ -221,7 +222,7 @@ def userinfo() -> Response:
 
 
 @bp.route("/logout", methods=["GET", "POST"])
-def end_session() -> Response:
+def end_session() -> BaseResponse:
     """OIDC RP-Initiated Logout 1.0. Redirects only to a post_logout_redirect_uri registered
     exactly for the client the id_token_hint names; otherwise shows our own page."""
     params = request.values
@@ -258,11 +259,11 @@ def end_session() -> Response:
 
 
 @bp.post("/logout/confirm")
-def logout_confirm() -> Response:
+def logout_confirm() -> BaseResponse:
     return _finish_logout(session.pop("logout_redirect", None))
 
 
-def _finish_logout(redirect_to: str | None) -> Response:
+def _finish_logout(redirect_to: str | None) -> BaseResponse:
     end_browser_session(db_session(), request.cookies.get(cookies.cookie_name()))
     db_session().commit()
     session.pop("interactions", None)
