@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Row, Select, Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import QueryableAttribute, Session, selectinload
 from stdnum.exceptions import ValidationError
 from stdnum.lv import pvn
 
@@ -562,8 +562,11 @@ def chunks(values: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
 
 
 def matching_rows(
-    session: Session, query: Select[Any], column: ColumnElement[Any], keys: Sequence[Any]
-) -> Iterator[Row[Any]]:
+    session: Session,
+    query: Select[*tuple[Any, ...]],
+    column: ColumnElement[Any] | QueryableAttribute[Any],
+    keys: Sequence[Any],
+) -> Iterator[Row[*tuple[Any, ...]]]:
     """The rows of `query`, with `column` added last, whose `column` is one of `keys`.
 
     Many keys: one scan of the whole table, filtered here. IN-list chunks would be scanned
@@ -756,7 +759,7 @@ def _write(
         )
         step(len(batch))
 
-    for batch in chunks(added, _BATCH):
+    for new_batch in chunks(added, _BATCH):
         session.execute(
             insert(_CUSTOMERS),
             [
@@ -766,10 +769,10 @@ def _write(
                     "updated_at": now,
                     **dict(zip(FIELDS, row.values(), strict=True)),
                 }
-                for row in batch
+                for row in new_batch
             ],
         )
-        step(len(batch))
+        step(len(new_batch))
     if any(row.contract_numbers for row in added):
         ids = {
             number: id_
@@ -783,8 +786,8 @@ def _write(
             for n in row.contract_numbers
         )
 
-    for batch in chunks(new_contracts, _BATCH):
-        session.execute(insert(_CONTRACTS), list(batch))
+    for contract_batch in chunks(new_contracts, _BATCH):
+        session.execute(insert(_CONTRACTS), list(contract_batch))
 
 
 def duplicate_reasons(columns: Mapping[str, Mapping[str, list[int]]]) -> dict[int, list[str]]:
