@@ -109,14 +109,16 @@ def init_app(app: Flask) -> None:
 
 
 def session_factory(app: Flask | None = None) -> sessionmaker[Session]:
-    return (app or current_app).extensions["idp.sessionmaker"]
+    factory: sessionmaker[Session] = (app or current_app).extensions["idp.sessionmaker"]
+    return factory
 
 
 def db_session() -> Session:
     """The session of the current request or CLI command, created on first use."""
     if "db_session" not in g:
         g.db_session = session_factory()()
-    return g.db_session
+    session: Session = g.db_session
+    return session
 
 
 def read_only_session() -> Session:

@@ -11,16 +11,18 @@ from werkzeug.wrappers import Response as BaseResponse
 from idp.accounts.services import find_browser_session
 from idp.db import db_session
 from idp.models import BrowserSession
+from idp.web import app_settings
 
 
 def cookie_name() -> str:
-    return current_app.config["IDP_SETTINGS"].session_cookie_name
+    return app_settings().session_cookie_name
 
 
 def current_browser_session() -> BrowserSession | None:
     if "browser_session" not in g:
         g.browser_session = find_browser_session(db_session(), request.cookies.get(cookie_name()))
-    return g.browser_session
+    browser: BrowserSession | None = g.browser_session
+    return browser
 
 
 def set_session_cookie(response: BaseResponse, value: str) -> None:

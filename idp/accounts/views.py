@@ -249,7 +249,7 @@ def link_invalid_page() -> Response:
 
 def new_password_errors(form: NewPasswordForm | RegistrationForm, email: str | None) -> bool:
     """Form validation plus the password rules; errors land on the password field."""
-    valid = form.validate_on_submit()
+    valid: bool = form.validate_on_submit()
     problems = password_problems(
         form.password.data or "", app_settings().password_min_length, email
     )

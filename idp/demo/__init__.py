@@ -25,13 +25,14 @@ from idp.demo.seed import (
     METER_SERVICE_PREFIX,
     PUBLIC_CLIENT_ID,
 )
+from idp.web import app_settings
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 HTTP_TIMEOUT = 5
 
 
 def _issuer() -> str:
-    return current_app.config["IDP_SETTINGS"].issuer
+    return app_settings().issuer
 
 
 def _client() -> OAuth2Session:

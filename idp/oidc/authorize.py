@@ -226,13 +226,13 @@ def process(
     }
     kind = next((name for name, needed in steps.items() if needed), None)
     if "none" in prompts and kind is not None:
-        error = {
+        error_code = {
             "login": "login_required",
             "contact": "interaction_required",
             "select_customer": "account_selection_required",
         }.get(kind, "consent_required")
         return _error_redirect(
-            issuer, redirect_uri, ProtocolError(error, "The person must interact."), state
+            issuer, redirect_uri, ProtocolError(error_code, "The person must interact."), state
         )
     if kind is not None:
         if interaction is None:

@@ -39,7 +39,8 @@ bp = Blueprint("oidc", __name__)
 
 
 def server() -> IdpAuthorizationServer:
-    return current_app.extensions["idp.oauth_server"]
+    oauth_server: IdpAuthorizationServer = current_app.extensions["idp.oauth_server"]
+    return oauth_server
 
 
 def _json(body: dict[str, Any], status: int = 200, **headers: str) -> Response:
@@ -178,12 +179,14 @@ def token() -> Response:
 
 @bp.post("/revoke")
 def revoke() -> Response:
-    return server().create_endpoint_response("revocation")
+    response: Response = server().create_endpoint_response("revocation")
+    return response
 
 
 @bp.post("/introspect")
 def introspect() -> Response:
-    return server().create_endpoint_response("introspection")
+    response: Response = server().create_endpoint_response("introspection")
+    return response
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
@@ -215,7 +218,7 @@ def userinfo() -> Response:
                 "Cache-Control": "no-store",
             },
         )
-    return _json(claims, **{"Cache-Control": "no-store"})
+    return _json(claims, 200, **{"Cache-Control": "no-store"})
 
 
 # --- RP-initiated logout ---------------------------------------------------------------------
