@@ -1,4 +1,6 @@
-"""The HTML surfaces: login, consent, and (in demo mode only) the demo relying page.
+"""The HTML surfaces: the account pages (login, registration, bank and eSignature logins),
+consent, and (in demo mode only) the demo relying page with the simulated bank and
+eParaksts; the USERS section and the invitation page are registered by create_app.
 Every form is CSRF-protected; the protocol endpoints are exempt (they authenticate
 clients instead)."""
 

@@ -1,4 +1,6 @@
-"""The login page. Thin: parse the form, call one service, render or redirect."""
+"""The login page and the account pages around it: registration by e-mail, the pages the
+e-mail links open, "Forgot password?" and the contact form. Thin: parse the form, call one
+service, render or redirect."""
 
 from __future__ import annotations
 
