@@ -45,7 +45,7 @@ def init_app(app: Flask) -> None:
         # blueprint, eParaksts as its own WSGI app under its prefix.
         bank_sim.init_app(app, csrf)
         simulator = eparaksts_simulator(app.config["IDP_SETTINGS"])
-        app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]  # Flask's middleware idiom
             app.wsgi_app,
             {
                 DEMO_EPARAKSTS_PREFIX: simulator,
