@@ -13,6 +13,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from werkzeug.wrappers import Response as BaseResponse
 
 from consent import services
 from consent.forms import ConsentForm
@@ -30,7 +31,7 @@ def _error(message: str) -> Response:
 
 
 @bp.route("/consent", methods=["GET", "POST"])
-def consent_page() -> Response | str:
+def consent_page() -> BaseResponse | str:
     db = db_session()
     server = current_app.extensions["idp.oauth_server"]
     interaction_id = request.values.get("interaction", "")

@@ -128,7 +128,7 @@ class IdpKeys:
                 if discovery.get("issuer") != self.issuer:
                     raise ValueError("discovery names another issuer")
                 self.jwks_url = str(discovery["jwks_uri"])
-            keys = KeySet.import_key_set(_get_json(self.jwks_url))  # type: ignore[arg-type]
+            keys = KeySet.import_key_set({"keys": _get_json(self.jwks_url)["keys"]})
         except (requests.RequestException, JoseError, ValueError, KeyError, TypeError) as exc:
             raise KeysUnavailable(f"cannot fetch the IdP's keys: {exc}") from exc
         self._keys, self._kids = keys, {key.kid for key in keys}
@@ -263,7 +263,7 @@ def require_scope(scope: str) -> Callable[[View], View]:
             g.access_token = token
             return view(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]  # functools.wraps keeps the view's signature
 
     return decorator
 

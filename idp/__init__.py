@@ -55,7 +55,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     cli.init_app(app)
     fastpath.install(app)
     # Outermost, so the fast paths see the client's address and scheme too.
-    app.wsgi_app = proxies.TrustedProxies(  # type: ignore[method-assign]
+    app.wsgi_app = proxies.TrustedProxies(  # type: ignore[method-assign]  # Flask's middleware idiom
         app.wsgi_app, proxies.parse_networks(settings.trusted_proxies)
     )
     return app

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, current_app, g
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import JSON, CursorResult, DateTime, Engine, MetaData, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -109,14 +109,16 @@ def init_app(app: Flask) -> None:
 
 
 def session_factory(app: Flask | None = None) -> sessionmaker[Session]:
-    return (app or current_app).extensions["idp.sessionmaker"]
+    factory: sessionmaker[Session] = (app or current_app).extensions["idp.sessionmaker"]
+    return factory
 
 
 def db_session() -> Session:
     """The session of the current request or CLI command, created on first use."""
     if "db_session" not in g:
         g.db_session = session_factory()()
-    return g.db_session
+    session: Session = g.db_session
+    return session
 
 
 def read_only_session() -> Session:
@@ -131,3 +133,10 @@ def _close_session(_exc: BaseException | None) -> None:
     session: Session | None = g.pop("db_session", None)
     if session is not None:
         session.close()
+
+
+def rowcount(result: Result[*tuple[Any, ...]]) -> int:
+    """The rows an UPDATE or DELETE run by Session.execute matched. Session.execute is
+    typed to return a Result for any statement; for these it returns a CursorResult, the
+    one that carries the count."""
+    return cast("CursorResult[*tuple[Any, ...]]", result).rowcount

@@ -104,11 +104,12 @@ class FastPath:
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Callable[[bytes], Any]:
             seen.append((status, list(headers)))
-            return (
+            write: Callable[[bytes], Any] = (
                 start_response(status, headers, exc_info)
                 if exc_info
                 else start_response(status, headers)
             )
+            return write
 
         result = self.app(environ, recording_start_response)
         try:
@@ -153,7 +154,7 @@ class _DriverStatement:
             else statement.exported_columns
         )
         self.returns_rows = bool(columns)  # a SELECT, or DML with RETURNING
-        self.row = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
+        self.row: Any = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
         self.processors = [
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
         ]
@@ -349,7 +350,7 @@ class TokenFastPath(_HappyPath):
             return None
         if not 0 < length <= self.MAX_BODY:
             return None
-        body = environ["wsgi.input"].read(length)
+        body: bytes = environ["wsgi.input"].read(length)
         environ["wsgi.input"] = io.BytesIO(body)
         return body
 
@@ -362,8 +363,8 @@ class TokenFastPath(_HappyPath):
         except (UnicodeDecodeError, ValueError):
             return None
         form = dict(params)
-        grant_type = form.get("grant_type")
-        allowed = self.PARAMS.get(grant_type or "")
+        grant_type = form.get("grant_type", "")
+        allowed = self.PARAMS.get(grant_type)
         if (
             allowed is None
             or len(params) != len(form)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from idp.accounts.links import Purpose
 from idp.accounts.services import pending_self_registration
-from idp.db import utcnow
+from idp.db import rowcount, utcnow
 from idp.delegation.services import expire_due
 from idp.models import (
     AuthorizationCode,
@@ -88,5 +88,5 @@ def purge_expired(
         "email_links": delete(EmailLink).where(EmailLink.expires_at < now - CODE_RETENTION),
         "outbox_mails": delete(OutboxMail).where(OutboxMail.sent_at < now - MAIL_RETENTION),
     }
-    counts = {name: session.execute(stmt).rowcount for name, stmt in statements.items()}
+    counts = {name: rowcount(session.execute(stmt)) for name, stmt in statements.items()}
     return {"memberships_expired": expired_memberships, **counts}

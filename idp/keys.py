@@ -172,7 +172,8 @@ def _signature(alg: str, private: Any, signing_input: bytes) -> bytes:
         r, s = decode_dss_signature(private.sign(signing_input, _ECDSA_SHA256))
         return r.to_bytes(_ES256_SIZE, "big") + s.to_bytes(_ES256_SIZE, "big")
     if alg == "RS256":
-        return private.sign(signing_input, _PKCS1V15, hashes.SHA256())
+        signature: bytes = private.sign(signing_input, _PKCS1V15, hashes.SHA256())
+        return signature
     raise ValueError(f"unsupported algorithm {alg}")
 
 
@@ -259,7 +260,7 @@ class KeyRing:
         self._signers = {}
         self._keys = keys
         self._by_kid = {k.kid: k for k in keys}
-        self._public_keys = {k.kid: k.key.raw_value.public_key() for k in keys}
+        self._public_keys = {k.kid: k.key.public_key for k in keys}
         self._jwks_json = json.dumps({"keys": public}, separators=(",", ":")).encode()
         self._loaded_at = time.monotonic()
 
@@ -314,7 +315,7 @@ class KeyRing:
         try:
             header_b64, payload_b64, signature_b64 = token.encode("ascii").split(b".")
             header = json.loads(_unb64(header_b64))
-            loaded = self._by_kid.get(header.get("kid")) if isinstance(header, dict) else None
+            loaded = self._by_kid.get(header.get("kid", "")) if isinstance(header, dict) else None
             if loaded is None or header.get("alg") != loaded.alg:
                 return None
             signature = _unb64(signature_b64)

@@ -53,6 +53,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from email.errors import MessageError
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
@@ -367,7 +368,7 @@ def _mark_sent(engine: Engine, mail_id: int, now: dt.datetime) -> None:
 
 def retry_delay(settings: Settings, attempts: int) -> int:
     """Seconds until the next attempt after `attempts` failed ones (1, 2, ...)."""
-    return min(settings.mail_retry_max, settings.mail_retry_base * 2 ** max(attempts - 1, 0))
+    return min(settings.mail_retry_max, settings.mail_retry_base * (1 << max(attempts - 1, 0)))
 
 
 def _mark_failed(
@@ -466,7 +467,9 @@ def write_eml(
     # An address with non-ASCII letters cannot be written as an RFC 2047 encoded word:
     # such a mail is stored as SMTPUTF8 sends it (RFC 6532, UTF-8 headers).
     international = not str(message["To"]).isascii()
-    path.write_bytes(message.as_bytes(policy=message.policy.clone(utf8=international)))
+    policy = message.policy
+    assert isinstance(policy, EmailPolicy)  # EmailMessage() has email.policy.default
+    path.write_bytes(message.as_bytes(policy=policy.clone(utf8=international)))
     return path
 
 

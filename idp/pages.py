@@ -1,4 +1,6 @@
-"""The HTML surfaces: login, consent, and (in demo mode only) the demo relying page.
+"""The HTML surfaces: the account pages (login, registration, bank and eSignature logins),
+consent, and (in demo mode only) the demo relying page with the simulated bank and
+eParaksts; the USERS section and the invitation page are registered by create_app.
 Every form is CSRF-protected; the protocol endpoints are exempt (they authenticate
 clients instead)."""
 
@@ -43,7 +45,7 @@ def init_app(app: Flask) -> None:
         # blueprint, eParaksts as its own WSGI app under its prefix.
         bank_sim.init_app(app, csrf)
         simulator = eparaksts_simulator(app.config["IDP_SETTINGS"])
-        app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]  # Flask's middleware idiom
             app.wsgi_app,
             {
                 DEMO_EPARAKSTS_PREFIX: simulator,

@@ -331,9 +331,10 @@ class EparakstsProvider(UpstreamProvider):
         family_name = _name(self.name, me, "family_name")
         # The flow eParaksts reports (its acr echoes the flow used) decides the amr when it
         # is one we know; otherwise the flow we asked for, which eParaksts enforces.
-        upstream_acr = me.get("acr") if isinstance(me.get("acr"), str) else None
+        acr = me.get("acr")
+        upstream_acr = acr if isinstance(acr, str) else None
         requested = str(pending.get("acr_values", self.options.acr_values))
-        flow = upstream_acr if upstream_acr in self.options.amr else requested
+        flow = acr if isinstance(acr, str) and acr in self.options.amr else requested
         amr = self.options.amr.get(flow)
         if amr is None:
             raise UpstreamError(f"{self.name}: no amr configured for flow {flow[:80]!r}")

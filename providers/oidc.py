@@ -155,7 +155,7 @@ def _number(name: str, value: Any, low: float, high: float) -> float:
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise InvalidOptions(f"option {name!r} must be one of {', '.join(choices)}, got {value!r}")
-    return value
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -476,7 +476,8 @@ class OidcProvider(UpstreamProvider):
             cached.value is not None
             and time.monotonic() - cached.fetched_at < self.options.discovery_ttl
         ):
-            return cached.value
+            cached_doc: dict[str, Any] = cached.value
+            return cached_doc
         url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
         doc = _get_json(url, self.timeout, f"{self.name} discovery")
         problems = self.discovery_problems(doc)

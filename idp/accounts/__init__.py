@@ -1,1 +1,2 @@
-"""Accounts: the login page, browser sessions, and (later) registration and e-mail links."""
+"""Accounts: login by password, bank or eSignature, browser sessions, registration,
+e-mail links, and the users of the previous portal."""

@@ -5,24 +5,27 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Response, current_app, g, request
+from flask import current_app, g, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts.services import find_browser_session
 from idp.db import db_session
 from idp.models import BrowserSession
+from idp.web import app_settings
 
 
 def cookie_name() -> str:
-    return current_app.config["IDP_SETTINGS"].session_cookie_name
+    return app_settings().session_cookie_name
 
 
 def current_browser_session() -> BrowserSession | None:
     if "browser_session" not in g:
         g.browser_session = find_browser_session(db_session(), request.cookies.get(cookie_name()))
-    return g.browser_session
+    browser: BrowserSession | None = g.browser_session
+    return browser
 
 
-def set_session_cookie(response: Response, value: str) -> None:
+def set_session_cookie(response: BaseResponse, value: str) -> None:
     settings = current_app.config["IDP_SETTINGS"]
     response.set_cookie(
         cookie_name(),
@@ -37,7 +40,7 @@ def set_session_cookie(response: Response, value: str) -> None:
     )
 
 
-def clear_session_cookie(response: Response) -> None:
+def clear_session_cookie(response: BaseResponse) -> None:
     settings = current_app.config["IDP_SETTINGS"]
     response.delete_cookie(
         cookie_name(),
@@ -88,7 +91,7 @@ def _upstream_cookie_attributes() -> dict[str, Any]:
     return {"secure": True, "samesite": "None"}
 
 
-def set_upstream_binding(response: Response, value: str) -> None:
+def set_upstream_binding(response: BaseResponse, value: str) -> None:
     settings = current_app.config["IDP_SETTINGS"]
     response.set_cookie(
         UPSTREAM_COOKIE,
@@ -100,13 +103,13 @@ def set_upstream_binding(response: Response, value: str) -> None:
     )
 
 
-def clear_upstream_binding(response: Response) -> None:
+def clear_upstream_binding(response: BaseResponse) -> None:
     response.delete_cookie(
         UPSTREAM_COOKIE, path=UPSTREAM_COOKIE_PATH, httponly=True, **_upstream_cookie_attributes()
     )
 
 
-def set_interaction_binding(response: Response, value: str) -> None:
+def set_interaction_binding(response: BaseResponse, value: str) -> None:
     settings = current_app.config["IDP_SETTINGS"]
     # Lax is enough: every page that reads it is a top-level GET or one of our own forms
     # (the form_post callback relies on the upstream binding instead).

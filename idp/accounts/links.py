@@ -22,7 +22,7 @@ import enum
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from idp.db import utcnow
+from idp.db import rowcount, utcnow
 from idp.models import EmailLink, User
 from idp.security import hash_secret, new_token
 
@@ -117,7 +117,7 @@ def void_links(session: Session, *, membership_id: int) -> int:
         .values(voided_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount
+    return rowcount(result)
 
 
 def last_issued_at(session: Session, user: User, purpose: Purpose) -> dt.datetime | None:
@@ -193,7 +193,7 @@ def consume_link_by_id(session: Session, link_id: int, purpose: Purpose) -> Emai
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return None
     row = session.get(EmailLink, link_id, populate_existing=True)
     if row is None or _matches_state(session, row, purpose) is None:
@@ -216,7 +216,7 @@ def consume_link(session: Session, token: str, purpose: Purpose) -> User | None:
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return None
     row = session.scalar(select(EmailLink).where(EmailLink.token_hash == token_hash))
     if row is None:

@@ -187,7 +187,7 @@ def _wait_seconds(
     if elapsed > settings.login_failure_window:
         return 0
     extra = count - budget
-    delay = min(settings.login_delay_max, settings.login_delay_base * (2 ** min(extra, 20)))
+    delay = min(settings.login_delay_max, settings.login_delay_base * (1 << min(extra, 20)))
     return max(0, math.ceil(delay - elapsed))
 
 

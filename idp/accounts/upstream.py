@@ -42,7 +42,7 @@ from idp.accounts.services import (
     is_pending_self_registration,
     normalize_email,
 )
-from idp.db import utcnow
+from idp.db import rowcount, utcnow
 from idp.delegation.rights import MembershipState
 from idp.models import Customer, Membership, UpstreamLink, UpstreamLogin, User
 from idp.models.customers import PERSON
@@ -132,7 +132,7 @@ def take(session: Session, settings: Settings, provider: str, state: str) -> Tak
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return None
     row = session.scalar(select(UpstreamLogin).where(UpstreamLogin.state_hash == state_hash))
     assert row is not None
@@ -416,7 +416,7 @@ def register_verified(
         .values(identity_encrypted=None, form_token_hash=None)
         .execution_options(synchronize_session=False)
     )
-    if used.rowcount != 1:
+    if rowcount(used) != 1:
         return False
     identity = pending.identity
     customer = _person_customer(session, identity.personal_code)

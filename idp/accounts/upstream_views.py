@@ -8,6 +8,7 @@ import logging
 
 from flask import Blueprint, Response, redirect, request, url_for
 from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts import cookies, upstream
 from idp.accounts.forms import ConfirmForm, UpstreamRegistrationForm, UpstreamStartForm
@@ -61,7 +62,7 @@ def connector_named(name: str) -> UpstreamProvider | None:
 
 
 @bp.post("/login/upstream")
-def start() -> Response:
+def start() -> BaseResponse:
     """The bank/eSignature button of the login page (a POST with the CSRF token)."""
     form = UpstreamStartForm()
     if not form.validate_on_submit():
@@ -100,7 +101,7 @@ def start() -> Response:
 
 
 @bp.route("/upstream/callback/<provider>", methods=["GET", "POST"])
-def callback(provider: str) -> Response:
+def callback(provider: str) -> BaseResponse:
     """The provider sends the person back here (query or form_post). The state finds the
     login in flight (on any instance); it counts only if this browser brings the binding
     cookie set when the button was pressed (login CSRF)."""
@@ -130,7 +131,7 @@ def callback(provider: str) -> Response:
     return response
 
 
-def _finish(provider: str, params: dict[str, str], taken: upstream.TakenLogin) -> Response:
+def _finish(provider: str, params: dict[str, str], taken: upstream.TakenLogin) -> BaseResponse:
     """The callback of a login this browser started: verify it upstream, then log in,
     register, or finish an invitation."""
     session = db_session()
@@ -189,7 +190,7 @@ def _finish(provider: str, params: dict[str, str], taken: upstream.TakenLogin) -
     return response
 
 
-def _invitation_answer(taken: upstream.TakenLogin, identity: VerifiedIdentity) -> Response:
+def _invitation_answer(taken: upstream.TakenLogin, identity: VerifiedIdentity) -> BaseResponse:
     """Flow 6: the bank or eSignature login of an invited person. Accepted: they are logged
     in (at the assurance of that login) and owe the contact form, whose confirmation
     activates the membership. Refused or used up: a page that says what to do."""
@@ -262,7 +263,7 @@ def register(token: str) -> Response:
 
 
 @bp.post("/register/upstream/<token>/resend")
-def resend(token: str) -> Response:
+def resend(token: str) -> BaseResponse:
     """ "Send the confirmation again", bound to the verified bank login by its form token."""
     session = db_session()
     pending = upstream.pending_registration(session, app_settings(), token)

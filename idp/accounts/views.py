@@ -1,4 +1,6 @@
-"""The login page. Thin: parse the form, call one service, render or redirect."""
+"""The login page and the account pages around it: registration by e-mail, the pages the
+e-mail links open, "Forgot password?" and the contact form. Thin: parse the form, call one
+service, render or redirect."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts import cookies, registration
 from idp.accounts.forms import (
@@ -71,7 +74,7 @@ NOTICES = {
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Response | str:
+def login() -> BaseResponse | str:
     session = db_session()
     settings = current_app.config["IDP_SETTINGS"]
     form = LoginForm()
@@ -188,7 +191,7 @@ def login() -> Response | str:
 
 
 @bp.post("/register/resend")
-def resend_confirmation() -> Response:
+def resend_confirmation() -> BaseResponse:
     """ "Send the link again" of the login page. The same answer whether or not a mail went
     (no account, a confirmed one, or one sent less than a minute ago)."""
     form = ResendConfirmationForm()
@@ -214,7 +217,7 @@ def resend_confirmation() -> Response:
 
 def _continue_session(
     form: LoginForm, interaction: Interaction | None, browser: BrowserSession | None
-) -> Response:
+) -> BaseResponse:
     """prompt=select_account: the person chose the account they are logged in with.
     (The CSRF token was checked by CSRFProtect before the view ran.)"""
     if interaction is None or browser is None:
@@ -248,7 +251,7 @@ def link_invalid_page() -> Response:
 
 def new_password_errors(form: NewPasswordForm | RegistrationForm, email: str | None) -> bool:
     """Form validation plus the password rules; errors land on the password field."""
-    valid = form.validate_on_submit()
+    valid: bool = form.validate_on_submit()
     problems = password_problems(
         form.password.data or "", app_settings().password_min_length, email
     )
@@ -302,7 +305,7 @@ def register() -> Response:
 
 
 @bp.route(PATHS[Purpose.CONFIRM_EMAIL], methods=["GET", "POST"])
-def confirm_email(token: str) -> Response:
+def confirm_email(token: str) -> BaseResponse:
     session = db_session()
     form = ConfirmForm()
     if request.method == "POST" and form.validate_on_submit():
@@ -331,7 +334,7 @@ def _new_password_page(
     notice: str,
     *,
     forget_cookie: bool = False,
-) -> Response:
+) -> BaseResponse:
     """A link that leads to "type the new password twice" (activation, reset): GET only
     checks the link; a valid POST uses it up together with the change."""
     session = db_session()
@@ -358,7 +361,7 @@ def _new_password_page(
 
 
 @bp.route(PATHS[Purpose.ACTIVATE], methods=["GET", "POST"])
-def activate(token: str) -> Response:
+def activate(token: str) -> BaseResponse:
     return _new_password_page(
         token,
         "activate",
@@ -387,7 +390,7 @@ def forgot_password() -> Response:
 
 
 @bp.route(PATHS[Purpose.RESET_PASSWORD], methods=["GET", "POST"])
-def reset_password(token: str) -> Response:
+def reset_password(token: str) -> BaseResponse:
     return _new_password_page(
         token,
         "reset",
@@ -399,7 +402,7 @@ def reset_password(token: str) -> Response:
 
 
 @bp.route("/contact", methods=["GET", "POST"])
-def contact() -> Response:
+def contact() -> BaseResponse:
     """The contact-information form a person owes before anything else (flow 4). The
     authorization request waits (interaction) and resumes once it is confirmed."""
     browser = cookies.current_browser_session()

@@ -1,1 +1,2 @@
-"""Acting for a customer: roles, rights, and (later) the USERS section and admin commands."""
+"""Acting for a customer: roles, rights, the acting context tokens carry, the USERS section,
+invitations, and the `idp delegation` and `idp audit` commands."""

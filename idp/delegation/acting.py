@@ -71,7 +71,11 @@ def acting_from_columns(
     return Acting(customer_id, number or "", name or "", role, rights_now)
 
 
-_ROLE_ORDER = {Role.CONTRACTOR: 0, Role.AUTHORISED_PERSON: 1, Role.ADDITIONAL_USER: 2}
+_ROLE_ORDER: dict[str, int] = {
+    Role.CONTRACTOR: 0,
+    Role.AUTHORISED_PERSON: 1,
+    Role.ADDITIONAL_USER: 2,
+}
 
 
 def acting_options(session: Session, user_id: int, now: dt.datetime) -> list[Acting]:

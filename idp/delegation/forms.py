@@ -7,7 +7,13 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, SelectChoice, SelectMultipleField, StringField
+from wtforms import (  # type: ignore[attr-defined]  # types-WTForms predates SelectChoice (3.3)
+    EmailField,
+    HiddenField,
+    SelectChoice,
+    SelectMultipleField,
+    StringField,
+)
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts import cookies
 from idp.accounts.links import PATHS, Purpose
@@ -27,7 +28,7 @@ bp = Blueprint("invitation", __name__)
 
 
 @bp.route(PATHS[Purpose.INVITATION], methods=["GET", "POST"])
-def accept(token: str) -> Response:
+def accept(token: str) -> BaseResponse:
     """GET only checks the link; a valid POST starts the bank or eSignature login (the link
     stays live until that login comes back, so a cancelled login can be retried)."""
     session = db_session()
@@ -69,7 +70,7 @@ def _start(
     token: str,
     form: InvitationPasswordForm | InvitationStartForm,
     pending: services.PendingInvitation,
-) -> Response:
+) -> BaseResponse:
     session = db_session()
     name = form.provider.data or ""
     connector = connector_named(name)

@@ -36,7 +36,7 @@ from idp.accounts.links import (
 from idp.accounts.registration import create_pending_user
 from idp.accounts.services import AccountError, display_email, normalize_email
 from idp.audit import Action, Actor, record
-from idp.db import utcnow
+from idp.db import rowcount, utcnow
 from idp.delegation.rights import (
     ALL_RIGHTS,
     GRANTABLE_TO_ADDITIONAL_USERS,
@@ -129,7 +129,7 @@ def may_manage(session: Session, user_id: int, customer_id: int, now: dt.datetim
     )
 
 
-def _membership_query() -> Select[tuple[Membership]]:
+def _membership_query() -> Select[Membership]:
     return (
         select(Membership)
         .join(User, User.id == Membership.user_id)
@@ -599,7 +599,7 @@ def expire_due(session: Session, now: dt.datetime) -> int:
             .values(state=MembershipState.EXPIRED.value)
             .execution_options(synchronize_session=False)
         )
-        if claimed.rowcount != 1:
+        if rowcount(claimed) != 1:
             continue
         membership = session.get(Membership, membership_id, populate_existing=True)
         assert membership is not None

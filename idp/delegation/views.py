@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts import cookies
 from idp.accounts.forms import ConfirmForm
@@ -58,7 +59,7 @@ def _forbidden(_error: _NotYours) -> Response:
 
 
 @bp.before_request
-def _logged_in() -> Response | None:
+def _logged_in() -> BaseResponse | None:
     browser = cookies.current_browser_session()
     if browser is None:
         return redirect(url_for("accounts.login"), 303)
@@ -118,12 +119,12 @@ def _member(customer: Customer, membership_id: int) -> Membership:
     return membership
 
 
-def _to_list(customer: Customer) -> Response:
+def _to_list(customer: Customer) -> BaseResponse:
     return redirect(url_for("users.members", customer_number=customer.number), 303)
 
 
 @bp.get("")
-def index() -> Response:
+def index() -> BaseResponse:
     customers = services.managed_customers(db_session(), _person().id, utcnow())
     if not customers:
         raise _NotYours
@@ -157,7 +158,7 @@ def _editable(membership: Membership) -> bool:
 
 
 @bp.route("/<customer_number>/add", methods=["GET", "POST"])
-def add(customer_number: str) -> Response:
+def add(customer_number: str) -> BaseResponse:
     customer = _managed(customer_number)
     form = AddUserForm()
     error = None
@@ -197,7 +198,7 @@ def add(customer_number: str) -> Response:
 
 
 @bp.route("/<customer_number>/<int:membership_id>/rights", methods=["GET", "POST"])
-def rights(customer_number: str, membership_id: int) -> Response:
+def rights(customer_number: str, membership_id: int) -> BaseResponse:
     customer = _managed(customer_number)
     membership = _member(customer, membership_id)
     form = RightsForm()
@@ -229,7 +230,7 @@ def rights(customer_number: str, membership_id: int) -> Response:
 
 
 @bp.route("/<customer_number>/<int:membership_id>/remove", methods=["GET", "POST"])
-def remove(customer_number: str, membership_id: int) -> Response:
+def remove(customer_number: str, membership_id: int) -> BaseResponse:
     customer = _managed(customer_number)
     membership = _member(customer, membership_id)
     form = ConfirmForm()
@@ -263,7 +264,7 @@ def remove(customer_number: str, membership_id: int) -> Response:
 
 
 @bp.post("/<customer_number>/<int:membership_id>/resend")
-def resend(customer_number: str, membership_id: int) -> Response:
+def resend(customer_number: str, membership_id: int) -> BaseResponse:
     customer = _managed(customer_number)
     membership = _member(customer, membership_id)
     session = db_session()

@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from werkzeug.wrappers import Response as BaseResponse
 
 from idp.demo.seed import (
     DEMO_SCOPES,
@@ -24,13 +25,14 @@ from idp.demo.seed import (
     METER_SERVICE_PREFIX,
     PUBLIC_CLIENT_ID,
 )
+from idp.web import app_settings
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 HTTP_TIMEOUT = 5
 
 
 def _issuer() -> str:
-    return current_app.config["IDP_SETTINGS"].issuer
+    return app_settings().issuer
 
 
 def _client() -> OAuth2Session:
@@ -53,7 +55,7 @@ def index() -> str:
 
 
 @bp.post("/start")
-def start() -> Response:
+def start() -> BaseResponse:
     verifier = secrets.token_urlsafe(48)
     nonce = secrets.token_urlsafe(16)
     uri, state = _client().create_authorization_url(
@@ -68,7 +70,7 @@ def start() -> Response:
 
 
 @bp.get("/callback")
-def callback() -> Response | str:
+def callback() -> BaseResponse | str:
     pending = session.pop("demo", None)
     if pending is None or request.args.get("state") != pending["state"]:
         return _fail(_("The answer does not belong to a login started here. Start again."))
@@ -87,7 +89,7 @@ def callback() -> Response | str:
 
 
 @bp.post("/call/<service>")
-def call_service(service: str) -> Response:
+def call_service(service: str) -> BaseResponse:
     """Call an example resource server with the access token, as the portal would, and
     show its answer (the status and body, errors included)."""
     token = session.get("demo_access_token")

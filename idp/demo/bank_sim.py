@@ -35,6 +35,7 @@ from flask import (
 from flask_wtf import CSRFProtect
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from werkzeug.wrappers import Response as BaseResponse
 
 bp = Blueprint("demo_bank", __name__, url_prefix="/demo-bank")
 
@@ -247,7 +248,7 @@ def _page(status: int = 200, **context: Any) -> Response:
     )
 
 
-def _back(pending_redirect: str, state: str | None, **params: str) -> Response:
+def _back(pending_redirect: str, state: str | None, **params: str) -> BaseResponse:
     """To the client's redirect URI with `state` and `iss` (RFC 6749 §4.1.2, RFC 9207)."""
     answer = dict(params)
     if state is not None:
@@ -258,7 +259,7 @@ def _back(pending_redirect: str, state: str | None, **params: str) -> Response:
 
 
 @bp.get("/authorize")
-def authorize() -> Response:
+def authorize() -> BaseResponse:
     args = request.args
     client_id, redirect_uri = args.get("client_id", ""), args.get("redirect_uri", "")
     # An unknown client or redirect URI is never redirected to (RFC 6749 §4.1.2.1).
@@ -268,7 +269,7 @@ def authorize() -> Response:
         return _page(400, error="This redirect_uri is not registered for the client.")
     state = args.get("state")
 
-    def refuse(error: str, description: str) -> Response:
+    def refuse(error: str, description: str) -> BaseResponse:
         return _back(redirect_uri, state, error=error, error_description=description)
 
     if args.get("response_type") != "code":
@@ -292,7 +293,7 @@ def authorize() -> Response:
 
 
 @bp.post("/authorize")
-def decide() -> Response:
+def decide() -> BaseResponse:
     """The person picked a demo person, or cancelled (CSRF-protected form)."""
     pending = _bank().resume(request.form.get("request", ""))
     if pending is None:

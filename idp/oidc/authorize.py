@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from consent import services as consent_services
-from idp.db import utcnow
+from idp.db import rowcount, utcnow
 from idp.delegation.acting import Acting, acting_for, acting_options
 from idp.delegation.rights import scopes_allowed_by
 from idp.models import BrowserSession, Interaction
@@ -226,13 +226,13 @@ def process(
     }
     kind = next((name for name, needed in steps.items() if needed), None)
     if "none" in prompts and kind is not None:
-        error = {
+        error_code = {
             "login": "login_required",
             "contact": "interaction_required",
             "select_customer": "account_selection_required",
         }.get(kind, "consent_required")
         return _error_redirect(
-            issuer, redirect_uri, ProtocolError(error, "The person must interact."), state
+            issuer, redirect_uri, ProtocolError(error_code, "The person must interact."), state
         )
     if kind is not None:
         if interaction is None:
@@ -254,7 +254,7 @@ def process(
     if interaction is not None:
         # The paused request is finished: it cannot be resumed twice.
         if (
-            session.execute(delete(Interaction).where(Interaction.id == interaction.id)).rowcount
+            rowcount(session.execute(delete(Interaction).where(Interaction.id == interaction.id)))
             != 1
         ):
             return Outcome(

@@ -12,13 +12,18 @@ from idp.models import User
 
 
 class ClaimSource(Protocol):
-    """What claims are built from: a `User`, or a row of USER_CLAIM_COLUMNS."""
+    """What claims are built from: a `User`, or a row of USER_CLAIM_COLUMNS (read only)."""
 
-    subject: str
-    name: str
-    email_display: str
-    email_verified: bool
-    phone: str | None
+    @property
+    def subject(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def email_display(self) -> str: ...
+    @property
+    def email_verified(self) -> bool: ...
+    @property
+    def phone(self) -> str | None: ...
 
 
 # The columns user_claims reads, for queries that need claims but not a whole User.

@@ -38,7 +38,7 @@ from werkzeug.datastructures import MultiDict
 from idp.db import db_session, utcnow
 from idp.delegation.acting import acting_for
 from idp.keys import KeyRing
-from idp.models import Client, UsedClientAssertion, User
+from idp.models import AuthorizationCode, Client, UsedClientAssertion, User
 from idp.oidc import tokens
 from idp.oidc.clients import OAuthClient, find_client
 from idp.security import new_token
@@ -120,7 +120,7 @@ class IdpAuthorizationServer(AuthorizationServer):
     def session(self) -> Session:
         return db_session()
 
-    def query_client(self, client_id: str) -> OAuthClient | None:
+    def query_client(self, client_id: str | None) -> OAuthClient | None:
         return find_client(self.session, client_id)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
@@ -184,8 +184,10 @@ class IdpAuthorizationServer(AuthorizationServer):
         elif not form.get("grant_type"):
             error = InvalidRequestError("Missing 'grant_type' in request.")
         else:
-            return super().create_token_response(request)
-        return self.handle_error_response(request, error)
+            response: Response = super().create_token_response(request)
+            return response
+        error_response: Response = self.handle_error_response(request, error)
+        return error_response
 
     def validate_requested_scope(self, scope: str | None) -> None:
         # Unknown scopes are dropped by client.get_allowed_scope, never echoed back.
@@ -222,7 +224,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         if client.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD or not client.jwks:
             raise InvalidClientError(description="The client does not use private_key_jwt.")
         try:
-            return KeySet.import_key_set(client.jwks)
+            return KeySet.import_key_set({"keys": client.jwks["keys"]})
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidClientError(description="The client's keys are unusable.") from exc
 
@@ -341,7 +343,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 class _CodeView:
     """What Authlib's code grant and the PKCE extension read from a stored code."""
 
-    def __init__(self, row: Any) -> None:
+    def __init__(self, row: AuthorizationCode) -> None:
         self.row = row
         self.code_challenge = row.code_challenge
         self.code_challenge_method = row.code_challenge_method
@@ -578,7 +580,8 @@ def _token_client_id(token: Any) -> str | None:
     if isinstance(token, tokens.PresentedRefreshToken):
         client = db_session().get(Client, token.family.client_id)
         return client.client_id if client else None
-    return token.claims.get("client_id")
+    client_id: str | None = token.claims.get("client_id")
+    return client_id
 
 
 def build_authorization_server(settings: Settings, keyring: KeyRing) -> IdpAuthorizationServer:

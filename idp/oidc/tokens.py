@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from authlib.oauth2.rfc6749 import scope_to_list
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from idp.db import utcnow
+from idp.db import rowcount, utcnow
 from idp.delegation.acting import Acting, acting_from_columns
 from idp.delegation.rights import scopes_allowed_by
 from idp.keys import KeyRing
@@ -109,7 +109,7 @@ def consume_authorization_code(session: Session, code: AuthorizationCode) -> boo
         .values(used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def revoke_what_code_issued(session: Session, code_id: int) -> None:
@@ -336,7 +336,7 @@ def find_refresh_token(db: Runner, token: object) -> PresentedRefreshToken | Non
     )
 
 
-_refresh_tokens = RefreshToken.__table__
+_refresh_tokens: Table = RefreshToken.__table__  # type: ignore[assignment]
 _CONSUME_REFRESH_TOKEN = (
     update(_refresh_tokens)
     .where(_refresh_tokens.c.id == bindparam("token_id"), _refresh_tokens.c.used_at.is_(None))
@@ -399,7 +399,7 @@ def rotate_refresh_token(
     dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
     if dialect.name == "postgresql":
         return db.execute(_ROTATE_IN_ONE_STATEMENT, params).first() is not None
-    if db.execute(_CONSUME_REFRESH_TOKEN, params).rowcount != 1:
+    if rowcount(db.execute(_CONSUME_REFRESH_TOKEN, params)) != 1:
         return False
     db.execute(_STORE_SUCCESSOR, params)
     return True

@@ -21,6 +21,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts import cookies
 from idp.accounts.services import end_browser_session
@@ -38,7 +39,8 @@ bp = Blueprint("oidc", __name__)
 
 
 def server() -> IdpAuthorizationServer:
-    return current_app.extensions["idp.oauth_server"]
+    oauth_server: IdpAuthorizationServer = current_app.extensions["idp.oauth_server"]
+    return oauth_server
 
 
 def _json(body: dict[str, Any], status: int = 200, **headers: str) -> Response:
@@ -73,7 +75,7 @@ def jwks() -> Response:
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
-def authorize_endpoint() -> Response:
+def authorize_endpoint() -> BaseResponse:
     params = request.args if request.method == "GET" else request.form
     if "ui_locales" in params:
         session["ui_locales"] = params.get("ui_locales", "")[:64]
@@ -90,7 +92,7 @@ def authorize_endpoint() -> Response:
 
 
 @bp.get("/authorize/resume")
-def resume() -> Response:
+def resume() -> BaseResponse:
     """Continue a paused request after login or consent (same browser only)."""
     interaction_id = request.args.get("interaction", "")
     interaction = authorize.load_interaction(db_session(), interaction_id)
@@ -108,7 +110,7 @@ def resume() -> Response:
     return _answer(authorize.process(db_session(), server(), params, browser, interaction))
 
 
-def _answer(outcome: authorize.Outcome) -> Response:
+def _answer(outcome: authorize.Outcome) -> BaseResponse:
     if outcome.kind == "redirect":
         return redirect(outcome.location, code=302)
     if outcome.kind == "error_page":
@@ -126,7 +128,7 @@ def _answer(outcome: authorize.Outcome) -> Response:
 
 
 @bp.route("/act-for", methods=["GET", "POST"])
-def select_customer() -> Response:
+def select_customer() -> BaseResponse:
     """Whom the person acts for in this request (several memberships; DOMAIN.md)."""
     db = db_session()
     interaction_id = request.values.get("interaction", "")
@@ -177,12 +179,14 @@ def token() -> Response:
 
 @bp.post("/revoke")
 def revoke() -> Response:
-    return server().create_endpoint_response("revocation")
+    response: Response = server().create_endpoint_response("revocation")
+    return response
 
 
 @bp.post("/introspect")
 def introspect() -> Response:
-    return server().create_endpoint_response("introspection")
+    response: Response = server().create_endpoint_response("introspection")
+    return response
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
@@ -214,14 +218,14 @@ def userinfo() -> Response:
                 "Cache-Control": "no-store",
             },
         )
-    return _json(claims, **{"Cache-Control": "no-store"})
+    return _json(claims, 200, **{"Cache-Control": "no-store"})
 
 
 # --- RP-initiated logout ---------------------------------------------------------------------
 
 
 @bp.route("/logout", methods=["GET", "POST"])
-def end_session() -> Response:
+def end_session() -> BaseResponse:
     """OIDC RP-Initiated Logout 1.0. Redirects only to a post_logout_redirect_uri registered
     exactly for the client the id_token_hint names; otherwise shows our own page."""
     params = request.values
@@ -258,11 +262,11 @@ def end_session() -> Response:
 
 
 @bp.post("/logout/confirm")
-def logout_confirm() -> Response:
+def logout_confirm() -> BaseResponse:
     return _finish_logout(session.pop("logout_redirect", None))
 
 
-def _finish_logout(redirect_to: str | None) -> Response:
+def _finish_logout(redirect_to: str | None) -> BaseResponse:
     end_browser_session(db_session(), request.cookies.get(cookies.cookie_name()))
     db_session().commit()
     session.pop("interactions", None)

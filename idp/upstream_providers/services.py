@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any
+from typing import Any, cast
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
@@ -22,7 +22,7 @@ from idp.models import UpstreamProviderConfig
 from idp.oidc.registry import RegistrationError, validate_redirect_uri
 from idp.settings import Settings
 from providers import registry as connectors
-from providers.base import CheckReport, ConnectorConfig, UpstreamError
+from providers.base import CheckReport, ConnectorConfig, Method, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def add_provider(
     problem = connectors.config_problem(
         ConnectorConfig(
             name=name,
-            method=method,  # type: ignore[arg-type]  (checked above)
+            method=cast(Method, method),  # checked by _check_fields above
             display_name=display_name,
             base_url=base_url,
             client_id=client_id,
@@ -241,7 +241,7 @@ def connector_config(settings: Settings, row: UpstreamProviderConfig) -> Connect
             ) from None
     return ConnectorConfig(
         name=row.name,
-        method=row.method,  # type: ignore[arg-type]  (checked when added)
+        method=cast(Method, row.method),  # checked when added
         display_name=row.display_name,
         base_url=row.base_url,
         client_id=row.client_id,
