@@ -36,7 +36,7 @@ from idp.accounts.services import (
 )
 from idp.customers.services import find_customer_for_registration
 from idp.db import utcnow
-from idp.delegation.rights import MembershipState, Role
+from idp.memberships.rights import MembershipState, Role
 from idp.models import BrowserSession, Customer, EmailLink, Membership, User
 from idp.models.customers import PERSON
 from idp.models.users import ACTIVE, PENDING

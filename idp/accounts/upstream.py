@@ -43,7 +43,7 @@ from idp.accounts.services import (
     normalize_email,
 )
 from idp.db import utcnow
-from idp.delegation.rights import MembershipState
+from idp.memberships.rights import MembershipState
 from idp.models import Customer, Membership, UpstreamLink, UpstreamLogin, User
 from idp.models.customers import PERSON
 from idp.models.users import ACTIVE

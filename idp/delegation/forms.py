@@ -13,8 +13,8 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from idp.accounts.forms import NewPasswordForm, usable_email
 from idp.customers.services import CustomerDataError, normalize_personal_code
-from idp.delegation.labels import RIGHT_LABELS
-from idp.delegation.rights import GRANTABLE_TO_ADDITIONAL_USERS, Right
+from idp.memberships.labels import RIGHT_LABELS
+from idp.memberships.rights import GRANTABLE_TO_ADDITIONAL_USERS, Right
 
 # The check-boxes, in a fixed order (an enumeration of rights, not loose strings).
 _GRANTABLE = [r for r in Right if r in GRANTABLE_TO_ADDITIONAL_USERS]

@@ -38,7 +38,8 @@ from idp.accounts.services import AccountError, display_email, normalize_email
 from idp.audit import Action, Actor, record
 from idp.customers.services import CustomerDataError, normalize_personal_code
 from idp.db import utcnow
-from idp.delegation.rights import (
+from idp.i18n import LOCAL_TIMEZONE, local_minute
+from idp.memberships.rights import (
     ALL_RIGHTS,
     GRANTABLE_TO_ADDITIONAL_USERS,
     MembershipState,
@@ -47,7 +48,6 @@ from idp.delegation.rights import (
     effective_rights,
     parse_rights,
 )
-from idp.i18n import LOCAL_TIMEZONE, local_minute
 from idp.models import Customer, Membership, User
 from idp.models.users import ACTIVE, INACTIVE
 from idp.oidc.tokens import revoke_customer_families

@@ -21,8 +21,8 @@ from werkzeug.datastructures import MultiDict
 
 from consent import services as consent_services
 from idp.db import utcnow
-from idp.delegation.acting import Acting, acting_for, acting_options
-from idp.delegation.rights import scopes_allowed_by
+from idp.memberships.acting import Acting, acting_for, acting_options
+from idp.memberships.rights import scopes_allowed_by
 from idp.models import BrowserSession, Interaction
 from idp.oidc import tokens
 from idp.oidc.clients import OAuthClient

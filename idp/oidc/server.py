@@ -36,8 +36,8 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from idp.db import db_session, utcnow
-from idp.delegation.acting import acting_for
 from idp.keys import KeyRing
+from idp.memberships.acting import acting_for
 from idp.models import Client, UsedClientAssertion, User
 from idp.oidc import tokens
 from idp.oidc.clients import OAuthClient, find_client

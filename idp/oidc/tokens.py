@@ -21,9 +21,9 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from idp.db import utcnow
-from idp.delegation.acting import Acting, acting_from_columns
-from idp.delegation.rights import scopes_allowed_by
 from idp.keys import KeyRing
+from idp.memberships.acting import Acting, acting_from_columns
+from idp.memberships.rights import scopes_allowed_by
 from idp.models import (
     AuthorizationCode,
     Customer,
@@ -287,7 +287,7 @@ _FAMILY_COLUMNS = (
     TokenFamily.expires_at,
     TokenFamily.revoked_at,
 )
-# The acting context (idp.delegation.acting), outer-joined on the family's customer.
+# The acting context (idp.memberships.acting), outer-joined on the family's customer.
 _MEMBERSHIP_COLUMNS = (
     Customer.number.label("customer_number"),
     Customer.name.label("customer_name"),

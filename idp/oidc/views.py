@@ -25,8 +25,8 @@ from werkzeug.exceptions import HTTPException
 from idp.accounts import cookies
 from idp.accounts.services import end_browser_session
 from idp.db import db_session, read_only_session, utcnow
-from idp.delegation.acting import acting_options
-from idp.delegation.labels import role_label
+from idp.memberships.acting import acting_options
+from idp.memberships.labels import role_label
 from idp.oidc import authorize
 from idp.oidc.claims import userinfo_claims
 from idp.oidc.forms import SelectCustomerForm

@@ -25,9 +25,9 @@ from idp.accounts import upstream
 from idp.audit import Action, Actor
 from idp.db import utcnow
 from idp.delegation import services
-from idp.delegation.rights import MembershipState, Role
 from idp.delegation.services import AcceptanceOutcome, DelegationError
 from idp.i18n import local_minute
+from idp.memberships.rights import MembershipState, Role
 from idp.models import (
     AuditEvent,
     Client,

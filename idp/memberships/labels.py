@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from idp.delegation.rights import MembershipState, Right, Role
+from idp.memberships.rights import MembershipState, Right, Role
 
 ROLE_LABELS = {
     Role.CONTRACTOR: _l("Contractor"),
