@@ -27,11 +27,11 @@ from pathlib import Path
 from sqlalchemy import insert, select
 
 from idp import create_app
+from idp.clients import find_client
 from idp.db import db_session, utcnow
 from idp.memberships.acting import acting_for
 from idp.models import Customer, Membership, RefreshToken, TokenFamily, User
 from idp.oidc import tokens
-from idp.oidc.clients import find_client
 from idp.security import hash_secret, new_token
 
 SCOPE = "openid profile email"

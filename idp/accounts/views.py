@@ -39,6 +39,7 @@ from idp.accounts.services import (
     end_browser_session,
     start_browser_session,
 )
+from idp.clients import find_client
 from idp.db import db_session
 from idp.delegation.services import activate_accepted
 from idp.i18n import current_language
@@ -51,7 +52,6 @@ from idp.oidc.authorize import (
     may_continue_as,
     required_assurance,
 )
-from idp.oidc.clients import find_client
 from idp.providers_admin import enabled_providers
 from idp.security import Passwords
 from idp.web import app_settings, html_page

@@ -50,8 +50,8 @@ from idp.memberships.rights import (
 )
 from idp.models import Customer, Membership, User
 from idp.models.users import ACTIVE, INACTIVE
-from idp.oidc.tokens import revoke_customer_families
 from idp.settings import Settings
+from idp.token_families import revoke_customer_families
 from providers.base import UpstreamProvider, VerifiedIdentity
 
 # The UpstreamLogin.purpose of a bank or eSignature login that accepts an invitation.

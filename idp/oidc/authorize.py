@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from consent import services as consent_services
+from idp.clients import OAuthClient
 from idp.db import utcnow
 from idp.memberships.acting import Acting, acting_for, acting_options
 from idp.memberships.rights import scopes_allowed_by
 from idp.models import BrowserSession, Interaction
 from idp.oidc import tokens
-from idp.oidc.clients import OAuthClient
 from idp.oidc.server import IdpAuthorizationServer
 from idp.security import new_token, secret_matches
 
