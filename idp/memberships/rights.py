@@ -84,7 +84,7 @@ def effective_rights(
     return frozenset()
 
 
-# Domain scopes (consent/scopes.py describes them to people): a client receives one only
+# Domain scopes (idp/consent/scopes.py describes them to people): a client receives one only
 # while the membership it acts through holds the right of the same name.
 SCOPE_RIGHTS: dict[str, Right] = {
     "invoices.read": Right.INVOICES_READ,

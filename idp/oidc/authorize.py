@@ -19,8 +19,8 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
-from consent import services as consent_services
 from idp.clients import OAuthClient
+from idp.consent import services as consent_services
 from idp.db import utcnow
 from idp.memberships.acting import Acting, acting_for, acting_options
 from idp.memberships.rights import scopes_allowed_by

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from consent.scopes import SUPPORTED_SCOPES
+from idp.consent.scopes import SUPPORTED_SCOPES
 from idp.models import Client
 from idp.security import hash_secret, new_token
 

@@ -14,10 +14,10 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from consent import services
-from consent.forms import ConsentForm
-from consent.scopes import CATALOGUE
 from idp.accounts import cookies
+from idp.consent import services
+from idp.consent.forms import ConsentForm
+from idp.consent.scopes import CATALOGUE
 from idp.db import db_session
 from idp.oidc.authorize import consent_request, deny, load_interaction
 
