@@ -19,8 +19,8 @@ from idp.accounts.views import start_again_page
 from idp.db import db_session
 from idp.delegation import services as delegation
 from idp.i18n import current_language
+from idp.interactions import belongs_to_browser, load_interaction
 from idp.models import UpstreamProviderConfig, User
-from idp.oidc.authorize import belongs_to_browser, load_interaction
 from idp.providers_admin import NAME_PATTERN, ProviderError, connector_config
 from idp.security import new_token
 from idp.web import app_settings, html_page

@@ -10,7 +10,6 @@ from flask import (
     current_app,
     flash,
     redirect,
-    render_template,
     request,
     url_for,
 )
@@ -39,19 +38,18 @@ from idp.accounts.services import (
     end_browser_session,
     start_browser_session,
 )
+from idp.assurance import below, required_assurance
 from idp.clients import find_client
 from idp.db import db_session
 from idp.delegation.services import activate_accepted
 from idp.i18n import current_language
-from idp.models import BrowserSession, Interaction, User
-from idp.oidc.authorize import (
+from idp.interactions import (
     belongs_to_browser,
-    below,
     interaction_params,
     load_interaction,
     may_continue_as,
-    required_assurance,
 )
+from idp.models import BrowserSession, Interaction, User
 from idp.providers_admin import enabled_providers
 from idp.security import Passwords
 from idp.web import app_settings, html_page
@@ -71,7 +69,7 @@ NOTICES = {
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Response | str:
+def login() -> Response:
     session = db_session()
     settings = current_app.config["IDP_SETTINGS"]
     form = LoginForm()
@@ -172,8 +170,9 @@ def login() -> Response | str:
         client = find_client(session, params.get("client_id"))
         client_name = client.name if client else None
     notice = NOTICES.get(request.args.get("notice", "")) if request.method == "GET" else None
-    body = render_template(
+    return html_page(
         "accounts/login.html",
+        status=status,
         form=form,
         error=error,
         notice=notice,
@@ -184,7 +183,6 @@ def login() -> Response | str:
         step_up=step_up,
         resend_form=resend_form,
     )
-    return Response(body, status=status, mimetype="text/html")
 
 
 @bp.post("/register/resend")
@@ -225,9 +223,9 @@ def _continue_session(
 
 
 @bp.get("/")
-def signed_in() -> str:
+def signed_in() -> Response:
     browser = cookies.current_browser_session()
-    return render_template("accounts/home.html", user=browser.user if browser else None)
+    return html_page("accounts/home.html", user=browser.user if browser else None)
 
 
 # --- registration by e-mail, links, password reset ---------------------------------------------
