@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
-from idp.accounts import cookies, registration
+from idp.accounts import cookies, invitations, registration
 from idp.accounts.forms import (
     ConfirmForm,
     ContactForm,
@@ -41,7 +41,6 @@ from idp.accounts.services import (
 from idp.assurance import below, required_assurance
 from idp.clients import find_client
 from idp.db import db_session
-from idp.delegation.services import activate_accepted
 from idp.i18n import current_language
 from idp.interactions import (
     belongs_to_browser,
@@ -436,7 +435,9 @@ def contact() -> Response:
             ]
         else:
             # Flow 6: the contact form is the last step of accepting an invitation.
-            activated = activate_accepted(session, user, request.remote_addr or "unknown")
+            activated = invitations.activate_accepted(
+                session, user, request.remote_addr or "unknown"
+            )
             session.commit()
             if activated and interaction is None:  # else the application comes next
                 flash(

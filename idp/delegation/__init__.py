@@ -1,1 +1,2 @@
-"""Acting for a customer: roles, rights, and (later) the USERS section and admin commands."""
+"""Acting for a customer: the USERS section and the admin commands that invite, change and
+remove additional users and authorised persons (roles and rights: idp.memberships)."""

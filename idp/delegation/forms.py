@@ -1,5 +1,4 @@
-"""Forms of the USERS section and of the invited person's page (Flask-WTF: every form
-carries a CSRF token)."""
+"""Forms of the USERS section (Flask-WTF: every form carries a CSRF token)."""
 
 from __future__ import annotations
 
@@ -7,11 +6,11 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, SelectChoice, SelectMultipleField, StringField
+from wtforms import EmailField, SelectChoice, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from idp.accounts.forms import NewPasswordForm, usable_email
+from idp.accounts.forms import usable_email
 from idp.customers.services import CustomerDataError, normalize_personal_code
 from idp.memberships.labels import RIGHT_LABELS
 from idp.memberships.rights import GRANTABLE_TO_ADDITIONAL_USERS, Right
@@ -90,16 +89,3 @@ class AddUserForm(FlaskForm):
 
 class RightsForm(FlaskForm):
     rights = _RightsField()
-
-
-class InvitationStartForm(FlaskForm):
-    """An invited person who already has an account: only the bank/eSignature buttons
-    (each button posts its provider's name)."""
-
-    provider = HiddenField(validators=[DataRequired(), Length(max=32)])
-
-
-class InvitationPasswordForm(NewPasswordForm):
-    """An invited person without an account: the password typed twice, then a button."""
-
-    provider = HiddenField(validators=[DataRequired(), Length(max=32)])
