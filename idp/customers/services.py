@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session, selectinload
 from stdnum.exceptions import ValidationError
 from stdnum.lv import pvn
 
-from idp.accounts.services import AccountError, display_email
 from idp.db import READ_ONLY, utcnow
+from idp.email_address import InvalidEmail, parse_email
 from idp.models import Customer, CustomerContract, Membership, User
 from idp.models.customers import COMPANY, PERSON
 
@@ -224,8 +224,8 @@ def _email(value: str) -> str:
     if len(typed) > EMAIL_MAX:
         raise CustomerDataError(f"longer than {EMAIL_MAX} characters")
     try:
-        return display_email(typed)
-    except AccountError as exc:
+        return parse_email(typed).display
+    except InvalidEmail as exc:
         raise CustomerDataError(str(exc)) from None
 
 
