@@ -27,11 +27,11 @@ from pathlib import Path
 from sqlalchemy import insert, select
 
 from idp import create_app
+from idp.clients import find_client
 from idp.db import db_session, utcnow
-from idp.delegation.acting import acting_for
+from idp.memberships.acting import acting_for
 from idp.models import Customer, Membership, RefreshToken, TokenFamily, User
 from idp.oidc import tokens
-from idp.oidc.clients import find_client
 from idp.security import hash_secret, new_token
 
 SCOPE = "openid profile email"
@@ -66,7 +66,7 @@ def main() -> int:
         now = utcnow()
         auth_time = int(now.timestamp())
         # The user acts for a customer, as every portal user does: refresh and userinfo
-        # then read the membership too (idp.delegation.acting).
+        # then read the membership too (idp.memberships.acting).
         customer = Customer(
             number=f"bench-{new_token(6)}", kind="person", name="Bench User", personal_code=None
         )

@@ -46,7 +46,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     oidc.init_app(app)
     pages.init_app(app)
     # The USERS section and the invited person's page (CSRF-protected like every page).
-    from idp.delegation import invitation_views
+    from idp.accounts import invitation_views
     from idp.delegation import views as users_views
 
     app.register_blueprint(users_views.bp)

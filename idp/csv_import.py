@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Row, Select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from idp.db import READ_ONLY
 from idp.identifiers import InvalidIdentifier, InvalidPersonalCode
@@ -303,8 +303,11 @@ def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 
 
 def matching_rows(
-    session: Session, query: Select[Any], column: ColumnElement[Any], keys: Sequence[Any]
-) -> Iterator[Row[Any]]:
+    session: Session,
+    query: Select[*tuple[Any, ...]],
+    column: ColumnElement[Any] | QueryableAttribute[Any],
+    keys: Sequence[Any],
+) -> Iterator[Row[*tuple[Any, ...]]]:
     """The rows of `query`, with `column` added last, whose `column` is one of `keys`.
 
     Many keys: one scan of the whole table, filtered here. IN-list chunks would be scanned

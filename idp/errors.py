@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from idp.oidc.views import protocol_http_error
 from idp.security import NotUtf8
+from idp.web import html_page
 
 log = logging.getLogger(__name__)
 PROTOCOL_PATHS = ("/token", "/revoke", "/introspect", "/userinfo", "/jwks.json", "/.well-known/")
 
 
 def _page(status: int, title: str, message: str) -> Response:
-    body = render_template("errors/error.html", title=title, message=message)
-    return Response(body, status=status, mimetype="text/html")
+    return html_page("errors/error.html", status=status, title=title, message=message)
 
 
 def init_app(app: Flask) -> None:

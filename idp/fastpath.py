@@ -36,11 +36,11 @@ from flask import Flask
 from sqlalchemy import Engine, Select
 from sqlalchemy.orm import Session
 
+from idp.clients import OAuthClient, cached_client, find_client
 from idp.db import READ_ONLY, utcnow
 from idp.keys import KeyRing
 from idp.oidc import tokens
 from idp.oidc.claims import userinfo_claims
-from idp.oidc.clients import OAuthClient, cached_client, find_client
 from idp.oidc.server import issue_client_credentials
 from idp.oidc.tokens import verify_access_token
 from idp.security import new_token, security_headers

@@ -9,10 +9,10 @@ from __future__ import annotations
 from flask import Flask
 from flask_wtf import CSRFProtect
 
-from consent.views import bp as consent_bp
 from idp.accounts.upstream_views import bp as upstream_bp
 from idp.accounts.upstream_views import callback as upstream_callback
 from idp.accounts.views import bp as accounts_bp
+from idp.consent.views import bp as consent_bp
 from idp.oidc import views as oidc_views
 
 

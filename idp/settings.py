@@ -15,7 +15,6 @@ another server. `IDP_EFFECTIVE_CONFIG` names another file, or none when empty (t
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import os
 import tomllib
@@ -25,6 +24,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 from idp.proxies import parse_networks
+from providers.urls import is_loopback
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
@@ -112,7 +112,7 @@ class Settings:
     @property
     def issuer_is_loopback_http(self) -> bool:
         parts = urlsplit(self.issuer)
-        return parts.scheme == "http" and _is_loopback(parts.hostname or "")
+        return parts.scheme == "http" and is_loopback(parts.hostname)
 
     @property
     def effective_key_encryption_key(self) -> str:
@@ -130,15 +130,6 @@ class Settings:
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
             return prefix + str(self.instance_dir / url[len(prefix) :])
         return url
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def load_settings(

@@ -14,5 +14,7 @@ def app_settings() -> Settings:
 
 
 def html_page(template: str, status: int = 200, **context: object) -> Response:
-    """A rendered template as an HTML response with this status."""
+    """The one way a page is answered: the template rendered as text/html with this status.
+    The security headers of a page (idp.security.security_headers) are added to every
+    HTML answer by the app's after-request hook."""
     return Response(render_template(template, **context), status=status, mimetype="text/html")

@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import re
@@ -56,6 +55,7 @@ from providers.base import (
     VerifiedIdentity,
 )
 from providers.personal_codes import InvalidPersonalCode, parse_personal_code
+from providers.urls import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -174,21 +174,12 @@ def _check_base_url(base_url: str) -> str:
         )
     if parts.query or parts.fragment or parts.username:
         raise EparakstsConfigError("base_url must carry no query, fragment or credentials")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise EparakstsConfigError(
             "base_url must use https (plain http is allowed only on a loopback host, "
             "for the simulator)"
         )
     return base_url.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _s256(verifier: str) -> str:

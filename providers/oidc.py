@@ -66,7 +66,6 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import ip_address
 from types import MappingProxyType
 from typing import Any, get_args
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -87,6 +86,7 @@ from providers.base import (
     VerifiedIdentity,
 )
 from providers.personal_codes import InvalidPersonalCode, parse_personal_code
+from providers.urls import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,6 @@ ALG_KEYS: dict[str, tuple[str, str | None]] = {
 DEFAULT_ASSURANCE: dict[str, Assurance] = {"bank": "substantial", "esignature": "high"}
 DEFAULT_AMR: dict[str, tuple[str, ...]] = {"bank": ("ext", "bank"), "esignature": ("ext", "sc")}
 PENDING_KEYS = ("provider", "issuer", "state", "nonce", "code_verifier", "redirect_uri")
-LOOPBACK_HOSTS = {"localhost"}
 # `PNOLV-121282-11210`: ETSI EN 319 412-1 5.1.3 semantics identifier, natural person.
 ETSI_PERSON = re.compile(r"PNO([A-Z]{2})-(.+)")
 PLAIN_CODE = re.compile(r"(\d{6})-?(\d{5})")
@@ -252,24 +251,13 @@ class OidcOptions:
 # --- HTTP --------------------------------------------------------------------------------
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _endpoint_problem(name: str, url: Any) -> str | None:
     if not isinstance(url, str) or not url:
         return f"discovery has no {name}"
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return None
-    if parts.scheme == "http" and _is_loopback(parts.hostname):
+    if parts.scheme == "http" and is_loopback(parts.hostname):
         return None
     return f"{name} {url!r} is not an https URL"
 

@@ -1,2 +1,2 @@
-"""Accounts: login by password, bank or eSignature, browser sessions, registration,
-e-mail links, and the users of the previous portal."""
+"""Accounts: the login page, browser sessions, registration, e-mail links, the upstream
+(bank, eSignature) logins and the invited person's side of an invitation."""

@@ -141,3 +141,16 @@ class ResendConfirmationForm(FlaskForm):
 
     email = HiddenField(validators=[DataRequired(), Length(max=320)])
     interaction = HiddenField(validators=[Length(max=64)])
+
+
+class InvitationStartForm(FlaskForm):
+    """An invited person who already has an account: only the bank/eSignature buttons
+    (each button posts its provider's name)."""
+
+    provider = HiddenField(validators=[DataRequired(), Length(max=32)])
+
+
+class InvitationPasswordForm(NewPasswordForm):
+    """An invited person without an account: the password typed twice, then a button."""
+
+    provider = HiddenField(validators=[DataRequired(), Length(max=32)])

@@ -276,7 +276,7 @@ def _write(
         )
         step(len(batch))
 
-    for batch in chunks(added, BATCH):
+    for new_batch in chunks(added, BATCH):
         session.execute(
             insert(_USERS),
             [
@@ -292,10 +292,10 @@ def _write(
                     "contact_confirmed": False,
                     "legacy_personal_code": row.personal_code,
                 }
-                for row, _c in batch
+                for row, _c in new_batch
             ],
         )
-        step(len(batch))
+        step(len(new_batch))
     if added:
         ids = {
             email: id_
@@ -308,5 +308,5 @@ def _write(
             for row, customer_id in added
         )
 
-    for batch in chunks(memberships, BATCH):
-        session.execute(insert(_MEMBERSHIPS), list(batch))
+    for membership_batch in chunks(memberships, BATCH):
+        session.execute(insert(_MEMBERSHIPS), list(membership_batch))

@@ -36,13 +36,13 @@ from idp.accounts.services import (
 )
 from idp.customers.services import find_customer_for_registration
 from idp.db import utcnow
-from idp.delegation.rights import MembershipState, Role
+from idp.memberships.rights import MembershipState, Role
 from idp.models import BrowserSession, Customer, EmailLink, Membership, User
 from idp.models.customers import PERSON
 from idp.models.users import ACTIVE, PENDING
-from idp.oidc.tokens import revoke_user_families
 from idp.security import Passwords
 from idp.settings import Settings
+from idp.token_families import revoke_user_families
 
 # A second mail of the same kind to the same person within this many seconds is not sent
 # (double submissions, and someone filling a stranger's mailbox from the form).

@@ -16,8 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from idp.db import utcnow
-from idp.delegation.rights import MembershipState, Role
 from idp.email_address import EmailAddress, InvalidEmail, parse_email
+from idp.memberships.rights import MembershipState, Role
 from idp.models import (
     BrowserSession,
     Customer,

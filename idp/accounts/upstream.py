@@ -43,7 +43,7 @@ from idp.accounts.services import (
     normalize_email,
 )
 from idp.db import rowcount, utcnow
-from idp.delegation.rights import MembershipState
+from idp.memberships.rights import MembershipState
 from idp.models import Customer, Membership, UpstreamLink, UpstreamLogin, User
 from idp.models.customers import PERSON
 from idp.models.users import ACTIVE
@@ -74,7 +74,7 @@ def begin(
     """Start an upstream login; returns where to send the browser. `browser_binding` is the
     random value of the cookie the caller sets in this browser (only its hash is kept);
     `interaction_id` must be a paused request of this same browser. `purpose` "invitation"
-    (idp.delegation.services.begin_acceptance) keeps the invitation link being accepted and
+    (idp.accounts.invitations.begin_acceptance) keeps the invitation link being accepted and
     the hash of the password chosen on its page until the callback."""
     start = connector.start_login(callback_url)
     now = utcnow()
@@ -343,7 +343,7 @@ def _person_customer(session: Session, personal_code: str) -> Customer | None:
 
 def remember_link(session: Session, user: User, identity: VerifiedIdentity) -> None:
     """Record (provider, subject) for the user, or the time of its latest login (also
-    after an accepted invitation: idp.delegation.services.finish_acceptance)."""
+    after an accepted invitation: idp.accounts.invitations.finish_acceptance)."""
     link = session.scalar(
         select(UpstreamLink).where(
             UpstreamLink.provider == identity.provider, UpstreamLink.subject == identity.subject

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, redirect, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.accounts import cookies, upstream
+from idp.accounts import cookies, invitations, upstream
 from idp.accounts.forms import ConfirmForm, UpstreamRegistrationForm, UpstreamStartForm
 from idp.accounts.services import (
     end_browser_session,
@@ -18,10 +18,9 @@ from idp.accounts.services import (
 )
 from idp.accounts.views import start_again_page
 from idp.db import db_session
-from idp.delegation import services as delegation
 from idp.i18n import current_language
+from idp.interactions import belongs_to_browser, load_interaction
 from idp.models import UpstreamProviderConfig, User
-from idp.oidc.authorize import belongs_to_browser, load_interaction
 from idp.security import new_token
 from idp.upstream_providers.services import NAME_PATTERN, ProviderError, connector_config
 from idp.web import app_settings, html_page
@@ -124,7 +123,7 @@ def callback(provider: str) -> BaseResponse:
             "login; nobody logged in",
             provider,
         )
-        invitation = taken.purpose == delegation.UPSTREAM_PURPOSE
+        invitation = taken.purpose == invitations.UPSTREAM_PURPOSE
         return start_again_page("invitation" if invitation else "upstream", taken.interaction_id)
     response = _finish(provider, params, taken)
     cookies.clear_upstream_binding(response)
@@ -141,7 +140,7 @@ def _finish(provider: str, params: dict[str, str], taken: upstream.TakenLogin) -
     try:
         identity = connector.finish_login(params, taken.pending)
     except UpstreamCancelled:
-        if taken.purpose == delegation.UPSTREAM_PURPOSE:  # the invitation link still works
+        if taken.purpose == invitations.UPSTREAM_PURPOSE:  # the invitation link still works
             return html_page("invitation/cancelled.html")
         return redirect(
             url_for("accounts.login", notice="cancelled", interaction=taken.interaction_id or None),
@@ -149,7 +148,7 @@ def _finish(provider: str, params: dict[str, str], taken: upstream.TakenLogin) -
         )
     except UpstreamError as exc:
         return unavailable_page(provider, f"the login failed: {exc}")
-    if taken.purpose == delegation.UPSTREAM_PURPOSE:
+    if taken.purpose == invitations.UPSTREAM_PURPOSE:
         return _invitation_answer(taken, identity)
     resolution = upstream.resolve(session, app_settings(), identity, taken)
     if resolution.outcome in (upstream.Outcome.NO_CUSTOMER, upstream.Outcome.CUSTOMER_HAS_ACCOUNT):
@@ -195,21 +194,21 @@ def _invitation_answer(taken: upstream.TakenLogin, identity: VerifiedIdentity) -
     in (at the assurance of that login) and owe the contact form, whose confirmation
     activates the membership. Refused or used up: a page that says what to do."""
     session = db_session()
-    acceptance = delegation.finish_acceptance(
+    acceptance = invitations.finish_acceptance(
         session, app_settings(), taken, identity, request.remote_addr or "unknown"
     )
     outcome = acceptance.outcome
-    if outcome is not delegation.AcceptanceOutcome.ACCEPTED or acceptance.user is None:
+    if outcome is not invitations.AcceptanceOutcome.ACCEPTED or acceptance.user is None:
         # Whatever the page: the bank login is used up and a refusal recorded; the link is
         # used up too, unless the login was too weak to try it.
         session.commit()
-        if outcome is delegation.AcceptanceOutcome.WRONG_PERSON:
+        if outcome is invitations.AcceptanceOutcome.WRONG_PERSON:
             return html_page("invitation/wrong_person.html", status=403)
-        if outcome is delegation.AcceptanceOutcome.TOO_WEAK:
+        if outcome is invitations.AcceptanceOutcome.TOO_WEAK:
             return html_page(
                 "invitation/too_weak.html", status=403, support=app_settings().support_contact
             )
-        if outcome is delegation.AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT:
+        if outcome is invitations.AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT:
             return html_page(
                 "invitation/other_account.html", status=409, support=app_settings().support_contact
             )

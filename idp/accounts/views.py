@@ -12,7 +12,6 @@ from flask import (
     current_app,
     flash,
     redirect,
-    render_template,
     request,
     url_for,
 )
@@ -21,7 +20,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.accounts import cookies, registration
+from idp.accounts import cookies, invitations, registration
 from idp.accounts.forms import (
     ConfirmForm,
     ContactForm,
@@ -42,19 +41,17 @@ from idp.accounts.services import (
     end_browser_session,
     start_browser_session,
 )
+from idp.assurance import below, required_assurance
+from idp.clients import find_client
 from idp.db import db_session
-from idp.delegation.services import activate_accepted
 from idp.i18n import current_language
-from idp.models import BrowserSession, Interaction, User
-from idp.oidc.authorize import (
+from idp.interactions import (
     belongs_to_browser,
-    below,
     interaction_params,
     load_interaction,
     may_continue_as,
-    required_assurance,
 )
-from idp.oidc.clients import find_client
+from idp.models import BrowserSession, Interaction, User
 from idp.security import Passwords
 from idp.upstream_providers.services import enabled_providers
 from idp.web import app_settings, html_page
@@ -175,8 +172,9 @@ def login() -> BaseResponse | str:
         client = find_client(session, params.get("client_id"))
         client_name = client.name if client else None
     notice = NOTICES.get(request.args.get("notice", "")) if request.method == "GET" else None
-    body = render_template(
+    return html_page(
         "accounts/login.html",
+        status=status,
         form=form,
         error=error,
         notice=notice,
@@ -187,7 +185,6 @@ def login() -> BaseResponse | str:
         step_up=step_up,
         resend_form=resend_form,
     )
-    return Response(body, status=status, mimetype="text/html")
 
 
 @bp.post("/register/resend")
@@ -228,9 +225,9 @@ def _continue_session(
 
 
 @bp.get("/")
-def signed_in() -> str:
+def signed_in() -> Response:
     browser = cookies.current_browser_session()
-    return render_template("accounts/home.html", user=browser.user if browser else None)
+    return html_page("accounts/home.html", user=browser.user if browser else None)
 
 
 # --- registration by e-mail, links, password reset ---------------------------------------------
@@ -441,7 +438,9 @@ def contact() -> BaseResponse:
             ]
         else:
             # Flow 6: the contact form is the last step of accepting an invitation.
-            activated = activate_accepted(session, user, request.remote_addr or "unknown")
+            activated = invitations.activate_accepted(
+                session, user, request.remote_addr or "unknown"
+            )
             session.commit()
             if activated and interaction is None:  # else the application comes next
                 flash(

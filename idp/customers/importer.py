@@ -208,7 +208,7 @@ def _write(
         )
         step(len(batch))
 
-    for batch in chunks(added, BATCH):
+    for new_batch in chunks(added, BATCH):
         session.execute(
             insert(CUSTOMERS),
             [
@@ -218,10 +218,10 @@ def _write(
                     "updated_at": now,
                     **dict(zip(FIELDS, row.values(), strict=True)),
                 }
-                for row in batch
+                for row in new_batch
             ],
         )
-        step(len(batch))
+        step(len(new_batch))
     if any(row.contract_numbers for row in added):
         ids = {
             number: id_
@@ -235,5 +235,5 @@ def _write(
             for n in row.contract_numbers
         )
 
-    for batch in chunks(new_contracts, BATCH):
-        session.execute(insert(CONTRACTS), list(batch))
+    for contract_batch in chunks(new_contracts, BATCH):
+        session.execute(insert(CONTRACTS), list(contract_batch))

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import Table
 
-from idp.accounts.services import AccountError, display_email
 from idp.csv_import import (
     CheckedRow,
     ImportDataError,
@@ -20,6 +19,7 @@ from idp.csv_import import (
     clean_text,
     read_file,
 )
+from idp.email_address import InvalidEmail, parse_email
 from idp.identifiers import normalize_personal_code, normalize_phone, normalize_registration_number
 from idp.models import Customer, CustomerContract
 from idp.models.customers import COMPANY, PERSON
@@ -99,8 +99,8 @@ def _email(value: str) -> str:
     if len(typed) > EMAIL_MAX:
         raise InvalidValue(f"longer than {EMAIL_MAX} characters")
     try:
-        return display_email(typed)
-    except AccountError as exc:
+        return parse_email(typed).display
+    except InvalidEmail as exc:
         raise InvalidValue(str(exc)) from None
 
 

@@ -1,2 +1,2 @@
-"""Acting for a customer: roles, rights, the acting context tokens carry, the USERS section,
-invitations, and the `idp delegation` and `idp audit` commands."""
+"""Acting for a customer: the USERS section and the admin commands that invite, change and
+remove additional users and authorised persons (roles and rights: idp.memberships)."""

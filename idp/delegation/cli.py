@@ -20,7 +20,7 @@ from idp.audit import Actor, history
 from idp.cli_output import json_option, one_line_errors, print_rows
 from idp.db import db_session, utcnow
 from idp.delegation import services
-from idp.delegation.rights import MembershipState
+from idp.memberships.rights import MembershipState
 from idp.models import AuditEvent, Customer, Membership, User
 
 delegation_cli = AppGroup("delegation", help="Who may act for a customer (signed applications).")

@@ -1,5 +1,4 @@
-"""Forms of the USERS section and of the invited person's page (Flask-WTF: every form
-carries a CSRF token)."""
+"""Forms of the USERS section (Flask-WTF: every form carries a CSRF token)."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (  # type: ignore[attr-defined]  # types-WTForms predates SelectChoice (3.3)
     EmailField,
-    HiddenField,
     SelectChoice,
     SelectMultipleField,
     StringField,
@@ -17,10 +15,10 @@ from wtforms import (  # type: ignore[attr-defined]  # types-WTForms predates Se
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from idp.accounts.forms import NewPasswordForm, usable_email
-from idp.delegation.labels import RIGHT_LABELS
-from idp.delegation.rights import GRANTABLE_TO_ADDITIONAL_USERS, Right
+from idp.accounts.forms import usable_email
 from idp.identifiers import InvalidPersonalCode, normalize_personal_code
+from idp.memberships.labels import RIGHT_LABELS
+from idp.memberships.rights import GRANTABLE_TO_ADDITIONAL_USERS, Right
 
 # The check-boxes, in a fixed order (an enumeration of rights, not loose strings).
 _GRANTABLE = [r for r in Right if r in GRANTABLE_TO_ADDITIONAL_USERS]
@@ -96,16 +94,3 @@ class AddUserForm(FlaskForm):
 
 class RightsForm(FlaskForm):
     rights = _RightsField()
-
-
-class InvitationStartForm(FlaskForm):
-    """An invited person who already has an account: only the bank/eSignature buttons
-    (each button posts its provider's name)."""
-
-    provider = HiddenField(validators=[DataRequired(), Length(max=32)])
-
-
-class InvitationPasswordForm(NewPasswordForm):
-    """An invited person without an account: the password typed twice, then a button."""
-
-    provider = HiddenField(validators=[DataRequired(), Length(max=32)])

@@ -26,9 +26,9 @@ from idp.audit import Action, Actor, history
 from idp.db import db_session, utcnow
 from idp.delegation import services
 from idp.delegation.forms import AddUserForm, RightsForm
-from idp.delegation.labels import right_label, role_label, state_label
-from idp.delegation.rights import MembershipState, Role
 from idp.i18n import current_language, local_time
+from idp.memberships.labels import right_label, role_label, state_label
+from idp.memberships.rights import MembershipState, Role
 from idp.models import Customer, Membership, User
 from idp.web import app_settings, html_page
 

@@ -12,7 +12,7 @@ from typing import Any
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from flask import Blueprint, Response, current_app, redirect, render_template, request, session
+from flask import Blueprint, Response, current_app, redirect, request, session
 from flask_babel import gettext as _
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -25,7 +25,7 @@ from idp.demo.seed import (
     METER_SERVICE_PREFIX,
     PUBLIC_CLIENT_ID,
 )
-from idp.web import app_settings
+from idp.web import app_settings, html_page
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 HTTP_TIMEOUT = 5
@@ -45,8 +45,8 @@ def _client() -> OAuth2Session:
 
 
 @bp.get("/")
-def index() -> str:
-    return render_template(
+def index() -> Response:
+    return html_page(
         "demo/index.html",
         result=session.pop("demo_result", None),
         answer=session.pop("demo_answer", None),
@@ -156,8 +156,4 @@ def _finish(code: str, pending: dict[str, str]) -> dict[str, Any]:
 
 
 def _fail(message: str) -> Response:
-    return Response(
-        render_template("demo/index.html", error=message, result=None),
-        status=400,
-        mimetype="text/html",
-    )
+    return html_page("demo/index.html", status=400, error=message, result=None)

@@ -29,13 +29,14 @@ from flask import (
     current_app,
     jsonify,
     redirect,
-    render_template,
     request,
 )
 from flask_wtf import CSRFProtect
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from werkzeug.wrappers import Response as BaseResponse
+
+from idp.web import html_page
 
 bp = Blueprint("demo_bank", __name__, url_prefix="/demo-bank")
 
@@ -241,11 +242,7 @@ def jwks() -> Response:
 
 
 def _page(status: int = 200, **context: Any) -> Response:
-    return Response(
-        render_template("demo_bank/authorize.html", people=PEOPLE, **context),
-        status=status,
-        mimetype="text/html",
-    )
+    return html_page("demo_bank/authorize.html", status=status, people=PEOPLE, **context)
 
 
 def _back(pending_redirect: str, state: str | None, **params: str) -> BaseResponse:

@@ -72,12 +72,12 @@ class Membership(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
-    # idp.delegation.rights.Role
+    # idp.memberships.rights.Role
     role: Mapped[str] = mapped_column(String(32))
-    # Granted rights (idp.delegation.rights.Right values); what they allow is decided by
-    # idp.delegation.rights.effective_rights (contractors and authorised persons: all).
+    # Granted rights (idp.memberships.rights.Right values); what they allow is decided by
+    # idp.memberships.rights.effective_rights (contractors and authorised persons: all).
     rights: Mapped[list[str]] = mapped_column(default=list)
-    # idp.delegation.rights.MembershipState (models import nothing from features, so the
+    # idp.memberships.rights.MembershipState (models import nothing from features, so the
     # default is spelled out here)
     state: Mapped[str] = mapped_column(String(16), default="active")
     # Who granted it (None: the person registered themselves, or an admin from the CLI),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from consent.scopes import SUPPORTED_SCOPES
+from idp.consent.scopes import SUPPORTED_SCOPES
 from idp.keys import KeyRing
 from idp.oidc.claims import SUPPORTED_CLAIMS
 from idp.oidc.server import build_authorization_server

@@ -3,13 +3,13 @@
 A request is validated by Authlib, then either answered at once (a code, or an error sent
 back to the client) or paused as an *interaction* row while the person logs in or gives
 consent; `/authorize/resume` replays the stored request and continues where it stopped.
+The pages of those steps find the paused request through idp.interactions.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from dataclasses import dataclass, field
 
 from authlib.common.urls import add_params_to_uri
@@ -19,15 +19,17 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
-from consent import services as consent_services
+from idp.assurance import below, required_assurance
+from idp.clients import OAuthClient
+from idp.consent import services as consent_services
 from idp.db import rowcount, utcnow
-from idp.delegation.acting import Acting, acting_for, acting_options
-from idp.delegation.rights import scopes_allowed_by
+from idp.interactions import error_location, login_too_old
+from idp.memberships.acting import Acting, acting_for, acting_options
+from idp.memberships.rights import scopes_allowed_by
 from idp.models import BrowserSession, Interaction
 from idp.oidc import tokens
-from idp.oidc.clients import OAuthClient
 from idp.oidc.server import IdpAuthorizationServer
-from idp.security import new_token, secret_matches
+from idp.security import new_token
 
 SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account"}
 # OAuth 2.0 parameters that must not repeat (RFC 6749 §3.1) plus the OIDC ones we read.
@@ -86,13 +88,10 @@ class Outcome:
 def _error_redirect(
     issuer: str, redirect_uri: str, error: OAuth2Error, state: str | None
 ) -> Outcome:
-    params = [("error", error.error)]
-    if error.description:
-        params.append(("error_description", error.description))
-    if state:
-        params.append(("state", state))
-    params.append(("iss", issuer))  # RFC 9207 §2: also on error responses
-    return Outcome("redirect", location=add_params_to_uri(redirect_uri, params))
+    return Outcome(
+        "redirect",
+        location=error_location(issuer, redirect_uri, error.error, error.description, state),
+    )
 
 
 def _precheck(params: MultiDict[str, str]) -> None:
@@ -170,7 +169,7 @@ def process(
         not logged_in_here
         and (
             bool(prompts & {"login", "select_account"})
-            or _too_old(browser, params.get("max_age"))
+            or login_too_old(browser, params.get("max_age"))
             # Step-up: a bank or eSignature login, not a silent low-assurance token. After
             # a login here the ID token's acr tells the truth whatever was reached.
             or below(browser.acr, required_assurance(params))
@@ -308,109 +307,6 @@ def _choose_customer(
     if "select_account" not in prompts and browser.acting_customer_id in by_id:
         return by_id[browser.acting_customer_id], False
     return None, True
-
-
-def may_continue_as(browser: BrowserSession | None, params: MultiDict[str, str]) -> bool:
-    """prompt=select_account alone lets the person keep the current session ("Continue as
-    …"); prompt=login and an exceeded max_age demand a fresh login."""
-    prompts = set(params.get("prompt", "").split())
-    return (
-        browser is not None
-        and "select_account" in prompts
-        and "login" not in prompts
-        and not _too_old(browser, params.get("max_age"))
-    )
-
-
-# DOMAIN.md, "Ways to log in": the assurance levels, weakest first (acr values).
-ASSURANCE_LEVELS = ("low", "substantial", "high")
-
-
-def required_assurance(params: MultiDict[str, str]) -> str | None:
-    """Step-up: the weakest level the client named in `acr_values` (a space-separated list
-    of acceptable values, OIDC Core §3.1.2.1); None when it named none we know."""
-    wanted = [v for v in (params.get("acr_values") or "").split() if v in ASSURANCE_LEVELS]
-    return min(wanted, key=ASSURANCE_LEVELS.index) if wanted else None
-
-
-def below(acr: str, required: str | None) -> bool:
-    """True when a session at `acr` is weaker than `required`."""
-    if required is None:
-        return False
-    rank = ASSURANCE_LEVELS.index(acr) if acr in ASSURANCE_LEVELS else -1
-    return rank < ASSURANCE_LEVELS.index(required)
-
-
-def _too_old(browser: BrowserSession, max_age: str | None) -> bool:
-    """OIDC Core §3.1.2.1 max_age: re-authenticate if the last login is older."""
-    if max_age is None:
-        return False
-    return time.time() - browser.auth_time.timestamp() > int(max_age)
-
-
-def deny(session: Session, server: IdpAuthorizationServer, interaction: Interaction) -> str | None:
-    """The person pressed Deny: end the paused request and send access_denied back to the
-    client (RFC 6749 §4.1.2.1). None if the client or its redirect URI is gone meanwhile."""
-    params = interaction_params(interaction)
-    client = server.query_client(params.get("client_id", ""))
-    redirect_uri = params.get("redirect_uri", "")
-    if client is None or not client.check_redirect_uri(redirect_uri):
-        return None
-    session.delete(interaction)
-    session.commit()
-    error = ProtocolError("access_denied", "The person denied the request.")
-    return _error_redirect(
-        server.settings.issuer, redirect_uri, error, params.get("state")
-    ).location
-
-
-def load_interaction(session: Session, interaction_id: str | None) -> Interaction | None:
-    if not interaction_id or len(interaction_id) > 64:
-        return None
-    row = session.get(Interaction, interaction_id)
-    if row is None or row.expires_at <= utcnow():
-        return None
-    return row
-
-
-def belongs_to_browser(interaction: Interaction, binding: str | None) -> bool:
-    """Whether the browser bringing this interaction cookie made the paused request: only
-    then may a login finished here attach to it (its id travels in URLs and mails)."""
-    return binding is not None and secret_matches(binding, interaction.browser_hash)
-
-
-def interaction_params(interaction: Interaction) -> MultiDict[str, str]:
-    return MultiDict([(k, v) for k, values in interaction.params.items() for v in values])
-
-
-@dataclass(frozen=True)
-class ConsentRequest:
-    """What the consent page asks: which client, acting for whom, which scopes."""
-
-    client: OAuthClient
-    acting: Acting | None
-    scopes: list[str]
-
-
-def consent_request(
-    session: Session, server: IdpAuthorizationServer, interaction: Interaction, user_id: int
-) -> ConsentRequest | None:
-    """The scopes a paused request would be granted (for the consent page): those the
-    client may have and the membership's rights allow. None if the client is gone or the
-    membership ended meanwhile."""
-    params = interaction_params(interaction)
-    client = server.query_client(params.get("client_id", ""))
-    if client is None:
-        return None
-    acting = None
-    if interaction.customer_id is not None:
-        acting = acting_for(session, user_id, interaction.customer_id, utcnow())
-        if acting is None:
-            return None
-    requested = scope_to_list(client.get_allowed_scope(params.get("scope"))) or []
-    return ConsentRequest(
-        client, acting, scopes_allowed_by(requested, acting.rights if acting else ())
-    )
 
 
 def choose_customer(

@@ -6,8 +6,8 @@ from typing import Any, Protocol
 
 from authlib.oauth2.rfc6749 import scope_to_list
 
-from consent.scopes import claims_for
-from idp.delegation.acting import Acting
+from idp.consent.scopes import claims_for
+from idp.memberships.acting import Acting
 from idp.models import User
 
 

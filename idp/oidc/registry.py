@@ -5,20 +5,19 @@ Client secrets are shown once and stored as SHA-256 hashes.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from consent.scopes import SUPPORTED_SCOPES
+from idp.consent.scopes import SUPPORTED_SCOPES
 from idp.models import Client
 from idp.security import hash_secret, new_token
+from providers.urls import check_https_url
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -34,33 +33,12 @@ class RegistrationError(Exception):
     """Invalid client registration data; the message names the problem."""
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def validate_redirect_uri(uri: str) -> str:
     """https only (plain http only on loopback, RFC 8252 §7.3), absolute, no fragment."""
     try:
-        parts = urlsplit(uri)
-        host = parts.hostname or ""
-    except ValueError:
-        raise RegistrationError(f"redirect URI {uri!r} is not a valid URL") from None
-    if parts.scheme not in ("https", "http"):
-        raise RegistrationError(f"redirect URI {uri!r} must use https")
-    if not host:
-        raise RegistrationError(f"redirect URI {uri!r} has no host")
-    if parts.scheme == "http" and not _is_loopback(host):
-        raise RegistrationError(f"redirect URI {uri!r} must use https (http only on loopback)")
-    if parts.fragment or "#" in uri:
-        raise RegistrationError(f"redirect URI {uri!r} must not contain a fragment")
-    if any(c.isspace() for c in uri) or len(uri) > 2048:
-        raise RegistrationError(f"redirect URI {uri!r} is not a valid URL")
-    return uri
+        return check_https_url(uri, "redirect URI")
+    except ValueError as exc:
+        raise RegistrationError(str(exc)) from None
 
 
 @dataclass(frozen=True)

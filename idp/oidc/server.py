@@ -35,12 +35,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
+from idp.clients import OAuthClient, find_client
 from idp.db import db_session, utcnow
-from idp.delegation.acting import acting_for
 from idp.keys import KeyRing
+from idp.memberships.acting import acting_for
 from idp.models import AuthorizationCode, Client, UsedClientAssertion, User
 from idp.oidc import tokens
-from idp.oidc.clients import OAuthClient, find_client
 from idp.security import new_token
 from idp.settings import Settings
 

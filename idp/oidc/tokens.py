@@ -20,10 +20,11 @@ from authlib.oauth2.rfc6749 import scope_to_list
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from idp.clients import OAuthClient
 from idp.db import rowcount, utcnow
-from idp.delegation.acting import Acting, acting_from_columns
-from idp.delegation.rights import scopes_allowed_by
 from idp.keys import KeyRing
+from idp.memberships.acting import Acting, acting_from_columns
+from idp.memberships.rights import scopes_allowed_by
 from idp.models import (
     AuthorizationCode,
     Customer,
@@ -35,9 +36,9 @@ from idp.models import (
 )
 from idp.models.users import ACTIVE
 from idp.oidc.claims import USER_CLAIM_COLUMNS, ClaimSource, user_claims
-from idp.oidc.clients import OAuthClient
 from idp.security import hash_secret, new_token
 from idp.settings import Settings
+from idp.token_families import revoke_family
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (the RFC 9068 "typ", not a secret)
 
@@ -287,7 +288,7 @@ _FAMILY_COLUMNS = (
     TokenFamily.expires_at,
     TokenFamily.revoked_at,
 )
-# The acting context (idp.delegation.acting), outer-joined on the family's customer.
+# The acting context (idp.memberships.acting), outer-joined on the family's customer.
 _MEMBERSHIP_COLUMNS = (
     Customer.number.label("customer_number"),
     Customer.name.label("customer_name"),
@@ -403,22 +404,6 @@ def rotate_refresh_token(
         return False
     db.execute(_STORE_SUCCESSOR, params)
     return True
-
-
-def revoke_family(session: Session, family_id: str, reason: str) -> None:
-    now = utcnow()
-    session.execute(
-        update(TokenFamily)
-        .where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
-        .values(revoked_at=now, revoked_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.used_at.is_(None))
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    )
 
 
 # --- JWT access tokens (RFC 9068) and ID tokens ------------------------------------------
@@ -615,35 +600,3 @@ def revoke_access_token(session: Session, claims: dict[str, Any]) -> None:
     session.add(
         RevokedAccessToken(jti=jti, expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.UTC))
     )
-
-
-def revoke_user_families(session: Session, user_id: int, reason: str) -> None:
-    """Revoke every token family of a user (e.g. after a password reset): their refresh
-    tokens stop working and their access tokens are inactive at introspection/userinfo."""
-    family_ids = list(
-        session.scalars(
-            select(TokenFamily.id).where(
-                TokenFamily.user_id == user_id, TokenFamily.revoked_at.is_(None)
-            )
-        )
-    )
-    for family_id in family_ids:
-        revoke_family(session, family_id, reason)
-
-
-def revoke_customer_families(session: Session, user_id: int, customer_id: int, reason: str) -> int:
-    """Revoke the token families of a user acting for one customer (a membership removed,
-    expired or its rights changed): refresh answers invalid_grant, introspection and
-    userinfo answer inactive, from this commit on. Returns how many were revoked."""
-    family_ids = list(
-        session.scalars(
-            select(TokenFamily.id).where(
-                TokenFamily.user_id == user_id,
-                TokenFamily.customer_id == customer_id,
-                TokenFamily.revoked_at.is_(None),
-            )
-        )
-    )
-    for family_id in family_ids:
-        revoke_family(session, family_id, reason)
-    return len(family_ids)

@@ -14,7 +14,6 @@ from flask import (
     Response,
     current_app,
     redirect,
-    render_template,
     request,
     session,
     url_for,
@@ -23,17 +22,20 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
+from idp import interactions
 from idp.accounts import cookies
 from idp.accounts.services import end_browser_session
+from idp.assurance import ASSURANCE_LEVELS
 from idp.db import db_session, read_only_session, utcnow
-from idp.delegation.acting import acting_options
-from idp.delegation.labels import role_label
+from idp.memberships.acting import acting_options
+from idp.memberships.labels import role_label
 from idp.oidc import authorize
 from idp.oidc.claims import userinfo_claims
 from idp.oidc.forms import SelectCustomerForm
 from idp.oidc.server import IdpAuthorizationServer
 from idp.oidc.tokens import ACCESS_TOKEN_TYPE, verify_access_token
 from idp.security import hash_secret, new_token
+from idp.web import html_page
 
 bp = Blueprint("oidc", __name__)
 
@@ -94,19 +96,13 @@ def authorize_endpoint() -> BaseResponse:
 @bp.get("/authorize/resume")
 def resume() -> BaseResponse:
     """Continue a paused request after login or consent (same browser only)."""
-    interaction_id = request.args.get("interaction", "")
-    interaction = authorize.load_interaction(db_session(), interaction_id)
-    if (
-        interaction is None
-        or interaction_id not in session.get("interactions", [])
-        or not authorize.belongs_to_browser(interaction, cookies.interaction_binding())
+    interaction = interactions.paused_here(db_session(), request.args.get("interaction", ""))
+    if interaction is None or not interactions.belongs_to_browser(
+        interaction, cookies.interaction_binding()
     ):
-        return _error_page(
-            "invalid_request",
-            _("This sign-in has expired. Go back to the application and start again."),
-        )
+        return interactions.expired_page()
     browser = cookies.current_browser_session()
-    params = authorize.interaction_params(interaction)
+    params = interactions.interaction_params(interaction)
     return _answer(authorize.process(db_session(), server(), params, browser, interaction))
 
 
@@ -114,11 +110,8 @@ def _answer(outcome: authorize.Outcome) -> BaseResponse:
     if outcome.kind == "redirect":
         return redirect(outcome.location, code=302)
     if outcome.kind == "error_page":
-        return _error_page(outcome.error, outcome.description)
-    known = session.get("interactions", [])
-    if outcome.interaction_id not in known:
-        # Remember the few most recent paused requests of this browser (several tabs).
-        session["interactions"] = [*known[-4:], outcome.interaction_id]
+        return interactions.error_page(outcome.error, outcome.description)
+    interactions.remember_in_browser(outcome.interaction_id)
     endpoint = {
         "login": "accounts.login",
         "contact": "accounts.contact",
@@ -131,13 +124,9 @@ def _answer(outcome: authorize.Outcome) -> BaseResponse:
 def select_customer() -> BaseResponse:
     """Whom the person acts for in this request (several memberships; DOMAIN.md)."""
     db = db_session()
-    interaction_id = request.values.get("interaction", "")
-    interaction = authorize.load_interaction(db, interaction_id)
-    if interaction is None or interaction_id not in session.get("interactions", []):
-        return _error_page(
-            "invalid_request",
-            _("This sign-in has expired. Go back to the application and start again."),
-        )
+    interaction = interactions.paused_here(db, request.values.get("interaction", ""))
+    if interaction is None:
+        return interactions.expired_page()
     browser = cookies.current_browser_session()
     if browser is None:
         return redirect(url_for("accounts.login", interaction=interaction.id), 302)
@@ -152,21 +141,16 @@ def select_customer() -> BaseResponse:
     if request.method == "POST":
         error = _("Choose one of the customers below and press Continue.")
     form.interaction.data = interaction.id
-    client = server().query_client(authorize.interaction_params(interaction).get("client_id"))
-    body = render_template(
+    client = server().query_client(interactions.interaction_params(interaction).get("client_id"))
+    return html_page(
         "oidc/select_customer.html",
+        status=400 if error else 200,
         form=form,
         options=options,
         error=error,
         role_label=role_label,
         client_name=client.name if client else "",
     )
-    return Response(body, status=400 if error else 200, mimetype="text/html")
-
-
-def _error_page(error: str, description: str) -> Response:
-    body = render_template("oidc/error.html", error=error, description=description)
-    return Response(body, status=400, mimetype="text/html")
 
 
 # --- token, userinfo, revocation, introspection ------------------------------------------------
@@ -252,12 +236,7 @@ def end_session() -> BaseResponse:
     )
     if not confirmed:
         session["logout_redirect"] = redirect_to
-        return Response(
-            render_template(
-                "oidc/logout_confirm.html", client_name=client.name if client else None
-            ),
-            mimetype="text/html",
-        )
+        return html_page("oidc/logout_confirm.html", client_name=client.name if client else None)
     return _finish_logout(redirect_to)
 
 
@@ -269,7 +248,7 @@ def logout_confirm() -> BaseResponse:
 def _finish_logout(redirect_to: str | None) -> BaseResponse:
     end_browser_session(db_session(), request.cookies.get(cookies.cookie_name()))
     db_session().commit()
-    session.pop("interactions", None)
+    interactions.forget_in_browser()
     response = (
         redirect(redirect_to, 302) if redirect_to else redirect(url_for("oidc.logged_out"), 302)
     )
@@ -278,8 +257,8 @@ def _finish_logout(redirect_to: str | None) -> BaseResponse:
 
 
 @bp.get("/logged-out")
-def logged_out() -> str:
-    return render_template("oidc/logged_out.html")
+def logged_out() -> Response:
+    return html_page("oidc/logged_out.html")
 
 
 def _id_token_hint_claims(hint: str | None) -> dict[str, Any] | None:
@@ -346,7 +325,7 @@ def discovery_document(
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
         "prompt_values_supported": sorted(authorize.SUPPORTED_PROMPTS),
-        "acr_values_supported": list(authorize.ASSURANCE_LEVELS),
+        "acr_values_supported": list(ASSURANCE_LEVELS),
         "ui_locales_supported": locales,
         "claim_types_supported": ["normal"],
     }

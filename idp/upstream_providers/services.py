@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from idp.db import utcnow
 from idp.models import UpstreamProviderConfig
-from idp.oidc.registry import RegistrationError, validate_redirect_uri
 from idp.settings import Settings
 from providers import registry as connectors
 from providers.base import CheckReport, ConnectorConfig, Method, UpstreamError
+from providers.urls import check_https_url
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,14 @@ class ProviderError(Exception):
 
 def validate_base_url(url: str) -> str:
     """https only, plain http only on loopback: the rule relying apps' redirect URIs follow
-    (idp/oidc/registry.py, RFC 8252 §7.3); no query or fragment either (an OIDC issuer has
+    (providers/urls.py, RFC 8252 §7.3); no query or fragment either (an OIDC issuer has
     none, OpenID Connect Discovery §4.3)."""
     if len(url) > MAX_URL:
         raise ProviderError(f"base URL is longer than {MAX_URL} characters")
     try:
-        validate_redirect_uri(url)
-    except RegistrationError as exc:
-        raise ProviderError(str(exc).replace("redirect URI", "base URL", 1)) from None
+        check_https_url(url, "base URL")
+    except ValueError as exc:
+        raise ProviderError(str(exc)) from None
     if "?" in url:
         raise ProviderError(f"base URL {url!r} must not contain a query")
     return url

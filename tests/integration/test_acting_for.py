@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from idp.db import utcnow
 from idp.models import Customer, Membership, User
-from idp.oidc.tokens import revoke_customer_families
+from idp.token_families import revoke_customer_families
 from tests.conftest import csrf_token, query
 from tests.integration.conftest import (
     bearer,

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from consent import services
-from consent.scopes import CATALOGUE
+from idp.consent import services
+from idp.consent.scopes import CATALOGUE
 from idp.db import session_factory
 from idp.models import Client, ConsentGrant, User
 from tests.conftest import Browser, RegisteredClient, auth_params, csrf_token, query

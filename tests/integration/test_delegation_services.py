@@ -21,13 +21,14 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from idp.accounts import upstream
+from idp.accounts import invitations, upstream
+from idp.accounts.invitations import AcceptanceOutcome, InvitationError
 from idp.audit import Action, Actor
 from idp.db import utcnow
 from idp.delegation import services
-from idp.delegation.rights import MembershipState, Role
-from idp.delegation.services import AcceptanceOutcome, DelegationError
+from idp.delegation.services import DelegationError
 from idp.i18n import local_minute
+from idp.memberships.rights import MembershipState, Role
 from idp.models import (
     AuditEvent,
     Client,
@@ -241,7 +242,7 @@ def test_a_new_address_gets_a_pending_account_an_invited_membership_and_a_workin
     )
     assert membership.granted_by_user_id == user.id and membership.customer_id == customer.id
 
-    pending = services.check_invitation(db, token_of(services_link(body)))
+    pending = invitations.check_invitation(db, token_of(services_link(body)))
     assert pending is not None and pending.needs_password
     assert (pending.membership.id, pending.user.id, pending.customer.id) == (
         membership.id,
@@ -249,7 +250,7 @@ def test_a_new_address_gets_a_pending_account_an_invited_membership_and_a_workin
         customer.id,
     )
     # Checking (the GET of the page) does not use the link up.
-    assert services.check_invitation(db, token_of(services_link(body))) is not None
+    assert invitations.check_invitation(db, token_of(services_link(body))) is not None
 
     [event] = events(db)
     assert (event.action, event.actor, event.actor_user_id, event.origin) == (
@@ -297,7 +298,7 @@ def test_an_existing_account_gets_a_new_membership_never_a_second_account(
         customer.id: ("contractor", "active"),
         company.id: ("additional_user", "invited"),
     }
-    pending = services.check_invitation(db, token_of(services_link(body)))
+    pending = invitations.check_invitation(db, token_of(services_link(body)))
     assert pending is not None and not pending.needs_password
     db.commit()
 
@@ -532,12 +533,12 @@ def test_revoking_ends_the_membership_its_tokens_and_its_invitation_link(
     services.revoke(db, membership=zane, actor=contractor, reason="left the company")
     invited = invite(db, settings, customer, contractor)
     token = token_of(mailbox.link_for(ILZE))
-    assert services.check_invitation(db, token) is not None
+    assert invitations.check_invitation(db, token) is not None
     services.revoke(db, membership=invited.membership, actor=contractor)
     db.commit()
 
     assert revoked(db, zane_family)
-    assert services.check_invitation(db, token) is None
+    assert invitations.check_invitation(db, token) is None
     states = {m.id: m.state for m in db.scalars(select(Membership))}
     assert states[zane.id] == states[invited.membership.id] == "revoked"
     first, second = events(db, Action.REVOKED)
@@ -587,8 +588,8 @@ def test_resending_voids_only_that_memberships_earlier_link(
     first = token_of(mailbox.link_for(ILZE))
     invite(db, settings, company, Actor.cli())
     by_company = token_of(mailbox.link_for(ILZE))
-    assert services.check_invitation(db, first) is not None
-    assert services.check_invitation(db, by_company) is not None
+    assert invitations.check_invitation(db, first) is not None
+    assert invitations.check_invitation(db, by_company) is not None
 
     again = services.resend_invitation(
         db, settings, membership=by_janis.membership, actor=contractor
@@ -596,9 +597,9 @@ def test_resending_voids_only_that_memberships_earlier_link(
     db.commit()
     newer = token_of(mailbox.link_for(ILZE))
     assert again.expires_at > utcnow()
-    assert services.check_invitation(db, first) is None
-    assert services.check_invitation(db, by_company) is not None
-    pending = services.check_invitation(db, newer)
+    assert invitations.check_invitation(db, first) is None
+    assert invitations.check_invitation(db, by_company) is not None
+    pending = invitations.check_invitation(db, newer)
     assert pending is not None and pending.membership.id == by_janis.membership.id
     [event] = events(db, Action.INVITATION_RESENT)
     assert event.customer_number == customer.number and event.origin == HERE
@@ -757,11 +758,11 @@ def test_an_invitation_past_the_end_of_its_authorisation_expires_and_its_link_di
     )
     db.commit()
     token = token_of(mailbox.link_for("aivars@example.lv"))
-    assert services.check_invitation(db, token) is not None
+    assert invitations.check_invitation(db, token) is not None
     later = utcnow() + dt.timedelta(minutes=11)
     assert services.expire_due(db, later) == 1
     db.commit()
-    assert services.check_invitation(db, token) is None
+    assert invitations.check_invitation(db, token) is None
     db.commit()
 
 
@@ -776,7 +777,7 @@ def start(
     password_hash: str | None,
 ) -> upstream.TakenLogin:
     """begin_acceptance, then the callback's take() with the state the browser brings."""
-    target = services.begin_acceptance(
+    target = invitations.begin_acceptance(
         db,
         settings,
         connector,
@@ -814,9 +815,9 @@ def test_accepting_with_the_right_code_then_confirming_the_contact_form_activate
     taken = start(db, settings, esignature, token, password_hash)
     assert (taken.purpose, taken.password_hash) == ("invitation", password_hash)
     # The link stays live until the bank or eSignature login comes back.
-    assert services.check_invitation(db, token) is not None
+    assert invitations.check_invitation(db, token) is not None
 
-    result = services.finish_acceptance(db, settings, taken, identity(), HERE)
+    result = invitations.finish_acceptance(db, settings, taken, identity(), HERE)
     db.commit()
     assert result.outcome is AcceptanceOutcome.ACCEPTED
     assert result.user is not None and result.customer is not None
@@ -837,9 +838,9 @@ def test_accepting_with_the_right_code_then_confirming_the_contact_form_activate
     membership = db.get(Membership, invitation.membership.id)
     assert membership is not None
     assert membership.state == "invited" and membership.accepted_at is not None
-    assert services.check_invitation(db, token) is None  # used up
+    assert invitations.check_invitation(db, token) is None  # used up
 
-    activated = services.activate_accepted(db, person, "198.51.100.7")
+    activated = invitations.activate_accepted(db, person, "198.51.100.7")
     db.commit()
     assert [m.id for m in activated] == [membership.id]
     db.expire_all()
@@ -848,7 +849,7 @@ def test_accepting_with_the_right_code_then_confirming_the_contact_form_activate
     assert membership.state == "active" and membership.valid_from is not None
     [event] = events(db, Action.ACTIVATED)
     assert (event.actor, event.actor_user_id, event.origin) == (ILZE, person.id, "198.51.100.7")
-    assert services.activate_accepted(db, person, HERE) == []  # nothing left to activate
+    assert invitations.activate_accepted(db, person, HERE) == []  # nothing left to activate
     db.commit()
 
 
@@ -867,10 +868,10 @@ def test_a_low_assurance_login_is_refused_and_keeps_the_link(
     taken = start(db, settings, esignature, token, password_hash)
 
     weak = dataclasses.replace(identity(), assurance="low")
-    result = services.finish_acceptance(db, settings, taken, weak, HERE)
+    result = invitations.finish_acceptance(db, settings, taken, weak, HERE)
     db.commit()
     assert result.outcome is AcceptanceOutcome.TOO_WEAK
-    assert services.check_invitation(db, token) is not None  # still live
+    assert invitations.check_invitation(db, token) is not None  # still live
     person = db.get(User, invitation.user.id)
     assert person is not None and person.status == PENDING
     assert person.verified_personal_code is None
@@ -881,7 +882,7 @@ def test_a_low_assurance_login_is_refused_and_keeps_the_link(
     again = start(db, settings, esignature, token, password_hash)
     substantial = dataclasses.replace(identity(), assurance="substantial")
     assert (
-        services.finish_acceptance(db, settings, again, substantial, HERE).outcome
+        invitations.finish_acceptance(db, settings, again, substantial, HERE).outcome
         is AcceptanceOutcome.ACCEPTED
     )
     db.commit()
@@ -904,7 +905,7 @@ def test_a_low_assurance_login_on_a_dead_link_says_the_link_is_used(
     db.commit()
 
     weak = dataclasses.replace(identity(), assurance="low")
-    result = services.finish_acceptance(db, settings, taken, weak, HERE)
+    result = invitations.finish_acceptance(db, settings, taken, weak, HERE)
     db.commit()
     assert result.outcome is AcceptanceOutcome.LINK_USED  # not "try another method"
     assert events(db, Action.INVITATION_REFUSED) == []
@@ -925,10 +926,10 @@ def test_a_login_proving_another_code_is_refused_and_uses_the_link_up(
     token = token_of(mailbox.link_for(ILZE))
     taken = start(db, settings, esignature, token, password_hash)
 
-    result = services.finish_acceptance(db, settings, taken, identity(OTHER_CODE), HERE)
+    result = invitations.finish_acceptance(db, settings, taken, identity(OTHER_CODE), HERE)
     db.commit()
     assert result.outcome is AcceptanceOutcome.WRONG_PERSON
-    assert services.check_invitation(db, token) is None  # the inviter must resend
+    assert invitations.check_invitation(db, token) is None  # the inviter must resend
     person = db.get(User, invitation.user.id)
     assert person is not None and person.status == PENDING
     assert person.verified_personal_code is None and person.password_hash is None
@@ -957,10 +958,10 @@ def test_a_code_of_another_account_is_refused(
     token = token_of(mailbox.link_for(ILZE))
     taken = start(db, settings, esignature, token, password_hash)
 
-    result = services.finish_acceptance(db, settings, taken, identity(OTHER_CODE), HERE)
+    result = invitations.finish_acceptance(db, settings, taken, identity(OTHER_CODE), HERE)
     db.commit()
     assert result.outcome is AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT
-    assert services.check_invitation(db, token) is None
+    assert invitations.check_invitation(db, token) is None
     assert events(db, Action.INVITATION_REFUSED)[0].details["reason"] == ("code_of_another_account")
     db.commit()
 
@@ -976,13 +977,13 @@ def accepted_from_cli(
     email: str = ILZE,
     mail_to: str | None = None,
     password_hash: str | None = None,
-) -> services.Acceptance:
+) -> invitations.Acceptance:
     """An admin invites `email` for `customer`; the person opens the mail's link and comes
     back from the bank having proven `code`."""
     invite(db, settings, customer, Actor.cli(), email=email)
     token = token_of(mailbox.link_for(mail_to or email))
     taken = start(db, settings, connector, token, password_hash)
-    result = services.finish_acceptance(db, settings, taken, identity(code), HERE)
+    result = invitations.finish_acceptance(db, settings, taken, identity(code), HERE)
     db.commit()
     return result
 
@@ -1143,13 +1144,13 @@ def test_an_existing_account_accepts_without_a_new_password(
     token = token_of(mailbox.link_for("Janis.Berzins@Example.lv"))
     taken = start(db, settings, esignature, token, password_hash)  # ignored: not needed
     assert taken.password_hash is None
-    result = services.finish_acceptance(db, settings, taken, identity("32123456785"), HERE)
+    result = invitations.finish_acceptance(db, settings, taken, identity("32123456785"), HERE)
     db.commit()
     assert result.outcome is AcceptanceOutcome.ACCEPTED
     db.expire_all()
     person = db.get(User, user.id)
     assert person is not None and person.password_hash == old_hash
-    assert services.activate_accepted(db, person, HERE)[0].id == invitation.membership.id
+    assert invitations.activate_accepted(db, person, HERE)[0].id == invitation.membership.id
     db.commit()
 
 
@@ -1170,16 +1171,16 @@ def test_the_link_is_used_exactly_once_and_a_failed_login_can_be_retried(
     first = start(db, settings, esignature, token, password_hash)  # retried from the mail
     second = start(db, settings, esignature, token, password_hash)  # another tab
 
-    assert services.finish_acceptance(db, settings, first, identity(), HERE).outcome is (
+    assert invitations.finish_acceptance(db, settings, first, identity(), HERE).outcome is (
         AcceptanceOutcome.ACCEPTED
     )
     db.commit()
-    assert services.finish_acceptance(db, settings, second, identity(), HERE).outcome is (
+    assert invitations.finish_acceptance(db, settings, second, identity(), HERE).outcome is (
         AcceptanceOutcome.LINK_USED
     )
     db.commit()
-    with pytest.raises(DelegationError, match="cannot be used any more"):
-        services.begin_acceptance(
+    with pytest.raises(InvitationError, match="cannot be used any more"):
+        invitations.begin_acceptance(
             db,
             settings,
             esignature,
@@ -1202,8 +1203,8 @@ def test_a_new_account_must_choose_a_password_before_the_bank_login(
 ) -> None:
     invite(db, settings, customer, contractor)
     token = token_of(mailbox.link_for(ILZE))
-    with pytest.raises(DelegationError, match="choose a password first"):
-        services.begin_acceptance(
+    with pytest.raises(InvitationError, match="choose a password first"):
+        invitations.begin_acceptance(
             db,
             settings,
             esignature,
@@ -1219,7 +1220,7 @@ def test_an_ordinary_login_is_never_taken_for_an_acceptance(
     db: Session, settings: Settings, in_app: None
 ) -> None:
     taken = upstream.TakenLogin("eparaksts", {}, None, 1)
-    assert services.finish_acceptance(db, settings, taken, identity(), HERE).outcome is (
+    assert invitations.finish_acceptance(db, settings, taken, identity(), HERE).outcome is (
         AcceptanceOutcome.LINK_USED
     )
     db.rollback()
@@ -1240,7 +1241,7 @@ def test_a_revoked_invitation_cannot_be_accepted_after_the_bank_login(
     taken = start(db, settings, esignature, token, password_hash)
     services.revoke(db, membership=invitation.membership, actor=contractor)
     db.commit()
-    result = services.finish_acceptance(db, settings, taken, identity(), HERE)
+    result = invitations.finish_acceptance(db, settings, taken, identity(), HERE)
     db.commit()
     assert result.outcome is AcceptanceOutcome.LINK_USED
     person = db.get(User, invitation.user.id)

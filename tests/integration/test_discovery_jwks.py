@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 from joserfc.jwk import KeySet
 
-from consent.scopes import SUPPORTED_SCOPES
+from idp.consent.scopes import SUPPORTED_SCOPES
 from idp.oidc.claims import SUPPORTED_CLAIMS
 from tests.conftest import ISSUER
 

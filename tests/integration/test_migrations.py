@@ -94,7 +94,7 @@ def test_existing_memberships_keep_their_rights_through_0004(empty_url: str) -> 
 
     from sqlalchemy import text
 
-    from idp.delegation.rights import ALL_RIGHTS, effective_rights
+    from idp.memberships.rights import ALL_RIGHTS, effective_rights
 
     config = alembic_config(empty_url)
     command.upgrade(config, "0003")

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
+from idp.clients import find_client
 from idp.models import Client
 from idp.oidc import registry
-from idp.oidc.clients import find_client
 from idp.security import hash_secret, secret_matches
 
 # --- redirect URIs (RFC 9700 §4.1; RFC 8252 §7.3 for loopback) ----------------------------
@@ -133,7 +133,7 @@ def test_rotating_the_secret_invalidates_the_old_one(db: Session) -> None:
     db.commit()
     assert rotated != new.secret
 
-    # As the token endpoint sees the client (idp.oidc.clients).
+    # As the token endpoint sees the client (idp.clients).
     seen = find_client(db, new.client.client_id)
     assert seen is not None
     assert seen.check_client_secret(rotated) is True

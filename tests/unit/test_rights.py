@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from idp.delegation.rights import (
+from idp.memberships.rights import (
     ALL_RIGHTS,
     MembershipState,
     Right,

@@ -8,6 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from idp.models import Membership
 
 
 class Role(enum.StrEnum):
@@ -84,7 +88,7 @@ def effective_rights(
     return frozenset()
 
 
-# Domain scopes (consent/scopes.py describes them to people): a client receives one only
+# Domain scopes (idp/consent/scopes.py describes them to people): a client receives one only
 # while the membership it acts through holds the right of the same name.
 SCOPE_RIGHTS: dict[str, Right] = {
     "invoices.read": Right.INVOICES_READ,
@@ -97,3 +101,11 @@ def scopes_allowed_by(scopes: Iterable[str], rights: Iterable[str]) -> list[str]
     a domain scope only with its right (no acting customer: no rights, no domain scope)."""
     held = {str(r) for r in rights}
     return [s for s in scopes if s not in SCOPE_RIGHTS or SCOPE_RIGHTS[s].value in held]
+
+
+def shown_rights(membership: Membership) -> list[str]:
+    """The rights to show for a membership: all for a contractor or an authorised person,
+    the granted ones for an additional user (whatever its state)."""
+    if membership.role in (Role.CONTRACTOR, Role.AUTHORISED_PERSON):
+        return sorted(r.value for r in ALL_RIGHTS)
+    return sorted(r for r in membership.rights if r in GRANTABLE_TO_ADDITIONAL_USERS)

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idp.delegation.rights import MembershipState, Right, Role, effective_rights
+from idp.memberships.rights import MembershipState, Right, Role, effective_rights
 from idp.models import Customer, Membership
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
-from idp.delegation.rights import MembershipState, Right, Role
+from idp.memberships.rights import MembershipState, Right, Role
 
 # Keyed by str: the enumerations are StrEnums, and callers pass the stored strings.
 ROLE_LABELS: dict[str, Any] = {

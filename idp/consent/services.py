@@ -1,4 +1,5 @@
-"""The consent record: one function answers "which scopes still need consent?".
+"""The consent record: one function answers "which scopes still need consent?", another
+what the consent page asks.
 
 Consent is remembered per user, client and customer acted for (customer None: a person
 acting for no customer): allowing the invoice app for one's own contract allows nothing
@@ -6,13 +7,19 @@ for another customer's."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from authlib.oauth2.rfc6749 import scope_to_list
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from idp.clients import OAuthClient, find_client
 from idp.db import utcnow
-from idp.models import ConsentGrant
+from idp.interactions import interaction_params
+from idp.memberships.acting import Acting, acting_for
+from idp.memberships.rights import scopes_allowed_by
+from idp.models import ConsentGrant, Interaction
 
 
 def _grant(
@@ -65,3 +72,33 @@ def remember(
         return
     grant.scopes = sorted(set(grant.scopes) | set(scopes))
     grant.updated_at = utcnow()
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    """What the consent page asks: which client, acting for whom, which scopes."""
+
+    client: OAuthClient
+    acting: Acting | None
+    scopes: list[str]
+
+
+def consent_request(
+    session: Session, interaction: Interaction, user_id: int
+) -> ConsentRequest | None:
+    """The scopes a paused request would be granted (for the consent page): those the
+    client may have and the membership's rights allow. None if the client is gone or the
+    membership ended meanwhile."""
+    params = interaction_params(interaction)
+    client = find_client(session, params.get("client_id", ""))
+    if client is None:
+        return None
+    acting = None
+    if interaction.customer_id is not None:
+        acting = acting_for(session, user_id, interaction.customer_id, utcnow())
+        if acting is None:
+            return None
+    requested = scope_to_list(client.get_allowed_scope(params.get("scope"))) or []
+    return ConsentRequest(
+        client, acting, scopes_allowed_by(requested, acting.rights if acting else ())
+    )

@@ -2,61 +2,50 @@
 
 from __future__ import annotations
 
-from flask import (
-    Blueprint,
-    Response,
-    current_app,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
+from flask import Blueprint, redirect, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from consent import services
-from consent.forms import ConsentForm
-from consent.scopes import CATALOGUE
 from idp.accounts import cookies
+from idp.consent import services
+from idp.consent.forms import ConsentForm
+from idp.consent.scopes import CATALOGUE
 from idp.db import db_session
-from idp.oidc.authorize import consent_request, deny, load_interaction
+from idp.interactions import deny, error_page, expired_page, paused_here
+from idp.web import app_settings, html_page
 
 bp = Blueprint("consent", __name__)
-
-
-def _error(message: str) -> Response:
-    body = render_template("oidc/error.html", error="invalid_request", description=message)
-    return Response(body, status=400, mimetype="text/html")
 
 
 @bp.route("/consent", methods=["GET", "POST"])
 def consent_page() -> BaseResponse | str:
     db = db_session()
-    server = current_app.extensions["idp.oauth_server"]
-    interaction_id = request.values.get("interaction", "")
-    interaction = load_interaction(db, interaction_id)
+    interaction = paused_here(db, request.values.get("interaction", ""))
+    if interaction is None:
+        return expired_page()
     browser = cookies.current_browser_session()
-    if interaction is None or interaction_id not in session.get("interactions", []):
-        return _error(_("This sign-in has expired. Go back to the application and start again."))
     if browser is None:
         return redirect(url_for("accounts.login", interaction=interaction.id))
-    asked = consent_request(db, server, interaction, browser.user_id)
+    asked = services.consent_request(db, interaction, browser.user_id)
     if asked is None:
-        return _error(
+        return error_page(
+            "invalid_request",
             _(
                 "The application is no longer registered, or you no longer act for "
                 "this customer. Go back to the application and start again."
-            )
+            ),
         )
     client, scopes = asked.client, asked.scopes
 
     form = ConsentForm()
     if form.validate_on_submit():
         if form.deny.data:
-            location = deny(db, server, interaction)
+            location = deny(db, app_settings().issuer, interaction)
             if location is None:
-                return _error(_("The application's return address is no longer registered."))
+                return error_page(
+                    "invalid_request",
+                    _("The application's return address is no longer registered."),
+                )
             return redirect(location, 302)
         services.remember(
             db,
@@ -71,7 +60,7 @@ def consent_page() -> BaseResponse | str:
 
     form.interaction.data = interaction.id
     descriptions = [CATALOGUE[s].description for s in scopes if s in CATALOGUE]
-    return render_template(
+    return html_page(
         "consent/consent.html",
         form=form,
         client_name=client.name,

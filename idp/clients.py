@@ -1,4 +1,6 @@
-"""The registered client as Authlib sees it: an immutable snapshot of a `Client` row.
+"""The registered client (relying app) as Authlib sees it: an immutable snapshot of a
+`Client` row. Shared: the protocol authenticates it, the login and consent pages show its
+name.
 
 Snapshots are cached per process for at most CLIENT_CACHE_TTL seconds (see find_client).
 """

@@ -25,7 +25,7 @@ CATALOGUE: dict[str, ScopeInfo] = {
         ScopeInfo("email", _l("Your e-mail address"), ("email", "email_verified")),
         ScopeInfo("phone", _l("Your phone number"), ("phone_number", "phone_number_verified")),
         # Domain scopes: granted only while the membership holds the right of the same
-        # name (idp.delegation.rights.SCOPE_RIGHTS).
+        # name (idp.memberships.rights.SCOPE_RIGHTS).
         ScopeInfo("invoices.read", _l("View the invoices of the customer you act for"), ()),
         ScopeInfo(
             "meter_readings.submit", _l("Report meter readings for the customer you act for"), ()

@@ -1,27 +1,27 @@
 """The invited person's page (DOMAIN.md flows 6 and 7): the invitation link opens it; the
 person chooses a password (only when they have no account yet) and a bank or eSignature.
 The bank's answer comes back to upstream.callback (idp/accounts/upstream_views.py), which
-finishes the acceptance (idp/delegation/services.py) and leads to the contact form, whose
+finishes the acceptance (idp/accounts/invitations.py) and leads to the contact form, whose
 confirmation activates the membership.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.accounts import cookies
+from idp.accounts import cookies, invitations
+from idp.accounts.forms import InvitationPasswordForm, InvitationStartForm
 from idp.accounts.links import PATHS, Purpose
 from idp.accounts.upstream_views import connector_named, unavailable_page
 from idp.accounts.views import link_invalid_page, new_password_errors
 from idp.db import db_session
-from idp.delegation import services
-from idp.delegation.forms import InvitationPasswordForm, InvitationStartForm
+from idp.memberships.rights import shown_rights
 from idp.models import User
 from idp.security import new_token
 from idp.upstream_providers.services import enabled_providers
-from idp.web import app_settings
+from idp.web import app_settings, html_page
 from providers.base import UpstreamError
 
 bp = Blueprint("invitation", __name__)
@@ -32,7 +32,7 @@ def accept(token: str) -> BaseResponse:
     """GET only checks the link; a valid POST starts the bank or eSignature login (the link
     stays live until that login comes back, so a cancelled login can be retried)."""
     session = db_session()
-    pending = services.check_invitation(session, token)
+    pending = invitations.check_invitation(session, token)
     if pending is None:
         return link_invalid_page()
     form: InvitationPasswordForm | InvitationStartForm = (
@@ -54,22 +54,22 @@ def accept(token: str) -> BaseResponse:
         if pending.membership.granted_by_user_id is not None
         else None
     )
-    body = render_template(
+    return html_page(
         "invitation/accept.html",
+        status=400 if request.method == "POST" else 200,
         form=form,
         pending=pending,
         inviter=inviter,
         error=error,
-        rights=services.shown_rights(pending.membership),
+        rights=shown_rights(pending.membership),
         providers=enabled_providers(session, app_settings()),
     )
-    return Response(body, status=400 if request.method == "POST" else 200, mimetype="text/html")
 
 
 def _start(
     token: str,
     form: InvitationPasswordForm | InvitationStartForm,
-    pending: services.PendingInvitation,
+    pending: invitations.PendingInvitation,
 ) -> BaseResponse:
     session = db_session()
     name = form.provider.data or ""
@@ -82,7 +82,7 @@ def _start(
     callback = app_settings().issuer + url_for("upstream.callback", provider=connector.name)
     binding = new_token(32)  # the bank's answer counts only in this browser
     try:
-        target = services.begin_acceptance(
+        target = invitations.begin_acceptance(
             session,
             app_settings(),
             connector,
@@ -91,7 +91,7 @@ def _start(
             callback_url=callback,
             browser_binding=binding,
         )
-    except services.DelegationError:
+    except invitations.InvitationError:
         session.rollback()
         return link_invalid_page()
     except UpstreamError as exc:
