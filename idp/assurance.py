@@ -1,4 +1,4 @@
-"""Assurance levels of a login (DOMAIN.md, "Ways to log in"), weakest first: the `acr`
+"""Assurance levels of a login (docs/domain.md, "Ways to log in"), weakest first: the `acr`
 values this IdP issues, and the step-up rule of a client's `acr_values`. Shared by the
 protocol (which asks for a stronger login) and the login pages (which offer one)."""
 

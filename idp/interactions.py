@@ -1,4 +1,4 @@
-"""The paused authorization request, an *interaction* (ARCHITECTURE.md, "One login").
+"""The paused authorization request, an *interaction* (docs/architecture.md, "One login").
 
 /authorize (idp.oidc.authorize) stores a request as an Interaction row while the person
 logs in, confirms their contact data, chooses whom to act for or gives consent. The pages

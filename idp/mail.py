@@ -15,7 +15,7 @@ links come in the context as absolute URLs.
 Delivering (`deliver_due`). Any process may deliver, and several app instances do at once:
 each mail is claimed with one atomic `UPDATE ... SET claimed_until WHERE id = ? AND sent_at
 IS NULL AND (claimed_until IS NULL OR claimed_until < now)` right before it is sent, so no
-two senders send the same mail (ARCHITECTURE.md, "Data that must never be lost or
+two senders send the same mail (docs/architecture.md, "Data that must never be lost or
 doubled"). Sent: `sent_at` is set and the body erased. Failed: `attempts` + 1, a short
 `last_error` (never a secret), `next_attempt_at = now + min(mail_retry_max, mail_retry_base
 * 2^(attempts-1))`, and the claim released - a mail is never dropped. No DB transaction is

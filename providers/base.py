@@ -1,4 +1,4 @@
-"""The contract every upstream connector meets (ARCHITECTURE.md, "providers/").
+"""The contract every upstream connector meets (docs/architecture.md, "providers/").
 
 A connector starts a login (where to send the browser, with its own state, nonce and PKCE
 kept server-side) and finishes it from the callback, returning a `VerifiedIdentity`.
@@ -30,7 +30,7 @@ class UpstreamCancelled(UpstreamError):
 
 @dataclass(frozen=True)
 class VerifiedIdentity:
-    """Who the upstream provider says the person is (DOMAIN.md, "Ways to log in")."""
+    """Who the upstream provider says the person is (docs/domain.md, "Ways to log in")."""
 
     provider: str
     method: Method

@@ -5,7 +5,7 @@ eParaksts is not an OpenID provider we can verify an ID token from: the identity
 `GET /trustedx-resources/openid/v1/users/me` answers over TLS to the access token we
 redeemed with our client secret. The personal code comes from `serial_number`
 (`PNOLV-DDMMYY-NNNNN`), never from `sub`, which differs between eParaksts Mobile and the eID
-card for the same person (DOMAIN.md, "Facts worth knowing").
+card for the same person (docs/domain.md, "Facts worth knowing").
 
 Options (`ConnectorConfig.options`, validated by `EparakstsOptions.from_mapping`):
 
@@ -16,7 +16,7 @@ Options (`ConnectorConfig.options`, validated by `EparakstsOptions.from_mapping`
 `amr`         which `amr` each flow gives, as {flow URN: [amr, ...]}, merged over the
               defaults: eParaksts Mobile (`mobileid`, `mobileid:cross-device`) gives
               ["ext", "swk"], the eID card (`sc_plugin`, `mobile-eid` i.e. eID Scan)
-              ["ext", "sc"] (DOMAIN.md, "Ways to log in"; RFC 8176). `acr_values` must
+              ["ext", "sc"] (docs/domain.md, "Ways to log in"; RFC 8176). `acr_values` must
               name a flow listed here.
 `pkce`        send PKCE S256 (default true). The published eParaksts docs describe plain
               OAuth 2.0 code flow; a server that ignores `code_challenge` is unharmed,
@@ -347,7 +347,7 @@ def _personal_code(provider: str, serial: object) -> str:
     """The 11-digit code of `PNOLV-DDMMYY-NNNNN`, by the one personal-code rule
     (providers/personal_codes.py). Other countries are refused: people are linked on Latvian
     personal codes; so is a company's registration number, which is no person's code. A code
-    failing the date or checksum is kept and logged, not refused (DOMAIN.md: a code asserted
+    failing the date or checksum is kept and logged, not refused (docs/domain.md: a code asserted
     by eSignature is already verified)."""
     if not isinstance(serial, str):
         raise UpstreamError(f"{provider}: users/me carries no serial_number")

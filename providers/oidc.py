@@ -16,12 +16,12 @@ document. `config.options` (anything else is refused, so a typo is not silently 
 - `personal_code_claim` (default `"personal_code"`): the claim carrying the personal code,
   either 11 digits (`32123456785`, `121282-11210`) or an ETSI semantics identifier
   `PNOLV-121282-11210` (eParaksts / Smart-ID `serial_number`). Only Latvian codes are
-  accepted (country `LV`). A code failing the checksum is logged and accepted (DOMAIN.md:
+  accepted (country `LV`). A code failing the checksum is logged and accepted (docs/domain.md:
   an upstream-asserted code is already verified); a missing or garbled one is refused.
 - `given_name_claim`, `family_name_claim` (defaults `"given_name"`, `"family_name"`).
 - `acr_map` (dict, default `{}`): upstream `acr` -> `"low"` / `"substantial"` / `"high"`.
 - `default_assurance` (default by method: bank `"substantial"`, esignature `"high"`,
-  DOMAIN.md assurance table): used when the upstream `acr` is absent or not in `acr_map`.
+  docs/domain.md assurance table): used when the upstream `acr` is absent or not in `acr_map`.
 - `amr` (list, default by method: bank `["ext", "bank"]`, esignature `["ext", "sc"]`): the
   `amr` we assert when `amr_map` does not apply.
 - `amr_map` (dict, default `{}`): upstream `amr` value -> our amr value (e.g.
@@ -334,7 +334,7 @@ def claimed_personal_code(value: Any, provider: str = "?") -> tuple[str, str]:
     """(country, 11-digit code) from a plain Latvian code or `PNOLV-...`, by the one
     personal-code rule (providers/personal_codes.py); UpstreamError when missing, garbled,
     or a company's registration number (no person's code). A code failing the date or
-    checksum is logged, not refused (DOMAIN.md, "Facts worth knowing": an
+    checksum is logged, not refused (docs/domain.md, "Facts worth knowing": an
     upstream-asserted code is already verified)."""
     if not isinstance(value, str) or not value.strip():
         raise UpstreamError(f"{provider}: no personal code in the upstream claims")
@@ -355,7 +355,7 @@ def claimed_personal_code(value: Any, provider: str = "?") -> tuple[str, str]:
     if problem is not None:
         log.warning(
             "%s asserted personal code %s…%s that fails the Latvian checksum (%s); "
-            "accepted as upstream-verified (DOMAIN.md)",
+            "accepted as upstream-verified (docs/domain.md)",
             provider,
             code[:2],
             code[-1],

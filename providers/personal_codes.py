@@ -1,4 +1,4 @@
-"""The Latvian personal code: the one rule for what is one (DOMAIN.md, "Facts worth knowing").
+"""The Latvian personal code: the one rule for what is one (docs/domain.md, "Facts worth knowing").
 
 A code a person types is refused for anything wrong with it (`normalize_personal_code`, which
 idp.identifiers gives the forms and import files). A code a bank or eSignature asserts is

@@ -1,4 +1,4 @@
-"""The invited person's page (DOMAIN.md flows 6 and 7): the invitation link opens it; the
+"""The invited person's page (docs/domain.md flows 6 and 7): the invitation link opens it; the
 person chooses a password (only when they have no account yet) and a bank or eSignature.
 The bank's answer comes back to upstream.callback (idp/accounts/upstream_views.py), which
 finishes the acceptance (idp/accounts/invitations.py) and leads to the contact form, whose

@@ -1,4 +1,4 @@
-"""The invited person's side of an invitation (DOMAIN.md flows 6 and 7), a step of their
+"""The invited person's side of an invitation (docs/domain.md flows 6 and 7), a step of their
 account journey: open the link, set a password if they have no account, prove who they
 are with a bank or eSignature, confirm the contact form; then the membership is active.
 Inviting, changing and revoking are the USERS section's (idp.delegation.services).

@@ -1,4 +1,4 @@
-"""Users of the previous portal (DOMAIN.md flow 4): the CSV import that loads them.
+"""Users of the previous portal (docs/domain.md flow 4): the CSV import that loads them.
 
 A legacy user has no password: the first login must be by bank or eSignature asserting the
 personal code loaded here (idp.accounts.upstream._legacy_user), then the contact form comes

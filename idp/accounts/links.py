@@ -1,6 +1,6 @@
 """Links sent by e-mail: issued, checked and consumed here and nowhere else.
 
-DOMAIN.md, "Every link sent by e-mail…": a link is single use (one atomic UPDATE … WHERE
+docs/domain.md, "Every link sent by e-mail…": a link is single use (one atomic UPDATE … WHERE
 used_at IS NULL, so two tabs or two app instances cannot both use it), bound to one purpose,
 bound to its user and to a fingerprint of the user's state when it was sent (a reset link
 dies when the password changes), stored only as a hash, expiring, and voided when a newer

@@ -1,4 +1,4 @@
-"""Accounts that start with an e-mail link: registration by e-mail (DOMAIN.md flow 2), an
+"""Accounts that start with an e-mail link: registration by e-mail (docs/domain.md flow 2), an
 account an admin creates from a signed application (flow 5), and "Forgot password?".
 
 Each function takes the DB session explicitly and leaves committing to the caller, so the

@@ -30,7 +30,7 @@ from idp.models.users import PENDING
 from idp.security import Passwords, hash_secret, new_token
 from idp.settings import Settings
 
-# DOMAIN.md, "Ways to log in": e-mail + password proves only the mailbox and password.
+# docs/domain.md, "Ways to log in": e-mail + password proves only the mailbox and password.
 PASSWORD_ACR = "low"  # noqa: S105  (an assurance level, not a password)
 PASSWORD_AMR = ["pwd"]
 

@@ -1,4 +1,4 @@
-"""From an upstream login (bank, eSignature) to a person: DOMAIN.md flows 1 and 3.
+"""From an upstream login (bank, eSignature) to a person: docs/domain.md flows 1 and 3.
 
 The connector (providers/) only verifies who the person is. Here that identity becomes an
 account: a known verified personal code logs in; an account registered by e-mail for the

@@ -1,2 +1,2 @@
-"""Customer data: the parties registration is matched against (DOMAIN.md, "People and
+"""Customer data: the parties registration is matched against (docs/domain.md, "People and
 accounts"), loaded by admins from the utility's customer database with `idp customers`."""

@@ -1,5 +1,5 @@
 """Customer data as the rest of the IdP reads it: one customer, the list, the portal users
-acting for one, and the match a registration by e-mail needs (DOMAIN.md flow 2).
+acting for one, and the match a registration by e-mail needs (docs/domain.md flow 2).
 
 The import that loads the data is idp.customers.importer (rows: idp.customers.rows).
 Functions take the DB session explicitly and never commit.
@@ -47,7 +47,7 @@ def find_customer_for_registration(
 ) -> Customer | None:
     """The customer a person registering by e-mail may act for, or None.
 
-    DOMAIN.md flow 2: the data typed must match the customer data. `number` is the customer
+    docs/domain.md flow 2: the data typed must match the customer data. `number` is the customer
     number or one of its contract numbers; `identifier` the personal code of a private person
     (with or without the hyphen) or the registration number of a company. Any mismatch gives
     the same None, so a form cannot tell which half was wrong.

@@ -1,4 +1,4 @@
-"""`idp delegation` (memberships from signed applications: DOMAIN.md flows 6 and 7) and
+"""`idp delegation` (memberships from signed applications: docs/domain.md flows 6 and 7) and
 `idp audit` (their history).
 
 Thin: every rule lives in idp/delegation/services.py; the actor is always Actor.cli().

@@ -1,4 +1,4 @@
-"""Acting for a customer: inviting additional users (DOMAIN.md flow 6) and authorised
+"""Acting for a customer: inviting additional users (docs/domain.md flow 6) and authorised
 persons (flow 7), changing and revoking what they may do, expiring authorisations. The
 invited person's side of an invitation is the accounts journey's (idp.accounts.invitations).
 
@@ -473,7 +473,7 @@ def change_rights(
 ) -> None:
     """A contractor ticks other rights for an additional user. When the set changes on an
     active membership, the person's refresh tokens for this customer stop working at once
-    (DOMAIN.md, "Revoking a membership or a right takes effect at once"); their next login
+    (docs/domain.md, "Revoking a membership or a right takes effect at once"); their next login
     gets the new rights. Nothing changes, nothing is recorded."""
     if membership.role != Role.ADDITIONAL_USER:
         raise DelegationError(

@@ -1,4 +1,4 @@
-"""The USERS section (DOMAIN.md flow 6; issue 5, section 4): a contractor or an authorised
+"""The USERS section (docs/domain.md flow 6; issue 5, section 4): a contractor or an authorised
 person lists the customer's users, adds one, changes their rights, removes them, resends an
 invitation, and reads the customer's history. Thin: the rules are in
 idp/delegation/services.py; every page first asks `may_manage` for the customer in the URL,

@@ -1,4 +1,4 @@
-"""Whom a person acts for: the acting context every token carries (DOMAIN.md, "What relying
+"""Whom a person acts for: the acting context every token carries (docs/domain.md, "What relying
 apps receive": one user acting for one customer, in a role, with rights).
 
 The context is read from the membership each time it matters (choosing at login, every

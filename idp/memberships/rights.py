@@ -1,4 +1,4 @@
-"""Roles and rights: the one place that says what a membership allows (DOMAIN.md, "People
+"""Roles and rights: the one place that says what a membership allows (docs/domain.md, "People
 and accounts" and "What relying apps receive"). Views, tokens and the CLI ask here; no
 right or role is a loose string anywhere else.
 """

@@ -1,6 +1,6 @@
 """Customers: parties holding a supply contract, copied from the utility's customer database.
 
-Rows come only from `idp customers import` (DOMAIN.md: "registration is only possible after
+Rows come only from `idp customers import` (docs/domain.md: "registration is only possible after
 receiving accurate customer data"); the portal never creates a customer.
 """
 

@@ -1,7 +1,7 @@
 """Links sent by e-mail (confirm an address, activate an account, reset a password).
 
 Only a hash of the token is stored. A link is bound to one purpose, one user and a
-fingerprint of the user's state when it was issued (DOMAIN.md, "Every link sent by e-mail").
+fingerprint of the user's state when it was issued (docs/domain.md, "Every link sent by e-mail").
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ class UpstreamProviderConfig(Base):
     name: Mapped[str] = mapped_column(String(32), unique=True)
     # The connector: "oidc" (generic OpenID Connect) or "eparaksts".
     kind: Mapped[str] = mapped_column(String(16))
-    # "bank" or "esignature" (DOMAIN.md, "Ways to log in").
+    # "bank" or "esignature" (docs/domain.md, "Ways to log in").
     method: Mapped[str] = mapped_column(String(16))
     # What the login page's button says.
     display_name: Mapped[str] = mapped_column(String(100))
@@ -83,7 +83,7 @@ class UpstreamLogin(Base):
 
 class UpstreamLink(Base):
     """A (provider, upstream subject) seen for a user. Secondary: people are linked on the
-    verified personal code (DOMAIN.md, "Facts worth knowing"); this records the upstream
+    verified personal code (docs/domain.md, "Facts worth knowing"); this records the upstream
     accounts that logged in, for support and audit."""
 
     __tablename__ = "upstream_links"

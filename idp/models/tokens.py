@@ -23,7 +23,7 @@ class TokenFamily(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    # The customer the user acts for (DOMAIN.md: one user acting for one customer); None
+    # The customer the user acts for (docs/domain.md: one user acting for one customer); None
     # for a person without any active membership. Checked again at every refresh.
     customer_id: Mapped[int | None] = mapped_column(
         ForeignKey("customers.id", ondelete="CASCADE"), index=True

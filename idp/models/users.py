@@ -42,7 +42,7 @@ class User(Base):
     # Language of the pages and mails for this person, when known ("en", "lv", "ru").
     language: Mapped[str | None] = mapped_column(String(8))
     # The personal code a bank or eSignature asserted for this person (11 digits), never
-    # one typed into a form: the key people are linked on (DOMAIN.md).
+    # one typed into a form: the key people are linked on (docs/domain.md).
     verified_personal_code: Mapped[str | None] = mapped_column(String(16), unique=True)
     # A user of the previous portal (flow 4): first login by bank or eSignature only, then
     # the contact form must be confirmed before anything else.
@@ -64,7 +64,7 @@ class User(Base):
 
 
 class Membership(Base):
-    """User U may act for customer C as ROLE (DOMAIN.md, "Membership")."""
+    """User U may act for customer C as ROLE (docs/domain.md, "Membership")."""
 
     __tablename__ = "memberships"
     __table_args__ = (UniqueConstraint("user_id", "customer_id"),)

@@ -1,4 +1,4 @@
-"""The authorization endpoint as a small state machine (ARCHITECTURE.md, "One login").
+"""The authorization endpoint as a small state machine (docs/architecture.md, "One login").
 
 A request is validated by Authlib, then either answered at once (a code, or an error sent
 back to the client) or paused as an *interaction* row while the person logs in or gives
@@ -175,10 +175,10 @@ def process(
             or below(browser.acr, required_assurance(params))
         )
     )
-    # DOMAIN.md flow 4 (and flow 1): a person who still owes the contact-information form
+    # docs/domain.md flow 4 (and flow 1): a person who still owes the contact-information form
     # gets no code for any client until it is confirmed.
     needs_contact = not needs_login and browser is not None and not browser.user.contact_confirmed
-    # DOMAIN.md: a token is for one user acting for one customer, chosen after login.
+    # docs/domain.md: a token is for one user acting for one customer, chosen after login.
     acting: Acting | None = None
     needs_customer = False
     if browser is not None and not needs_login and not needs_contact:

@@ -56,7 +56,7 @@ SUPPORTED_CLAIMS = (
 def user_claims(user: ClaimSource, scope: str, acting: Acting | None = None) -> dict[str, Any]:
     """OIDC Core §5.4: the claims each granted scope releases, and the acting context
     (`customer`, `role`, `rights`), which every token of a user acting for a customer
-    carries whatever the scope (DOMAIN.md, "What relying apps receive")."""
+    carries whatever the scope (docs/domain.md, "What relying apps receive")."""
     available: dict[str, Any] = {
         "sub": user.subject,
         "name": user.name,

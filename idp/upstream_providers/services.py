@@ -38,7 +38,7 @@ MAX_DISPLAY_NAME = 100
 MAX_URL = 255
 MAX_CLIENT_ID = 255
 MAX_SECRET = 1024
-# The login page lists banks first, then eSignature (DOMAIN.md, "Ways to log in").
+# The login page lists banks first, then eSignature (docs/domain.md, "Ways to log in").
 METHOD_ORDER = {"bank": 0, "esignature": 1}
 
 

@@ -17,7 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # DOMAIN.md "What relying apps receive": codes, token families, paused requests,
+    # docs/domain.md "What relying apps receive": codes, token families, paused requests,
     # browser sessions and remembered consent are bound to the customer acted for;
     # invitations carry the invited personal code; membership changes are audited.
     # Existing consent (per user and client) stays valid for "no customer" only.

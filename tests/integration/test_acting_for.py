@@ -1,4 +1,4 @@
-"""Acting for a customer (DOMAIN.md, "What relying apps receive"): the customer is chosen
+"""Acting for a customer (docs/domain.md, "What relying apps receive"): the customer is chosen
 after login, bound to the code, the tokens, the refresh-token family and the consent; the
 scopes are cut to the membership's rights; a removed or expired membership stops working at
 once."""

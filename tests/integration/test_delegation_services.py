@@ -1,5 +1,5 @@
 """Acting for a customer, the services behind the USERS section and the admin commands
-(DOMAIN.md flows 6 and 7): invitations to additional users and authorised persons, rights
+(docs/domain.md flows 6 and 7): invitations to additional users and authorised persons, rights
 changed and revoked with the person's tokens for that customer, authorisations that expire,
 and the invited person's side — a bank or eSignature login that must prove the right person.
 

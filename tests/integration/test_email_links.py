@@ -1,5 +1,5 @@
 """E-mail links: single use, one purpose, bound to the user's state, hashed, expiring, voided
-by a newer link — and every unusable link gets the same page (DOMAIN.md, "Every link…")."""
+by a newer link — and every unusable link gets the same page (docs/domain.md, "Every link…")."""
 
 from __future__ import annotations
 

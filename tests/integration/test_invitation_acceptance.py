@@ -1,4 +1,4 @@
-"""An invited person accepts (DOMAIN.md flow 6): the contractor adds them in USERS, the mail
+"""An invited person accepts (docs/domain.md flow 6): the contractor adds them in USERS, the mail
 arrives, they choose a password (unless they have an account), prove who they are at the
 DEMO bank — a real OpenID provider (idp/demo/bank_sim.py) that the IdP's OIDC connector
 reaches over real HTTP — and confirm the contact form; only then is the membership active.

@@ -1,4 +1,4 @@
-"""Accounts an admin creates from a signed application (DOMAIN.md flow 5), and "Forgot
+"""Accounts an admin creates from a signed application (docs/domain.md flow 5), and "Forgot
 password?" — through the CLI and the HTML pages, reading the real mail."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Users of the previous portal (DOMAIN.md flow 4): their first login is by bank or
+"""Users of the previous portal (docs/domain.md flow 4): their first login is by bank or
 eSignature with the personal code the old portal had for them, and right after it the
 contact-information form must be confirmed — no code for any client until then."""
 

@@ -1,4 +1,4 @@
-"""Registration by e-mail (DOMAIN.md flow 2), through the HTML pages, reading the real mail
+"""Registration by e-mail (docs/domain.md flow 2), through the HTML pages, reading the real mail
 that the real SMTP server received."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Step-up (DOMAIN.md, "Ways to log in"): a client asking `acr_values=substantial` (or
+"""Step-up (docs/domain.md, "Ways to log in"): a client asking `acr_values=substantial` (or
 `high`) of a person whose session is `low` gets the bank/eSignature choice, never a silent
 low-assurance token; `acr` in the ID token tells the truth."""
 

@@ -1,4 +1,4 @@
-"""From a verified upstream identity to a person (DOMAIN.md flows 1 and 3): who is logged
+"""From a verified upstream identity to a person (docs/domain.md flows 1 and 3): who is logged
 in, who is linked (only on a verified personal code at substantial/high, never on an
 e-mail address), who registers, and who is told to put their customer data right.
 

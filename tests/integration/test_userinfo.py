@@ -34,7 +34,7 @@ def test_userinfo_with_a_bearer_token(client, browser, user, customer, confident
         "name": "Jānis Bērziņš",
         "email": "Janis.Berzins@Example.lv",
         "email_verified": True,
-        # The acting context (DOMAIN.md): the user is the customer's contractor.
+        # The acting context (docs/domain.md): the user is the customer's contractor.
         "customer": {"id": customer.id, "number": customer.number, "name": customer.name},
         "role": "contractor",
         "rights": ["invoices.read", "meter_readings.submit", "users.manage"],

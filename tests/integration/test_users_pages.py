@@ -1,4 +1,4 @@
-"""The USERS section (DOMAIN.md flow 6; issue 5, section 4), driven like a contractor does
+"""The USERS section (docs/domain.md flow 6; issue 5, section 4), driven like a contractor does
 in the browser: list the customer's users, ADD USER, change rights, remove, resend an
 invitation, read the history — and nobody else's customer, whatever they type or tamper
 with. The invited person's side (password, bank, contact form) is

@@ -431,7 +431,7 @@ def test_a_serial_number_without_the_inner_hyphen_is_the_same_code() -> None:
 
 
 def test_a_code_failing_the_checksum_is_kept_and_logged(caplog: pytest.LogCaptureFixture) -> None:
-    """DOMAIN.md: a code asserted by eSignature is verified; log, don't refuse."""
+    """docs/domain.md: a code asserted by eSignature is verified; log, don't refuse."""
     odd = TestPerson("Odd", "Checksum", "PNOLV-321234-56784")
     with serve(simulator(persons=(odd,))) as url:
         provider = connector(url)

@@ -95,7 +95,7 @@ def test_etsi_serial_number_and_mapped_amr(oidc_peer: OidcPeer) -> None:
         oidc_peer.login(start.redirect_url, "etsi").params, start.pending
     )
     assert (identity.country, identity.personal_code) == ("LV", "12128211210")
-    # No acr_map: the method's default assurance (DOMAIN.md: eSignature is high); the
+    # No acr_map: the method's default assurance (docs/domain.md: eSignature is high); the
     # peer sends no amr for this account, so the method's default amr.
     assert identity.assurance == "high" and identity.amr == ("ext", "sc")
 

@@ -14,7 +14,7 @@ from idp.identifiers import (
 )
 from providers.personal_codes import parse_personal_code
 
-# --- personal codes (DOMAIN.md, "Facts worth knowing") -------------------------------------
+# --- personal codes (docs/domain.md, "Facts worth knowing") -------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -121,7 +121,7 @@ def test_phones_not_in_international_form_are_refused(typed: str) -> None:
 
 
 def test_an_asserted_code_with_a_wrong_date_or_check_digit_is_kept_with_the_problem() -> None:
-    """DOMAIN.md: a code a bank or eSignature asserts is verified; the connector logs it."""
+    """docs/domain.md: a code a bank or eSignature asserts is verified; the connector logs it."""
     assert parse_personal_code("32123456784") == (
         "32123456784",
         "the check digit does not match",

@@ -1,4 +1,4 @@
-"""The package layers hold (ARCHITECTURE.md, "Dependencies point one way"): the
+"""The package layers hold (docs/architecture.md, "The layers"): the
 import-linter contracts of .importlinter, so that `pytest` alone catches an import that
 runs back up, and a complete list of the shared modules those contracts check."""
 

@@ -1,4 +1,4 @@
-"""Roles and rights (DOMAIN.md): what a membership allows, in one function."""
+"""Roles and rights (docs/domain.md): what a membership allows, in one function."""
 
 from __future__ import annotations
 
