@@ -159,7 +159,7 @@ def clients_remove(client_id: str, yes: bool) -> None:
 @_refusals
 def clients_rotate_secret(client_id: str, as_json: bool) -> None:
     """Issue a new secret. Running servers refuse the old one within 5 seconds (they keep
-    client snapshots that long, see idp/oidc/clients.py)."""
+    client snapshots that long, see idp/clients.py)."""
     session = db_session()
     secret = registry.rotate_secret(session, client_id)
     session.commit()
