@@ -1,7 +1,8 @@
 """The Authlib authorization server, built per app (never a module global), and its grants.
 
-Authlib validates requests and authenticates clients; the hooks below store and redeem
-codes and tokens through idp.oidc.tokens, where the exactly-once rules live.
+Authlib validates requests; clients authenticate through
+idp.oidc.clients.authenticate_client; the hooks below store and redeem codes and tokens
+through idp.oidc.tokens, where the exactly-once rules live.
 """
 
 from __future__ import annotations
@@ -40,12 +41,16 @@ from idp.delegation.acting import acting_for
 from idp.keys import KeyRing
 from idp.models import Client, UsedClientAssertion, User
 from idp.oidc import tokens
-from idp.oidc.clients import OAuthClient, find_client
+from idp.oidc.clients import (
+    ALL_AUTH_METHODS,
+    CONFIDENTIAL_AUTH_METHODS,
+    OAuthClient,
+    authenticate_client,
+    find_client,
+)
 from idp.security import new_token
 from idp.settings import Settings
 
-CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
-ALL_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 ASSERTION_ALGS = ["RS256", "ES256"]
 MAX_ASSERTION_LIFETIME = 24 * 3600
 # The token-request parameters we read (extensions such as RFC 8707 `resource` may repeat).
@@ -115,6 +120,7 @@ class IdpAuthorizationServer(AuthorizationServer):
         super().__init__(scopes_supported=None)
         self.settings = settings
         self.keyring = keyring
+        self.private_key_jwt = PrivateKeyJWT(self)
 
     @property
     def session(self) -> Session:
@@ -160,20 +166,13 @@ class IdpAuthorizationServer(AuthorizationServer):
     def authenticate_client(
         self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
     ) -> OAuthClient:
-        try:
-            client: OAuthClient = super().authenticate_client(request, methods, endpoint)
-        except InvalidClientError as error:
-            # One status for every failed client authentication (Authlib answers 400 for
-            # an unknown client_id in the form but 401 for a wrong secret).
-            error.status_code = 401
-            raise
-        except ValueError as exc:
-            # Authlib's Basic parsing lets undecodable credentials through as ValueError
-            # ("Basic " alone, bytes that are not UTF-8, a header that is not base64).
-            raise InvalidClientError(
-                status_code=401, description="Malformed client credentials."
-            ) from exc
-        return client
+        return authenticate_client(
+            self.query_client,
+            request.headers.get("Authorization", ""),
+            request.form,
+            methods,
+            lambda: self.private_key_jwt(self.query_client, request),
+        )
 
     def create_token_response(self, request: Any = None) -> Response:
         form = flask_request.form
@@ -586,7 +585,6 @@ def build_authorization_server(settings: Settings, keyring: KeyRing) -> IdpAutho
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
-    server.register_client_auth_method("private_key_jwt", PrivateKeyJWT(server))
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)
     return server
