@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import time
 from base64 import urlsafe_b64encode
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -43,8 +44,17 @@ ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (the RFC 9068 "typ", not a secret)
 
 # What the hot-path functions run their prebuilt statements on: a Session, a Connection,
 # or idp.fastpath's runner on the bare driver connection (execute().first(), .rowcount,
-# scalar(), and `dialect`).
+# scalar(), `dialect` and write_transaction()).
 Runner = Session | Connection | Any
+
+
+def _atomic(db: Runner) -> AbstractContextManager[Any]:
+    """Around statements that must commit together: a Session or Connection runs them in
+    its own transaction, which its caller commits; the fast paths' runner is in
+    autocommit and opens a transaction for them."""
+    if isinstance(db, (Session, Connection)):
+        return nullcontext()
+    return db.write_transaction()
 
 
 def half_hash(value: str, alg: str) -> str:
@@ -230,8 +240,8 @@ def _acting(customer_id: int | None, facts: Any, now: dt.datetime) -> Acting | N
 @dataclass(frozen=True)
 class PresentedRefreshToken:
     """A refresh token found by its hash, with its family, user and membership (authlib's
-    TokenMixin duties). The rules for using one live here, for the grant and idp.fastpath
-    alike."""
+    TokenMixin duties). The rules for using one live here, for the refresh_token grant
+    (idp.oidc.endpoints.rotate) and introspection alike."""
 
     row: _TokenFacts
     family: _FamilyFacts
@@ -260,11 +270,6 @@ class PresentedRefreshToken:
             and self.family.expires_at > now
             and self.acts_as_granted(now)
         )
-
-    def may_rotate(self, client: OAuthClient, now: dt.datetime) -> bool:
-        """Everything the refresh_token grant checks about the token before rotating it:
-        usable, issued to this client, its user still active."""
-        return self.is_usable(now) and self.check_client(client) and self.user.is_active
 
 
 _TOKEN_COLUMNS = (
@@ -387,7 +392,7 @@ def rotate_refresh_token(
     (the caller must then revoke the family and answer invalid_grant).
 
     On PostgreSQL this is one statement, atomic even on a connection in autocommit; on
-    SQLite it is two, so the caller runs it inside a (write) transaction.
+    SQLite it is two, in one transaction.
     """
     params = {
         "token_id": presented.row.id,
@@ -399,26 +404,36 @@ def rotate_refresh_token(
     dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
     if dialect.name == "postgresql":
         return db.execute(_ROTATE_IN_ONE_STATEMENT, params).first() is not None
-    if db.execute(_CONSUME_REFRESH_TOKEN, params).rowcount != 1:
-        return False
-    db.execute(_STORE_SUCCESSOR, params)
+    with _atomic(db):
+        if db.execute(_CONSUME_REFRESH_TOKEN, params).rowcount != 1:
+            return False
+        db.execute(_STORE_SUCCESSOR, params)
     return True
 
 
-def revoke_family(session: Session, family_id: str, reason: str) -> None:
-    now = utcnow()
-    session.execute(
-        update(TokenFamily)
-        .where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
-        .values(revoked_at=now, revoked_reason=reason)
-        .execution_options(synchronize_session=False)
+_token_families = TokenFamily.__table__
+_REVOKE_FAMILY = (
+    update(_token_families)
+    .where(_token_families.c.id == bindparam("family"), _token_families.c.revoked_at.is_(None))
+    .values(
+        revoked_at=bindparam("now", type_=_token_families.c.revoked_at.type),
+        revoked_reason=bindparam("reason"),
     )
-    session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.used_at.is_(None))
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    )
+)
+_RETIRE_FAMILY_TOKENS = (
+    update(_refresh_tokens)
+    .where(_refresh_tokens.c.family_id == bindparam("family"), _refresh_tokens.c.used_at.is_(None))
+    .values(used_at=bindparam("now", type_=_refresh_tokens.c.used_at.type))
+)
+
+
+def revoke_family(db: Runner, family_id: str, reason: str) -> None:
+    """Revoke a token family: none of its refresh tokens rotates again and its access
+    tokens are inactive (verify_access_token reads the family's revoked_at)."""
+    params = {"family": family_id, "now": utcnow(), "reason": reason}
+    with _atomic(db):
+        db.execute(_REVOKE_FAMILY, params)
+        db.execute(_RETIRE_FAMILY_TOKENS, params)
 
 
 # --- JWT access tokens (RFC 9068) and ID tokens ------------------------------------------
@@ -510,12 +525,11 @@ def user_token_response(
     refresh_token: str | None,
     acting: Acting | None,
 ) -> dict[str, Any]:
-    """The token response of a user's grant (authorization_code and refresh_token, in
-    Flask and in idp.fastpath): access token, the refresh token if one was issued, and an
-    ID token when `openid` was granted (also on refresh: OIDC Core §12.2 allows it, and
-    relying apps use it to see the login facts again). Both carry the acting context;
-    the scope is cut to what the membership's rights allow now (the granted `scope` is
-    always stated, RFC 6749 §5.1)."""
+    """The token response of a user's grant (authorization_code and refresh_token):
+    access token, the refresh token if one was issued, and an ID token when `openid` was
+    granted (also on refresh: OIDC Core §12.2 allows it, and relying apps use it to see
+    the login facts again). Both carry the acting context; the scope is cut to what the
+    membership's rights allow now (the granted `scope` is always stated, RFC 6749 §5.1)."""
     scope = " ".join(scopes_allowed_by(scope_to_list(scope) or [], acting.rights if acting else ()))
     access_token, expires_in = mint_access_token(
         keyring,
