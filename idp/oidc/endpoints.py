@@ -114,10 +114,10 @@ def rotate(
     """The refresh_token grant (RFC 6749 §6) of an authenticated client, with rotation
     (RFC 9700 §4.14.2): the presented token is consumed and its one successor stored in
     one atomic step (tokens.rotate_refresh_token), and a rotated token presented again
-    revokes its whole family. The token response, or an OAuth2Error.
+    revokes its whole family. Returns the token response; raises an OAuth2Error.
 
-    The scope may be narrowed, never widened; the tokens are minted before anything is
-    written, so that only the rotation's own outcome decides.
+    The scope may be narrowed, never widened. The tokens are minted before anything is
+    written: the rotation's own outcome decides whether they are answered.
     """
     if presented_value is None:
         raise InvalidRequestError("Missing 'refresh_token' in request.")
