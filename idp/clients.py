@@ -1,5 +1,6 @@
 """The registered client (relying app) as Authlib sees it: an immutable snapshot of a
-`Client` row. Shared: the protocol authenticates it, the login and consent pages show its
+`Client` row, and how a client authenticates at the token, revocation and introspection
+endpoints. Shared: the protocol authenticates it, the login and consent pages show its
 name.
 
 Snapshots are cached per process for at most CLIENT_CACHE_TTL seconds (see find_client).
@@ -8,15 +9,20 @@ Snapshots are cached per process for at most CLIENT_CACHE_TTL seconds (see find_
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from authlib.oauth2.rfc6749 import ClientMixin, scope_to_list
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, scope_to_list
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session, object_session
 
 from idp.models import Client
 from idp.security import secret_matches
+
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+ALL_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 
 
 @dataclass(frozen=True)
@@ -166,3 +172,73 @@ _CHANGED = "idp.clients_changed"
 def _after_commit(session: Session) -> None:
     if session.info.pop(_CHANGED, False):
         _cache.clear()
+
+
+# --- client authentication ---------------------------------------------------------------
+
+
+def authenticate_client(
+    query_client: Callable[[str], OAuthClient | None],
+    authorization: str,
+    form: Mapping[str, str],
+    methods: list[str],
+    assertion: Callable[[], OAuthClient | None] | None = None,
+) -> OAuthClient:
+    """The client of a request to the token, revocation or introspection endpoint,
+    authenticated by the first of `methods` its credentials are for and it is registered
+    to use (RFC 6749 §2.3, OIDC Core §9), in Authlib's order and with its errors.
+
+    `authorization` is the Authorization header (client_secret_basic), `form` the body
+    (client_secret_post, none); `assertion` checks a private_key_jwt assertion (RFC 7523,
+    idp.oidc.server.PrivateKeyJWT; without it that method finds no client). Raises
+    InvalidClientError, always with 401: Authlib answers 400 for an unknown client_id in
+    the form but 401 for a wrong secret, and one status tells the client less.
+    """
+    try:
+        return _authenticate(query_client, authorization, form, methods, assertion)
+    except InvalidClientError as error:
+        error.status_code = 401
+        raise
+    except ValueError as exc:
+        # Authlib's Basic parsing lets undecodable credentials through as ValueError
+        # ("Basic " alone, bytes that are not UTF-8 inside the base64).
+        raise InvalidClientError(
+            status_code=401, description="Malformed client credentials."
+        ) from exc
+
+
+def _authenticate(
+    query_client: Callable[[str], OAuthClient | None],
+    authorization: str,
+    form: Mapping[str, str],
+    methods: list[str],
+    assertion: Callable[[], OAuthClient | None] | None,
+) -> OAuthClient:
+    for method in methods:
+        if method == "private_key_jwt":
+            client = assertion() if assertion is not None else None
+        elif method == "none":
+            client_id = form.get("client_id")
+            if not client_id or form.get("client_secret"):
+                continue
+            client = _known_client(query_client, client_id)
+        else:
+            if method == "client_secret_basic":
+                client_id, secret = extract_basic_authorization({"Authorization": authorization})
+            else:
+                client_id, secret = form.get("client_id"), form.get("client_secret")
+            if not client_id or not secret:
+                continue
+            client = _known_client(query_client, client_id)
+            if not client.check_client_secret(secret):
+                continue
+        if client is not None and client.check_endpoint_auth_method(method, "token"):
+            return client
+    raise InvalidClientError(description=f"The client cannot authenticate with methods: {methods}")
+
+
+def _known_client(query_client: Callable[[str], OAuthClient | None], client_id: str) -> OAuthClient:
+    client = query_client(client_id)
+    if client is None:
+        raise InvalidClientError(description="The client does not exist on this server.")
+    return client

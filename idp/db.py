@@ -6,11 +6,22 @@ Views get the request's session with `db_session()`; services receive a session 
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, cast
 
 from flask import Flask, current_app, g
-from sqlalchemy import JSON, CursorResult, DateTime, Engine, MetaData, Result, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Connection,
+    CursorResult,
+    DateTime,
+    Engine,
+    MetaData,
+    Result,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -140,3 +151,19 @@ def rowcount(result: Result[*tuple[Any, ...]]) -> int:
     typed to return a Result for any statement; for these it returns a CursorResult, the
     one that carries the count."""
     return cast("CursorResult[*tuple[Any, ...]]", result).rowcount
+
+
+# What the hot-path functions run their prebuilt statements on: a Session, a Connection,
+# or idp.fastpath's runner on the bare driver connection (execute().first(), .rowcount,
+# scalar(), `dialect` and write_transaction()).
+Runner = Session | Connection | Any
+
+
+def atomic(db: Runner) -> AbstractContextManager[Any]:
+    """Around statements that must commit together: a Session or Connection runs them in
+    its own transaction, which its caller commits; the fast paths' runner is in
+    autocommit and opens a transaction for them."""
+    if isinstance(db, (Session, Connection)):
+        return nullcontext()
+    transaction: AbstractContextManager[Any] = db.write_transaction()
+    return transaction

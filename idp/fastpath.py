@@ -1,8 +1,11 @@
 """Fast paths in front of Flask for the busiest, simplest requests.
 
 1. Replayed answers for the two public documents that every relying app polls (FastPath).
-2. The happy paths of client_credentials and refresh_token requests (TokenFastPath) and of
-   userinfo requests (UserinfoFastPath).
+2. refresh_token and client_credentials token requests (TokenFastPath) and userinfo
+   requests (UserinfoFastPath), answered by the very functions Flask calls for them
+   (idp.oidc.endpoints: client authentication, rotation, errors and all). A fast path
+   only decides *how* to answer - without Flask's request machinery, on a bare driver
+   connection - never *what*; a request it does not take goes to Flask unchanged.
 
 `GET /.well-known/openid-configuration`, `GET /.well-known/oauth-authorization-server` and
 `GET /jwks.json` are the same bytes for every caller. A full Flask request (context,
@@ -23,27 +26,23 @@ and the test client goes through the fast paths too.
 from __future__ import annotations
 
 import io
-import json
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 from urllib.parse import parse_qsl
 
-from authlib.oauth2.rfc6749 import InvalidScopeError
-from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Flask
 from sqlalchemy import Engine, Select
 from sqlalchemy.orm import Session
+from werkzeug.http import HTTP_STATUS_CODES
 
 from idp.clients import OAuthClient, cached_client, find_client
-from idp.db import READ_ONLY, utcnow
+from idp.db import READ_ONLY
 from idp.keys import KeyRing
-from idp.oidc import tokens
-from idp.oidc.claims import userinfo_claims
-from idp.oidc.server import issue_client_credentials
-from idp.oidc.tokens import verify_access_token
-from idp.security import new_token, security_headers
+from idp.oidc.endpoints import TOKEN_GRANTS, Answer, token_answer, userinfo
+from idp.security import security_headers
 
 DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
 JWKS_PATH = "/jwks.json"
@@ -189,17 +188,29 @@ class _DriverRunner:
     autocommit (one round trip per statement; psycopg prepares each one on its connection).
     It uses SQLAlchemy's type processors (`dialect_impl(...).bind_processor` and
     `.result_processor`, computed once per statement), so the values are exactly those
-    SQLAlchemy would bind and return; tests/integration/test_fastpath.py checks the
-    answers against Flask's."""
+    SQLAlchemy would bind and return; tests/integration/test_one_road.py checks the
+    answers against Flask's. The connection is taken at the first statement: a request
+    that needs none (client_credentials, most errors) costs the pool nothing."""
 
-    def __init__(self, fast: _DriverStatements, cursor: Any) -> None:
+    __slots__ = ("_cursor", "_fast", "_pooled", "dialect")
+
+    def __init__(self, fast: _DriverStatements) -> None:
         self.dialect = fast.dialect
         self._fast = fast
-        self._cursor = cursor
+        self._pooled: Any = None
+        self._cursor: Any = None
+
+    def _connected(self) -> Any:
+        if self._cursor is None:
+            self._pooled = self._fast.engine.raw_connection()
+            if self._fast.postgresql:
+                self._pooled.driver_connection.autocommit = True
+            self._cursor = self._pooled.cursor()
+        return self._cursor
 
     def execute(self, statement: Any, params: dict[str, Any]) -> _DriverResult:
         compiled = self._fast.compiled(statement)
-        cursor = self._cursor
+        cursor = self._connected()
         if self._fast.prepare:
             cursor.execute(compiled.sql, compiled.parameters(params), prepare=True)
         else:
@@ -213,18 +224,30 @@ class _DriverRunner:
 
     @contextmanager
     def write_transaction(self) -> Iterator[None]:
-        """A transaction for a write of several statements. On PostgreSQL the writes of
-        the fast paths are single statements, atomic in autocommit: nothing to do."""
-        if self.dialect.name != "sqlite":
-            yield
-            return
-        self._cursor.execute("BEGIN IMMEDIATE")  # as idp.db does for every writer
+        """Statements that must commit together (idp.db.atomic); every other statement
+        commits by itself. SQLite begins IMMEDIATE, as idp.db does for every writer."""
+        cursor = self._connected()
+        cursor.execute("BEGIN IMMEDIATE" if self.dialect.name == "sqlite" else "BEGIN")
         try:
             yield
         except BaseException:
-            self._cursor.execute("ROLLBACK")
+            cursor.execute("ROLLBACK")
             raise
-        self._cursor.execute("COMMIT")
+        cursor.execute("COMMIT")
+
+    def release(self, broken: bool) -> None:
+        pooled = self._pooled
+        if pooled is None:
+            return
+        self._pooled = self._cursor = None
+        try:
+            driver = pooled.driver_connection
+            if broken or (self._fast.postgresql and driver.closed):
+                pooled.invalidate()
+            elif self._fast.postgresql:
+                driver.autocommit = False
+        finally:
+            pooled.close()
 
 
 class _DriverStatements:
@@ -246,33 +269,29 @@ class _DriverStatements:
 
     @contextmanager
     def connect(self) -> Iterator[_DriverRunner]:
-        """A pooled connection in autocommit: SQLite's driver connections are (idp.db hands
-        transactions to SQLAlchemy); a psycopg one is switched for the while."""
-        pooled = self.engine.raw_connection()
+        """A runner on a pooled connection in autocommit: SQLite's driver connections are
+        (idp.db hands transactions to SQLAlchemy); a psycopg one is switched for the while."""
+        runner = _DriverRunner(self)
+        broken = False
         try:
-            driver = pooled.driver_connection
-            if self.postgresql:
-                driver.autocommit = True  # type: ignore[union-attr]
-            try:
-                yield _DriverRunner(self, pooled.cursor())
-            finally:
-                if self.postgresql and not driver.closed:  # type: ignore[union-attr]
-                    driver.autocommit = False  # type: ignore[union-attr]
+            yield runner
         except self.dialect.loaded_dbapi.Error:
             # Unlike SQLAlchemy, this layer cannot tell a lost connection from a failed
             # statement: never give a connection that saw an error back to the pool.
-            pooled.invalidate()
+            broken = True
             raise
         finally:
-            pooled.close()
+            runner.release(broken)
 
 
-class _HappyPath:
-    """Answers one kind of request before Flask when `answer` returns a JSON body, and
-    hands everything else to Flask unchanged."""
+@cache
+def _status_line(status: int) -> str:
+    return f"{status} {HTTP_STATUS_CODES[status].upper()}"  # as werkzeug writes it
 
-    # What the endpoint's own view sets; the security headers come from the one policy.
-    HEADERS: list[tuple[str, str]] = []
+
+class _EndpointPath:
+    """Answers one endpoint's requests before Flask with the Answer of the function Flask
+    calls for them too, and hands every request it does not take to Flask unchanged."""
 
     def __init__(self, app: WSGIApp, flask_app: Flask) -> None:
         self.app = app
@@ -280,69 +299,73 @@ class _HappyPath:
         self.keyring = flask_app.extensions["idp.keyring"]
         self.settings = flask_app.config["IDP_SETTINGS"]
         self.driver = _DriverStatements(self.engine)
+        # The one policy, by scheme (an Answer's own headers are never among them).
+        self._policy = {
+            secure: security_headers(secure=secure, page=False) for secure in (False, True)
+        }
 
-    def answer(self, environ: dict[str, Any]) -> dict[str, Any] | None:
+    def answer(self, environ: dict[str, Any]) -> Answer | None:
         raise NotImplementedError
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        body = self.answer(environ)
-        if body is None:
+        answer = self.answer(environ)
+        if answer is None:
             return self.app(environ, start_response)
-        payload = json.dumps(body).encode()
-        secure = environ.get("wsgi.url_scheme") == "https"
-        start_response(
-            "200 OK",
-            [
-                *self.HEADERS,
-                *security_headers(secure=secure, page=False),
-                ("Content-Length", str(len(payload))),
-            ],
-        )
+        payload = answer.payload()
+        # In the order of a werkzeug Response and Flask's after-request hook.
+        headers = [
+            *answer.headers,
+            ("Content-Length", str(len(payload))),
+            *self._policy[environ.get("wsgi.url_scheme") == "https"],
+        ]
+        start_response(_status_line(answer.status), headers)
         return [payload]
 
 
-class TokenFastPath(_HappyPath):
-    """POST /token with HTTP Basic: the happy paths of client_credentials and
-    refresh_token only.
+class TokenFastPath(_EndpointPath):
+    """POST /token of the refresh_token and client_credentials grants, the busiest token
+    requests (service-to-service tokens, rotations), answered by
+    idp.oidc.endpoints.token_answer - successes and errors alike, a family revoked on
+    reuse included.
 
-    Service-to-service token requests and refresh-token rotations are the busiest token
-    requests. This answers them with the same functions the Flask grants use (client
-    lookup and secret check; for client_credentials the scope rule and minting in
-    idp.oidc.server.issue_client_credentials; for refresh_token the token's rules in
-    tokens.PresentedRefreshToken, the atomic tokens.rotate_refresh_token and the response
-    of tokens.user_token_response) but without the request machinery around them.
-    Whatever is not the plain happy path - another grant, another client authentication,
-    an unknown client, a wrong secret, a refused scope, a scope on refresh, an unknown,
-    used, expired or revoked refresh token, one of another client, an odd body - goes to
-    Flask unchanged, which answers it (errors included, and the revocation of a family
-    whose rotated token came back) as the RFCs say: there is one place for every rule
-    and every error. Nothing is written before the request is known to be the happy path,
-    so falling through to Flask never finds a half-done request.
+    Taken: a small urlencoded body, each parameter once, only the parameters these
+    grants read (so client_secret_basic, client_secret_post and none), no query string.
+    Everything else goes to Flask, whose guards and Authlib's grants see it as they
+    would anyway: another grant, a missing or repeated parameter, a client assertion
+    (private_key_jwt spends its jti in the request's session), text that is not UTF-8
+    or holds NUL.
     """
 
     MAX_BODY = 1024
-    HEADERS = [
-        ("Content-Type", "application/json"),
-        ("Cache-Control", "no-store"),
-        ("Pragma", "no-cache"),
-    ]
-    # The parameters each grant's happy path may carry (anything else goes to Flask).
-    PARAMS = {
-        "client_credentials": frozenset({"grant_type", "scope"}),
-        "refresh_token": frozenset({"grant_type", "refresh_token"}),
-    }
+    PARAMS = frozenset({"grant_type", "refresh_token", "scope", "client_id", "client_secret"})
 
-    def answer(self, environ: dict[str, Any]) -> dict[str, Any] | None:
-        if environ.get("PATH_INFO") != "/token" or environ.get("REQUEST_METHOD") != "POST":
+    def answer(self, environ: dict[str, Any]) -> Answer | None:
+        if (
+            environ.get("PATH_INFO") != "/token"
+            or environ.get("REQUEST_METHOD") != "POST"
+            or environ.get("QUERY_STRING")
+        ):
             return None
-        body = self._read_body(environ)
-        return self._answer(environ, body) if body is not None else None
+        form = self._form(environ)
+        if form is None or form.get("grant_type") not in TOKEN_GRANTS:
+            return None
+        with self.driver.connect() as db:
+            return token_answer(
+                db,
+                self.keyring,
+                self.settings,
+                self._query_client,
+                environ.get("HTTP_AUTHORIZATION", ""),
+                form,
+            )
 
-    def _read_body(self, environ: dict[str, Any]) -> bytes | None:
-        """The form body if it is small and urlencoded; the stream is put back for Flask."""
-        if not environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+    def _form(self, environ: dict[str, Any]) -> dict[str, str] | None:
+        """The form if the body is small, urlencoded ASCII (escapes decoding to UTF-8)
+        without NUL, and names only PARAMS, each once; the stream is put back for Flask."""
+        mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+        if mimetype != "application/x-www-form-urlencoded" or environ.get("HTTP_TRANSFER_ENCODING"):
             return None
         try:
             length = int(environ.get("CONTENT_LENGTH") or "")
@@ -352,119 +375,47 @@ class TokenFastPath(_HappyPath):
             return None
         body: bytes = environ["wsgi.input"].read(length)
         environ["wsgi.input"] = io.BytesIO(body)
-        return body
-
-    def _answer(self, environ: dict[str, Any], body: bytes) -> dict[str, Any] | None:
         try:
-            # errors="strict": a non-UTF-8 escape goes to Flask, which refuses it (400).
             params = parse_qsl(
                 body.decode("ascii"), keep_blank_values=True, strict_parsing=True, errors="strict"
             )
         except (UnicodeDecodeError, ValueError):
             return None
         form = dict(params)
-        grant_type = form.get("grant_type", "")
-        allowed = self.PARAMS.get(grant_type)
         if (
-            allowed is None
-            or len(params) != len(form)
-            or not set(form) <= allowed
+            len(form) != len(params)
+            or not form.keys() <= self.PARAMS
             or any("\x00" in value for value in form.values())
         ):
             return None
-        client = self._client(environ, grant_type)
-        if client is None:
-            return None
-        if grant_type == "refresh_token":
-            return self._refresh(client, form.get("refresh_token", ""))
-        try:
-            return issue_client_credentials(self.keyring, self.settings, client, form.get("scope"))
-        except InvalidScopeError:
-            return None
+        return form
 
-    def _client(self, environ: dict[str, Any], grant_type: str) -> OAuthClient | None:
-        """The client, if it authenticated with HTTP Basic as it is registered to and may
-        use this grant."""
-        try:
-            client_id, secret = extract_basic_authorization(
-                {"Authorization": environ.get("HTTP_AUTHORIZATION", "")}
-            )
-        except ValueError:  # not UTF-8 inside the base64
-            return None
-        if not client_id or not secret:
-            return None
+    def _query_client(self, client_id: str) -> OAuthClient | None:
+        """find_client without a request's session: the cache, else a read of its own."""
         client = cached_client(self.engine, client_id)
-        if client is None:
-            with Session(self.engine) as session:
-                session.connection(execution_options=READ_ONLY)
-                client = find_client(session, client_id)
-        if (
-            client is None
-            or not client.check_endpoint_auth_method("client_secret_basic", "token")
-            or not client.check_client_secret(secret)
-            or not client.check_grant_type(grant_type)
-        ):
-            return None
-        return client
-
-    def _refresh(self, client: OAuthClient, presented_value: str) -> dict[str, Any] | None:
-        """Rotation (the grant's create_token_response, without Authlib and Flask): one
-        read, the tokens minted, then the atomic rotation - on PostgreSQL two round trips
-        and no BEGIN/COMMIT (the rotation is one statement); nothing is written unless
-        the read found the happy path."""
-        now = utcnow()
-        with self.driver.connect() as connection:
-            presented = tokens.find_refresh_token(connection, presented_value)
-            if presented is None or not presented.may_rotate(client, now):
-                return None
-            successor = new_token(32)
-            body = tokens.user_token_response(
-                self.keyring,
-                self.settings,
-                client=client,
-                user=presented.user,
-                family=presented.family,
-                scope=presented.family.scope,
-                nonce=None,
-                refresh_token=successor,
-                acting=presented.acting(now),
-            )
-            with connection.write_transaction():
-                rotated = tokens.rotate_refresh_token(
-                    connection, self.settings, presented, successor, now
-                )
-        # Not rotated: another request used the token in between. Flask finds it used and
-        # revokes the family, as for any rotated token presented again.
-        return body if rotated else None
+        if client is not None:
+            return client
+        with Session(self.engine) as session:
+            session.connection(execution_options=READ_ONLY)
+            return find_client(session, client_id)
 
 
-class UserinfoFastPath(_HappyPath):
-    """GET /userinfo with a valid Bearer token: the happy path only, like
-    TokenFastPath (same verification and claims functions as the view; any
-    error, query string or other method goes to Flask, which answers it)."""
+class UserinfoFastPath(_EndpointPath):
+    """GET /userinfo, answered by idp.oidc.endpoints.userinfo (claims or RFC 6750's
+    error). A query string or a body goes to Flask: userinfo reads neither, but Flask's
+    guards (UTF-8, NUL) do, and may refuse the request for them."""
 
-    HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
-
-    def answer(self, environ: dict[str, Any]) -> dict[str, Any] | None:
+    def answer(self, environ: dict[str, Any]) -> Answer | None:
         if (
             environ.get("PATH_INFO") != "/userinfo"
             or environ.get("REQUEST_METHOD") != "GET"
             or environ.get("QUERY_STRING")
+            or (environ.get("CONTENT_LENGTH") or "0") != "0"
+            or environ.get("HTTP_TRANSFER_ENCODING")
         ):
             return None
-        return self._claims(environ.get("HTTP_AUTHORIZATION", ""))
-
-    def _claims(self, authorization: str) -> dict[str, Any] | None:
-        scheme, _sep, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip() or "\x00" in token:
-            return None
-        # The driver connection for one read: SQLAlchemy's connection and execution
-        # machinery would cost more than the query, and nothing here is an ORM object.
-        with self.driver.connect() as connection:
-            active = verify_access_token(connection, self.keyring, self.settings, token.strip())
-            if active is None or active.user is None:
-                return None
-            return userinfo_claims(active.user, str(active.claims.get("scope", "")), active.acting)
+        with self.driver.connect() as db:
+            return userinfo(db, self.keyring, self.settings, environ.get("HTTP_AUTHORIZATION", ""))
 
 
 def install(app: Flask) -> None:

@@ -6,27 +6,38 @@ answer inactive at introspection and userinfo.
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from idp.db import utcnow
+from idp.db import Runner, atomic, utcnow
 from idp.models import RefreshToken, TokenFamily
 
+_families: Table = TokenFamily.__table__  # type: ignore[assignment]
+_refresh_tokens: Table = RefreshToken.__table__  # type: ignore[assignment]
+# Prebuilt: the refresh road revokes a family on the fast path's bare connection too.
+_REVOKE_FAMILY = (
+    update(_families)
+    .where(_families.c.id == bindparam("family"), _families.c.revoked_at.is_(None))
+    .values(
+        revoked_at=bindparam("now", type_=_families.c.revoked_at.type),
+        revoked_reason=bindparam("reason"),
+    )
+)
+_RETIRE_FAMILY_TOKENS = (
+    update(_refresh_tokens)
+    .where(_refresh_tokens.c.family_id == bindparam("family"), _refresh_tokens.c.used_at.is_(None))
+    .values(used_at=bindparam("now", type_=_refresh_tokens.c.used_at.type))
+)
 
-def revoke_family(session: Session, family_id: str, reason: str) -> None:
-    now = utcnow()
-    session.execute(
-        update(TokenFamily)
-        .where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
-        .values(revoked_at=now, revoked_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.used_at.is_(None))
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    )
+
+def revoke_family(db: Runner, family_id: str, reason: str) -> None:
+    """Revoke one token family: none of its refresh tokens rotates again and its access
+    tokens are inactive (verify_access_token reads the family's revoked_at). Core
+    statements: they do not autoflush a Session, so callers read before they call."""
+    params = {"family": family_id, "now": utcnow(), "reason": reason}
+    with atomic(db):
+        db.execute(_REVOKE_FAMILY, params)
+        db.execute(_RETIRE_FAMILY_TOKENS, params)
 
 
 def revoke_user_families(session: Session, user_id: int, reason: str) -> None:

@@ -1,7 +1,10 @@
 """The Authlib authorization server, built per app (never a module global), and its grants.
 
-Authlib validates requests and authenticates clients; the hooks below store and redeem
-codes and tokens through idp.oidc.tokens, where the exactly-once rules live.
+Authlib validates authorization-code, revocation and introspection requests; the hooks
+below store and redeem codes and tokens through idp.oidc.tokens, where the exactly-once
+rules live. Clients authenticate through idp.clients.authenticate_client; the
+refresh_token and client_credentials grants are answered by idp.oidc.endpoints, the one
+road the fast paths (idp.fastpath) take too.
 """
 
 from __future__ import annotations
@@ -16,10 +19,8 @@ from authlib.oauth2.rfc6749 import (
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
-    InvalidScopeError,
     UnsupportedTokenTypeError,
     grants,
-    scope_to_list,
 )
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -35,17 +36,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
-from idp.clients import OAuthClient, find_client
+from idp.clients import (
+    ALL_AUTH_METHODS,
+    CONFIDENTIAL_AUTH_METHODS,
+    OAuthClient,
+    authenticate_client,
+    find_client,
+)
 from idp.db import db_session, utcnow
 from idp.keys import KeyRing
 from idp.memberships.acting import acting_for
 from idp.models import AuthorizationCode, Client, UsedClientAssertion, User
-from idp.oidc import tokens
-from idp.security import new_token
+from idp.oidc import endpoints, tokens
 from idp.settings import Settings
+from idp.token_families import revoke_family
 
-CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
-ALL_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 ASSERTION_ALGS = ["RS256", "ES256"]
 MAX_ASSERTION_LIFETIME = 24 * 3600
 # The token-request parameters we read (extensions such as RFC 8707 `resource` may repeat).
@@ -61,11 +66,12 @@ TOKEN_PARAMS = (
     "client_assertion",
     "client_assertion_type",
 )
-NO_STORE = [
-    ("Content-Type", "application/json"),
-    ("Cache-Control", "no-store"),
-    ("Pragma", "no-cache"),
-]
+
+
+def answer_response(answer: endpoints.Answer) -> Response:
+    """Flask's way of sending an Answer of idp.oidc.endpoints (the fast paths have theirs);
+    the after-request hook adds the security headers."""
+    return Response(answer.payload(), status=answer.status, headers=list(answer.headers))
 
 
 class ParamsPayload(OAuth2Payload):
@@ -115,6 +121,7 @@ class IdpAuthorizationServer(AuthorizationServer):
         super().__init__(scopes_supported=None)
         self.settings = settings
         self.keyring = keyring
+        self.private_key_jwt = PrivateKeyJWT(self)
 
     @property
     def session(self) -> Session:
@@ -160,20 +167,13 @@ class IdpAuthorizationServer(AuthorizationServer):
     def authenticate_client(
         self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
     ) -> OAuthClient:
-        try:
-            client: OAuthClient = super().authenticate_client(request, methods, endpoint)
-        except InvalidClientError as error:
-            # One status for every failed client authentication (Authlib answers 400 for
-            # an unknown client_id in the form but 401 for a wrong secret).
-            error.status_code = 401
-            raise
-        except ValueError as exc:
-            # Authlib's Basic parsing lets undecodable credentials through as ValueError
-            # ("Basic " alone, bytes that are not UTF-8, a header that is not base64).
-            raise InvalidClientError(
-                status_code=401, description="Malformed client credentials."
-            ) from exc
-        return client
+        return authenticate_client(
+            self.query_client,
+            request.headers.get("Authorization", ""),
+            request.form,
+            methods,
+            lambda: self.private_key_jwt(self.query_client, request),
+        )
 
     def create_token_response(self, request: Any = None) -> Response:
         form = flask_request.form
@@ -183,11 +183,28 @@ class IdpAuthorizationServer(AuthorizationServer):
             error = InvalidRequestError("A parameter is repeated.")
         elif not form.get("grant_type"):
             error = InvalidRequestError("Missing 'grant_type' in request.")
+        elif form["grant_type"] in endpoints.TOKEN_GRANTS:
+            return self._token_grant_response(form)
         else:
             response: Response = super().create_token_response(request)
             return response
         error_response: Response = self.handle_error_response(request, error)
         return error_response
+
+    def _token_grant_response(self, form: MultiDict[str, str]) -> Response:
+        """refresh_token and client_credentials, as the fast paths answer them."""
+        request = self.create_oauth2_request(None)
+        answer = endpoints.token_answer(
+            self.session,
+            self.keyring,
+            self.settings,
+            self.query_client,
+            flask_request.headers.get("Authorization", ""),
+            form,
+            lambda: self.private_key_jwt(self.query_client, request),
+        )
+        self.session.commit()  # what the grant wrote, errors included (a family revoked)
+        return answer_response(answer)
 
     def validate_requested_scope(self, scope: str | None) -> None:
         # Unknown scopes are dropped by client.get_allowed_scope, never echoed back.
@@ -337,7 +354,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             acting=acting,
         )
         session.commit()
-        return 200, token, NO_STORE
+        return 200, token, list(endpoints.TOKEN_HEADERS)
 
 
 class _CodeView:
@@ -353,107 +370,6 @@ class _CodeView:
 
     def get_scope(self) -> str:
         return self.row.scope
-
-
-class RefreshTokenGrant(grants.RefreshTokenGrant):
-    """Rotation: the presented token is consumed and its successor stored in one atomic
-    step (tokens.rotate_refresh_token). idp.fastpath answers the plain happy path with the
-    same functions; everything else comes here."""
-
-    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
-    INCLUDE_NEW_REFRESH_TOKEN = True
-    server: IdpAuthorizationServer
-
-    def authenticate_refresh_token(self, refresh_token: str) -> Any:
-        session = self.server.session
-        found = tokens.find_refresh_token(session, refresh_token)
-        if found is None:
-            return None
-        if found.row.used_at is not None and found.family.revoked_at is None:
-            # A rotated token presented again: someone holds a stolen copy. Revoke all.
-            tokens.revoke_family(session, found.family.id, "refresh_token_reused")
-            session.commit()
-            return None
-        return found if found.is_usable(utcnow()) else None
-
-    def authenticate_user(self, refresh_token: Any) -> Any:
-        user = refresh_token.user
-        return user if user.is_active else None
-
-    def revoke_old_credential(self, refresh_token: Any) -> None:
-        """Rotation happens atomically in create_token_response."""
-
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        session = self.server.session
-        presented: tokens.PresentedRefreshToken = self.request.refresh_token
-        client: OAuthClient = self.request.client
-        user = self.authenticate_user(presented)
-        if user is None:
-            raise InvalidGrantError("The account is no longer active.")
-        scope = self.request.payload.scope or presented.family.scope
-        successor = new_token(32)
-        token = tokens.user_token_response(
-            self.server.keyring,
-            self.server.settings,
-            client=client,
-            user=user,
-            family=presented.family,
-            scope=scope,
-            nonce=None,
-            refresh_token=successor,
-            acting=presented.acting(utcnow()),
-        )
-        if not tokens.rotate_refresh_token(
-            session, self.server.settings, presented, successor, utcnow()
-        ):
-            session.rollback()
-            tokens.revoke_family(session, presented.family.id, "refresh_token_reused")
-            session.commit()
-            raise InvalidGrantError("The refresh token has already been used.")
-        session.commit()
-        return 200, token, NO_STORE
-
-
-class ClientCredentialsGrant(grants.ClientCredentialsGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
-    server: IdpAuthorizationServer
-
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        body = issue_client_credentials(
-            self.server.keyring,
-            self.server.settings,
-            self.request.client,
-            self.request.payload.scope,
-        )
-        return 200, body, NO_STORE
-
-
-def issue_client_credentials(
-    keyring: KeyRing, settings: Settings, client: OAuthClient, requested: str | None
-) -> dict[str, Any]:
-    """The token response of the client_credentials grant (also used by idp.fastpath).
-
-    Scope: what was asked for, all of which the client must be allowed (else
-    invalid_scope); nothing asked for means everything the client may have but openid.
-    """
-    scope = (
-        client.get_allowed_scope(requested)
-        if requested
-        else " ".join(s for s in client.allowed_scopes if s != "openid")
-    )
-    if requested and set(scope_to_list(requested)) - set(scope_to_list(scope) or []):
-        raise InvalidScopeError("The client may not request these scopes.")
-    access_token, expires_in = tokens.mint_access_token(
-        keyring,
-        settings,
-        client=client,
-        subject=client.client_id,
-        scope=scope,
-    )
-    body = {"access_token": access_token, "token_type": "Bearer", "expires_in": expires_in}
-    if scope:
-        body["scope"] = scope
-    return body
 
 
 # --- revocation and introspection ------------------------------------------------------------
@@ -508,7 +424,7 @@ class Revocation(_TokenLookup, RevocationEndpoint):
         session = self.server.session
         if isinstance(token, tokens.PresentedRefreshToken):
             # RFC 7009 §2.1: revoking a refresh token also revokes its access tokens.
-            tokens.revoke_family(session, token.family.id, "revoked_by_client")
+            revoke_family(session, token.family.id, "revoked_by_client")
         else:
             tokens.revoke_access_token(session, token.claims)
         session.commit()
@@ -587,9 +503,6 @@ def _token_client_id(token: Any) -> str | None:
 def build_authorization_server(settings: Settings, keyring: KeyRing) -> IdpAuthorizationServer:
     server = IdpAuthorizationServer(settings, keyring)
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
-    server.register_grant(RefreshTokenGrant)
-    server.register_grant(ClientCredentialsGrant)
-    server.register_client_auth_method("private_key_jwt", PrivateKeyJWT(server))
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)
     return server

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from authlib.oauth2.rfc6749 import scope_to_list
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from idp.clients import OAuthClient
-from idp.db import rowcount, utcnow
+from idp.db import Runner, atomic, rowcount, utcnow
 from idp.keys import KeyRing
 from idp.memberships.acting import Acting, acting_from_columns
 from idp.memberships.rights import scopes_allowed_by
@@ -41,11 +41,6 @@ from idp.settings import Settings
 from idp.token_families import revoke_family
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (the RFC 9068 "typ", not a secret)
-
-# What the hot-path functions run their prebuilt statements on: a Session, a Connection,
-# or idp.fastpath's runner on the bare driver connection (execute().first(), .rowcount,
-# scalar(), and `dialect`).
-Runner = Session | Connection | Any
 
 
 def half_hash(value: str, alg: str) -> str:
@@ -231,8 +226,8 @@ def _acting(customer_id: int | None, facts: Any, now: dt.datetime) -> Acting | N
 @dataclass(frozen=True)
 class PresentedRefreshToken:
     """A refresh token found by its hash, with its family, user and membership (authlib's
-    TokenMixin duties). The rules for using one live here, for the grant and idp.fastpath
-    alike."""
+    TokenMixin duties). The rules for using one live here, for the refresh_token grant
+    (idp.oidc.endpoints.rotate) and introspection alike."""
 
     row: _TokenFacts
     family: _FamilyFacts
@@ -261,11 +256,6 @@ class PresentedRefreshToken:
             and self.family.expires_at > now
             and self.acts_as_granted(now)
         )
-
-    def may_rotate(self, client: OAuthClient, now: dt.datetime) -> bool:
-        """Everything the refresh_token grant checks about the token before rotating it:
-        usable, issued to this client, its user still active."""
-        return self.is_usable(now) and self.check_client(client) and self.user.is_active
 
 
 _TOKEN_COLUMNS = (
@@ -388,7 +378,7 @@ def rotate_refresh_token(
     (the caller must then revoke the family and answer invalid_grant).
 
     On PostgreSQL this is one statement, atomic even on a connection in autocommit; on
-    SQLite it is two, so the caller runs it inside a (write) transaction.
+    SQLite it is two, in one transaction.
     """
     params = {
         "token_id": presented.row.id,
@@ -400,9 +390,10 @@ def rotate_refresh_token(
     dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
     if dialect.name == "postgresql":
         return db.execute(_ROTATE_IN_ONE_STATEMENT, params).first() is not None
-    if rowcount(db.execute(_CONSUME_REFRESH_TOKEN, params)) != 1:
-        return False
-    db.execute(_STORE_SUCCESSOR, params)
+    with atomic(db):
+        if rowcount(db.execute(_CONSUME_REFRESH_TOKEN, params)) != 1:
+            return False
+        db.execute(_STORE_SUCCESSOR, params)
     return True
 
 
@@ -495,12 +486,11 @@ def user_token_response(
     refresh_token: str | None,
     acting: Acting | None,
 ) -> dict[str, Any]:
-    """The token response of a user's grant (authorization_code and refresh_token, in
-    Flask and in idp.fastpath): access token, the refresh token if one was issued, and an
-    ID token when `openid` was granted (also on refresh: OIDC Core §12.2 allows it, and
-    relying apps use it to see the login facts again). Both carry the acting context;
-    the scope is cut to what the membership's rights allow now (the granted `scope` is
-    always stated, RFC 6749 §5.1)."""
+    """The token response of a user's grant (authorization_code and refresh_token):
+    access token, the refresh token if one was issued, and an ID token when `openid` was
+    granted (also on refresh: OIDC Core §12.2 allows it, and relying apps use it to see
+    the login facts again). Both carry the acting context; the scope is cut to what the
+    membership's rights allow now (the granted `scope` is always stated, RFC 6749 §5.1)."""
     scope = " ".join(scopes_allowed_by(scope_to_list(scope) or [], acting.rights if acting else ()))
     access_token, expires_in = mint_access_token(
         keyring,

@@ -29,11 +29,10 @@ from idp.assurance import ASSURANCE_LEVELS
 from idp.db import db_session, read_only_session, utcnow
 from idp.memberships.acting import acting_options
 from idp.memberships.labels import role_label
-from idp.oidc import authorize
-from idp.oidc.claims import userinfo_claims
+from idp.oidc import authorize, endpoints
 from idp.oidc.forms import SelectCustomerForm
-from idp.oidc.server import IdpAuthorizationServer
-from idp.oidc.tokens import ACCESS_TOKEN_TYPE, verify_access_token
+from idp.oidc.server import IdpAuthorizationServer, answer_response
+from idp.oidc.tokens import ACCESS_TOKEN_TYPE
 from idp.security import hash_secret, new_token
 from idp.web import html_page
 
@@ -175,34 +174,13 @@ def introspect() -> Response:
 
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo() -> Response:
-    auth = request.headers.get("Authorization", "")
-    scheme, _sep, token = auth.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        # RFC 6750 §3.1: no credentials at all -> just the challenge, no error code.
-        return _json(
-            {"error": "invalid_token", "error_description": "Bearer token required"},
-            401,
-            **{"WWW-Authenticate": 'Bearer realm="userinfo"', "Cache-Control": "no-store"},
-        )
-    session = read_only_session()
-    active = verify_access_token(session, server().keyring, server().settings, token.strip())
-    if active is None or active.user is None:
-        return _json(
-            {"error": "invalid_token", "error_description": "The access token is not valid"},
-            401,
-            **{"WWW-Authenticate": 'Bearer error="invalid_token"', "Cache-Control": "no-store"},
-        )
-    claims = userinfo_claims(active.user, str(active.claims.get("scope", "")), active.acting)
-    if claims is None:
-        return _json(
-            {"error": "insufficient_scope", "error_description": "The openid scope is required"},
-            403,
-            **{
-                "WWW-Authenticate": 'Bearer error="insufficient_scope", scope="openid"',
-                "Cache-Control": "no-store",
-            },
-        )
-    return _json(claims, 200, **{"Cache-Control": "no-store"})
+    answer = endpoints.userinfo(
+        read_only_session(),
+        server().keyring,
+        server().settings,
+        request.headers.get("Authorization", ""),
+    )
+    return answer_response(answer)
 
 
 # --- RP-initiated logout ---------------------------------------------------------------------
