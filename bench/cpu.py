@@ -1,4 +1,4 @@
-"""CPU cost per request of refresh_token and userinfo, driven in process (no HTTP, no wrk).
+"""CPU cost per request of refresh_token, userinfo and client_credentials, driven in process (no HTTP, no wrk).
 
     .venv/bin/python bench/cpu.py                     # SQLite (a new file in bench/out/)
     IDP_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/idp_bench_cpu \
@@ -95,7 +95,7 @@ def main() -> None:
         "--endpoints",
         default="refresh_token,refresh_token_es256,userinfo,userinfo_cold",
         help="refresh_token (RS256 ID token), refresh_token_es256, userinfo "
-        "(signature remembered), userinfo_cold (verified every time)",
+        "(signature remembered), userinfo_cold (verified every time), client_credentials",
     )
     parser.add_argument(
         "--profile",
@@ -160,6 +160,12 @@ def main() -> None:
         "refresh_token_es256": lambda: refresh_env("refresh_token_es256"),
         "userinfo": lambda: userinfo_env(cycle("userinfo")),
         "userinfo_cold": lambda: userinfo_env(cycle("userinfo_cold")),
+        "client_credentials": lambda: environ(
+            "POST",
+            "/token",
+            {"Authorization": data.basic_for("refresh_token")},
+            b"grant_type=client_credentials",
+        ),
     }
     for name in endpoints:
         # Warm-up: first requests load keys, fill caches, compile statements.

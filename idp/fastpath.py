@@ -235,6 +235,16 @@ class _DriverRunner:
             raise
         cursor.execute("COMMIT")
 
+    def __enter__(self) -> _DriverRunner:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: object, _tb: object) -> None:
+        # Unlike SQLAlchemy, this layer cannot tell a lost connection from a failed
+        # statement: never give a connection that saw an error back to the pool.
+        self.release(
+            broken=kind is not None and issubclass(kind, self._fast.dialect.loaded_dbapi.Error)
+        )
+
     def release(self, broken: bool) -> None:
         pooled = self._pooled
         if pooled is None:
@@ -267,21 +277,11 @@ class _DriverStatements:
             found = self._compiled[id(statement)] = _DriverStatement(statement, self.dialect)
         return found
 
-    @contextmanager
-    def connect(self) -> Iterator[_DriverRunner]:
-        """A runner on a pooled connection in autocommit: SQLite's driver connections are
-        (idp.db hands transactions to SQLAlchemy); a psycopg one is switched for the while."""
-        runner = _DriverRunner(self)
-        broken = False
-        try:
-            yield runner
-        except self.dialect.loaded_dbapi.Error:
-            # Unlike SQLAlchemy, this layer cannot tell a lost connection from a failed
-            # statement: never give a connection that saw an error back to the pool.
-            broken = True
-            raise
-        finally:
-            runner.release(broken)
+    def connect(self) -> _DriverRunner:
+        """A runner on a pooled connection in autocommit (`with driver.connect() as db`):
+        SQLite's driver connections are (idp.db hands transactions to SQLAlchemy); a
+        psycopg one is switched for the while."""
+        return _DriverRunner(self)
 
 
 @cache

@@ -29,7 +29,7 @@ from idp.clients import (
     OAuthClient,
     authenticate_client,
 )
-from idp.db import utcnow
+from idp.db import Runner, utcnow
 from idp.keys import KeyRing
 from idp.oidc import tokens
 from idp.oidc.claims import userinfo_claims
@@ -69,7 +69,7 @@ class Answer(NamedTuple):
 
 
 def token_answer(
-    db: tokens.Runner,
+    db: Runner,
     keyring: KeyRing,
     settings: Settings,
     query_client: Callable[[str], OAuthClient | None],
@@ -105,7 +105,7 @@ def token_answer(
 
 
 def rotate(
-    db: tokens.Runner,
+    db: Runner,
     keyring: KeyRing,
     settings: Settings,
     client: OAuthClient,
@@ -209,7 +209,7 @@ _INSUFFICIENT_SCOPE = Answer(
 )
 
 
-def userinfo(db: tokens.Runner, keyring: KeyRing, settings: Settings, authorization: str) -> Answer:
+def userinfo(db: Runner, keyring: KeyRing, settings: Settings, authorization: str) -> Answer:
     """OIDC Core §5.3: the claims about the user an access token in the Authorization
     header (RFC 6750 §2.1) was issued to, or RFC 6750's error: the token missing, not
     ours, expired or revoked (its family, its user or its membership included), or a
