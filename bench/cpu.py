@@ -1,4 +1,4 @@
-"""CPU cost per request of refresh_token, userinfo and client_credentials, driven in process (no HTTP, no wrk).
+"""CPU per request of refresh_token, userinfo, client_credentials, in process (no HTTP, no wrk).
 
     .venv/bin/python bench/cpu.py                     # SQLite (a new file in bench/out/)
     IDP_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/idp_bench_cpu \
