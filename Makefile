@@ -27,7 +27,14 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-run: install
+# Compiled catalogues (.mo, not in git), rebuilt when their .po changes; a fuzzy or broken
+# entry stops the build.
+PO_FILES := $(wildcard idp/translations/*/LC_MESSAGES/messages.po)
+MO_FILES := $(PO_FILES:.po=.mo)
+%.mo: %.po $(VENV)/.installed
+	$(BIN)/pybabel compile --statistics -i $< -o $@
+
+run: install $(MO_FILES)
 	@# What this server runs with, for the idp CLI in any other shell (README, "Configuration").
 	IDP_ISSUER=$(IDP_ISSUER) $(BIN)/python -m idp.effective
 	IDP_ISSUER=$(IDP_ISSUER) $(BIN)/idp db upgrade
@@ -36,7 +43,7 @@ run: install
 	IDP_ISSUER=$(IDP_ISSUER) $(BIN)/granian --interface wsgi --host $(HOST) --port $(PORT) \
 		--workers $(WORKERS) --blocking-threads $(THREADS) wsgi:app
 
-test: install-test
+test: install-test $(MO_FILES)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -55,7 +62,14 @@ bench: install-test
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache
 
+# The template every catalogue follows; tests/unit/test_catalogues.py extracts again into a
+# scratch file (POT=...) and fails when a string was added without `make messages`.
+POT ?= idp/translations/messages.pot
+
 messages: install
 	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k _l \
 		--ignore-dirs='.venv instance bench tests' \
-		-o idp/translations/messages.pot --project gas-portal-idp .
+		-o $(POT) --project gas-portal-idp .
+	@# Each language's catalogue gets the new strings (empty, to translate) and loses the gone ones.
+	@if [ "$(POT)" = idp/translations/messages.pot ] && ls idp/translations/*/LC_MESSAGES/messages.po >/dev/null 2>&1; then \
+		$(BIN)/pybabel update -i $(POT) -d idp/translations --no-fuzzy-matching; fi
