@@ -443,19 +443,16 @@ def contact() -> BaseResponse:
             )
             session.commit()
             if activated and interaction is None:  # else the application comes next
-                flash(
+                # Each name on its own: Babel does not extract a gettext call nested in another.
+                names = [
                     _(
-                        "You can now act for %(customers)s.",
-                        customers=", ".join(
-                            _(
-                                "%(name)s (customer %(number)s)",
-                                name=m.customer.name,
-                                number=m.customer.number,
-                            )
-                            for m in activated
-                        ),
+                        "%(name)s (customer %(number)s)",
+                        name=m.customer.name,
+                        number=m.customer.number,
                     )
-                )
+                    for m in activated
+                ]
+                flash(_("You can now act for %(customers)s.", customers=", ".join(names)))
             target = (
                 url_for("oidc.resume", interaction=interaction.id)
                 if interaction
