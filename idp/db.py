@@ -102,15 +102,6 @@ def make_engine(url: str, sqlite_busy_timeout: int = 30) -> Engine:
 READ_ONLY = {"idp_read_only": True}
 
 
-def single_read_options(engine: Engine) -> dict[str, Any]:
-    """Execution options for a connection that runs one read and nothing else: no
-    transaction at all on PostgreSQL (saves the BEGIN and ROLLBACK round trips), a
-    read-only one on SQLite (its driver setup must keep transactions in our hands)."""
-    if engine.dialect.name == "sqlite":
-        return READ_ONLY
-    return {"isolation_level": "AUTOCOMMIT"}
-
-
 def init_app(app: Flask) -> None:
     settings = app.config["IDP_SETTINGS"]
     engine = make_engine(settings.resolved_database_url(), settings.sqlite_busy_timeout)
