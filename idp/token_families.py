@@ -6,7 +6,7 @@ answer inactive at introspection and userinfo.
 
 from __future__ import annotations
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from idp.db import Runner, atomic, utcnow
@@ -43,29 +43,22 @@ def revoke_family(db: Runner, family_id: str, reason: str) -> None:
 def revoke_user_families(session: Session, user_id: int, reason: str) -> None:
     """Revoke every token family of a user (e.g. after a password reset): their refresh
     tokens stop working and their access tokens are inactive at introspection/userinfo."""
-    family_ids = list(
-        session.scalars(
-            select(TokenFamily.id).where(
-                TokenFamily.user_id == user_id, TokenFamily.revoked_at.is_(None)
-            )
-        )
-    )
-    for family_id in family_ids:
-        revoke_family(session, family_id, reason)
+    _revoke_live(session, reason, TokenFamily.user_id == user_id)
 
 
 def revoke_customer_families(session: Session, user_id: int, customer_id: int, reason: str) -> int:
     """Revoke the token families of a user acting for one customer (a membership removed,
     expired or its rights changed): refresh answers invalid_grant, introspection and
     userinfo answer inactive, from this commit on. Returns how many were revoked."""
+    return _revoke_live(
+        session, reason, TokenFamily.user_id == user_id, TokenFamily.customer_id == customer_id
+    )
+
+
+def _revoke_live(session: Session, reason: str, *where: ColumnElement[bool]) -> int:
+    """Revoke the families not yet revoked that match `where`; how many there were."""
     family_ids = list(
-        session.scalars(
-            select(TokenFamily.id).where(
-                TokenFamily.user_id == user_id,
-                TokenFamily.customer_id == customer_id,
-                TokenFamily.revoked_at.is_(None),
-            )
-        )
+        session.scalars(select(TokenFamily.id).where(*where, TokenFamily.revoked_at.is_(None)))
     )
     for family_id in family_ids:
         revoke_family(session, family_id, reason)
