@@ -7,7 +7,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import Babel, get_locale
 
 # The utility's clock: pages and mails show times in Latvia, and an end date in an
@@ -15,7 +15,14 @@ from flask_babel import Babel, get_locale
 LOCAL_TIMEZONE = ZoneInfo("Europe/Riga")
 
 
+# The language of the admin CLI (and of anything rendered outside a request that does not
+# say otherwise): docs/cli.md and the operators' scripts read English.
+CLI_LOCALE = "en"
+
+
 def select_locale() -> str:
+    if not has_request_context():
+        return CLI_LOCALE
     settings = current_app.config["IDP_SETTINGS"]
     for tag in str(session.get("ui_locales", "")).split():
         base = tag.split("-")[0].lower()

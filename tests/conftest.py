@@ -257,6 +257,9 @@ def base_settings(
     return {
         "mode": "development",
         "issuer": ISSUER,
+        # Most tests read English text; the language tests ask for lv and ru themselves
+        # (tests/integration/test_languages.py checks the shipped default, lv).
+        "default_locale": "en",
         "database_url": database_url,
         "instance_path": str(tmp_path_factory.mktemp("instance")),
         "secret_key": "test-secret-key-" + "x" * 32,

@@ -263,6 +263,8 @@ def _base_env(database_url: str, workdir: Path) -> dict[str, str]:
             "IDP_SECRET_KEY": secrets.token_urlsafe(48),
             "IDP_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
             "IDP_LOG_LEVEL": "INFO",
+            # The end-to-end tests read English pages (the shipped default is lv).
+            "IDP_DEFAULT_LOCALE": "en",
             "PYTHONUNBUFFERED": "1",
         }
     )
