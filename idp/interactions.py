@@ -68,15 +68,19 @@ def paused_here(session: Session, interaction_id: str) -> Interaction | None:
     return interaction
 
 
-def error_page(error: str, description: str) -> Response:
-    """A sign-in that cannot go on and cannot be sent back to the client (status 400)."""
-    return html_page("oidc/error.html", status=400, error=error, description=description)
+def error_page(error: str, detail: str = "", *, message: str | None = None) -> Response:
+    """A sign-in that cannot go on and cannot be sent back to the client (status 400).
+
+    `message` tells the person what happened, in the page's language; `detail` is the
+    protocol's own description (RFC 6749 error_description: English ASCII, for the
+    application's developers), shown under "Technical details" marked as English."""
+    return html_page("oidc/error.html", status=400, error=error, detail=detail, message=message)
 
 
 def expired_page() -> Response:
     return error_page(
         "invalid_request",
-        _("This sign-in has expired. Go back to the application and start again."),
+        message=_("This sign-in has expired. Go back to the application and start again."),
     )
 
 

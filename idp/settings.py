@@ -97,9 +97,14 @@ class Settings:
     mail_retry_base: int
     mail_retry_max: int
     mail_poll_interval: int
-    support_contact: str
+    # How people reach the utility, per language (lv/ru/en → text); see support_contact_in.
+    support_contact: dict[str, str]
     upstream_timeout: int
     upstream_login_lifetime: int
+
+    def support_contact_in(self, language: str) -> str:
+        """How to reach the utility, in `language` when configured, else in the default."""
+        return self.support_contact.get(language) or self.support_contact[self.default_locale]
 
     @property
     def is_demo(self) -> bool:
@@ -163,6 +168,9 @@ def load_settings(
     for name, hint in hints.items():
         if name not in values:
             raise SettingsError(f"setting '{name}' (IDP_{name.upper()}) is missing")
+        if get_origin(hint) is dict and isinstance(values[name], str):
+            # One text for every language (a deployment that speaks one).
+            values[name] = dict.fromkeys(values.get("locales") or [], values[name])
         _check_type(name, values[name], hint)
     settings = Settings(**{name: values[name] for name in hints})
     _check_rules(settings)
@@ -253,6 +261,16 @@ def _parse_env(name: str, raw: str, hint: Any) -> Any:
                 f"setting '{name}' (IDP_{name.upper()}) must be a comma-separated list"
             ) from None
         return parsed
+    if get_origin(hint) is dict:
+        # A JSON object ({"lv": "...", "en": "..."}), or one text for every language.
+        if raw.lstrip().startswith("{"):
+            try:
+                return json.loads(raw)
+            except ValueError:
+                raise SettingsError(
+                    f"setting '{name}' (IDP_{name.upper()}) must be a JSON object"
+                ) from None
+        return raw
     return raw
 
 
@@ -265,6 +283,11 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
     elif get_origin(hint) is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise SettingsError(f"{label} must be a list of strings")
+    elif get_origin(hint) is dict:
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in value.items()
+        ):
+            raise SettingsError(f"{label} must be a table of language = non-empty text")
     elif hint is int:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise SettingsError(f"{label} must be a non-negative integer")
@@ -308,6 +331,11 @@ def _check_rules(s: Settings) -> None:
     if s.default_locale not in s.locales:
         raise SettingsError(
             "setting 'default_locale' (IDP_DEFAULT_LOCALE) must be one of 'locales'"
+        )
+    if s.default_locale not in s.support_contact:
+        raise SettingsError(
+            "setting 'support_contact' (IDP_SUPPORT_CONTACT) needs a text for the default "
+            f"locale {s.default_locale!r}"
         )
     if s.key_encryption_key:
         _check_fernet_key(s.key_encryption_key)

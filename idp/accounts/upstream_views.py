@@ -162,7 +162,7 @@ def _finish(provider: str, params: dict[str, str], taken: upstream.TakenLogin) -
             "accounts/register_refused.html",
             status=422,
             reason=reason,
-            support=app_settings().support_contact,
+            support=app_settings().support_contact_in(current_language()),
         )
     if resolution.outcome in (upstream.Outcome.REGISTER, upstream.Outcome.CONFIRM_FIRST):
         session.commit()
@@ -206,11 +206,15 @@ def _invitation_answer(taken: upstream.TakenLogin, identity: VerifiedIdentity) -
             return html_page("invitation/wrong_person.html", status=403)
         if outcome is invitations.AcceptanceOutcome.TOO_WEAK:
             return html_page(
-                "invitation/too_weak.html", status=403, support=app_settings().support_contact
+                "invitation/too_weak.html",
+                status=403,
+                support=app_settings().support_contact_in(current_language()),
             )
         if outcome is invitations.AcceptanceOutcome.CODE_OF_ANOTHER_ACCOUNT:
             return html_page(
-                "invitation/other_account.html", status=409, support=app_settings().support_contact
+                "invitation/other_account.html",
+                status=409,
+                support=app_settings().support_contact_in(current_language()),
             )
         return html_page("accounts/link_invalid.html", status=404)
     end_browser_session(session, request.cookies.get(cookies.cookie_name()))

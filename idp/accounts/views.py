@@ -295,7 +295,7 @@ def register() -> Response:
             "accounts/register_refused.html",
             status=422,
             reason=outcome.value,
-            support=app_settings().support_contact,
+            support=app_settings().support_contact_in(current_language()),
         )
     status = 400 if request.method == "POST" else 200
     return html_page("accounts/register.html", status=status, form=form)

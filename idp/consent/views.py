@@ -30,7 +30,7 @@ def consent_page() -> BaseResponse | str:
     if asked is None:
         return error_page(
             "invalid_request",
-            _(
+            message=_(
                 "The application is no longer registered, or you no longer act for "
                 "this customer. Go back to the application and start again."
             ),
@@ -44,7 +44,7 @@ def consent_page() -> BaseResponse | str:
             if location is None:
                 return error_page(
                     "invalid_request",
-                    _("The application's return address is no longer registered."),
+                    message=_("The application's return address is no longer registered."),
                 )
             return redirect(location, 302)
         services.remember(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError, scope_to_list
+from flask_babel import gettext as _
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
@@ -81,6 +82,8 @@ class Outcome:
     location: str = ""
     error: str = ""
     description: str = ""
+    # For an error page: what the person reads, in the page's language.
+    message: str = ""
     interaction_id: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -260,6 +263,10 @@ def process(
                 "error_page",
                 error="invalid_request",
                 description="This sign-in was already completed.",
+                message=_(
+                    "This sign-in was already completed. Go back to the application: you "
+                    "are logged in there, or start again from it."
+                ),
             )
     code = tokens.store_authorization_code(
         session,

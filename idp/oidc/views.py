@@ -109,7 +109,9 @@ def _answer(outcome: authorize.Outcome) -> BaseResponse:
     if outcome.kind == "redirect":
         return redirect(outcome.location, code=302)
     if outcome.kind == "error_page":
-        return interactions.error_page(outcome.error, outcome.description)
+        return interactions.error_page(
+            outcome.error, outcome.description, message=outcome.message or None
+        )
     interactions.remember_in_browser(outcome.interaction_id)
     endpoint = {
         "login": "accounts.login",

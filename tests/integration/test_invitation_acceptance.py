@@ -186,7 +186,7 @@ def test_a_code_that_belongs_to_another_account_is_refused(
     _contractor, _anna, _link, refused = invited_at_the_bank(demo, db, mailbox, ANNA_CODE)
     assert refused.status_code == 409
     assert "already uses another customer portal account" in text(refused)
-    assert demo.config["IDP_SETTINGS"].support_contact in text(refused)
+    assert demo.config["IDP_SETTINGS"].support_contact_in("en") in text(refused)
     row = membership(db, ANNA)
     assert row.state == "invited" and row.user.verified_personal_code is None
 
@@ -227,7 +227,7 @@ def test_a_low_assurance_login_cannot_accept_and_keeps_the_link(
     _contractor, anna, link, refused = invited_at_the_bank(demo, db, mailbox, ANNA_CODE)
     assert refused.status_code == 403
     assert "choose another internet bank or eSignature" in text(refused)
-    assert demo.config["IDP_SETTINGS"].support_contact in text(refused)
+    assert demo.config["IDP_SETTINGS"].support_contact_in("en") in text(refused)
     row = membership(db, ANNA)
     assert (row.state, row.accepted_at) == ("invited", None)
     assert (row.user.status, row.user.verified_personal_code) == ("pending", None)

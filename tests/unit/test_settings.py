@@ -52,7 +52,24 @@ def test_defaults_load_from_default_toml_alone() -> None:
     assert settings.mode == "demo"
     assert settings.issuer == "http://127.0.0.1:5000"
     assert settings.argon2_memory_cost == 19456
-    assert settings.locales == ["en"]
+    assert settings.locales == ["lv", "ru", "en"]
+    assert settings.default_locale == "lv"
+
+
+def test_the_support_contact_is_per_language_with_the_default_standing_in() -> None:
+    settings = load_settings(environ={})
+    assert settings.support_contact_in("ru").startswith("телефон 8000 0000")
+    assert settings.support_contact_in("en").startswith("phone 8000 0000")
+    one = load_settings(environ={"IDP_SUPPORT_CONTACT": "+371 6700 0000"})
+    assert one.support_contact_in("ru") == one.support_contact_in("lv") == "+371 6700 0000"
+    table = load_settings(environ={"IDP_SUPPORT_CONTACT": '{"lv": "tālr. 1", "en": "phone 1"}'})
+    assert (table.support_contact_in("en"), table.support_contact_in("ru")) == (
+        "phone 1",
+        "tālr. 1",
+    )
+    for bad in ('{"en": "phone 1"}', '{"lv": ""}', "{not json"):
+        with pytest.raises(SettingsError, match="support_contact"):
+            load_settings(environ={"IDP_SUPPORT_CONTACT": bad})
 
 
 def test_the_idp_config_file_overrides_default_toml(tmp_path: Path) -> None:
