@@ -160,4 +160,4 @@ def test_the_contact_form_refuses_another_accounts_address(
         data={"csrf_token": csrf_token(page), "email": "janis.berzins@example.lv", "correct": "y"},
     )
     assert answer.status_code == 400
-    assert "another account uses this e-mail address" in answer.get_data(as_text=True)
+    assert "Another account already uses this e-mail address." in answer.get_data(as_text=True)
