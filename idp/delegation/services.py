@@ -520,7 +520,7 @@ def _admin_only(membership: Membership, actor: Actor) -> None:
     if actor.origin != "cli" and membership.role != Role.ADDITIONAL_USER:
         raise DelegationError(
             _l(
-                "Only the utility can change %(email)s (%(role)s). Contact the utility.",
+                "Only the utility can do this for %(email)s (%(role)s). Contact the utility.",
                 email=membership.user.email_display,
                 role=_role(membership),
             )

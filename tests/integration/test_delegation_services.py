@@ -558,9 +558,9 @@ def test_contractors_and_authorised_persons_are_removed_only_by_an_admin(
     helper = active_member(db, customer, "ilze@example.lv", Role.ADDITIONAL_USER, ["invoices.read"])
     as_authorised = Actor.person(authorised.user, HERE)
     for target in (user.memberships[0], peer, authorised):
-        with pytest.raises(DelegationError, match="Only the utility can change"):
+        with pytest.raises(DelegationError, match="Only the utility can do this"):
             services.revoke(db, membership=target, actor=as_authorised)
-        with pytest.raises(DelegationError, match="Only the utility can change"):
+        with pytest.raises(DelegationError, match="Only the utility can do this"):
             services.revoke(db, membership=target, actor=contractor)
     # Nobody removes themselves either.
     with pytest.raises(DelegationError, match="You cannot remove yourself"):
