@@ -27,6 +27,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext as _nl
+
 _ATEXT = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"
 )
@@ -34,10 +38,19 @@ _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 LOCAL_MAX = 64
 DOMAIN_MAX = 253
 ADDRESS_MAX = 254
+_DOMAIN_INVALID = _l("The part after @ (the domain) is not valid.")
 
 
 class InvalidEmail(ValueError):
-    """Not a usable address; the message says why (for logs and CLI output)."""
+    """Not a usable address; `message` says why (for a form, CLI output or a log), as a
+    message id: str() gives it in the current language (English in the CLI)."""
+
+    def __init__(self, message: LazyString) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return str(self.message)
 
 
 @dataclass(frozen=True)
@@ -60,30 +73,48 @@ def parse_email(typed: str) -> EmailAddress:
     value = unicodedata.normalize("NFKC", typed).strip()
     local, sep, domain = value.rpartition("@")
     if not sep or not local or not domain:
-        raise InvalidEmail("not an e-mail address")
+        raise InvalidEmail(
+            _l("This is not an e-mail address; an address looks like name@example.lv.")
+        )
     if not all(atom and all(_local_char_ok(c) for c in atom) for atom in local.split(".")):
         raise InvalidEmail(
-            "the part before @ may hold only letters, digits, single dots and !#$%&'*+-/=?^_`{|}~"
+            _l(
+                "The part before @ may hold only letters, digits, single dots and the "
+                "characters %(allowed)s.",
+                allowed="!#$%&'*+-/=?^_`{|}~",
+            )
         )
     if len(local.encode()) > LOCAL_MAX:
-        raise InvalidEmail(f"the part before @ is longer than {LOCAL_MAX} characters")
+        raise InvalidEmail(
+            _nl(
+                "The part before @ is longer than %(num)s character.",
+                "The part before @ is longer than %(num)s characters.",
+                LOCAL_MAX,
+            )
+        )
     domain = domain.removesuffix(".")
     try:
         ascii_domain = domain.encode("idna").decode("ascii").lower()
     except UnicodeError:
-        raise InvalidEmail("the e-mail domain is not valid") from None
+        raise InvalidEmail(_DOMAIN_INVALID) from None
     labels = ascii_domain.split(".")
     if (
         len(labels) < 2
         or not all(_LABEL.fullmatch(label) for label in labels)
         or labels[-1].isdigit()
     ):
-        raise InvalidEmail("the e-mail domain is not valid")
+        raise InvalidEmail(_DOMAIN_INVALID)
     if len(ascii_domain) > DOMAIN_MAX:
-        raise InvalidEmail("the e-mail domain is too long")
+        raise InvalidEmail(_l("The part after @ (the domain) is too long."))
     normalized = f"{local.lower()}@{ascii_domain}"
     if len(normalized.encode()) > ADDRESS_MAX:
-        raise InvalidEmail(f"the address is longer than {ADDRESS_MAX} characters")
+        raise InvalidEmail(
+            _nl(
+                "The address is longer than %(num)s character.",
+                "The address is longer than %(num)s characters.",
+                ADDRESS_MAX,
+            )
+        )
     return EmailAddress(normalized=normalized, display=f"{local}@{domain}")
 
 

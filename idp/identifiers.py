@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
 from stdnum.exceptions import ValidationError
 from stdnum.lv import pvn
 
@@ -30,8 +32,16 @@ _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 
 
 class InvalidIdentifier(ValueError):
-    """A registration number or phone number that is not acceptable; the message says why,
-    for an admin or a form."""
+    """A registration number or phone number that is not acceptable; `message` says why,
+    for an admin or a form, as a message id: str() gives it in the current language
+    (English in the CLI)."""
+
+    def __init__(self, message: LazyString) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return str(self.message)
 
 
 def normalize_registration_number(value: str) -> str:
@@ -44,17 +54,24 @@ def normalize_registration_number(value: str) -> str:
     """
     compact = "".join(value.split())
     if not (compact.isascii() and compact.isdigit()):
-        raise InvalidIdentifier("only digits are allowed")
+        raise InvalidIdentifier(_l("A registration number may hold only digits."))
     if len(compact) != 11:
-        raise InvalidIdentifier(f"a registration number has 11 digits, not {len(compact)}")
+        raise InvalidIdentifier(
+            _l("A registration number has 11 digits, not %(count)s.", count=len(compact))
+        )
     if compact[0] < "4":
         raise InvalidIdentifier(
-            "a registration number starts with 4-9 (this looks like a personal code)"
+            _l(
+                "A registration number starts with a digit from 4 to 9; this looks like a "
+                "personal code."
+            )
         )
     try:
         pvn.validate(compact)
     except ValidationError:
-        raise InvalidIdentifier("the check digit does not match") from None
+        raise InvalidIdentifier(
+            _l("The last digit (the check digit) does not match the others.")
+        ) from None
     return compact
 
 
@@ -66,7 +83,9 @@ def normalize_phone(value: str) -> str:
     """
     compact = _PHONE_SEPARATORS.sub("", value)
     if not _PHONE.fullmatch(compact):
-        raise InvalidIdentifier("use the international format, e.g. +371 20000000")
+        raise InvalidIdentifier(
+            _l("Write the phone number in the international format, e.g. +371 20000000.")
+        )
     return compact
 
 

@@ -54,7 +54,7 @@ from providers.base import (
     UpstreamProvider,
     VerifiedIdentity,
 )
-from providers.personal_codes import InvalidPersonalCode, parse_personal_code
+from providers.personal_codes import InvalidPersonalCode, in_english, parse_personal_code
 from providers.urls import is_loopback
 
 log = logging.getLogger(__name__)
@@ -363,12 +363,14 @@ def _personal_code(provider: str, serial: object) -> str:
     try:
         code, problem = parse_personal_code(match.group(1) + match.group(2))
     except InvalidPersonalCode as exc:
-        raise UpstreamError(f"{provider}: serial_number refused: {exc}") from None
+        raise UpstreamError(
+            f"{provider}: serial_number refused: {in_english(exc.message)}"
+        ) from None
     if problem is not None:
         log.warning(
             "%s: the personal code asserted by eParaksts fails the checksum (%s); kept as verified",
             provider,
-            problem,
+            in_english(problem),
         )
     return code
 

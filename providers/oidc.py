@@ -85,7 +85,7 @@ from providers.base import (
     UpstreamProvider,
     VerifiedIdentity,
 )
-from providers.personal_codes import InvalidPersonalCode, parse_personal_code
+from providers.personal_codes import InvalidPersonalCode, in_english, parse_personal_code
 from providers.urls import is_loopback
 
 log = logging.getLogger(__name__)
@@ -351,7 +351,9 @@ def claimed_personal_code(value: Any, provider: str = "?") -> tuple[str, str]:
     try:
         code, problem = parse_personal_code(plain.group(1) + plain.group(2))
     except InvalidPersonalCode as exc:
-        raise UpstreamError(f"{provider}: the personal code claim is refused: {exc}") from None
+        raise UpstreamError(
+            f"{provider}: the personal code claim is refused: {in_english(exc.message)}"
+        ) from None
     if problem is not None:
         log.warning(
             "%s asserted personal code %s…%s that fails the Latvian checksum (%s); "
@@ -359,7 +361,7 @@ def claimed_personal_code(value: Any, provider: str = "?") -> tuple[str, str]:
             provider,
             code[:2],
             code[-1],
-            problem,
+            in_english(problem),
         )
     return country, code
 

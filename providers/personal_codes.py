@@ -6,13 +6,17 @@ verified already: the connectors keep and log one whose date or check digit is w
 never take a company's registration number for a person (`parse_personal_code`).
 
 The rule lives here, not in idp, because the connectors need it and this package imports
-nothing from idp (idp imports it). It imports nothing but stdnum.
+nothing from idp (idp imports it). It imports nothing but stdnum and flask_babel: what is
+wrong with a code is a message id (lazy gettext), shown in the page's language, logged in
+English (`in_english`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from flask_babel import LazyString, force_locale
+from flask_babel import lazy_gettext as _l
 from stdnum.lv import pvn
 
 # Hyphens people and spreadsheets put between the two parts of a personal code.
@@ -20,10 +24,24 @@ DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2212"})
 
 
 class InvalidPersonalCode(ValueError):
-    """Not a Latvian personal code; the message says why (for an admin, a form or a log)."""
+    """Not a Latvian personal code; `message` says why (for an admin, a form or a log), as
+    a message id: str() gives it in the current language (English outside a request)."""
+
+    def __init__(self, message: LazyString) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return str(self.message)
 
 
-def parse_personal_code(value: str) -> tuple[str, str | None]:
+def in_english(message: LazyString) -> str:
+    """A message for a log or an admin, in English whatever the page's language."""
+    with force_locale("en"):
+        return str(message)
+
+
+def parse_personal_code(value: str) -> tuple[str, LazyString | None]:
     """(11 digits, what is wrong with their date or check digit, or None) of a personal code
     written `DDMMYY-CNNNK`, `32NNNN-NNNNN` or as 11 digits, blanks and dashes allowed.
 
@@ -40,26 +58,30 @@ def parse_personal_code(value: str) -> tuple[str, str | None]:
     if "-" in compact:
         left, _, right = compact.partition("-")
         if len(left) != 6 or len(right) != 5:
-            raise InvalidPersonalCode("the hyphen goes after the sixth digit (DDMMYY-NNNNN)")
+            raise InvalidPersonalCode(_l("The hyphen goes after the sixth digit (DDMMYY-NNNNN)."))
         compact = left + right
     if compact and not (compact.isascii() and compact.isdigit()):
-        raise InvalidPersonalCode("only digits and one hyphen are allowed")
+        raise InvalidPersonalCode(_l("A personal code may hold only digits and one hyphen."))
     if len(compact) != 11:
-        raise InvalidPersonalCode(f"a personal code has 11 digits, not {len(compact)}")
+        raise InvalidPersonalCode(
+            _l("A personal code has 11 digits, not %(count)s.", count=len(compact))
+        )
     if compact[0] > "3":
         # A day never starts with 4-9: that is a company's registration number.
-        raise InvalidPersonalCode("this is not a personal code (a registration number?)")
+        raise InvalidPersonalCode(
+            _l("This is not a personal code: it looks like a company's registration number.")
+        )
     if not compact.startswith("32"):
         # As stdnum's get_birth_date: the century digit counts from 1800 (0: 1800s, 1: 1900s).
         century = 1800 + 100 * int(compact[6])
         try:
             born = dt.date(century + int(compact[4:6]), int(compact[2:4]), int(compact[:2]))
         except ValueError:
-            return compact, "the first six digits are not a date (DDMMYY)"
+            return compact, _l("The first six digits are not a date (DDMMYY).")
         if born > dt.date.today():
-            return compact, "the birth date is in the future"
+            return compact, _l("The birth date in the personal code is in the future.")
     if pvn.calc_check_digit_pers(compact[:-1]) != compact[-1]:
-        return compact, "the check digit does not match"
+        return compact, _l("The last digit (the check digit) does not match the others.")
     return compact, None
 
 

@@ -12,6 +12,8 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -30,7 +32,15 @@ UPSTREAM_PURPOSE = "invitation"
 
 
 class InvitationError(Exception):
-    """The invitation cannot go on: the message is one line for the person."""
+    """The invitation cannot go on: `message` is one line for the person, as a message id:
+    str() gives it in the current language."""
+
+    def __init__(self, message: LazyString) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return str(self.message)
 
 
 @dataclass(frozen=True)
@@ -94,9 +104,9 @@ def begin_acceptance(
     where to send the browser (connector errors propagate)."""
     pending = check_invitation(session, token)
     if pending is None:
-        raise InvitationError("this invitation link cannot be used any more")
+        raise InvitationError(_l("This invitation link cannot be used any more."))
     if pending.needs_password and not password_hash:
-        raise InvitationError("choose a password first")
+        raise InvitationError(_l("Choose a password first."))
     return upstream.begin(
         session,
         settings,

@@ -15,6 +15,7 @@ import unicodedata
 from pathlib import Path
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext as _nl
 
 MAX_LENGTH = 128
 _COMMON_PASSWORDS = Path(__file__).with_name("common-passwords.txt")
@@ -44,15 +45,21 @@ def password_problems(password: str, min_length: int, email: str | None = None) 
     if len(value) < min_length:
         return [
             str(
-                _l(
-                    "Use at least %(count)s characters. A few unrelated words make a "
+                _nl(
+                    "Use at least %(num)s character. A few unrelated words make a "
                     "password that is long and easy to remember.",
-                    count=min_length,
+                    "Use at least %(num)s characters. A few unrelated words make a "
+                    "password that is long and easy to remember.",
+                    min_length,
                 )
             )
         ]
     if len(value) > MAX_LENGTH:
-        return [str(_l("Use at most %(count)s characters.", count=MAX_LENGTH))]
+        return [
+            str(
+                _nl("Use at most %(num)s character.", "Use at most %(num)s characters.", MAX_LENGTH)
+            )
+        ]
     lowered = value.lower()
     core = lowered.strip(_DECORATION)
     if (

@@ -12,6 +12,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -27,10 +28,12 @@ from idp.accounts.links import (
     link_url,
 )
 from idp.accounts.services import (
+    NAME_MAX,
     AccountError,
     display_email,
     find_user_by_email,
     is_pending_self_registration,
+    no_customer,
     normalize_email,
     pending_self_registration,
 )
@@ -107,7 +110,7 @@ def register_by_email(
         return RegistrationOutcome.CUSTOMER_HAS_ACCOUNT
     name = form.name.strip() or (customer.name if customer.kind == PERSON else "")
     if not name:
-        raise AccountError("name is required")
+        raise AccountError(_l("The name is empty."))
 
     user = session.scalar(select(User).where(User.email == email))
     pending = user is not None and is_pending_self_registration(session, user)
@@ -361,7 +364,7 @@ def confirm_contact_details(
     if normalized != user.email:
         other = session.scalar(select(User.id).where(User.email == normalized, User.id != user.id))
         if other is not None:
-            raise AccountError("another account uses this e-mail address")
+            raise AccountError(_l("Another account already uses this e-mail address."))
         display = display_email(email)
         user.email, user.email_display, user.email_verified = normalized, display, False
     elif display_email(email) != user.email_display:
@@ -410,14 +413,17 @@ def invite_user(
     mailed to the person lets them choose one (until `lifetime` has passed)."""
     customer = session.scalar(select(Customer).where(Customer.number == customer_number.strip()))
     if customer is None:
-        raise AccountError(f"no customer with number {customer_number.strip()}")
+        raise AccountError(no_customer(customer_number))
     normalized = normalize_email(email)
-    if not name.strip() or len(name.strip()) > 255:
-        raise AccountError("the name must have 1 to 255 characters")
+    if not name.strip() or len(name.strip()) > NAME_MAX:
+        raise AccountError(_l("The name must have 1 to %(max)s characters.", max=NAME_MAX))
     if find_user_by_email(session, normalized) is not None:
         raise AccountError(
-            f"an account for {email.strip()} already exists"
-            " (for a pending one: idp users resend-activation)"
+            _l(
+                "An account for %(email)s already exists (if it waits for activation: "
+                "idp users resend-activation).",
+                email=email.strip(),
+            )
         )
     user = create_pending_user(
         session,
@@ -428,7 +434,7 @@ def invite_user(
         language=language,
     )
     if user is None:
-        raise AccountError(f"an account for {email.strip()} already exists")
+        raise AccountError(_l("An account for %(email)s already exists.", email=email.strip()))
     _ensure_membership(session, user, customer)
     return Invitation(user, customer, _send_activation(session, settings, user, customer, lifetime))
 
@@ -439,9 +445,11 @@ def resend_activation(
     """A new activation link (the earlier one stops working at once)."""
     user = find_user_by_email(session, email)
     if user is None:
-        raise AccountError(f"no account for {email.strip()}")
+        raise AccountError(_l("There is no account for %(email)s.", email=email.strip()))
     if user.status != PENDING or user.password_hash is not None:
-        raise AccountError(f"the account {user.email_display} is not waiting for activation")
+        raise AccountError(
+            _l("The account %(email)s is not waiting for activation.", email=user.email_display)
+        )
     customer = session.scalar(
         select(Customer)
         .join(Membership)
@@ -450,7 +458,9 @@ def resend_activation(
         .limit(1)
     )
     if customer is None:
-        raise AccountError(f"the account {user.email_display} acts for no customer")
+        raise AccountError(
+            _l("The account %(email)s does not act for any customer.", email=user.email_display)
+        )
     lifetime = lifetime or dt.timedelta(seconds=settings.activation_link_lifetime)
     return Invitation(user, customer, _send_activation(session, settings, user, customer, lifetime))
 

@@ -9,6 +9,9 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext as _nl
 from sqlalchemy import ColumnElement, and_, case, delete, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -33,10 +36,23 @@ from idp.settings import Settings
 # docs/domain.md, "Ways to log in": e-mail + password proves only the mailbox and password.
 PASSWORD_ACR = "low"  # noqa: S105  (an assurance level, not a password)
 PASSWORD_AMR = ["pwd"]
+NAME_MAX = 255  # the users.name column
+
+
+def no_customer(number: str) -> LazyString:
+    return _l("There is no customer with number %(number)s.", number=number.strip())
 
 
 class AccountError(Exception):
-    """Bad input for an account operation; the message is for an admin or a form."""
+    """Bad input for an account operation; `message` is for an admin or a form, as a
+    message id: str() gives it in the current language (English in the CLI)."""
+
+    def __init__(self, message: LazyString) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return str(self.message)
 
 
 def normalize_email(address: str) -> str:
@@ -60,7 +76,7 @@ def parse_address(address: str) -> EmailAddress:
     try:
         return parse_email(address)
     except InvalidEmail as exc:
-        raise AccountError(str(exc)) from None
+        raise AccountError(exc.message) from None
 
 
 def pending_self_registration() -> ColumnElement[bool]:
@@ -120,16 +136,22 @@ def create_user(
     """An active e-mail/password user, optionally a contractor of a customer (admin/demo)."""
     normalized = normalize_email(email)
     if not name.strip():
-        raise AccountError("the name is empty")
-    if len(name.strip()) > 255:  # the users.name column
-        raise AccountError("the name is longer than 255 characters")
+        raise AccountError(_l("The name is empty."))
+    if len(name.strip()) > NAME_MAX:
+        raise AccountError(_l("The name must have 1 to %(max)s characters.", max=NAME_MAX))
     if len(password) < 12:
-        raise AccountError("the password must have at least 12 characters")
+        raise AccountError(
+            _nl(
+                "The password must have at least %(num)s character.",
+                "The password must have at least %(num)s characters.",
+                12,
+            )
+        )
     customer = None
     if customer_number is not None:
         customer = session.scalar(select(Customer).where(Customer.number == customer_number))
         if customer is None:
-            raise AccountError(f"no customer with number {customer_number}")
+            raise AccountError(no_customer(customer_number))
     user = User(
         email=normalized,
         email_display=display_email(email),
@@ -144,7 +166,9 @@ def create_user(
         session.flush()
     except IntegrityError:
         session.rollback()
-        raise AccountError(f"an account for {email.strip()} already exists") from None
+        raise AccountError(
+            _l("An account for %(email)s already exists.", email=email.strip())
+        ) from None
     if customer is not None:
         session.add(Membership(user_id=user.id, customer_id=customer.id, role=Role.CONTRACTOR))
     return user

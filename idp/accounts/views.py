@@ -432,8 +432,8 @@ def contact() -> BaseResponse:
             form.email.errors = [
                 *form.email.errors,
                 _(
-                    "This e-mail address cannot be used: %(reason)s. Check it or use another one.",
-                    reason=str(exc),
+                    "This e-mail address cannot be used. %(reason)s Check it or use another one.",
+                    reason=exc.message,
                 ),
             ]
         else:

@@ -14,8 +14,10 @@ from typing import Any
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
+from idp.accounts.services import no_customer
 from idp.audit import Actor, history
 from idp.cli_output import json_option, one_line_errors, print_rows
 from idp.db import db_session, utcnow
@@ -37,7 +39,7 @@ _errors = one_line_errors(services.DelegationError)
 def _customer(session: Session, number: str) -> Customer:
     customer = services.find_customer(session, number)
     if customer is None:
-        raise services.DelegationError(f"no customer with number {number.strip()}")
+        raise services.DelegationError(no_customer(number))
     return customer
 
 
@@ -118,7 +120,9 @@ def _end_of_day(value: str) -> dt.datetime:
     try:
         day = dt.date.fromisoformat(value.strip())
     except ValueError:
-        raise services.DelegationError(f"--until {value}: not a date (YYYY-MM-DD)") from None
+        raise services.DelegationError(
+            _l("--until %(value)s: not a date (YYYY-MM-DD).", value=value)
+        ) from None
     return services.end_of_local_day(day)
 
 
@@ -220,7 +224,11 @@ def revoke(
     membership = services.membership_by_email(session, customer.id, email)
     if membership is None:
         raise services.DelegationError(
-            f"{email.strip()} does not act for customer {customer.number}"
+            _l(
+                "%(email)s does not act for customer %(number)s.",
+                email=email.strip(),
+                number=customer.number,
+            )
         )
     services.revoke(session, membership=membership, actor=Actor.cli(), reason=reason)
     row = {

@@ -85,9 +85,9 @@ class AddUserForm(FlaskForm):
         except InvalidPersonalCode as exc:
             raise ValidationError(
                 _l(
-                    "This is not a valid personal code (%(reason)s). Check "
+                    "This is not a valid personal code. %(reason)s Check "
                     "it, or leave the field empty.",
-                    reason=str(exc),
+                    reason=exc.message,
                 )
             ) from None
 

@@ -16,6 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext as _nl
 from sqlalchemy import Select, case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, joinedload
@@ -33,12 +36,14 @@ from idp.audit import Action, Actor, record
 from idp.db import rowcount, utcnow
 from idp.i18n import LOCAL_TIMEZONE, local_minute
 from idp.identifiers import InvalidPersonalCode, normalize_personal_code
+from idp.memberships.labels import ROLE_LABELS, STATE_LABELS
 from idp.memberships.rights import (
     ALL_RIGHTS,
     GRANTABLE_TO_ADDITIONAL_USERS,
     MembershipState,
     Right,
     Role,
+    UnknownRight,
     effective_rights,
     parse_rights,
     shown_rights,
@@ -60,7 +65,15 @@ _REASON_MAX = 500
 
 
 class DelegationError(Exception):
-    """Refused: the message is one line for the person or admin who asked."""
+    """Refused: `message` is one line for the person or admin who asked, as a message id:
+    str() gives it in the current language (English in the CLI)."""
+
+    def __init__(self, message: LazyString) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return str(self.message)
 
 
 @dataclass(frozen=True)
@@ -180,17 +193,25 @@ def _additional_user_rights(rights: Iterable[str]) -> list[str]:
     """A non-empty subset of what a contractor may grant an additional user."""
     try:
         parsed = parse_rights(rights)
-    except ValueError as exc:
-        raise DelegationError(str(exc)) from None
-    if not parsed:
+    except UnknownRight as exc:
         raise DelegationError(
-            "choose at least one right: " + " or ".join(sorted(GRANTABLE_TO_ADDITIONAL_USERS))
-        )
+            _l(
+                "Unknown right %(right)s (known rights: %(known)s).",
+                right=repr(exc.name),
+                known=exc.known,
+            )
+        ) from None
+    grantable = ", ".join(sorted(GRANTABLE_TO_ADDITIONAL_USERS))
+    if not parsed:
+        raise DelegationError(_l("Choose at least one right: %(rights)s.", rights=grantable))
     beyond = parsed - GRANTABLE_TO_ADDITIONAL_USERS
     if beyond:
         raise DelegationError(
-            f"an additional user cannot be given {', '.join(sorted(beyond))} (only "
-            f"{', '.join(sorted(GRANTABLE_TO_ADDITIONAL_USERS))})"
+            _l(
+                "An additional user cannot be given %(rights)s, only %(grantable)s.",
+                rights=", ".join(sorted(beyond)),
+                grantable=grantable,
+            )
         )
     return sorted(r.value for r in parsed)
 
@@ -199,21 +220,31 @@ def _email(email: str) -> str:
     try:
         return normalize_email(email)
     except AccountError as exc:
-        raise DelegationError(f"{email.strip()!r}: {exc}") from None
+        raise DelegationError(
+            _l("%(address)s: %(problem)s", address=repr(email.strip()), problem=exc.message)
+        ) from None
 
 
 def _name(name: str) -> str:
     if not name.strip() or len(name.strip()) > _NAME_MAX:
-        raise DelegationError(f"the name must have 1 to {_NAME_MAX} characters")
+        raise DelegationError(_l("The name must have 1 to %(max)s characters.", max=_NAME_MAX))
     return name.strip()
 
 
 def _evidence(evidence: str | None, *, required: bool) -> str | None:
     value = (evidence or "").strip()
     if required and not value:
-        raise DelegationError("say on what evidence (e.g. the number of the signed application)")
+        raise DelegationError(
+            _l("Say on what evidence (e.g. the number of the signed application).")
+        )
     if len(value) > _EVIDENCE_MAX:
-        raise DelegationError(f"the evidence may have at most {_EVIDENCE_MAX} characters")
+        raise DelegationError(
+            _nl(
+                "The evidence may have at most %(num)s character.",
+                "The evidence may have at most %(num)s characters.",
+                _EVIDENCE_MAX,
+            )
+        )
     return value or None
 
 
@@ -240,7 +271,7 @@ def invite_additional_user(
         try:
             code = normalize_personal_code(personal_code)
         except InvalidPersonalCode as exc:
-            raise DelegationError(f"personal code: {exc}") from None
+            raise DelegationError(_l("Personal code: %(problem)s", problem=exc.message)) from None
     now = utcnow()
     return _invite(
         session,
@@ -278,7 +309,7 @@ def invite_authorised_person(
         raise ValueError("until must be timezone-aware")
     now = utcnow()
     if until <= now:
-        raise DelegationError("the end of the authorisation must be in the future")
+        raise DelegationError(_l("The end of the authorisation must be in the future."))
     return _invite(
         session,
         settings,
@@ -328,10 +359,15 @@ def _invite(
         )
         if user is None:  # a concurrent request created the address first
             raise DelegationError(
-                f"an account for {display} was being created meanwhile; try again"
+                _l(
+                    "An account for %(email)s was being created at the same moment. Try again.",
+                    email=display,
+                )
             )
     elif user.status == INACTIVE:
-        raise DelegationError(f"the account {user.email_display} is switched off")
+        raise DelegationError(
+            _l("The account %(email)s is switched off.", email=user.email_display)
+        )
 
     membership = session.scalar(
         select(Membership).where(
@@ -340,15 +376,22 @@ def _invite(
     )
     now = utcnow()
     if membership is not None and membership.state in _LIVE_STATES:
-        hint = (
-            ": resend the invitation instead"
-            if (membership.state == MembershipState.INVITED)
-            else ""
-        )
+        facts = {
+            "email": user.email_display,
+            "number": customer.number,
+            "role": _role(membership),
+            "state": _state(membership),
+        }
+        if membership.state == MembershipState.INVITED:
+            raise DelegationError(
+                _l(
+                    "%(email)s already acts for customer %(number)s (%(role)s, %(state)s). "
+                    "Send the invitation again instead.",
+                    **facts,
+                )
+            )
         raise DelegationError(
-            f"{user.email_display} already acts for customer "
-            f"{customer.number} as {membership.role} "
-            f"({membership.state}){hint}"
+            _l("%(email)s already acts for customer %(number)s (%(role)s, %(state)s).", **facts)
         )
     values: dict[str, Any] = {
         "role": role.value,
@@ -369,7 +412,11 @@ def _invite(
                 session.add(membership)
         except IntegrityError:  # a concurrent invitation of the same person won
             raise DelegationError(
-                f"{user.email_display} was being invited to customer {customer.number} meanwhile"
+                _l(
+                    "%(email)s was being invited to customer %(number)s at the same moment.",
+                    email=user.email_display,
+                    number=customer.number,
+                )
             ) from None
         previous = None
     else:  # revoked or expired earlier: the same row is invited again
@@ -458,13 +505,25 @@ def end_of_local_day(day: dt.date) -> dt.datetime:
 # --- changing, revoking, resending, expiring -------------------------------------------------
 
 
+def _role(membership: Membership) -> object:
+    """The membership's role in words (lazy: in the language of the page or the CLI)."""
+    return ROLE_LABELS.get(membership.role, membership.role)
+
+
+def _state(membership: Membership) -> object:
+    return STATE_LABELS.get(membership.state, membership.state)
+
+
 def _admin_only(membership: Membership, actor: Actor) -> None:
     """Contractors and authorised persons come from signed applications: only an admin
     (the CLI) changes them; the USERS pages manage additional users only."""
     if actor.origin != "cli" and membership.role != Role.ADDITIONAL_USER:
         raise DelegationError(
-            f"{membership.user.email_display} is {membership.role}; "
-            "only the utility can change that (ask it)"
+            _l(
+                "Only the utility can do this for %(email)s (%(role)s). Contact the utility.",
+                email=membership.user.email_display,
+                role=_role(membership),
+            )
         )
 
 
@@ -477,12 +536,19 @@ def change_rights(
     gets the new rights. Nothing changes, nothing is recorded."""
     if membership.role != Role.ADDITIONAL_USER:
         raise DelegationError(
-            f"only an additional user's rights can be changed "
-            f"({membership.user.email_display} is {membership.role})"
+            _l(
+                "Only an additional user's rights can be changed (%(email)s: %(role)s).",
+                email=membership.user.email_display,
+                role=_role(membership),
+            )
         )
     if membership.state not in _LIVE_STATES:
         raise DelegationError(
-            f"the membership of {membership.user.email_display} is {membership.state}"
+            _l(
+                "The membership of %(email)s cannot be changed (state: %(state)s).",
+                email=membership.user.email_display,
+                state=_state(membership),
+            )
         )
     new = _additional_user_rights(rights)
     previous = sorted(membership.rights)
@@ -511,11 +577,15 @@ def revoke(
     admin (the CLI) removes a contractor; nobody removes themselves from the USERS page."""
     if membership.state not in _LIVE_STATES:
         raise DelegationError(
-            f"the membership of {membership.user.email_display} is already {membership.state}"
+            _l(
+                "The membership of %(email)s has already ended (state: %(state)s).",
+                email=membership.user.email_display,
+                state=_state(membership),
+            )
         )
     _admin_only(membership, actor)
     if actor.origin != "cli" and actor.user_id == membership.user_id:
-        raise DelegationError("you cannot remove yourself")
+        raise DelegationError(_l("You cannot remove yourself."))
     text = (reason or "").strip()[:_REASON_MAX] or None
     previous = membership.state
     membership.state = MembershipState.REVOKED.value
@@ -545,14 +615,17 @@ def resend_invitation(
     _admin_only(membership, actor)
     if membership.state != MembershipState.INVITED:
         raise DelegationError(
-            f"{membership.user.email_display} is not waiting for an "
-            f"invitation (the membership is {membership.state})"
+            _l(
+                "%(email)s is not waiting for an invitation (state: %(state)s).",
+                email=membership.user.email_display,
+                state=_state(membership),
+            )
         )
     now = utcnow()
     deadline = now + dt.timedelta(seconds=settings.activation_link_lifetime)
     if membership.valid_until is not None:
         if membership.valid_until <= now:
-            raise DelegationError("the authorisation has already ended")
+            raise DelegationError(_l("The authorisation has already ended."))
         deadline = min(deadline, membership.valid_until)
     expires_at = _send_invitation(session, settings, membership, actor, deadline, None)
     record(session, Action.INVITATION_RESENT, membership, actor, {"link_expires_at": expires_at})

@@ -179,10 +179,7 @@ def add(customer_number: str) -> BaseResponse:
             )
         except services.DelegationError as exc:
             session.rollback()
-            error = _(
-                "The user was not added: %(reason)s. Correct it and send the form again.",
-                reason=str(exc),
-            )
+            error = _("The user was not added. %(reason)s", reason=exc.message)
         else:
             session.commit()
             flash(
@@ -213,7 +210,7 @@ def rights(customer_number: str, membership_id: int) -> BaseResponse:
             )
         except services.DelegationError as exc:
             session.rollback()
-            error = _("The rights were not changed: %(reason)s.", reason=str(exc))
+            error = _("The rights were not changed. %(reason)s", reason=exc.message)
         else:
             session.commit()
             flash(_("The rights of %(email)s are saved.", email=membership.user.email_display))
@@ -241,7 +238,7 @@ def remove(customer_number: str, membership_id: int) -> BaseResponse:
             services.revoke(session, membership=membership, actor=_actor())
         except services.DelegationError as exc:
             session.rollback()
-            error = _("The user was not removed: %(reason)s.", reason=str(exc))
+            error = _("The user was not removed. %(reason)s", reason=exc.message)
         else:
             session.commit()
             flash(
@@ -274,7 +271,7 @@ def resend(customer_number: str, membership_id: int) -> BaseResponse:
         )
     except services.DelegationError as exc:
         session.rollback()
-        return html_page("users/refused.html", status=409, customer=customer, reason=str(exc))
+        return html_page("users/refused.html", status=409, customer=customer, reason=exc.message)
     session.commit()
     flash(
         _(

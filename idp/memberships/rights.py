@@ -46,6 +46,15 @@ ALL_RIGHTS = frozenset(Right)
 GRANTABLE_TO_ADDITIONAL_USERS = frozenset({Right.INVOICES_READ, Right.METER_READINGS_SUBMIT})
 
 
+class UnknownRight(ValueError):
+    """A name that is no right; `name` is it, `known` lists the rights there are."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.known = ", ".join(r.value for r in Right)
+        super().__init__(f"unknown right {name!r} (known: {self.known})")
+
+
 def parse_rights(values: Iterable[str]) -> frozenset[Right]:
     """Rights named by an admin or a form ("invoices.read,meter_readings.submit")."""
     rights = set()
@@ -57,8 +66,7 @@ def parse_rights(values: Iterable[str]) -> frozenset[Right]:
             try:
                 rights.add(Right(name))
             except ValueError:
-                known = ", ".join(r.value for r in Right)
-                raise ValueError(f"unknown right {name!r} (known: {known})") from None
+                raise UnknownRight(name) from None
     return frozenset(rights)
 
 

@@ -134,8 +134,8 @@ def test_a_file_with_errors_imports_nothing_and_names_every_bad_line(
 
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        "line 3: personal_code: the check digit does not match",
-        "line 3: email: not an e-mail address",
+        "line 3: personal_code: The last digit (the check digit) does not match the others.",
+        "line 3: email: This is not an e-mail address; an address looks like name@example.lv.",
         "line 4: kind: must be 'person' or 'company'",
         "added 2, updated 0, unchanged 0, rejected 2 (nothing written)",
     ]
@@ -198,7 +198,10 @@ def test_json_output_has_the_summary_and_the_errors(
             {
                 "line": 3,
                 "customer_number": "101",
-                "reasons": ["registration_number: the check digit does not match"],
+                "reasons": [
+                    "registration_number: The last digit (the check digit) does not match "
+                    "the others."
+                ],
             }
         ],
     }
@@ -296,7 +299,7 @@ def test_a_contract_stays_when_the_row_giving_it_up_is_rejected(
         tmp_path, HEADER, bad_janis, ANNA.replace(",,,,", ",,L-101,,"), name="moved.csv"
     )
     assert imported(runner, path, "--skip-invalid") == [
-        "line 2: email: not an e-mail address",
+        "line 2: email: This is not an e-mail address; an address looks like name@example.lv.",
         "line 3: contract_numbers: L-101 belongs to customer 100 (its row is rejected)",
         "added 0, updated 0, unchanged 0, rejected 2",
     ]

@@ -133,20 +133,23 @@ def test_dry_run_writes_nothing_and_sends_nothing(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--customer", "999"), "no customer with number 999"),
+        (("--customer", "999"), "There is no customer with number 999."),
         (
             ("--rights", "users.manage"),
-            "an additional user cannot be given users.manage "
-            "(only invoices.read, meter_readings.submit)",
+            "An additional user cannot be given users.manage, only invoices.read, "
+            "meter_readings.submit.",
         ),
         (
             ("--rights", "invoices.write"),
-            "unknown right 'invoices.write' (known: invoices.read, "
-            "meter_readings.submit, users.manage)",
+            "Unknown right 'invoices.write' (known rights: invoices.read, "
+            "meter_readings.submit, users.manage).",
         ),
-        (("--rights", ","), "choose at least one right: invoices.read or meter_readings.submit"),
-        (("--personal-code", "12345"), "personal code: a personal code has 11 digits, not 5"),
-        (("--email", "nobody"), "'nobody': not an e-mail address"),
+        (("--rights", ","), "Choose at least one right: invoices.read, meter_readings.submit."),
+        (("--personal-code", "12345"), "Personal code: A personal code has 11 digits, not 5."),
+        (
+            ("--email", "nobody"),
+            "'nobody': This is not an e-mail address; an address looks like name@example.lv.",
+        ),
     ],
 )
 def test_add_user_refuses_bad_input_in_one_line(
@@ -169,8 +172,8 @@ def test_a_duplicate_invitation_is_refused(runner: Any, user: User) -> None:
     assert add_user(runner).exit_code == 0
     one_line_error(
         add_user(runner),
-        f"{ILZE} already acts for customer 100200300 as "
-        "additional_user (invited): resend the invitation instead",
+        f"{ILZE} already acts for customer 100200300 (Additional user, Invited). "
+        "Send the invitation again instead.",
     )
 
 
@@ -211,10 +214,10 @@ def test_add_authorised_is_valid_to_the_end_of_the_day_in_latvia(
 @pytest.mark.parametrize(
     ("until", "evidence", "message"),
     [
-        ("2020-01-31", "application 1", "the end of the authorisation must be in the future"),
-        ("2026-02-30", "application 1", "--until 2026-02-30: not a date (YYYY-MM-DD)"),
-        ("31.12.2030", "application 1", "--until 31.12.2030: not a date (YYYY-MM-DD)"),
-        ("2099-12-31", " ", "say on what evidence (e.g. the number of the signed application)"),
+        ("2020-01-31", "application 1", "The end of the authorisation must be in the future."),
+        ("2026-02-30", "application 1", "--until 2026-02-30: not a date (YYYY-MM-DD)."),
+        ("31.12.2030", "application 1", "--until 31.12.2030: not a date (YYYY-MM-DD)."),
+        ("2099-12-31", " ", "Say on what evidence (e.g. the number of the signed application)."),
     ],
 )
 def test_add_authorised_refuses_bad_input_in_one_line(
@@ -292,7 +295,7 @@ def test_list_shows_who_acts_for_which_customer(
         "GRANTED_BY",
     ]
     one_line_error(
-        run(runner, "delegation", "list", "--customer", "1"), "no customer with number 1"
+        run(runner, "delegation", "list", "--customer", "1"), "There is no customer with number 1."
     )
 
 
@@ -320,7 +323,7 @@ def test_revoke_ends_the_membership_and_is_audited(
 
     one_line_error(
         run(runner, "delegation", "revoke", "--customer", "100200300", "--email", ILZE),
-        f"the membership of {ILZE} is already revoked",
+        f"The membership of {ILZE} has already ended (state: Removed).",
     )
     one_line_error(
         run(
@@ -332,7 +335,7 @@ def test_revoke_ends_the_membership_and_is_audited(
             "--email",
             "nobody@example.lv",
         ),
-        "nobody@example.lv does not act for customer 100200300",
+        "nobody@example.lv does not act for customer 100200300.",
     )
     # An admin may remove a contractor (a portal user may not).
     contractor = run(
@@ -407,5 +410,6 @@ def test_audit_list_shows_the_history_newest_first(
     ]
     assert '"reason": null' in table.output
     one_line_error(
-        run(runner, "audit", "list", "--customer", "424242"), "no customer with number 424242"
+        run(runner, "audit", "list", "--customer", "424242"),
+        "There is no customer with number 424242.",
     )

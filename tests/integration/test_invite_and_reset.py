@@ -186,13 +186,13 @@ def test_two_tabs_submitting_the_activation_form_activate_once(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--customer", "000"], "no customer with number 000"),
+        (["--customer", "000"], "There is no customer with number 000."),
         (["--email", "not-an-address"], "not an e-mail address"),
         (["--email", "janis.berzins@example.lv"], "already exists"),
         (["--expires-in", "soon"], "use a number with s, m, h or d"),
         (["--expires-in", "0h"], "use a number with s, m, h or d"),
         (["--expires-in", "1000d"], "at most 90 days"),
-        (["--name", " "], "the name must have"),
+        (["--name", " "], "The name must have"),
     ],
 )
 def test_invite_refuses_bad_input_with_one_line(

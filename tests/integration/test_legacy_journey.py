@@ -160,4 +160,21 @@ def test_the_contact_form_refuses_another_accounts_address(
         data={"csrf_token": csrf_token(page), "email": "janis.berzins@example.lv", "correct": "y"},
     )
     assert answer.status_code == 400
-    assert "another account uses this e-mail address" in answer.get_data(as_text=True)
+    assert "Another account already uses this e-mail address." in answer.get_data(as_text=True)
+
+
+def test_the_contact_form_refuses_another_accounts_address_in_russian(
+    app: Flask, client: FlaskClient, db: Session, legacy: User, user: User
+) -> None:
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "ru"
+    log_in_as(app, client, legacy)
+    page = client.get("/contact").get_data(as_text=True)
+    answer = client.post(
+        "/contact",
+        data={"csrf_token": csrf_token(page), "email": "janis.berzins@example.lv", "correct": "y"},
+    )
+    assert answer.status_code == 400
+    assert (
+        "Этот адрес электронной почты нельзя использовать. Этот адрес электронной почты уже "
+        "используется другой учётной записью. Проверьте его или укажите другой."
+    ) in answer.get_data(as_text=True)

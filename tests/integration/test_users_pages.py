@@ -252,8 +252,11 @@ def test_add_user_sends_an_invitation(
         ({"email": ""}, "Type the person's e-mail address."),
         ({"email": "not an address"}, "This is not an e-mail address."),
         ({"email": "a" * 400 + "@example.lv"}, "Use at most 320 characters."),
-        ({"personal_code": "123"}, "This is not a valid personal code (a personal code has 11"),
-        ({"personal_code": "010190-10002"}, "the check digit does not match"),
+        ({"personal_code": "123"}, "This is not a valid personal code. A personal code has 11"),
+        (
+            {"personal_code": "010190-10002"},
+            "The last digit (the check digit) does not match the others.",
+        ),
         ({"personal_code": "9" * 40}, "Use at most 32 characters."),
         ({"rights": []}, "Tick at least one right"),
         ({"rights": ["users.manage"]}, "Tick only the rights listed on the page."),
@@ -318,7 +321,7 @@ def test_the_same_person_cannot_be_invited_twice(
     invite_ilze(contractor, db, mailbox)
     before = counts(db)
     again = add_user(contractor, email=INVITED.upper())
-    assert again.status_code == 400 and "resend the invitation instead" in text(again)
+    assert again.status_code == 400 and "Send the invitation again instead." in text(again)
     assert counts(db) == before
 
 
@@ -398,7 +401,7 @@ def test_remove_after_a_confirmation_page(
     assert membership(db, INVITED).state == "revoked"
     assert contractor.get(local(link)).status_code == 404  # the invitation is dead
     again = post_form(contractor, url)
-    assert again.status_code == 400 and "already revoked" in text(again)
+    assert again.status_code == 400 and "has already ended" in text(again)
     assert actions(db) == ["invited", "revoked"]
 
 

@@ -103,10 +103,10 @@ def test_every_reason_of_a_row_is_reported() -> None:
         )
     )
     assert found == [
-        "personal_code: the check digit does not match",
+        "personal_code: The last digit (the check digit) does not match the others.",
         "contract_numbers: A1 is listed twice",
-        "email: not an e-mail address",
-        "phone: use the international format, e.g. +371 20000000",
+        "email: This is not an e-mail address; an address looks like name@example.lv.",
+        "phone: Write the phone number in the international format, e.g. +371 20000000.",
     ]
 
 
@@ -138,7 +138,7 @@ def test_fields_of_the_other_kind_are_refused() -> None:
 def test_an_unknown_kind_still_checks_everything_given() -> None:
     assert reasons(person(kind="private", personal_code="123")) == [
         "kind: must be 'person' or 'company'",
-        "personal_code: a personal code has 11 digits, not 3",
+        "personal_code: A personal code has 11 digits, not 3.",
     ]
 
 
@@ -225,7 +225,7 @@ def test_line_numbers_count_header_blank_lines_and_quoted_line_breaks() -> None:
     parsed = read_customer_file(data)
     assert [(e.line, e.reasons) for e in parsed.errors] == [
         (4, ["company_name: contains a control character (tab, line break, …)"]),
-        (6, ["personal_code: the check digit does not match"]),
+        (6, ["personal_code: The last digit (the check digit) does not match the others."]),
     ]
     assert [line for line, _row in parsed.rows] == [2]
 

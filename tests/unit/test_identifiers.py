@@ -78,7 +78,7 @@ def test_valid_registration_numbers(number: str) -> None:
     ("number", "why"),
     [
         ("40003521601", "check digit"),
-        ("01019010001", "starts with 4-9"),
+        ("01019010001", "starts with a digit from 4 to 9"),
         ("4000352160", "11 digits, not 10"),
         ("LV40003521600", "only digits"),
     ],
@@ -124,10 +124,13 @@ def test_an_asserted_code_with_a_wrong_date_or_check_digit_is_kept_with_the_prob
     """docs/domain.md: a code a bank or eSignature asserts is verified; the connector logs it."""
     assert parse_personal_code("32123456784") == (
         "32123456784",
-        "the check digit does not match",
+        "The last digit (the check digit) does not match the others.",
     )
-    assert parse_personal_code("310290-10002")[1] == "the first six digits are not a date (DDMMYY)"
-    assert parse_personal_code("010199-20005")[1] == "the birth date is in the future"
+    assert parse_personal_code("310290-10002")[1] == "The first six digits are not a date (DDMMYY)."
+    assert (
+        parse_personal_code("010199-20005")[1]
+        == "The birth date in the personal code is in the future."
+    )
     assert parse_personal_code("321234-56785") == ("32123456785", None)
 
 
