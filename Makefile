@@ -67,7 +67,7 @@ clean:
 POT ?= idp/translations/messages.pot
 
 messages: install
-	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k _l \
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -k _l -k lazy_ngettext:1,2 \
 		--ignore-dirs='.venv instance bench tests' \
 		-o $(POT) --project gas-portal-idp .
 	@# Each language's catalogue gets the new strings (empty, to translate) and loses the gone ones.
