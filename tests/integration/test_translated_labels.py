@@ -5,6 +5,7 @@ are written as that language writes them, in Latvian time."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from idp import mail
 from idp.consent.scopes import CATALOGUE
 from idp.memberships.labels import (
     RIGHT_LABELS,
@@ -124,3 +126,61 @@ def test_every_scope_role_right_and_state_has_words_in_the_language(
             **{f"state {s}": state_label(s) for s in MembershipState},
         }
     assert not [key for key in shown if shown[key] == english[key]]
+
+
+@pytest.mark.parametrize(
+    ("language", "last_day", "until", "deadline"),
+    [
+        (
+            "lv",
+            "Pilnvarojuma pēdējā derīguma diena: 2026. gada 31. decembris (pēc Latvijas laika).",
+            "Pilnvarojuma derīguma termiņš: 2026. gada 1. jūlijs 15:00 (pēc Latvijas laika).",
+            "līdz termiņam – 2026. gada 2. decembris 14:30 (pēc Latvijas laika)",
+        ),
+        (
+            "ru",
+            "до конца дня 31 декабря 2026\u202fг. (по латвийскому времени)",
+            "действительны до 1 июля 2026\u202fг., 15:00 (по латвийскому времени)",
+            "до 2 декабря 2026\u202fг., 14:30 (по латвийскому времени)",
+        ),
+        (
+            "en",
+            "valid to the end of 31 December 2026 (Latvian time)",
+            "valid until 1 July 2026, 15:00 (Latvian time)",
+            "Approve it by 2 December 2026, 14:30 (Latvian time)",
+        ),
+    ],
+)
+def test_a_mail_states_its_dates_as_its_own_language_writes_them(
+    app: Flask, language: str, last_day: str, until: str, deadline: str
+) -> None:
+    # Rendered in a request of another language: the mail's own language decides.
+    context = {
+        "name": "Aivars Ozols",
+        "customer_name": "SIA Gāze",
+        "link": "http://localhost/l/x",
+        "has_account": False,
+        "expires_at": dt.datetime(2026, 12, 2, 12, 30, tzinfo=dt.UTC),
+    }
+    with app.test_request_context(headers={"Accept-Language": "en" if language != "en" else "lv"}):
+        _subject, through, _html = mail.render(
+            "authorisation", language, {**context, "valid_through": dt.date(2026, 12, 31)}
+        )
+        _subject, exact, html_body = mail.render(
+            "authorisation",
+            language,
+            {
+                **context,
+                "valid_through": None,
+                "valid_until": dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.UTC),
+            },
+        )
+    # Lines are wrapped at spaces; U+202F (inside "2026 г.") is kept.
+    flat = _unwrap(through), _unwrap(exact)
+    assert last_day in flat[0] and deadline in flat[0]
+    assert until in flat[1] and deadline in flat[1]
+    assert until in _unwrap(html.unescape(html_body))
+
+
+def _unwrap(text: str) -> str:
+    return re.sub(r"[ \n]+", " ", text)
