@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
+from babel.dates import format_date, format_time, get_datetime_format
 from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import Babel, get_locale
 
@@ -36,21 +36,47 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["local_minute"] = local_minute
+    app.jinja_env.filters["local_date"] = local_date
 
 
-def local_time(moment: dt.datetime | None) -> str:
-    """A moment as people in Latvia read it, in the page's language (e.g. on USERS)."""
-    if moment is None:
-        return ""
-    return format_datetime(moment, "medium", tzinfo=LOCAL_TIMEZONE, locale=get_locale() or "en")
+# Babel's data for each page language. CLDR's "en" is American English ("December 2,
+# 2026, 2:30 PM"); the utility's English pages read as in Europe, 24-hour clock included.
+_BABEL_LOCALES = {"en": "en_GB"}
+
+
+def _babel_locale() -> str:
+    language = str(get_locale() or CLI_LOCALE)
+    return _BABEL_LOCALES.get(language, language)
 
 
 def local_minute(moment: dt.datetime) -> str:
-    """A moment in Latvian time to the minute, "2026-12-01 14:30": how mails state
-    deadlines (the same in every language; the mail says it is Latvian time)."""
+    """A moment in Latvian time to the minute, in the language being rendered (a page, or
+    a mail inside force_locale): CLDR's long date and its date-time pattern, with a 24-hour
+    "HH:mm" in every language because the utility's customers read that clock.
+    lv "2026. gada 2. decembris 14:30", ru "2 декабря 2026 г., 14:30",
+    en "2 December 2026, 14:30"."""
     if moment.tzinfo is None:  # would be read as the server's local time
         raise ValueError("local_minute needs an aware datetime")
-    return moment.astimezone(LOCAL_TIMEZONE).strftime("%Y-%m-%d %H:%M")
+    locale = _babel_locale()
+    local = moment.astimezone(LOCAL_TIMEZONE)
+    date = format_date(local.date(), "long", locale=locale)
+    time = format_time(local, "HH:mm", tzinfo=LOCAL_TIMEZONE, locale=locale)
+    # As Babel itself joins a date and a time ({1} the date, {0} the time).
+    pattern = str(get_datetime_format("long", locale=locale)).replace("'", "")
+    return pattern.replace("{1}", date).replace("{0}", time)
+
+
+def local_time(moment: dt.datetime | None) -> str:
+    """The page filter: local_minute, and nothing for a moment that is not set (e.g. a
+    membership without an end on USERS)."""
+    return "" if moment is None else local_minute(moment)
+
+
+def local_date(day: dt.date) -> str:
+    """A calendar day as the language being rendered writes it in full ("the last day of
+    an authorisation"): lv "2026. gada 31. decembris", ru "31 декабря 2026 г.",
+    en "31 December 2026"."""
+    return format_date(day, "long", locale=_babel_locale())
 
 
 def current_language() -> str:

@@ -2,12 +2,61 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    EqualTo,
+    Length,
+    Optional,
+    StopValidation,
+    ValidationError,
+)
 
 from idp.email_address import is_usable
+
+# WTForms has no Latvian catalogue: every validator of every form carries its own message,
+# in words that say what to do, so none falls back to WTForms' English.
+
+
+class AtMost(Length):
+    """Length(max=count) that says, in the page's language, how much may be typed; and
+    stops there, so an overlong value gets one message, not a format one as well."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            max=count,
+            message=lazy_ngettext(
+                "Enter at most %(num)d character.", "Enter at most %(num)d characters.", count
+            ),
+        )
+
+    def __call__(self, form: Any, field: Any) -> None:
+        try:
+            super().__call__(form, field)
+        except ValidationError as exc:
+            raise StopValidation(exc.args[0]) from None
+
+
+# A hidden field's value comes from the page itself: a wrong one means the page was old or
+# altered, which the person can only put right by loading it again.
+ALTERED_PAGE = _l("This page is out of date. Reload it and try again.")
+
+
+def hidden_required() -> DataRequired:
+    return DataRequired(message=ALTERED_PAGE)
+
+
+def hidden_at_most(count: int) -> Length:
+    return Length(max=count, message=ALTERED_PAGE)
+
+
+# The bank and eSignature buttons each post their provider's name.
+CHOOSE_PROVIDER = _l("Choose your internet bank or eSignature with one of the buttons.")
 
 # The message of every form that refuses an address by the one rule (idp.email_address).
 NOT_AN_ADDRESS = _l(
@@ -26,7 +75,11 @@ def usable_email(_form: object, field: EmailField) -> None:
 def _email_field(autocomplete: str) -> EmailField:
     return EmailField(
         _l("E-mail"),
-        validators=[DataRequired(), Length(max=320), usable_email],
+        validators=[
+            DataRequired(message=_l("Enter your e-mail address.")),
+            AtMost(320),
+            usable_email,
+        ],
         render_kw={"autocomplete": autocomplete},
     )
 
@@ -34,12 +87,12 @@ def _email_field(autocomplete: str) -> EmailField:
 class LoginForm(FlaskForm):
     email = EmailField(
         _l("E-mail"),
-        validators=[DataRequired(), Length(max=320)],
+        validators=[DataRequired(message=_l("Enter your e-mail address.")), AtMost(320)],
         render_kw={"autocomplete": "username"},
     )
     password = PasswordField(
         _l("Password"),
-        validators=[DataRequired(), Length(max=1024)],
+        validators=[DataRequired(message=_l("Enter your password.")), AtMost(1024)],
         render_kw={"autocomplete": "current-password"},
     )
     interaction = HiddenField()
@@ -48,7 +101,7 @@ class LoginForm(FlaskForm):
 def _new_password_fields() -> tuple[PasswordField, PasswordField]:
     password = PasswordField(
         _l("New password"),
-        validators=[DataRequired(), Length(max=1024)],
+        validators=[DataRequired(message=_l("Enter a new password.")), AtMost(1024)],
         description=_l(
             "At least 12 characters. A few unrelated words are easy to remember and hard to guess."
         ),
@@ -57,7 +110,7 @@ def _new_password_fields() -> tuple[PasswordField, PasswordField]:
     confirm = PasswordField(
         _l("New password again"),
         validators=[
-            DataRequired(),
+            DataRequired(message=_l("Enter the new password once more.")),
             EqualTo(
                 "password",
                 message=_l("The two passwords are not the same. Type the same password twice."),
@@ -71,17 +124,25 @@ def _new_password_fields() -> tuple[PasswordField, PasswordField]:
 class RegistrationForm(FlaskForm):
     customer_number = StringField(
         _l("Customer number or contract number"),
-        validators=[DataRequired(), Length(max=32)],
+        validators=[
+            DataRequired(message=_l("Enter your customer number or contract number.")),
+            AtMost(32),
+        ],
         description=_l("You find it on your invoice."),
     )
     identifier = StringField(
         _l("Personal code"),
-        validators=[DataRequired(), Length(max=32)],
+        validators=[
+            DataRequired(
+                message=_l("Enter your personal code (for a company: its registration number).")
+            ),
+            AtMost(32),
+        ],
         description=_l("For a company: its registration number."),
     )
     name = StringField(
         _l("Your name"),
-        validators=[Optional(), Length(max=255)],
+        validators=[Optional(), AtMost(255)],
         description=_l("Needed only when you register for a company."),
         render_kw={"autocomplete": "name"},
     )
@@ -105,15 +166,15 @@ class ConfirmForm(FlaskForm):
 class UpstreamStartForm(FlaskForm):
     """A bank or eSignature button of the login page."""
 
-    provider = HiddenField(validators=[DataRequired(), Length(max=32)])
-    interaction = HiddenField(validators=[Length(max=64)])
+    provider = HiddenField(validators=[DataRequired(message=CHOOSE_PROVIDER), hidden_at_most(32)])
+    interaction = HiddenField(validators=[hidden_at_most(64)])
 
 
 class UpstreamRegistrationForm(FlaskForm):
     email = _email_field("email")
     phone = StringField(
         _l("Phone (optional)"),
-        validators=[Optional(), Length(max=32)],
+        validators=[Optional(), AtMost(32)],
         description=_l("For example +371 2000 0000."),
         render_kw={"autocomplete": "tel"},
     )
@@ -123,7 +184,7 @@ class ContactForm(FlaskForm):
     email = _email_field("email")
     phone = StringField(
         _l("Phone (optional)"),
-        validators=[Optional(), Length(max=32)],
+        validators=[Optional(), AtMost(32)],
         description=_l("For example +371 2000 0000."),
         render_kw={"autocomplete": "tel"},
     )
@@ -139,18 +200,18 @@ class ContactForm(FlaskForm):
 class ResendConfirmationForm(FlaskForm):
     """ "Send the link again" after the right password of an unconfirmed account."""
 
-    email = HiddenField(validators=[DataRequired(), Length(max=320)])
-    interaction = HiddenField(validators=[Length(max=64)])
+    email = HiddenField(validators=[hidden_required(), hidden_at_most(320)])
+    interaction = HiddenField(validators=[hidden_at_most(64)])
 
 
 class InvitationStartForm(FlaskForm):
     """An invited person who already has an account: only the bank/eSignature buttons
     (each button posts its provider's name)."""
 
-    provider = HiddenField(validators=[DataRequired(), Length(max=32)])
+    provider = HiddenField(validators=[DataRequired(message=CHOOSE_PROVIDER), hidden_at_most(32)])
 
 
 class InvitationPasswordForm(NewPasswordForm):
     """An invited person without an account: the password typed twice, then a button."""
 
-    provider = HiddenField(validators=[DataRequired(), Length(max=32)])
+    provider = HiddenField(validators=[DataRequired(message=CHOOSE_PROVIDER), hidden_at_most(32)])

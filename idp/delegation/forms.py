@@ -12,16 +12,17 @@ from wtforms import (  # type: ignore[attr-defined]  # types-WTForms predates Se
     SelectMultipleField,
     StringField,
 )
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from idp.accounts.forms import usable_email
+from idp.accounts.forms import AtMost, usable_email
 from idp.identifiers import InvalidPersonalCode, normalize_personal_code
 from idp.memberships.labels import RIGHT_LABELS
 from idp.memberships.rights import GRANTABLE_TO_ADDITIONAL_USERS, Right
 
 # The check-boxes, in a fixed order (an enumeration of rights, not loose strings).
 _GRANTABLE = [r for r in Right if r in GRANTABLE_TO_ADDITIONAL_USERS]
+_ONLY_LISTED_RIGHTS = _l("Tick only the rights listed on the page.")
 
 
 class _RightsField(SelectMultipleField):
@@ -31,9 +32,11 @@ class _RightsField(SelectMultipleField):
     option_widget = CheckboxInput()
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
+        super().__init__(  # type: ignore[call-arg]  # types-WTForms predates these messages
             _l("Rights"),
             choices=[SelectChoice(r.value, RIGHT_LABELS[r]) for r in _GRANTABLE],
+            invalid_value_message=_ONLY_LISTED_RIGHTS,
+            invalid_choice_message=_ONLY_LISTED_RIGHTS,
             **kwargs,
         )
 
@@ -46,31 +49,27 @@ class _RightsField(SelectMultipleField):
             )
         known = {r.value for r in _GRANTABLE}
         if any(value not in known for value in self.data):
-            raise ValidationError(_l("Tick only the rights listed on the page."))
-
-
-def _at_most(count: int) -> Length:
-    return Length(max=count, message=_l("Use at most %(max)d characters."))
+            raise ValidationError(_ONLY_LISTED_RIGHTS)
 
 
 class AddUserForm(FlaskForm):
     name = StringField(
         _l("Name"),
-        validators=[DataRequired(message=_l("Type the person's name.")), _at_most(255)],
+        validators=[DataRequired(message=_l("Type the person's name.")), AtMost(255)],
         description=_l("The person's first and last name."),
     )
     email = EmailField(
         _l("E-mail"),
         validators=[
             DataRequired(message=_l("Type the person's e-mail address.")),
-            _at_most(320),
+            AtMost(320),
             usable_email,
         ],
         description=_l("The invitation with the activation link goes here."),
     )
     personal_code = StringField(
         _l("Personal code (optional)"),
-        validators=[Optional(), _at_most(32)],
+        validators=[Optional(), AtMost(32)],
         description=_l(
             "For example 010190-10001. If you fill it in, the person's bank or "
             "eSignature login must prove this very personal code before they can "

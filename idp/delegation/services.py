@@ -34,7 +34,7 @@ from idp.accounts.registration import create_pending_user
 from idp.accounts.services import AccountError, display_email, normalize_email
 from idp.audit import Action, Actor, record
 from idp.db import rowcount, utcnow
-from idp.i18n import LOCAL_TIMEZONE, local_minute
+from idp.i18n import LOCAL_TIMEZONE
 from idp.identifiers import InvalidPersonalCode, normalize_personal_code
 from idp.memberships.labels import ROLE_LABELS, STATE_LABELS
 from idp.memberships.rights import (
@@ -483,16 +483,14 @@ def _send_invitation(
 
 
 def local_validity(until: dt.datetime) -> dict[str, Any]:
-    """How a mail states the end of an authorisation, in Latvian time: "to the end of
-    2026-12-31" when it ends at a midnight there (what `idp delegation add-authorised
-    --until` makes), else the exact local time."""
+    """How a mail states the end of an authorisation, in Latvian time: its last day when it
+    ends at a midnight there (what `idp delegation add-authorised --until` makes), else the
+    exact moment. The template formats them (local_date, local_minute) in the mail's own
+    language."""
     local = until.astimezone(LOCAL_TIMEZONE)
     if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
-        return {
-            "valid_through": (local - dt.timedelta(days=1)).date().isoformat(),
-            "valid_until_local": None,
-        }
-    return {"valid_through": None, "valid_until_local": local_minute(until)}
+        return {"valid_through": (local - dt.timedelta(days=1)).date(), "valid_until": None}
+    return {"valid_through": None, "valid_until": until}
 
 
 def end_of_local_day(day: dt.date) -> dt.datetime:

@@ -11,7 +11,13 @@ from wtforms.validators import InputRequired
 class SelectCustomerForm(FlaskForm):
     interaction = HiddenField()
     # Choices are the person's current memberships, set by the view for every request.
-    customer = RadioField(
-        _l("Act for"), coerce=int, choices=[], validators=[InputRequired(_l("Choose a customer."))]
+    customer = RadioField(  # type: ignore[call-arg]  # types-WTForms predates these messages
+        _l("Act for"),
+        coerce=int,
+        choices=[],
+        validators=[InputRequired(_l("Choose a customer."))],
+        # A value that is not one of the person's customers (an old or altered page).
+        invalid_value_message=_l("Choose one of the customers listed."),
+        invalid_choice_message=_l("Choose one of the customers listed."),
     )
     submit = SubmitField(_l("Continue"))

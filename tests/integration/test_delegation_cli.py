@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from idp.db import utcnow
 from idp.delegation.services import LOCAL_TIMEZONE, end_of_local_day
+from idp.i18n import local_date
 from idp.models import AuditEvent, Customer, EmailLink, Membership, OutboxMail, User
 from tests.conftest import ISSUER, Mailbox, SmtpServer, text_body
 
@@ -202,7 +203,7 @@ def test_add_authorised_is_valid_to_the_end_of_the_day_in_latvia(
     assert (out["role"], out["state"]) == ("authorised_person", "invited")
     assert out["rights"] == ["invoices.read", "meter_readings.submit", "users.manage"]
     body = text_body(mailbox.wait_for("Aivars@Example.lv"))
-    assert f"valid to the end of {last_day.isoformat()} (Latvian time)" in body
+    assert f"valid to the end of {local_date(last_day)} (Latvian time)" in body
 
     until = db.scalar(select(Membership.valid_until).where(Membership.role == "authorised_person"))
     assert until == end_of_local_day(last_day)

@@ -27,7 +27,7 @@ from idp.audit import Action, Actor
 from idp.db import utcnow
 from idp.delegation import services
 from idp.delegation.services import DelegationError
-from idp.i18n import local_minute
+from idp.i18n import local_date, local_minute
 from idp.memberships.rights import MembershipState, Role
 from idp.models import (
     AuditEvent,
@@ -646,8 +646,8 @@ def test_an_authorised_person_is_invited_with_every_right_until_the_end_date(
         "users.manage",
     ]
     assert membership.evidence == "application 2026/17"
-    last_day = (dt.date.today() + dt.timedelta(days=30)).isoformat()
-    assert f"valid to the end of {last_day} (Latvian time)" in body
+    last_day = dt.date.today() + dt.timedelta(days=30)
+    assert f"valid to the end of {local_date(last_day)} (Latvian time)" in body
     # Deadlines in mails are in Latvian time, as on the pages (Riga is never UTC).
     assert f"Approve it by {local_minute(invitation.expires_at)} (Latvian time)" in body
     assert invitation.expires_at.strftime("%Y-%m-%d %H:%M") not in body

@@ -273,9 +273,9 @@ def test_a_customer_with_a_portal_account_is_not_registered_twice(
         ),
         ({"email": "not-an-address"}, "not an e-mail address"),
         ({"email": "a@@example.lv"}, "not an e-mail address"),
-        ({"customer_number": ""}, "This field is required"),
-        ({"customer_number": "9" * 5000}, "Field cannot be longer"),
-        ({"email": "a" * 400 + "@example.lv"}, "Field cannot be longer"),
+        ({"customer_number": ""}, "Enter your customer number or contract number."),
+        ({"customer_number": "9" * 5000}, "Enter at most 32 characters."),
+        ({"email": "a" * 400 + "@example.lv"}, "Enter at most 320 characters."),
     ],
 )
 def test_a_bad_form_is_shown_again_with_what_to_fix(

@@ -247,17 +247,17 @@ def test_add_user_sends_an_invitation(
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"name": "x" * 300}, "Use at most 255 characters."),
+        ({"name": "x" * 300}, "Enter at most 255 characters."),
         ({"name": "  "}, "Type the person's name."),
         ({"email": ""}, "Type the person's e-mail address."),
         ({"email": "not an address"}, "This is not an e-mail address."),
-        ({"email": "a" * 400 + "@example.lv"}, "Use at most 320 characters."),
+        ({"email": "a" * 400 + "@example.lv"}, "Enter at most 320 characters."),
         ({"personal_code": "123"}, "This is not a valid personal code. A personal code has 11"),
         (
             {"personal_code": "010190-10002"},
             "The last digit (the check digit) does not match the others.",
         ),
-        ({"personal_code": "9" * 40}, "Use at most 32 characters."),
+        ({"personal_code": "9" * 40}, "Enter at most 32 characters."),
         ({"rights": []}, "Tick at least one right"),
         ({"rights": ["users.manage"]}, "Tick only the rights listed on the page."),
         ({"rights": ["invoices.read", "x" * 5000]}, "Tick only the rights listed on the page."),
