@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 
 from tests.conftest import SmtpServer
 from tests.e2e.conftest import PROJECT_ROOT, ServerProcess, demo_deployment
@@ -229,10 +229,20 @@ def tab(
     axe_source: str,
     size: str,
 ) -> Iterator[BrowserTab]:
-    """A fresh context (no cookies) at `size`, in English, one page in it."""
+    """A fresh context (no cookies) at `size`, in English, one page in it. After the test:
+    no page broke its own Content-Security-Policy (the browser reports each refusal on the
+    console; a page rewrite that adds an inline script or style shows up here)."""
     context = chromium.new_context(locale="en-GB", **SIZES[size])
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
+    refused: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            refused.append(f"{page.url}: {message.text}")
+
+    page.on("console", on_console)
     name = _file_name(request.node.originalname)
     yield BrowserTab(page, size, name, demo_server.base_url, axe_source)
     context.close()
+    assert not refused, "a page broke its Content-Security-Policy:\n" + "\n".join(refused)
