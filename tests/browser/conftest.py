@@ -185,11 +185,16 @@ class BrowserTab:
             )
 
     def horizontal_overflow(self) -> tuple[int, int]:
-        """(document width, viewport width) of the page now."""
+        """(document width, screen width) of the page now. The screen width is the root
+        element's clientWidth, not window.innerWidth: in a mobile context (is_mobile)
+        chromium widens innerWidth to the content when the page is too wide, so
+        scrollWidth <= innerWidth would hold on any page there."""
         widths: list[int] = self.page.evaluate(
-            "() => [document.documentElement.scrollWidth, window.innerWidth]"
+            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
         )
-        return widths[0], widths[1]
+        viewport = self.page.viewport_size
+        screen = min(widths[1], viewport["width"]) if viewport else widths[1]
+        return widths[0], screen
 
     def focused(self) -> dict[str, str]:
         """The focused element: its tag, id, name and type."""

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Route, expect
 
 from idp.demo.seed import DEMO_CUSTOMER, DEMO_EMAIL, DEMO_PASSWORD
 from tests.browser.conftest import AccessibilityViolations, BrowserTab, HorizontalOverflow
@@ -185,12 +185,38 @@ PAGES: dict[str, Callable[[BrowserTab], None]] = {
 @pytest.mark.parametrize("page_name", list(PAGES))
 def test_no_horizontal_overflow_on_phone(tab: BrowserTab, page_name: str) -> None:
     PAGES[page_name](tab)
-    width, viewport = tab.horizontal_overflow()
-    if width > viewport:
+    assert_fits(tab, page_name)
+
+
+def assert_fits(tab: BrowserTab, page_name: str) -> None:
+    width, screen = tab.horizontal_overflow()
+    if width > screen:
         tab.screenshot(page_name)
         raise HorizontalOverflow(
-            f"{page_name} ({tab.page.url}) is {width}px wide on a {viewport}px phone screen"
+            f"{page_name} ({tab.page.url}) is {width}px wide on a {screen}px phone screen"
         )
+
+
+# A 1×1 GIF (the pages' CSP allows data: images, not inline styles).
+PIXEL = "data:image/gif;base64,R0lGODlhAQABAAAAACw="
+
+
+@pytest.mark.parametrize("size", ["phone"])
+def test_overflow_check_sees_a_page_too_wide(tab: BrowserTab) -> None:
+    """The helper itself: a login page served with a 900px wide image in it is reported
+    (chromium widens innerWidth with the content on a phone, so only clientWidth tells)."""
+
+    def widened(route: Route) -> None:
+        response = route.fetch()
+        body = response.text().replace(
+            "</main>", f'<img src="{PIXEL}" width="900" height="20" alt=""></main>'
+        )
+        route.fulfill(response=response, body=body)
+
+    tab.page.route("**/login", widened)
+    tab.goto("/login")
+    with pytest.raises(HorizontalOverflow, match=r"is 9\d\dpx wide on a 360px phone screen"):
+        assert_fits(tab, "widened-login")
 
 
 def test_violations_are_reported_per_step(tab: BrowserTab) -> None:
