@@ -10,7 +10,7 @@ THREADS ?= 4
 # with it, so it must be the address the browser uses).
 IDP_ISSUER ?= http://$(HOST):$(PORT)
 
-.PHONY: run test lint bench install install-test clean messages
+.PHONY: run test test-browser lint bench install install-test install-browser clean messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,31 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+
+# The browser tests (tests/browser/, `make test-browser`): Debian's chromium, driven by the
+# Playwright package of the [test] extra, and axe-core from npm. Never `playwright install`:
+# it downloads a browser build of its own, which this project does not use (nor can fetch).
+CHROMIUM := /usr/bin/chromium
+# npm ci of tests/browser/package.json + package-lock.json, outside the tree (like tests/peers).
+BROWSER_NPM := $(VENV)/browser-npm
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "$(CHROMIUM) is missing: install Debian's chromium as root:" \
+			"apt-get install chromium fonts-dejavu-core" >&2; exit 1; fi
+	@# CI runs as root on a machine whose package lists may be missing or old.
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		chromium fonts-dejavu-core >/dev/null
+	test -x $@
+
+$(VENV)/.installed-browser: $(VENV)/.installed-test tests/browser/package.json tests/browser/package-lock.json | $(CHROMIUM)
+	rm -rf $(BROWSER_NPM) && mkdir -p $(BROWSER_NPM)
+	cp tests/browser/package.json tests/browser/package-lock.json $(BROWSER_NPM)/
+	cd $(BROWSER_NPM) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+install-browser: $(VENV)/.installed-browser
 
 # Compiled catalogues (.mo, not in git), rebuilt when their .po changes; a fuzzy or broken
 # entry stops the build.
@@ -50,6 +75,12 @@ test: install-test $(MO_FILES)
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Real-browser tests only (pytest collects tests/browser/ only when named, so `make test`
+# needs no chromium); here a missing chromium or axe-core fails. SQLite is enough for them:
+# they test pages, not the database.
+test-browser: install-browser $(MO_FILES)
+	$(BIN)/pytest tests/browser $(PYTEST_ARGS)
+
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -60,7 +91,7 @@ bench: install-test
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache test-output
 
 # The template every catalogue follows; tests/unit/test_catalogues.py extracts again into a
 # scratch file (POT=...) and fails when a string was added without `make messages`.

@@ -46,6 +46,21 @@ PASSWORD = "correct horse battery staple"
 # servers and CLIs the tests start (they inherit the environment).
 os.environ["IDP_EFFECTIVE_CONFIG"] = ""
 
+# The real-browser tests need Debian's chromium and axe-core (`make test-browser`): they are
+# collected only when named (`pytest tests/browser`, or a file or test in it), never by a
+# plain `pytest`, so `make test` needs no browser.
+BROWSER_TESTS = Path(__file__).resolve().parent / "browser"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if collection_path != BROWSER_TESTS:
+        return None
+    for arg in config.args:
+        named = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+        if named == BROWSER_TESTS or BROWSER_TESTS in named.parents:
+            return None
+    return True
+
 
 def postgres_server_url() -> str | None:
     """IDP_TEST_DATABASE_URL (a PostgreSQL server to test on), in psycopg 3 form."""
