@@ -83,22 +83,6 @@ def test_login_by_keyboard(tab: BrowserTab) -> None:
 # --- (b) a relying app: login and consent ---------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "size",
-    [
-        "desktop",
-        pytest.param(
-            "phone",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AccessibilityViolations,
-                reason="axe scrollable-region-focusable (serious) on the demo result page: "
-                "its two <pre> blocks (ID token claims, userinfo) scroll sideways on a "
-                "phone but cannot get the keyboard focus (templates/demo/index.html)",
-            ),
-        ),
-    ],
-)
 def test_demo_login_and_consent_by_keyboard(tab: BrowserTab) -> None:
     start_demo_login(tab)
     tab.check("login")
