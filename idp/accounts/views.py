@@ -50,6 +50,7 @@ from idp.i18n import current_language, speak_for_account
 from idp.interactions import (
     belongs_to_browser,
     interaction_params,
+    known_in_browser,
     load_interaction,
     may_continue_as,
 )
@@ -471,10 +472,10 @@ def contact() -> BaseResponse:
 @bp.get("/language/<code>")
 def choose_language(code: str) -> BaseResponse:
     """The language switcher on every page (a plain link: no JavaScript). The choice is
-    kept in a long-lived cookie and, for a logged-in person, on the account; during a
-    paused sign-in it replaces the request's ui_locales for the rest of that sign-in (the
-    request's language would otherwise win, docs/operations.md "Languages"). Back to `next`,
-    a path on this site only."""
+    kept in a long-lived cookie and, for a logged-in person, on the account; it replaces
+    the ui_locales of the requests paused in this browser for the rest of their sign-in
+    (the request's language would otherwise win, docs/operations.md "Languages"). Back to
+    `next`, a path on this site only."""
     target = local_path(request.args.get("next"))
     if code not in app_settings().locales:
         abort(404)
@@ -482,10 +483,15 @@ def choose_language(code: str) -> BaseResponse:
     browser = cookies.current_browser_session()
     if browser is not None:
         browser.user.language = code
-    interaction_id = parse_qs(urlsplit(target).query).get("interaction", [""])[0]
-    interaction = load_interaction(session, interaction_id)
-    if interaction is not None and belongs_to_browser(interaction, cookies.interaction_binding()):
-        interaction.params = {**interaction.params, "ui_locales": [code]}
+    # Every sign-in paused in this browser (the page may be one found by a token, such as
+    # the bank registration form, whose URL names no interaction).
+    named = parse_qs(urlsplit(target).query).get("interaction", [""])[0]
+    for interaction_id in dict.fromkeys([named, *known_in_browser()]):
+        interaction = load_interaction(session, interaction_id)
+        if interaction is not None and belongs_to_browser(
+            interaction, cookies.interaction_binding()
+        ):
+            interaction.params = {**interaction.params, "ui_locales": [code]}
     session.commit()
     response = redirect(target, 303)
     cookies.set_language_cookie(response, code)

@@ -225,6 +225,10 @@ def test_the_switcher_during_a_sign_in_replaces_its_ui_locales(
     assert switch(client, "ru", login).headers["Location"] == login
     assert lang(client.get(login)) == "ru"
     assert fresh(db, Interaction, id=interaction).params["ui_locales"] == ["ru"]
+    # From a page whose URL names no interaction (the bank registration form is found by
+    # a token): this browser's paused requests follow the choice too.
+    switch(client, "lv", "/")
+    assert lang(client.get(login)) == "lv"
     # Another browser's request is not changed by this browser's switcher.
     other = paused(client.application.test_client(), confidential_client, ui_locales="lv")
     switch(client, "en", f"/login?interaction={other}")
