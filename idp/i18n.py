@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 from flask import Flask, current_app, g, has_request_context, request, url_for
 from flask_babel import Babel, get_locale, refresh
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from idp.db import db_session, utcnow
@@ -65,12 +66,13 @@ def select_locale() -> str:
     if not has_request_context():
         return CLI_LOCALE
     settings = current_app.config["IDP_SETTINGS"]
-    for choice in (
-        _sign_in_language(),
-        request.cookies.get(LANGUAGE_COOKIE),
-        _account_language(),
-    ):
-        found = first_supported(choice, settings.locales)
+    sources: tuple[Callable[[], str | None], ...] = (
+        _sign_in_language,
+        lambda: request.cookies.get(LANGUAGE_COOKIE),
+        _account_language,
+    )
+    for source in sources:  # in turn: the later ones may ask the database
+        found = first_supported(source(), settings.locales)
         if found:
             return found
     best: str | None = request.accept_languages.best_match(settings.locales)
@@ -109,7 +111,10 @@ def speak_for_account(language: str | None) -> None:
 def _live_interaction(interaction_id: str | None) -> Interaction | None:
     if not interaction_id or len(interaction_id) > 64:
         return None
-    row = db_session().get(Interaction, interaction_id)
+    try:
+        row = db_session().get(Interaction, interaction_id)
+    except SQLAlchemyError:  # e.g. the error page of a failed transaction: no sign-in known
+        return None
     if row is None or row.expires_at <= utcnow():
         return None
     return row
@@ -136,7 +141,10 @@ def _account_language() -> str | None:
         stored: str | None = g.get(_ACCOUNT)
         return stored
     finder: Callable[[], str | None] | None = current_app.extensions.get(ACCOUNT_LANGUAGE)
-    language = finder() if finder is not None else None
+    try:
+        language = finder() if finder is not None else None
+    except SQLAlchemyError:  # as in _live_interaction
+        language = None
     setattr(g, _ACCOUNT, language)
     return language
 

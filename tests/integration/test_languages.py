@@ -21,7 +21,7 @@ from idp.i18n import LANGUAGE_COOKIE
 from idp.models import Customer, Interaction, User
 from idp.settings import PROJECT_ROOT
 from tests.conftest import PASSWORD, Browser, RegisteredClient, auth_params, csrf_token, query
-from tests.integration.demo_people import Person, invite, local, text
+from tests.integration.demo_people import ANNA_CODE, Person, invite, local, text
 from tests.integration.test_browser_binding import authorize as demo_authorize
 from tests.integration.test_browser_binding import bank_answer, open_callback, press_bank
 
@@ -263,6 +263,29 @@ def test_the_callback_page_speaks_the_sign_ins_language_without_any_cookie(demo:
     callback = bank_answer(person, press_bank(person, interaction))
     page = open_callback(stranger, callback, "POST")
     assert page.status_code == 400 and lang(page) == "ru"
+
+
+def test_a_bank_registration_speaks_the_sign_ins_language_to_its_mail(
+    demo: Flask, db: Session, mailbox: Any
+) -> None:
+    """Anna (a demo customer without an account) comes back from the bank to the
+    registration form, whose URL names no interaction: it speaks the request's language,
+    and so do her account and its confirmation mail."""
+    person = Person(demo)
+    to_login = demo_authorize(person, ui_locales="ru")
+    interaction = query(to_login.headers["Location"])["interaction"]
+    back = open_callback(person, bank_answer(person, press_bank(person, interaction), ANNA_CODE))
+    assert back.status_code == 303 and "/register/upstream/" in back.headers["Location"]
+    form_url = back.headers["Location"]
+    page = person.client.get(local(form_url), headers={"Accept-Language": "lv"})
+    assert page.status_code == 200 and lang(page) == "ru"
+    sent = person.client.post(
+        local(form_url),
+        data={"csrf_token": csrf_token(text(page)), "email": "anna@example.lv", "phone": ""},
+    )
+    assert sent.status_code == 200 and lang(sent) == "ru"
+    assert mailbox.wait_for("anna@example.lv", timeout=20)["Content-Language"] == "ru"
+    assert fresh(db, User, email="anna@example.lv").language == "ru"
 
 
 # --- registration: the mail and the page of its link -------------------------------------------
