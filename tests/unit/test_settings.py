@@ -52,7 +52,8 @@ def test_defaults_load_from_default_toml_alone() -> None:
     assert settings.mode == "demo"
     assert settings.issuer == "http://127.0.0.1:5000"
     assert settings.argon2_memory_cost == 19456
-    assert settings.locales == ["en"]
+    assert settings.locales == ["lv", "ru", "en"]
+    assert settings.default_locale == "lv"
 
 
 def test_the_idp_config_file_overrides_default_toml(tmp_path: Path) -> None:
