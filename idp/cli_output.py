@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from flask import current_app
 
 from idp.csv_import import ImportDataError, ImportReport
 from idp.db import db_session
@@ -19,6 +20,28 @@ if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+# The language of the mail a command sends (and stored on a new account for its later
+# mails and pages); checked against settings.locales by mail_locale().
+locale_option = click.option(
+    "--locale",
+    "locale",
+    default=None,
+    help="Language of the mail and of the new account, one of the locales setting "
+    "(default: default_locale).",
+)
+
+
+def mail_locale(value: str | None) -> str:
+    """--locale as given when the IdP speaks it, else a usage error; none: default_locale."""
+    settings = current_app.config["IDP_SETTINGS"]
+    if value is None:
+        return str(settings.default_locale)
+    if value not in settings.locales:
+        raise click.BadParameter(
+            f"{value!r} is not one of {', '.join(settings.locales)}", param_hint="'--locale'"
+        )
+    return value
 
 
 def one_line_errors(

@@ -55,6 +55,11 @@ def remember_in_browser(interaction_id: str) -> None:
         flask_session[_KNOWN] = [*known[-4:], interaction_id]
 
 
+def known_in_browser() -> list[str]:
+    """The ids of the paused requests this browser's session knows."""
+    return [str(known) for known in flask_session.get(_KNOWN, [])]
+
+
 def forget_in_browser() -> None:
     flask_session.pop(_KNOWN, None)
 

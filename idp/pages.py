@@ -9,15 +9,19 @@ from __future__ import annotations
 from flask import Flask
 from flask_wtf import CSRFProtect
 
+from idp.accounts.cookies import logged_in_language
 from idp.accounts.upstream_views import bp as upstream_bp
 from idp.accounts.upstream_views import callback as upstream_callback
 from idp.accounts.views import bp as accounts_bp
 from idp.consent.views import bp as consent_bp
+from idp.i18n import ACCOUNT_LANGUAGE
 from idp.oidc import views as oidc_views
 
 
 def init_app(app: Flask) -> None:
     csrf = CSRFProtect(app)
+    # The logged-in person's stored language, for idp.i18n.select_locale.
+    app.extensions[ACCOUNT_LANGUAGE] = logged_in_language
     app.register_blueprint(accounts_bp)
     app.register_blueprint(upstream_bp)
     # The provider's answer may be a cross-site form_post: its `state`, found server-side,

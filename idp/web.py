@@ -18,3 +18,19 @@ def html_page(template: str, status: int = 200, **context: object) -> Response:
     The security headers of a page (idp.security.security_headers) are added to every
     HTML answer by the app's after-request hook."""
     return Response(render_template(template, **context), status=status, mimetype="text/html")
+
+
+def local_path(target: str | None) -> str:
+    """`target` when it is a path on this site ("/login?interaction=…"), else "/": never a
+    way to send the browser elsewhere (no scheme, no host, no "//" or "\\" that browsers
+    read as one, no control characters they would strip)."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)
+        or len(target) > 2048
+    ):
+        return "/"
+    return target

@@ -17,7 +17,14 @@ from flask.cli import AppGroup
 
 from idp.accounts import legacy, registration
 from idp.accounts.services import AccountError, create_user
-from idp.cli_output import json_option, one_line_errors, print_rows, run_import
+from idp.cli_output import (
+    json_option,
+    locale_option,
+    mail_locale,
+    one_line_errors,
+    print_rows,
+    run_import,
+)
 from idp.db import db_session
 
 _refusals = one_line_errors(AccountError)
@@ -104,13 +111,20 @@ def _invitation_row(invitation: registration.Invitation) -> dict[str, Any]:
     default=None,
     help="How long the activation link works, e.g. 72h or 7d (default: activation_link_lifetime).",
 )
+@locale_option
 @json_option
 @_refusals
 def users_invite(
-    customer_number: str, email: str, name: str, expires_in: str | None, as_json: bool
+    customer_number: str,
+    email: str,
+    name: str,
+    expires_in: str | None,
+    locale: str | None,
+    as_json: bool,
 ) -> None:
     """Create a user from a signed application and mail an activation link (flow 5)."""
     settings = current_app.config["IDP_SETTINGS"]
+    language = mail_locale(locale)
     lifetime = (
         _parse_duration(expires_in)
         if expires_in
@@ -124,6 +138,7 @@ def users_invite(
         email=email,
         name=name,
         lifetime=lifetime,
+        language=language,
     )
     session.commit()
     print_rows(_invitation_row(invitation), as_json)

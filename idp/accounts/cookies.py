@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts.services import find_browser_session
 from idp.db import db_session
+from idp.i18n import LANGUAGE_COOKIE, LANGUAGE_COOKIE_MAX_AGE
 from idp.models import BrowserSession
 from idp.web import app_settings
 
@@ -122,3 +123,25 @@ def set_interaction_binding(response: BaseResponse, value: str) -> None:
         samesite="Lax",
         path="/",
     )
+
+
+# --- the language the person chose (idp.i18n) ------------------------------------------------
+
+
+def set_language_cookie(response: BaseResponse, language: str) -> None:
+    settings = current_app.config["IDP_SETTINGS"]
+    response.set_cookie(
+        LANGUAGE_COOKIE,
+        language,
+        max_age=LANGUAGE_COOKIE_MAX_AGE,
+        secure=not settings.issuer_is_loopback_http,
+        httponly=True,
+        samesite="Lax",
+        path="/",
+    )
+
+
+def logged_in_language() -> str | None:
+    """The stored language of the person logged in in this browser (idp.i18n asks)."""
+    browser = current_browser_session()
+    return browser.user.language if browser is not None else None

@@ -17,6 +17,7 @@ from idp.accounts.links import PATHS, Purpose
 from idp.accounts.upstream_views import connector_named, unavailable_page
 from idp.accounts.views import link_invalid_page, new_password_errors
 from idp.db import db_session
+from idp.i18n import speak_for_account
 from idp.memberships.rights import shown_rights
 from idp.models import User
 from idp.security import new_token
@@ -35,6 +36,9 @@ def accept(token: str) -> BaseResponse:
     pending = invitations.check_invitation(session, token)
     if pending is None:
         return link_invalid_page()
+    # The invitation was written in this language: the page speaks it too, unless the
+    # person chose another (idp.i18n).
+    speak_for_account(pending.user.language)
     form: InvitationPasswordForm | InvitationStartForm = (
         InvitationPasswordForm() if pending.needs_password else InvitationStartForm()
     )

@@ -18,7 +18,7 @@ from idp.accounts.services import (
 )
 from idp.accounts.views import start_again_page
 from idp.db import db_session
-from idp.i18n import current_language
+from idp.i18n import current_language, speak_for_interaction
 from idp.interactions import belongs_to_browser, load_interaction
 from idp.models import UpstreamProviderConfig, User
 from idp.security import new_token
@@ -115,6 +115,9 @@ def callback(provider: str) -> BaseResponse:
         session.commit()
         return html_page("accounts/upstream_expired.html", status=400)
     session.commit()  # the state is used up whatever happens next
+    # Back from the bank (perhaps by a cross-site form_post, without our Lax cookies): the
+    # pages from here speak the paused request's language.
+    speak_for_interaction(taken.interaction_id)
     if not taken.started_in(cookies.upstream_binding()):
         # Another browser's login (or another tab's, which set a newer cookie). The code is
         # never redeemed; the cookie, if any, is left for the login it belongs to.
@@ -236,6 +239,7 @@ def register(token: str) -> Response:
     pending = upstream.pending_registration(session, app_settings(), token)
     if pending is None:
         return html_page("accounts/upstream_expired.html", status=400)
+    speak_for_interaction(pending.interaction_id)
     form = UpstreamRegistrationForm()
     if request.method == "POST" and form.validate_on_submit():
         upstream.register_verified(
@@ -272,6 +276,7 @@ def resend(token: str) -> BaseResponse:
     pending = upstream.pending_registration(session, app_settings(), token)
     if pending is None or not ConfirmForm().validate_on_submit():
         return html_page("accounts/upstream_expired.html", status=400)
+    speak_for_interaction(pending.interaction_id)
     user = upstream.resend_for_verified(session, app_settings(), pending, current_language())
     session.commit()
     if user is None:  # confirmed or replaced meanwhile: the registration form decides

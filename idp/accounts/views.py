@@ -5,10 +5,12 @@ service, render or redirect."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
 
 from flask import (
     Blueprint,
     Response,
+    abort,
     current_app,
     flash,
     redirect,
@@ -44,17 +46,18 @@ from idp.accounts.services import (
 from idp.assurance import below, required_assurance
 from idp.clients import find_client
 from idp.db import db_session
-from idp.i18n import current_language
+from idp.i18n import current_language, speak_for_account
 from idp.interactions import (
     belongs_to_browser,
     interaction_params,
+    known_in_browser,
     load_interaction,
     may_continue_as,
 )
 from idp.models import BrowserSession, Interaction, User
 from idp.security import Passwords
 from idp.upstream_providers.services import enabled_providers
-from idp.web import app_settings, html_page
+from idp.web import app_settings, html_page, local_path
 
 bp = Blueprint("accounts", __name__)
 
@@ -315,6 +318,8 @@ def confirm_email(token: str) -> BaseResponse:
     user = registration.check_registration_link(session, token)
     if user is None:
         return link_invalid_page()
+    # The language chosen at registration (the mail's) when this browser brings none.
+    speak_for_account(user.language)
     return html_page("accounts/confirm_email.html", form=form, user=user)
 
 
@@ -338,6 +343,7 @@ def _new_password_page(
     user = check(session, token)
     if user is None:
         return link_invalid_page()
+    speak_for_account(user.language)  # the mail's language, when the browser brings none
     form = NewPasswordForm()
     if request.method == "POST" and new_password_errors(form, user.email):
         if (
@@ -461,3 +467,32 @@ def contact() -> BaseResponse:
             return redirect(target, 303)
     status = 400 if request.method == "POST" else 200
     return html_page("accounts/contact.html", status=status, form=form, user=user)
+
+
+@bp.get("/language/<code>")
+def choose_language(code: str) -> BaseResponse:
+    """The language switcher on every page (a plain link: no JavaScript). The choice is
+    kept in a long-lived cookie and, for a logged-in person, on the account; it replaces
+    the ui_locales of the requests paused in this browser for the rest of their sign-in
+    (the request's language would otherwise win, docs/operations.md "Languages"). Back to
+    `next`, a path on this site only."""
+    target = local_path(request.args.get("next"))
+    if code not in app_settings().locales:
+        abort(404)
+    session = db_session()
+    browser = cookies.current_browser_session()
+    if browser is not None:
+        browser.user.language = code
+    # Every sign-in paused in this browser (the page may be one found by a token, such as
+    # the bank registration form, whose URL names no interaction).
+    named = parse_qs(urlsplit(target).query).get("interaction", [""])[0]
+    for interaction_id in dict.fromkeys([named, *known_in_browser()]):
+        interaction = load_interaction(session, interaction_id)
+        if interaction is not None and belongs_to_browser(
+            interaction, cookies.interaction_binding()
+        ):
+            interaction.params = {**interaction.params, "ui_locales": [code]}
+    session.commit()
+    response = redirect(target, 303)
+    cookies.set_language_cookie(response, code)
+    return response

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from idp.accounts.services import no_customer
 from idp.audit import Actor, history
-from idp.cli_output import json_option, one_line_errors, print_rows
+from idp.cli_output import json_option, locale_option, mail_locale, one_line_errors, print_rows
 from idp.db import db_session, utcnow
 from idp.delegation import services
 from idp.memberships.rights import MembershipState
@@ -84,6 +84,7 @@ def _invitation_row(invitation: services.Invitation, dry_run: bool) -> dict[str,
     help="The person's code: their bank or eSignature login must prove the same one.",
 )
 @click.option("--evidence", help="E.g. the number of the signed application.")
+@locale_option
 @json_option
 @dry_run_option
 @_errors
@@ -94,11 +95,13 @@ def add_user(
     rights: str,
     personal_code: str | None,
     evidence: str | None,
+    locale: str | None,
     as_json: bool,
     dry_run: bool,
 ) -> None:
     """Add an additional user from a contractor's signed application (flow 6): mails an
     invitation; the membership is active once the person has accepted it."""
+    language = mail_locale(locale)
     session = db_session()
     invitation = services.invite_additional_user(
         session,
@@ -110,6 +113,7 @@ def add_user(
         rights=[rights],
         evidence=evidence,
         actor=Actor.cli(),
+        language=language,
     )
     row = _invitation_row(invitation, dry_run)
     _finish(session, dry_run)
@@ -139,6 +143,7 @@ def _end_of_day(value: str) -> dt.datetime:
 @click.option(
     "--evidence", required=True, help="The signed application or authorisation (e.g. its number)."
 )
+@locale_option
 @json_option
 @dry_run_option
 @_errors
@@ -148,11 +153,13 @@ def add_authorised(
     name: str,
     until: str,
     evidence: str,
+    locale: str | None,
     as_json: bool,
     dry_run: bool,
 ) -> None:
     """Register an authorised person (flow 7): mails a link to approve by a deadline; then
     they act for the customer with the contractor's rights until the end date."""
+    language = mail_locale(locale)
     session = db_session()
     end = _end_of_day(until)
     invitation = services.invite_authorised_person(
@@ -164,6 +171,7 @@ def add_authorised(
         until=end,
         evidence=evidence,
         actor=Actor.cli(),
+        language=language,
     )
     row = _invitation_row(invitation, dry_run)
     _finish(session, dry_run)

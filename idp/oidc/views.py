@@ -22,7 +22,7 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp import interactions
+from idp import i18n, interactions
 from idp.accounts import cookies
 from idp.accounts.services import end_browser_session
 from idp.assurance import ASSURANCE_LEVELS
@@ -78,8 +78,9 @@ def jwks() -> Response:
 @bp.route("/authorize", methods=["GET", "POST"])
 def authorize_endpoint() -> BaseResponse:
     params = request.args if request.method == "GET" else request.form
-    if "ui_locales" in params:
-        session["ui_locales"] = params.get("ui_locales", "")[:64]
+    # The request's language for the pages of this sign-in; it is stored with the paused
+    # request (Interaction.params), where every later page finds it (idp.i18n).
+    i18n.speak_for_sign_in(params.get("ui_locales", "")[:256])
     browser = cookies.current_browser_session()
     # One binding value per browser (kept while it lives, so other tabs keep theirs).
     binding = cookies.interaction_binding() or new_token(24)

@@ -161,5 +161,9 @@ def test_used_expired_and_unknown_links_look_the_same(
 ) -> None:
     used = issue(db, user, Purpose.ACTIVATE)
     consume(app, used, Purpose.ACTIVATE)
-    pages = {client.get(path(Purpose.ACTIVATE, t)).get_data(as_text=True) for t in (used, "u" * 43)}
+    # (The language switcher links back to the page's own URL: that part is the token.)
+    pages = {
+        client.get(path(Purpose.ACTIVATE, t)).get_data(as_text=True).replace(t, "TOKEN")
+        for t in (used, "u" * 43)
+    }
     assert len(pages) == 1
