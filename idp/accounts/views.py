@@ -19,6 +19,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -157,10 +158,12 @@ def login() -> BaseResponse | str:
                 "sent you. We can send the link again."
             )
         elif result.retry_after:
-            error = _(
-                "Too many failed attempts. Wait %(seconds)s seconds and try again, or "
+            error = ngettext(
+                "Too many failed attempts. Wait %(num)s second and try again, or "
                 "reset your password.",
-                seconds=result.retry_after,
+                "Too many failed attempts. Wait %(num)s seconds and try again, or "
+                "reset your password.",
+                result.retry_after,
             )
         else:
             error = _("The e-mail or password is not right. Check them and try again.")

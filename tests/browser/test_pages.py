@@ -11,13 +11,20 @@ public client, and the contractor sees the USERS page of the demo customer.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Route, expect
+from playwright.sync_api import Browser, Route, expect
 
 from idp.demo.seed import DEMO_CUSTOMER, DEMO_EMAIL, DEMO_PASSWORD
-from tests.browser.conftest import AccessibilityViolations, BrowserTab, HorizontalOverflow
+from tests.browser.conftest import (
+    SIZES,
+    TIMEOUT_MS,
+    AccessibilityViolations,
+    BrowserTab,
+    DemoServer,
+    HorizontalOverflow,
+)
 
 EMAIL_FIELD = "input[name=email]"
 PASSWORD_FIELD = "input[name=password]"
@@ -214,3 +221,58 @@ def test_violations_are_reported_per_step(tab: BrowserTab) -> None:
     message = str(raised.value)
     assert "broken-login" in message and "label [critical]" in message, message
     assert "#email" in message and "https://dequeuniversity.com/rules/axe/" in message, message
+
+
+# --- (e) a phone set to Latvian; switching to Russian -----------------------------------------
+
+
+@pytest.fixture
+def latvian_phone(
+    chromium: Browser, demo_server: DemoServer, axe_source: str
+) -> Iterator[BrowserTab]:
+    """A phone whose browser asks for Latvian (Accept-Language: lv-LV)."""
+    context = chromium.new_context(locale="lv-LV", **SIZES["phone"])
+    context.set_default_timeout(TIMEOUT_MS)
+    yield BrowserTab(context.new_page(), "phone", "latvian_phone", demo_server.base_url, axe_source)
+    context.close()
+
+
+def expect_language(tab: BrowserTab, language: str) -> None:
+    expect(tab.page.locator("html")).to_have_attribute("lang", language)
+
+
+def test_a_latvian_phone_meets_latvian_and_a_switch_to_russian_lasts(
+    latvian_phone: BrowserTab,
+) -> None:
+    tab = latvian_phone
+    tab.goto("/demo/")
+    expect_language(tab, "lv")
+    tab.page.select_option("#prompt", "consent")
+    with tab.page.expect_navigation():
+        tab.page.get_by_role("button", name="Pieslēgties caur IdP").click()
+    expect(tab.page).to_have_url(re.compile(r"/login\?interaction="))
+    expect_language(tab, "lv")
+    expect(tab.page.get_by_role("button", name="Pieslēgties", exact=True)).to_be_visible()
+    tab.check("login-lv")
+    # The switcher is a plain link, named in its own language; the paused sign-in stays.
+    with tab.page.expect_navigation():
+        tab.page.get_by_role("link", name="Русский").click()
+    expect(tab.page).to_have_url(re.compile(r"/login\?interaction="))
+    expect_language(tab, "ru")
+    expect(tab.page.get_by_role("link", name="Русский")).to_have_attribute("aria-current", "true")
+    tab.check("login-ru")
+    tab.page.fill(EMAIL_FIELD, DEMO_EMAIL)
+    tab.page.fill(PASSWORD_FIELD, DEMO_PASSWORD)
+    with tab.page.expect_navigation():
+        tab.page.get_by_role("button", name="Войти", exact=True).click()
+    expect_consent_page(tab)
+    expect_language(tab, "ru")
+    expect(tab.page.locator(ALLOW)).to_have_text("Разрешить")
+    tab.check("consent-ru")
+    with tab.page.expect_navigation(url=re.compile(r"/demo/$")):
+        tab.page.locator(ALLOW).click()
+    # Back at the application, and on the IdP's next page the choice still holds.
+    expect_language(tab, "ru")
+    tab.goto("/users")
+    expect_language(tab, "ru")
+    tab.check("users-ru")
