@@ -25,7 +25,12 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(_error: CSRFError) -> Response:
         return _page(
-            400, _("The form has expired"), _("Go back, reload the page and send the form again.")
+            400,
+            _("The form has expired"),
+            _(
+                "The page was open for a long time, so the form was not sent and nothing "
+                "was saved. Open the page again and fill in the form once more."
+            ),
         )
 
     @app.errorhandler(HTTPException)

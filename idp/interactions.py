@@ -10,6 +10,8 @@ imports none of them.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from authlib.common.urls import add_params_to_uri
 from flask import Response
@@ -26,6 +28,12 @@ from idp.web import html_page
 
 # The Flask session (cookie) key listing this browser's few most recent paused requests.
 _KNOWN = "interactions"
+# The client id of each of those requests ({interaction id: client id}), kept after the
+# request itself expired and was deleted: the expired page still names the application.
+_CLIENTS = "interaction_clients"
+# The client of the most recent paused request; outlives logout, so the pages that end
+# somewhere (error, 404, logged out, a used link) can lead back to that application.
+_LAST_CLIENT = "last_client"
 
 
 def load_interaction(session: Session, interaction_id: str | None) -> Interaction | None:
@@ -47,12 +55,19 @@ def interaction_params(interaction: Interaction) -> MultiDict[str, str]:
     return MultiDict([(k, v) for k, values in interaction.params.items() for v in values])
 
 
-def remember_in_browser(interaction_id: str) -> None:
+def remember_in_browser(interaction_id: str, client_id: str | None = None) -> None:
     """Note a request that just paused in this browser's session (several tabs: the few
-    most recent)."""
+    most recent), and the client that sent it."""
     known = flask_session.get(_KNOWN, [])
     if interaction_id not in known:
-        flask_session[_KNOWN] = [*known[-4:], interaction_id]
+        known = [*known[-4:], interaction_id]
+        flask_session[_KNOWN] = known
+    if client_id:
+        clients = {k: v for k, v in flask_session.get(_CLIENTS, {}).items() if k in known}
+        if clients.get(interaction_id) != client_id:
+            flask_session[_CLIENTS] = {**clients, interaction_id: client_id}
+        if flask_session.get(_LAST_CLIENT) != client_id:
+            flask_session[_LAST_CLIENT] = client_id
 
 
 def known_in_browser() -> list[str]:
@@ -61,7 +76,55 @@ def known_in_browser() -> list[str]:
 
 
 def forget_in_browser() -> None:
+    """Logout: the paused requests go; the last client stays, for "Back to <app>"."""
     flask_session.pop(_KNOWN, None)
+    flask_session.pop(_CLIENTS, None)
+
+
+@dataclass(frozen=True)
+class AppLink:
+    """Where "Back to <application>" leads: the client's name and its start address."""
+
+    name: str
+    uri: str
+
+
+def client_home(redirect_uris: list[str]) -> str | None:
+    """A client's start address: the origin of its first http(s) redirect URI (clients
+    register no home page; the origin is where its people start). None for an app whose
+    redirect URI is no web address (a native app's custom scheme)."""
+    for uri in redirect_uris[:1]:
+        parts = urlsplit(uri)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            return f"{parts.scheme}://{parts.netloc}/"
+    return None
+
+
+def way_on(session: Session, interaction_id: str | None) -> tuple[AppLink | None, str | None]:
+    """For a page that ends a path (error, 404, expired form, logged out, used link): the
+    application to go back to, and the paused request of this browser that `interaction_id`
+    names while it still lives (the login page continues it), else None."""
+    live = paused_here(session, interaction_id) if interaction_id else None
+    return app_link(session, interaction_id), live.id if live is not None else None
+
+
+def app_link(session: Session, interaction_id: str | None = None) -> AppLink | None:
+    """The application that sent the person here, when this browser knows it: the client
+    of `interaction_id` (live, or remembered after it expired), else that of the most
+    recent paused request. None: the pages lead to the start page instead."""
+    client_id: str | None = None
+    if interaction_id and len(interaction_id) <= 64:
+        live = load_interaction(session, interaction_id)
+        if live is not None and interaction_id in known_in_browser():
+            client_id = interaction_params(live).get("client_id")
+        else:
+            client_id = flask_session.get(_CLIENTS, {}).get(interaction_id)
+    client_id = client_id or flask_session.get(_LAST_CLIENT)
+    client = find_client(session, client_id) if client_id else None
+    if client is None:
+        return None
+    uri = client_home(list(client.redirect_uris))
+    return AppLink(client.name, uri) if uri else None
 
 
 def paused_here(session: Session, interaction_id: str) -> Interaction | None:
@@ -73,20 +136,47 @@ def paused_here(session: Session, interaction_id: str) -> Interaction | None:
     return interaction
 
 
-def error_page(error: str, detail: str = "", *, message: str | None = None) -> Response:
+def error_page(
+    error: str,
+    detail: str = "",
+    *,
+    message: str | None = None,
+    app: AppLink | None = None,
+    expired: bool = False,
+) -> Response:
     """A sign-in that cannot go on and cannot be sent back to the client (status 400).
 
     `message` tells the person what happened, in the page's language; `detail` is the
     protocol's own description (RFC 6749 error_description: English ASCII, for the
-    application's developers), shown under "Technical details" marked as English."""
-    return html_page("oidc/error.html", status=400, error=error, detail=detail, message=message)
-
-
-def expired_page() -> Response:
-    return error_page(
-        "invalid_request",
-        message=_("This sign-in has expired. Go back to the application and start again."),
+    application's developers), shown under "Technical details" marked as English. `app`:
+    the application to start again at (else the start page)."""
+    return html_page(
+        "oidc/error.html",
+        status=400,
+        error=error,
+        detail=detail,
+        message=message,
+        app=app,
+        expired=expired,
     )
+
+
+def expired_page(session: Session, interaction_id: str | None = None) -> Response:
+    """A paused request that is gone (expired, finished, or another browser's): plain
+    words and "Start again at <application>" when this browser knows which one."""
+    app = app_link(session, interaction_id)
+    if app is not None:
+        message = _(
+            "This sign-in waited too long and has expired, or it was already finished. "
+            "Nothing was lost: start again at %(app)s.",
+            app=app.name,
+        )
+    else:
+        message = _(
+            "This sign-in waited too long and has expired, or it was already finished. "
+            "Nothing was lost: go back to the application and start again."
+        )
+    return error_page("invalid_request", message=message, app=app, expired=True)
 
 
 # --- what the paused request asks of the login ------------------------------------------------

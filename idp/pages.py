@@ -6,7 +6,7 @@ clients instead)."""
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 from flask_wtf import CSRFProtect
 
 from idp.accounts.cookies import logged_in_language
@@ -14,7 +14,9 @@ from idp.accounts.upstream_views import bp as upstream_bp
 from idp.accounts.upstream_views import callback as upstream_callback
 from idp.accounts.views import bp as accounts_bp
 from idp.consent.views import bp as consent_bp
+from idp.db import db_session
 from idp.i18n import ACCOUNT_LANGUAGE
+from idp.interactions import AppLink, way_on
 from idp.oidc import views as oidc_views
 
 
@@ -22,6 +24,7 @@ def init_app(app: Flask) -> None:
     csrf = CSRFProtect(app)
     # The logged-in person's stored language, for idp.i18n.select_locale.
     app.extensions[ACCOUNT_LANGUAGE] = logged_in_language
+    app.jinja_env.globals["way_on"] = _way_on
     app.register_blueprint(accounts_bp)
     app.register_blueprint(upstream_bp)
     # The provider's answer may be a cross-site form_post: its `state`, found server-side,
@@ -56,3 +59,16 @@ def init_app(app: Flask) -> None:
                 **example_services(app.config["IDP_SETTINGS"].issuer),
             },
         )
+
+
+def _way_on() -> tuple[AppLink | None, str | None]:
+    """For the templates of pages that end a path: where "Back to <application>" leads
+    and the paused request the login link continues (idp.interactions.way_on)."""
+    interaction = request.args.get("interaction", "")
+    # A posted form's field only when the form was read already (a CSRF error): never
+    # parse a body here, an error page may answer one too big to read (413).
+    if not interaction and "form" in request.__dict__:
+        interaction = request.form.get("interaction", "")
+    if not interaction.isascii() or not interaction.isprintable():
+        interaction = ""  # never an id we issued (and PostgreSQL refuses NUL)
+    return way_on(db_session(), interaction[:64] or None)

@@ -101,10 +101,20 @@ class Settings:
     support_contact: dict[str, str]
     upstream_timeout: int
     upstream_login_lifetime: int
+    # The customer portal's address, offered on the start page; empty: the demo relying
+    # page in demo mode, else no link (see portal_link).
+    portal_url: str
 
     def support_contact_in(self, language: str) -> str:
         """How to reach the utility, in `language` when configured, else in the default."""
         return self.support_contact.get(language) or self.support_contact[self.default_locale]
+
+    @property
+    def portal_link(self) -> str:
+        """Where "Open the customer portal" leads, or "" for no such link."""
+        if self.portal_url:
+            return self.portal_url
+        return self.issuer + "/demo/" if self.is_demo else ""
 
     @property
     def is_demo(self) -> bool:
@@ -336,6 +346,10 @@ def _check_rules(s: Settings) -> None:
         raise SettingsError(
             "setting 'support_contact' (IDP_SUPPORT_CONTACT) needs a text for the default "
             f"locale {s.default_locale!r}"
+        )
+    if s.portal_url and not _is_absolute_http_url(s.portal_url):
+        raise SettingsError(
+            "setting 'portal_url' (IDP_PORTAL_URL) must be empty or an absolute http(s) URL"
         )
     if s.key_encryption_key:
         _check_fernet_key(s.key_encryption_key)

@@ -153,6 +153,8 @@ class RegistrationForm(FlaskForm):
 
 class ForgotPasswordForm(FlaskForm):
     email = _email_field("username")
+    # The paused sign-in, carried into the reset link (back to the application after it).
+    interaction = HiddenField(validators=[hidden_at_most(64)])
 
 
 class NewPasswordForm(FlaskForm):

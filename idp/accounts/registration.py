@@ -504,11 +504,17 @@ def activate_account(
 
 
 def request_password_reset(
-    session: Session, settings: Settings, typed_email: str, language: str | None = None
+    session: Session,
+    settings: Settings,
+    typed_email: str,
+    language: str | None = None,
+    *,
+    interaction_id: str | None = None,
 ) -> None:
     """Mail a reset link to the matched account's *stored* address, never to the string
     typed (a look-alike that normalises to the same account must not receive it). The
-    caller shows the same answer whatever happens here."""
+    caller shows the same answer whatever happens here. `interaction_id`: the paused
+    sign-in the link leads back to (login, then the application) in the same browser."""
     user = find_user_by_email(session, typed_email)
     if (
         user is None
@@ -524,7 +530,8 @@ def request_password_reset(
         template="reset_password",
         language=user.language or language,
         name=user.name,
-        link=link_url(settings.issuer, Purpose.RESET_PASSWORD, token),
+        link=link_url(settings.issuer, Purpose.RESET_PASSWORD, token)
+        + ("?interaction=" + interaction_id if interaction_id else ""),
         minutes=settings.reset_link_lifetime // 60,
     )
 

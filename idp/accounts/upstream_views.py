@@ -22,7 +22,12 @@ from idp.i18n import current_language, speak_for_interaction
 from idp.interactions import belongs_to_browser, load_interaction
 from idp.models import UpstreamProviderConfig, User
 from idp.security import new_token
-from idp.upstream_providers.services import NAME_PATTERN, ProviderError, connector_config
+from idp.upstream_providers.services import (
+    NAME_PATTERN,
+    ProviderError,
+    connector_config,
+    find_provider,
+)
 from idp.web import app_settings, html_page
 from providers.base import UpstreamCancelled, UpstreamError, UpstreamProvider, VerifiedIdentity
 from providers.registry import build_connector
@@ -161,11 +166,18 @@ def _finish(provider: str, params: dict[str, str], taken: upstream.TakenLogin) -
             if resolution.outcome is upstream.Outcome.NO_CUSTOMER
             else "customer_has_account"
         )
+        row = find_provider(session, provider)
         return html_page(
             "accounts/register_refused.html",
             status=422,
             reason=reason,
             support=app_settings().support_contact_in(current_language()),
+            # A login (the bank button is also the way to register): worded as a login,
+            # and "Try again" leads back to the login page with the paused sign-in.
+            by_login=True,
+            method=identity.method,
+            provider_name=row.display_name if row else provider,
+            interaction=taken.interaction_id,
         )
     if resolution.outcome in (upstream.Outcome.REGISTER, upstream.Outcome.CONFIRM_FIRST):
         session.commit()
@@ -261,11 +273,14 @@ def register(token: str) -> Response:
     waiting = upstream.pending_account(session, pending.identity.personal_code)
     if waiting is not None:
         return _confirm_first_page(token, pending, waiting, form, status)
+    row = find_provider(session, pending.identity.provider)
     return html_page(
         "accounts/register_upstream.html",
         status=status,
         form=form,
         name=upstream.registration_name(session, pending.identity),
+        method=pending.identity.method,
+        provider_name=row.display_name if row else pending.identity.provider,
     )
 
 

@@ -54,6 +54,7 @@ from idp.interactions import (
     known_in_browser,
     load_interaction,
     may_continue_as,
+    paused_here,
 )
 from idp.models import BrowserSession, Interaction, User
 from idp.security import Passwords
@@ -66,6 +67,10 @@ bp = Blueprint("accounts", __name__)
 # from the URL.
 NOTICES = {
     "confirmed": _l("Your e-mail address is confirmed. You can log in now."),
+    # An account registered by bank or eSignature has no password to log in with.
+    "confirmed_upstream": _l(
+        "Your e-mail address is confirmed. Log in with your internet bank or eSignature."
+    ),
     "activated": _l("Your account is ready. Log in with your e-mail and new password."),
     "password_changed": _l(
         "Your password is changed and you were logged out everywhere. Log in with the new password."
@@ -233,7 +238,11 @@ def _continue_session(
 @bp.get("/")
 def signed_in() -> Response:
     browser = cookies.current_browser_session()
-    return html_page("accounts/home.html", user=browser.user if browser else None)
+    return html_page(
+        "accounts/home.html",
+        user=browser.user if browser else None,
+        portal_url=app_settings().portal_link,
+    )
 
 
 # --- registration by e-mail, links, password reset ---------------------------------------------
@@ -296,12 +305,15 @@ def register() -> Response:
                 "accounts/check_mail.html",
                 purpose="register",
                 hours=app_settings().confirmation_link_lifetime // 3600,
+                interaction=form.interaction.data or None,
             )
         return html_page(
             "accounts/register_refused.html",
             status=422,
             reason=outcome.value,
             support=app_settings().support_contact_in(current_language()),
+            interaction=form.interaction.data or None,
+            by_login=False,
         )
     status = 400 if request.method == "POST" else 200
     return html_page("accounts/register.html", status=status, form=form)
@@ -317,7 +329,9 @@ def confirm_email(token: str) -> BaseResponse:
             session.rollback()
             return link_invalid_page()
         session.commit()
-        return redirect(_login_url("confirmed"), 303)
+        return redirect(
+            _login_url("confirmed" if user.password_hash else "confirmed_upstream"), 303
+        )
     user = registration.check_registration_link(session, token)
     if user is None:
         return link_invalid_page()
@@ -380,16 +394,25 @@ def activate(token: str) -> BaseResponse:
 @bp.route("/forgot-password", methods=["GET", "POST"])
 def forgot_password() -> Response:
     form = ForgotPasswordForm()
+    if request.method == "GET":
+        form.interaction.data = request.args.get("interaction", "")[:64]
     if form.validate_on_submit():
         session = db_session()
+        # Only a paused request of this browser travels into the mail's link.
+        interaction = paused_here(session, form.interaction.data or "")
         registration.request_password_reset(
-            session, app_settings(), form.email.data or "", current_language()
+            session,
+            app_settings(),
+            form.email.data or "",
+            current_language(),
+            interaction_id=interaction.id if interaction else None,
         )
         session.commit()
         return html_page(
             "accounts/check_mail.html",
             purpose="reset",
             minutes=app_settings().reset_link_lifetime // 60,
+            interaction=form.interaction.data or None,
         )
     status = 400 if request.method == "POST" else 200
     return html_page("accounts/forgot_password.html", status=status, form=form)

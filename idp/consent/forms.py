@@ -1,4 +1,5 @@
-"""The consent form: Allow or Deny (CSRF-protected)."""
+"""The consent form: Allow or Cancel (CSRF-protected; Cancel is the `deny` button, which
+returns access_denied to the application)."""
 
 from __future__ import annotations
 
@@ -10,4 +11,4 @@ from wtforms import HiddenField, SubmitField
 class ConsentForm(FlaskForm):
     interaction = HiddenField()
     allow = SubmitField(_l("Allow"))
-    deny = SubmitField(_l("Deny"))
+    deny = SubmitField(_l("Cancel"))

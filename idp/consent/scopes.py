@@ -20,15 +20,19 @@ class ScopeInfo:
 CATALOGUE: dict[str, ScopeInfo] = {
     s.name: s
     for s in (
-        ScopeInfo("openid", _l("Confirm who you are (a stable, anonymous identifier)"), ("sub",)),
-        ScopeInfo("profile", _l("Your name"), ("name",)),
-        ScopeInfo("email", _l("Your e-mail address"), ("email", "email_verified")),
-        ScopeInfo("phone", _l("Your phone number"), ("phone_number", "phone_number_verified")),
+        ScopeInfo(
+            "openid",
+            _l("Recognise you when you come back (by a number that tells nothing about you)"),
+            ("sub",),
+        ),
+        ScopeInfo("profile", _l("See your name"), ("name",)),
+        ScopeInfo("email", _l("See your e-mail address"), ("email", "email_verified")),
+        ScopeInfo("phone", _l("See your phone number"), ("phone_number", "phone_number_verified")),
         # Domain scopes: granted only while the membership holds the right of the same
         # name (idp.memberships.rights.SCOPE_RIGHTS).
-        ScopeInfo("invoices.read", _l("View the invoices of the customer you act for"), ()),
+        ScopeInfo("invoices.read", _l("See the invoices of the customer you act for"), ()),
         ScopeInfo(
-            "meter_readings.submit", _l("Report meter readings for the customer you act for"), ()
+            "meter_readings.submit", _l("Send meter readings for the customer you act for"), ()
         ),
     )
 }

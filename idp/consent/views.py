@@ -22,7 +22,7 @@ def consent_page() -> BaseResponse | str:
     db = db_session()
     interaction = paused_here(db, request.values.get("interaction", ""))
     if interaction is None:
-        return expired_page()
+        return expired_page(db, request.values.get("interaction", ""))
     browser = cookies.current_browser_session()
     if browser is None:
         return redirect(url_for("accounts.login", interaction=interaction.id))

@@ -10,7 +10,7 @@ from idp.memberships.rights import MembershipState, Right, Role
 
 # Keyed by str: the enumerations are StrEnums, and callers pass the stored strings.
 ROLE_LABELS: dict[str, Any] = {
-    Role.CONTRACTOR: _l("Contractor"),
+    Role.CONTRACTOR: _l("Account holder"),
     Role.AUTHORISED_PERSON: _l("Authorised person"),
     Role.ADDITIONAL_USER: _l("Additional user"),
 }

@@ -87,7 +87,7 @@ def authorize_endpoint() -> BaseResponse:
     outcome = authorize.process(
         db_session(), server(), params, browser, browser_hash=hash_secret(binding)
     )
-    response = _answer(outcome)
+    response = _answer(outcome, params.get("client_id"))
     if outcome.interaction_id:  # a request paused: bind it to this browser
         cookies.set_interaction_binding(response, binding)
     return response
@@ -96,24 +96,28 @@ def authorize_endpoint() -> BaseResponse:
 @bp.get("/authorize/resume")
 def resume() -> BaseResponse:
     """Continue a paused request after login or consent (same browser only)."""
-    interaction = interactions.paused_here(db_session(), request.args.get("interaction", ""))
+    interaction_id = request.args.get("interaction", "")
+    interaction = interactions.paused_here(db_session(), interaction_id)
     if interaction is None or not interactions.belongs_to_browser(
         interaction, cookies.interaction_binding()
     ):
-        return interactions.expired_page()
+        return interactions.expired_page(db_session(), interaction_id)
     browser = cookies.current_browser_session()
     params = interactions.interaction_params(interaction)
-    return _answer(authorize.process(db_session(), server(), params, browser, interaction))
+    return _answer(
+        authorize.process(db_session(), server(), params, browser, interaction),
+        params.get("client_id"),
+    )
 
 
-def _answer(outcome: authorize.Outcome) -> BaseResponse:
+def _answer(outcome: authorize.Outcome, client_id: str | None = None) -> BaseResponse:
     if outcome.kind == "redirect":
         return redirect(outcome.location, code=302)
     if outcome.kind == "error_page":
         return interactions.error_page(
             outcome.error, outcome.description, message=outcome.message or None
         )
-    interactions.remember_in_browser(outcome.interaction_id)
+    interactions.remember_in_browser(outcome.interaction_id, client_id)
     endpoint = {
         "login": "accounts.login",
         "contact": "accounts.contact",
@@ -128,7 +132,7 @@ def select_customer() -> BaseResponse:
     db = db_session()
     interaction = interactions.paused_here(db, request.values.get("interaction", ""))
     if interaction is None:
-        return interactions.expired_page()
+        return interactions.expired_page(db, request.values.get("interaction", ""))
     browser = cookies.current_browser_session()
     if browser is None:
         return redirect(url_for("accounts.login", interaction=interaction.id), 302)

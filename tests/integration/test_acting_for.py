@@ -134,7 +134,7 @@ def test_the_person_with_three_memberships_chooses_each_in_turn(
         "100200300",
         "400500600",
         "200300400",
-        "Contractor",
+        "Account holder",
         "Authorised person",
         "Additional user",
     ):
@@ -331,7 +331,7 @@ def test_consent_is_remembered_per_customer(
     )
     consent = client.get(client.get(chosen.headers["Location"]).headers["Location"])
     html = consent.get_data(as_text=True)
-    assert consent.status_code == 200 and "Gāze SIA" in html and "View the invoices" in html
+    assert consent.status_code == 200 and "Gāze SIA" in html and "See the invoices" in html
 
 
 def test_consent_given_for_one_customer_does_not_carry_to_another(

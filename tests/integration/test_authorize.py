@@ -22,6 +22,12 @@ def third_party(make_client):
     return make_client(name="Invoice service")
 
 
+def client_home(rp) -> str:
+    """The start address the expired page links to: the origin of the redirect URI."""
+    parts = urlsplit(rp.redirect_uri)
+    return f"{parts.scheme}://{parts.netloc}/"
+
+
 def assert_error_page(response, error: str) -> None:
     """Our own HTML page, status 400, never a redirect."""
     assert response.status_code == 400, response.headers.get("Location")
@@ -407,16 +413,21 @@ def test_a_finished_request_cannot_be_resumed_again(client, browser, user, confi
     resume = browser.login(interaction=interaction).headers["Location"]
     code_redirect(client.get(resume), confidential_client, params["state"])
     again = client.get(resume)
-    assert_error_page(again, "invalid_request")
+    # In plain words, never a bare error code, and a way to start again at the app.
+    assert_error_page(again, "This sign-in has expired")
+    html = again.get_data(as_text=True)
+    assert "invalid_request" not in html
+    assert f'<a href="{client_home(confidential_client)}">Start again at ' in html
 
 
 def test_resume_from_another_browser_is_refused(app, client, browser, user, confidential_client):
     params, _ = auth_params(confidential_client)
     interaction = login_page_interaction(client.get("/authorize", query_string=params))
     other = app.test_client()
-    assert_error_page(
-        other.get("/authorize/resume", query_string={"interaction": interaction}), "invalid_request"
-    )
+    refused = other.get("/authorize/resume", query_string={"interaction": interaction})
+    assert_error_page(refused, "This sign-in has expired")
+    # That browser never sent a request: it cannot name an application, only the start page.
+    assert '<a href="/">Go to the start page</a>' in refused.get_data(as_text=True)
 
 
 # --- other request shapes ----------------------------------------------------------------------

@@ -136,7 +136,7 @@ def test_a_contractor_of_one_customer_goes_straight_to_its_users(contractor: Fla
     page = contractor.get(f"/users/{NUMBER}")
     html = text(page)
     assert page.status_code == 200
-    assert "Jānis Bērziņš (you)" in html and "Contractor" in html
+    assert "Jānis Bērziņš (you)" in html and "Account holder" in html
     assert "View invoices, Report meter readings, Manage users" in html
     assert "cannot be changed here" in html
     # The contractor has no change/remove buttons: admins handle contractors.
@@ -174,7 +174,7 @@ def test_an_additional_user_gets_403_on_their_customers_users(
     ):
         answer = client.get(path)
         assert answer.status_code == 403, path
-        assert "Only the contractor or an authorised person manages users" in text(answer)
+        assert "Only the account holder or an authorised person manages users" in text(answer)
 
 
 def test_a_contractor_cannot_see_or_touch_another_customers_users(
