@@ -41,7 +41,7 @@ from idp.demo.seed import (
     PUBLIC_CLIENT_ID,
 )
 from idp.memberships.rights import Role
-from idp.models import Customer, Membership, UpstreamProviderConfig, User
+from idp.models import Customer, Interaction, Membership, UpstreamProviderConfig, User
 from tests.conftest import csrf_token, pkce_pair, query
 from tests.integration.demo_people import (
     ANNA_CODE,
@@ -342,6 +342,21 @@ def _walk_a_bank_registration(walk: Walk) -> None:
         peteris,
     )
     walk.saw("bank: cancelled", peteris.at_the_bank(_to_the_bank(peteris), None), peteris)
+    ilze = walk.person()  # the DEMO bank knows her; she is nobody's customer
+    walk.saw("bank: no customer", ilze.at_the_bank(_to_the_bank(ilze), "15058510006"), ilze)
+
+
+def _walk_the_way_back(walk: Walk) -> None:
+    """A sign-in that expired and was deleted: the pages name the application (issue 14)."""
+    someone = walk.person()
+    _location, interaction = _authorize_url(walk, someone)
+    row = walk.db.get(Interaction, interaction)
+    assert row is not None
+    walk.db.delete(row)
+    walk.db.commit()
+    walk.saw("sign-in expired", someone.get(f"/consent?interaction={interaction}"), someone)
+    walk.saw("logged out, back to the app", someone.get("/logged-out"), someone)
+    walk.saw("no such page, back to the app", someone.get("/no-such-page"), someone)
 
 
 def _authorize_url(walk: Walk, person: Person) -> tuple[str, str]:
@@ -479,6 +494,7 @@ def test_no_english_on_any_page(
     walk = Walk(demo, db, mailbox, language)
     _walk_without_an_account(walk)
     _walk_a_bank_registration(walk)
+    _walk_the_way_back(walk)
     janis = _walk_the_contractor(walk)
     _walk_invitations(walk, janis)
     _walk_the_users_section(walk, janis)
