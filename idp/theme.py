@@ -198,7 +198,7 @@ def brand() -> Brand:
     settings: Settings = current_app.config["IDP_SETTINGS"]
     language = current_language()
     return Brand(
-        name=settings.brand_name_in(language),
+        name=brand_name(),
         logo_url=_image_url(settings.brand_logo),
         favicon_url=_image_url(settings.brand_favicon),
         favicon_type=_IMAGE_TYPES.get(Path(settings.brand_favicon.split("?")[0]).suffix, ""),
@@ -206,6 +206,18 @@ def brand() -> Brand:
         privacy_url=settings.privacy_url,
         support=settings.support_contact_in(language),
     )
+
+
+def brand_name() -> str:
+    """The utility's name in the language being rendered (a page, or a mail)."""
+    settings: Settings = current_app.config["IDP_SETTINGS"]
+    return settings.brand_name_in(current_language())
+
+
+def brand_palette() -> Palette:
+    """The colours (the HTML mails, whose styles are inline, take the link colour)."""
+    palette: Palette = current_app.extensions["idp.palette"]
+    return palette
 
 
 def init_app(app: Flask) -> None:
@@ -219,6 +231,9 @@ def init_app(app: Flask) -> None:
             palette.ink,
         )
     app.extensions["idp.stylesheet"] = _Stylesheet(settings)
+    app.extensions["idp.palette"] = palette
     app.register_blueprint(bp)
     app.jinja_env.globals["stylesheet_url"] = stylesheet_url
     app.jinja_env.globals["brand"] = brand
+    app.jinja_env.globals["brand_name"] = brand_name
+    app.jinja_env.globals["brand_palette"] = brand_palette

@@ -174,3 +174,20 @@ def test_an_https_logo_is_shown_and_allowed_by_the_pages_csp(
     policy = response.headers["Content-Security-Policy"]
     assert "img-src 'self' data: https://cdn.example.lv;" in policy
     assert policy == CSP.replace("data:;", "data: https://cdn.example.lv;")
+
+
+def test_mails_carry_the_utilitys_name_in_their_language(make_app: Callable[..., Flask]) -> None:
+    from idp import mail
+
+    app = make_app(
+        brand_name={"en": "Zemgale Gas", "ru": "Земгальский газ"},
+        brand_primary_colour="#ffd200",
+    )
+    with app.app_context():
+        _subject, text, html = mail.render("smtp_test", "ru", {})
+        assert "\n-- \nЗемгальский газ\n" in text
+        assert ">Земгальский газ</p>" in html
+        _subject, text, _html = mail.render("smtp_test", "lv", {})  # none in lv: the default's
+        assert "\n-- \nZemgale Gas\n" in text
+    # The name's colour in an HTML mail: the brand colour as it reads on white.
+    assert "color:#ffd200;" not in html and "color:#" in html
