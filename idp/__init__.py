@@ -37,12 +37,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     logging.getLogger("idp").setLevel(settings.log_level)
 
-    from idp import cli, db, errors, fastpath, i18n, mail, oidc, pages, proxies, security
+    from idp import cli, db, errors, fastpath, i18n, mail, oidc, pages, proxies, security, theme
 
     db.init_app(app)
     mail.init_app(app)
     security.init_app(app)
     i18n.init_app(app)
+    theme.init_app(app)
     oidc.init_app(app)
     pages.init_app(app)
     # The USERS section and the invited person's page (CSRF-protected like every page).

@@ -78,12 +78,21 @@ PAGE_HEADERS = {
 HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
-def security_headers(*, secure: bool, page: bool) -> list[tuple[str, str]]:
+def security_headers(
+    *, secure: bool, page: bool, image_origins: tuple[str, ...] = ()
+) -> list[tuple[str, str]]:
     """The one header policy of every answer, whichever road made it (Flask's
     after-request hook or a fast path in idp/fastpath.py): nosniff always, the page
     headers on HTML, HSTS on an answer sent over https. A header the view set itself wins
-    (the callers add these only where it is missing)."""
+    (the callers add these only where it is missing). `image_origins`: hosts a page may
+    show images from besides itself (a brand_logo or brand_favicon given as an https URL)."""
     headers = list(PAGE_HEADERS.items()) if page else [("X-Content-Type-Options", "nosniff")]
+    if page and image_origins:
+        extra = " ".join(image_origins)
+        headers = [
+            (name, value.replace("img-src 'self' data:", f"img-src 'self' data: {extra}"))
+            for name, value in headers
+        ]
     if secure:
         headers.append(HSTS)
     return headers
@@ -125,10 +134,14 @@ def init_app(app: Flask) -> None:
         if any("\x00" in k or "\x00" in v for k, v in request.values.items(multi=True)):
             abort(400)
 
+    image_origins = app.config["IDP_SETTINGS"].brand_image_origins
+
     @app.after_request
     def _security_headers(response: Response) -> Response:
         for name, value in security_headers(
-            secure=request.is_secure, page=response.mimetype == "text/html"
+            secure=request.is_secure,
+            page=response.mimetype == "text/html",
+            image_origins=image_origins,
         ):
             response.headers.setdefault(name, value)
         return response

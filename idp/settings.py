@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -104,10 +105,35 @@ class Settings:
     # The customer portal's address, offered on the start page; empty: the demo relying
     # page in demo mode, else no link (see portal_link).
     portal_url: str
+    # The utility's look (issue 14): the header's logo and name, the colours, the footer.
+    brand_logo: str
+    brand_favicon: str
+    brand_primary_colour: str
+    brand_accent_colour: str
+    brand_home_url: str
+    privacy_url: str
+    # The utility's name on every page, per language (as support_contact).
+    brand_name: dict[str, str]
 
     def support_contact_in(self, language: str) -> str:
         """How to reach the utility, in `language` when configured, else in the default."""
         return self.support_contact.get(language) or self.support_contact[self.default_locale]
+
+    def brand_name_in(self, language: str) -> str:
+        """The utility's name, in `language` when configured, else in the default."""
+        return self.brand_name.get(language) or self.brand_name[self.default_locale]
+
+    @property
+    def brand_image_origins(self) -> tuple[str, ...]:
+        """The origins of brand_logo and brand_favicon given as https URLs (for the CSP)."""
+        origins = []
+        for value in (self.brand_logo, self.brand_favicon):
+            if "://" in value:
+                parts = urlsplit(value)
+                origin = f"{parts.scheme}://{parts.netloc}"
+                if origin not in origins:
+                    origins.append(origin)
+        return tuple(origins)
 
     @property
     def portal_link(self) -> str:
@@ -351,6 +377,12 @@ def _check_rules(s: Settings) -> None:
         raise SettingsError(
             "setting 'portal_url' (IDP_PORTAL_URL) must be empty or an absolute http(s) URL"
         )
+    if s.default_locale not in s.brand_name:
+        raise SettingsError(
+            "setting 'brand_name' (IDP_BRAND_NAME) needs a text for the default "
+            f"locale {s.default_locale!r}"
+        )
+    _check_brand(s)
     if s.key_encryption_key:
         _check_fernet_key(s.key_encryption_key)
     try:
@@ -402,6 +434,67 @@ def _check_rules(s: Settings) -> None:
         raise SettingsError("setting 'issuer' (IDP_ISSUER) must use https in production")
     if not s.smtp_host:
         raise SettingsError("setting 'smtp_host' (IDP_SMTP_HOST) is required in production")
+
+
+_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+STATIC_DIR = PROJECT_ROOT / "static"
+
+
+def _check_brand(s: Settings) -> None:
+    """The look's settings: colours as #rrggbb, the logo and favicon a file under static/
+    or an https URL, the links absolute http(s) URLs (or empty)."""
+    for name in ("brand_primary_colour", "brand_accent_colour"):
+        if not _COLOUR.fullmatch(getattr(s, name)):
+            raise SettingsError(
+                f"setting '{name}' (IDP_{name.upper()}) must be a colour written #rrggbb "
+                f"(got {getattr(s, name)!r})"
+            )
+    for name in ("brand_logo", "brand_favicon"):
+        value: str = getattr(s, name)
+        label = f"setting '{name}' (IDP_{name.upper()})"
+        if "://" in value:
+            if (
+                not value.startswith("https://")
+                or not _is_web_link(value)
+                or "@" in urlsplit(value).netloc
+                or any(c in value for c in ";,'")
+            ):
+                raise SettingsError(f"{label} must be a file under static/ or an https URL")
+            continue
+        path = (STATIC_DIR / value).resolve()
+        if (
+            not value
+            or value.startswith("/")
+            or "\\" in value
+            or not path.is_relative_to(STATIC_DIR)
+            or not path.is_file()
+        ):
+            raise SettingsError(
+                f'{label} must name an image file under static/ (e.g. "logo.svg") or be an '
+                f"https URL (got {value!r})"
+            )
+    for name in ("brand_home_url", "privacy_url"):
+        value = getattr(s, name)
+        if value and not _is_web_link(value):
+            raise SettingsError(
+                f"setting '{name}' (IDP_{name.upper()}) must be an absolute http(s) URL "
+                f"or empty (got {value!r})"
+            )
+
+
+def _is_web_link(value: str) -> bool:
+    """An absolute http(s) URL a page may link to (a query or fragment allowed)."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a port out of range)
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not any(c.isspace() or ord(c) < 0x20 for c in value)
+        and '"' not in value
+    )
 
 
 def _check_fernet_key(value: str) -> None:

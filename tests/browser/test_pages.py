@@ -188,19 +188,17 @@ def assert_fits(tab: BrowserTab, page_name: str) -> None:
         )
 
 
-# A 1×1 GIF (the pages' CSP allows data: images, not inline styles).
-PIXEL = "data:image/gif;base64,R0lGODlhAQABAAAAACw="
-
-
 @pytest.mark.parametrize("size", ["phone"])
 def test_overflow_check_sees_a_page_too_wide(tab: BrowserTab) -> None:
-    """The helper itself: a login page served with a 900px wide image in it is reported
-    (chromium widens innerWidth with the content on a phone, so only clientWidth tells)."""
+    """The helper itself: a login page served with a 900px wide drawing in it is reported
+    (chromium widens innerWidth with the content on a phone, so only clientWidth tells). An
+    inline SVG, not an image: the stylesheet shrinks images to the screen, and the page's
+    CSP allows no inline style that could force a width."""
 
     def widened(route: Route) -> None:
         response = route.fetch()
         body = response.text().replace(
-            "</main>", f'<img src="{PIXEL}" width="900" height="20" alt=""></main>'
+            "</main>", '<svg width="900" height="20" aria-hidden="true"></svg></main>'
         )
         route.fulfill(response=response, body=body)
 

@@ -273,11 +273,12 @@ def _base_env(database_url: str, workdir: Path) -> dict[str, str]:
 
 @contextmanager
 def demo_deployment(
-    workdir: Path, smtp_server: SmtpServer, log_name: str
+    workdir: Path, smtp_server: SmtpServer, log_name: str, settings: dict[str, str] | None = None
 ) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
     """A demo-mode server, as `make run` starts it (the DEMO bank, eParaksts and the example
     services inside), mailing to the tests' SMTP server, with the demo data seeded. Yields
-    the server and the environment its admin commands run with."""
+    the server and the environment its admin commands run with. `settings`: more IDP_*
+    variables (e.g. another utility's look)."""
     with fresh_database(workdir) as database_url:
         env = _base_env(database_url, workdir)
         env.update(
@@ -287,6 +288,7 @@ def demo_deployment(
                 "IDP_SMTP_PORT": str(smtp_server.port),
                 "IDP_SMTP_SECURITY": "none",
                 "IDP_MAIL_POLL_INTERVAL": "1",
+                **(settings or {}),
             }
         )
         run_idp(env, "db", "upgrade")

@@ -73,6 +73,7 @@ SAME_IN_EVERY_LANGUAGE = frozenset({"DEMO bank", "DEMO eParaksts", "eParaksts", 
 DATA_IN_SENTENCES = ("Demo relying page",)
 
 
+INLINE_STYLE = re.compile(r"<style\b|\sstyle\s*=", re.IGNORECASE)
 VOID_ELEMENTS = frozenset("area base br col embed hr img input link meta source track wbr".split())
 
 
@@ -189,6 +190,8 @@ class Walk:
         ):
             html = text(response)
             assert f'lang="{self.language}"' in html, f"{name}: <html lang> is not {self.language}"
+            # The pages' CSP is style-src 'self': an inline style would be refused (issue 14).
+            assert not INLINE_STYLE.search(html), f"{name}: an inline style"
             self.pages[name] = visible_texts(html, self.language)
         return response
 

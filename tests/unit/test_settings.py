@@ -413,3 +413,90 @@ def test_the_default_effective_file_is_under_instance_and_ignored_by_git() -> No
     assert EFFECTIVE_CONFIG == PROJECT_ROOT / "instance" / "effective.toml"
     assert "instance/" in (PROJECT_ROOT / ".gitignore").read_text().splitlines()
     assert "$(BIN)/python -m idp.effective" in (PROJECT_ROOT / "Makefile").read_text()
+
+
+# --- the utility's look (issue 14) ---------------------------------------------------------------
+
+
+def test_the_brand_has_good_defaults_in_every_language() -> None:
+    settings = load_settings(environ={})
+    assert settings.brand_name_in("lv") == "Gāzes klientu portāls"
+    assert settings.brand_name_in("ru") == "Портал клиентов газоснабжения"
+    assert settings.brand_name_in("en") == "Gas customer portal"
+    assert settings.brand_primary_colour == "#0b4f6c"
+    assert (PROJECT_ROOT / "static" / settings.brand_logo).is_file()
+    assert (PROJECT_ROOT / "static" / settings.brand_favicon).is_file()
+    assert settings.privacy_url == ""  # no link until the utility names its notice
+    assert settings.brand_home_url == ""  # the logo leads to the portal's start page
+    assert settings.brand_image_origins == ()
+
+
+def test_the_brand_name_is_per_language_like_the_support_contact() -> None:
+    one = load_settings(environ={"IDP_BRAND_NAME": "Latvijas Gāze"})
+    assert one.brand_name_in("ru") == one.brand_name_in("en") == "Latvijas Gāze"
+    table = load_settings(environ={"IDP_BRAND_NAME": '{"lv": "Gāze", "ru": "Газ"}'})
+    assert (table.brand_name_in("ru"), table.brand_name_in("en")) == ("Газ", "Gāze")
+    for bad in ('{"en": "Gas"}', '{"lv": " "}'):
+        assert "brand_name" in settings_error(environ={"IDP_BRAND_NAME": bad})
+
+
+@pytest.mark.parametrize("name", ["brand_primary_colour", "brand_accent_colour"])
+@pytest.mark.parametrize("colour", ["0b4f6c", "#0b4f6", "#0b4f6cff", "blue", "#gg0000", ""])
+def test_a_brand_colour_must_be_hex_rrggbb(name: str, colour: str) -> None:
+    message = settings_error({name: colour})
+    assert f"setting '{name}' (IDP_{name.upper()}) must be a colour written #rrggbb" in message
+
+
+def test_a_brand_colour_in_capitals_is_accepted() -> None:
+    assert load_settings({"brand_primary_colour": "#AA0033"}, environ={}).brand_primary_colour
+
+
+@pytest.mark.parametrize("name", ["brand_logo", "brand_favicon"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "missing.svg",
+        "../README.md",
+        "/etc/passwd",
+        "http://cdn.example.lv/logo.svg",
+        "https://user@cdn.example.lv/logo.svg",
+        "https://cdn.example.lv/a;b.svg",
+        "ftp://cdn.example.lv/logo.svg",
+    ],
+)
+def test_a_brand_image_is_a_file_under_static_or_an_https_url(name: str, value: str) -> None:
+    message = settings_error({name: value})
+    assert f"setting '{name}' (IDP_{name.upper()})" in message
+    assert "static/" in message and "https" in message
+
+
+def test_an_https_logo_is_allowed_and_its_host_named_for_the_pages_csp() -> None:
+    settings = load_settings(
+        {
+            "brand_logo": "https://cdn.example.lv/brand/logo.svg",
+            "brand_favicon": "https://cdn.example.lv/favicon.ico",
+        },
+        environ={},
+    )
+    assert settings.brand_image_origins == ("https://cdn.example.lv",)
+
+
+@pytest.mark.parametrize("name", ["brand_home_url", "privacy_url"])
+@pytest.mark.parametrize(
+    "value", ["www.example.lv", "/privacy", "javascript:alert(1)", "https://", "https://a b.lv"]
+)
+def test_the_brand_links_must_be_absolute_http_urls(name: str, value: str) -> None:
+    message = settings_error({name: value})
+    assert f"setting '{name}' (IDP_{name.upper()}) must be an absolute http(s) URL" in message
+
+
+def test_the_brand_links_may_carry_a_query_and_a_fragment() -> None:
+    settings = load_settings(
+        {
+            "privacy_url": "https://www.example.lv/privatums?lang=lv#portals",
+            "brand_home_url": "https://www.example.lv/",
+        },
+        environ={},
+    )
+    assert settings.privacy_url.endswith("#portals")
