@@ -32,6 +32,7 @@ from tests.browser.conftest import (
     TIMEOUT_MS,
     BrowserTab,
     DemoServer,
+    HorizontalOverflow,
     _file_name,
 )
 from tests.browser.test_pages import ALLOW, EMAIL_FIELD, PASSWORD_FIELD, expect_demo_result
@@ -219,6 +220,7 @@ def test_bank_login_through_the_demo_page(tab: BrowserTab) -> None:
     allow_and_expect_result(tab)
     expect(tab.page.get_by_text(DEMO_EMAIL).first).to_be_visible()
     tab.assert_accessible()
+    tab.assert_fits()
 
 
 @pytest.mark.parametrize("size", ["desktop"])
@@ -233,6 +235,7 @@ def test_eparaksts_login_through_the_demo_page(tab: BrowserTab) -> None:
     allow_and_expect_result(tab)
     expect(tab.page.get_by_text(DEMO_EMAIL).first).to_be_visible()
     tab.assert_accessible()
+    tab.assert_fits()
 
 
 # --- 2. registration by e-mail and by bank ----------------------------------------------------
@@ -277,6 +280,7 @@ def test_register_by_email(
     expect_start_page(tab, email)
     tab.check("start")
     tab.assert_accessible()
+    tab.assert_fits()
 
 
 def test_register_by_bank(
@@ -299,6 +303,7 @@ def test_register_by_bank(
     expect_start_page(tab, email)
     tab.check("start")
     tab.assert_accessible()
+    tab.assert_fits()
 
 
 # --- 3. password recovery ------------------------------------------------------------------------
@@ -330,11 +335,27 @@ def test_password_recovery(demo_server: DemoServer, open_tab: TabFactory, mailbo
     expect_start_page(tab, email)
     tab.check("start")
     tab.assert_accessible()
+    tab.assert_fits()
 
 
 # --- 4. USERS: add, the invited person accepts in a browser of their own, history, remove -------
 
 
+@pytest.mark.parametrize(
+    "size",
+    [
+        "desktop",
+        pytest.param(
+            "phone",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=HorizontalOverflow,
+                reason="the USERS history table (/users/<number>/history) is about 720px "
+                "wide on a 360px phone",
+            ),
+        ),
+    ],
+)
 def test_users_invite_accept_history_remove(
     invitation_server: DemoServer, open_tab: TabFactory, mailbox: Mailbox
 ) -> None:
@@ -394,6 +415,8 @@ def test_users_invite_accept_history_remove(
     owner.check("removed")
     owner.assert_accessible()
     ilze.assert_accessible()
+    ilze.assert_fits()
+    owner.assert_fits()
 
 
 # --- 5. keyboard only: the registration form ---------------------------------------------------
@@ -433,3 +456,4 @@ def test_register_by_keyboard(
         tab.page.keyboard.press("Enter")
     expect(tab.page).to_have_url(re.compile(r"notice=confirmed"))
     tab.assert_accessible()
+    tab.assert_fits()
