@@ -126,6 +126,8 @@ class BrowserTab:
     # Per step: the serious/critical violations axe found (empty when none).
     violations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     screenshots: list[Path] = field(default_factory=list)
+    # Per step on a phone: (document width, screen width) where the page is wider.
+    overflows: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -160,13 +162,18 @@ class BrowserTab:
     def check(self, step: str) -> None:
         """A screenshot and an axe run of this step's page; serious or critical violations
         are kept for `assert_accessible` (the walk goes on, so a later step's keyboard or
-        flow check still runs), minor and moderate ones are printed."""
+        flow check still runs), minor and moderate ones are printed. On a phone, a page
+        wider than the screen is kept for `assert_fits`."""
         self.screenshot(step)
         found = self.run_axe()
         for v in found:
             if v["impact"] not in FAILING_IMPACTS:
                 print(f"axe ({self.size}, {step}): {v['impact']} {v['id']}: {v['targets']}")
         self.violations[step] = [v for v in found if v["impact"] in FAILING_IMPACTS]
+        if self.size == "phone":
+            width, screen = self.horizontal_overflow()
+            if width > screen:
+                self.overflows[step] = (width, screen)
 
     def assert_accessible(self) -> None:
         """Fails with every serious/critical violation of every checked step: rule id,
@@ -182,6 +189,17 @@ class BrowserTab:
         if lines:
             raise AccessibilityViolations(
                 "axe-core found serious or critical violations:\n" + "\n".join(lines)
+            )
+
+    def assert_fits(self) -> None:
+        """Fails with every checked phone step whose page was wider than the screen."""
+        if self.overflows:
+            raise HorizontalOverflow(
+                "wider than the phone's screen (the person scrolls sideways):\n"
+                + "\n".join(
+                    f"  {step}: {width}px on a {screen}px screen"
+                    for step, (width, screen) in self.overflows.items()
+                )
             )
 
     def horizontal_overflow(self) -> tuple[int, int]:
