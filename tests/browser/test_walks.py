@@ -32,7 +32,6 @@ from tests.browser.conftest import (
     TIMEOUT_MS,
     BrowserTab,
     DemoServer,
-    HorizontalOverflow,
     _file_name,
 )
 from tests.browser.test_pages import ALLOW, EMAIL_FIELD, PASSWORD_FIELD, expect_demo_result
@@ -343,18 +342,7 @@ def test_password_recovery(demo_server: DemoServer, open_tab: TabFactory, mailbo
 
 @pytest.mark.parametrize(
     "size",
-    [
-        "desktop",
-        pytest.param(
-            "phone",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=HorizontalOverflow,
-                reason="the USERS history table (/users/<number>/history) is about 720px "
-                "wide on a 360px phone",
-            ),
-        ),
-    ],
+    ["desktop", "phone"],
 )
 def test_users_invite_accept_history_remove(
     invitation_server: DemoServer, open_tab: TabFactory, mailbox: Mailbox
