@@ -6,6 +6,7 @@ resource servers (examples/, mounted in demo mode), which decide from the token 
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -28,6 +29,15 @@ from idp.demo.seed import (
 from idp.web import app_settings, html_page
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
+
+
+@bp.app_template_filter("readable_json")
+def readable_json(value: object) -> str:
+    """JSON as a person reads it on the demo page: indented, "Jānis" not "J\\u0101nis"
+    (Jinja's tojson escapes for script tags; this text is autoescaped inside <pre>)."""
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
 HTTP_TIMEOUT = 5
 
 
