@@ -4,7 +4,7 @@
 (function () {
   "use strict";
 
-  // "Show password" / "Hide password" beside each password field that asks for it.
+  // A show/hide button beside each password field that asks for it.
   document.querySelectorAll("input[type=password][data-show-password]").forEach(function (input) {
     var show = input.getAttribute("data-show-password");
     var hide = input.getAttribute("data-hide-password");
