@@ -16,12 +16,17 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, render_template_string
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from idp.accounts.forms import ContactForm, UpstreamRegistrationForm
+from idp.accounts.forms import (
+    CHOOSE_PROVIDER,
+    ContactForm,
+    InvitationStartForm,
+    UpstreamRegistrationForm,
+)
 from idp.customers import rows
 from idp.identifiers import InvalidIdentifier, normalize_phone
 from idp.models import Customer, OutboxMail, User
@@ -373,3 +378,16 @@ def test_the_contact_form_stores_the_compact_number(
     assert response.status_code in (302, 303), response.get_data(as_text=True)
     db.expire_all()
     assert db.get(User, user_id).phone == "+37126123456"  # type: ignore[union-attr]
+
+
+def test_a_form_message_that_repeats_a_hidden_fields_is_listed_once(app: Flask) -> None:
+    with app.test_request_context(method="POST", data={}):
+        form = InvitationStartForm(meta={"csrf": False})
+        assert not form.validate()
+        html = render_template_string(
+            '{% from "_forms.html" import error_summary %}{{ error_summary([form], [message]) }}',
+            form=form,
+            message=str(CHOOSE_PROVIDER),
+        )
+    page = read(html)
+    assert page.summary is not None and page.summary_items == 1 and not page.summary_links
