@@ -18,6 +18,7 @@ from wtforms.validators import (
 )
 
 from idp.email_address import is_usable
+from idp.identifiers import InvalidIdentifier, normalize_phone
 
 # WTForms has no Latvian catalogue: every validator of every form carries its own message,
 # in words that say what to do, so none falls back to WTForms' English.
@@ -70,6 +71,27 @@ def usable_email(_form: object, field: EmailField) -> None:
     """The one address rule as a form validator (an empty field is DataRequired's)."""
     if field.data and not is_usable(field.data):
         raise ValidationError(NOT_AN_ADDRESS)
+
+
+def phone_number(_form: object, field: StringField) -> None:
+    """The customer import's phone rule (idp.identifiers.normalize_phone) as a form
+    validator: the number is kept in the same compact international form."""
+    if not (field.data or "").strip():
+        field.data = ""
+        return
+    try:
+        field.data = normalize_phone(field.data or "")
+    except InvalidIdentifier as exc:
+        raise ValidationError(exc.message) from None
+
+
+def _phone_field() -> StringField:
+    return StringField(
+        _l("Phone (optional)"),
+        validators=[Optional(), AtMost(32), phone_number],
+        description=_l("For example +371 2000 0000."),
+        render_kw={"autocomplete": "tel"},
+    )
 
 
 def _email_field(autocomplete: str) -> EmailField:
@@ -174,22 +196,12 @@ class UpstreamStartForm(FlaskForm):
 
 class UpstreamRegistrationForm(FlaskForm):
     email = _email_field("email")
-    phone = StringField(
-        _l("Phone (optional)"),
-        validators=[Optional(), AtMost(32)],
-        description=_l("For example +371 2000 0000."),
-        render_kw={"autocomplete": "tel"},
-    )
+    phone = _phone_field()
 
 
 class ContactForm(FlaskForm):
     email = _email_field("email")
-    phone = StringField(
-        _l("Phone (optional)"),
-        validators=[Optional(), AtMost(32)],
-        description=_l("For example +371 2000 0000."),
-        render_kw={"autocomplete": "tel"},
-    )
+    phone = _phone_field()
     correct = BooleanField(
         _l("These are my current contact details"),
         validators=[

@@ -268,6 +268,11 @@ def register(token: str) -> Response:
             purpose="register",
             hours=app_settings().confirmation_link_lifetime // 3600,
             interaction=pending.interaction_id,
+            email=form.email.data or "",
+            # Both bound to the bank login by its token: "send again" is its resend (at
+            # most one a minute), "use another address" its "confirm first" page's form.
+            resend={"action": url_for("upstream.resend", token=token), "fields": {}},
+            change={"action": url_for("upstream.register", token=token)},
         )
     status = 400 if request.method == "POST" else 200
     waiting = upstream.pending_account(session, pending.identity.personal_code)

@@ -5,6 +5,7 @@ service, render or redirect."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from flask import (
@@ -174,10 +175,13 @@ def login() -> BaseResponse | str:
             error = _("The e-mail or password is not right. Check them and try again.")
     elif request.method == "POST":
         status = 400
-        error = _(
-            "Fill in both your e-mail and your password. If the page was open for a "
-            "long time, reload it and try again."
-        )
+        # The fields' own messages say what is missing (the summary lists them); this one
+        # is for a form that failed otherwise (an altered or old page).
+        if not (form.email.errors or form.password.errors):
+            error = _(
+                "Fill in both your e-mail and your password. If the page was open for a "
+                "long time, reload it and try again."
+            )
     client_name = None
     if params is not None:
         client = find_client(session, params.get("client_id"))
@@ -215,12 +219,30 @@ def resend_confirmation() -> BaseResponse:
         language=current_language(),
     )
     session.commit()
+    interaction_id = interaction.id if interaction else None
     return html_page(
         "accounts/check_mail.html",
         purpose="resend",
         hours=app_settings().confirmation_link_lifetime // 3600,
-        interaction=interaction.id if interaction else None,
+        interaction=interaction_id,
+        **_mail_actions(
+            url_for("accounts.resend_confirmation"),
+            url_for("accounts.register"),
+            {"email": form.email.data or "", "interaction": interaction_id or ""},
+        ),
     )
+
+
+def _mail_actions(resend_to: str, change_at: str, fields: dict[str, str]) -> dict[str, Any]:
+    """The "Check your mailbox" page's address and its two actions: "send again" posts the
+    same data once more (the services send at most one message a minute, and answer the
+    same whether or not one went), "use another address" opens the form again filled in
+    (`change=1`: shown, not sent)."""
+    return {
+        "email": fields.get("email", ""),
+        "resend": {"action": resend_to, "fields": fields},
+        "change": {"action": change_at, "fields": {**fields, "change": "1"}},
+    }
 
 
 def _continue_session(
@@ -278,6 +300,9 @@ def register() -> Response:
     form = RegistrationForm()
     if request.method == "GET":
         form.interaction.data = request.args.get("interaction", "")[:64]
+    if request.method == "POST" and request.form.get("change"):
+        # "Use another address" of the check-mail page: the form again, filled in.
+        return html_page("accounts/register.html", form=form)
     if request.method == "POST" and new_password_errors(form, form.email.data):
         session = db_session()
         try:
@@ -301,11 +326,29 @@ def register() -> Response:
             return html_page("accounts/register.html", status=400, form=form)
         session.commit()
         if outcome is registration.RegistrationOutcome.MAIL_SENT:
+            interaction_id = form.interaction.data or ""
             return html_page(
                 "accounts/check_mail.html",
                 purpose="register",
                 hours=app_settings().confirmation_link_lifetime // 3600,
-                interaction=form.interaction.data or None,
+                interaction=interaction_id or None,
+                email=form.email.data or "",
+                resend={
+                    "action": url_for("accounts.resend_confirmation"),
+                    "fields": {"email": form.email.data or "", "interaction": interaction_id},
+                },
+                change={
+                    "action": url_for("accounts.register"),
+                    # Never the password: it is typed again.
+                    "fields": {
+                        "customer_number": form.customer_number.data or "",
+                        "identifier": form.identifier.data or "",
+                        "name": form.name.data or "",
+                        "email": form.email.data or "",
+                        "interaction": interaction_id,
+                        "change": "1",
+                    },
+                },
             )
         return html_page(
             "accounts/register_refused.html",
@@ -396,6 +439,9 @@ def forgot_password() -> Response:
     form = ForgotPasswordForm()
     if request.method == "GET":
         form.interaction.data = request.args.get("interaction", "")[:64]
+    if request.method == "POST" and request.form.get("change"):
+        # "Use another address" of the check-mail page: the form again, filled in.
+        return html_page("accounts/forgot_password.html", form=form)
     if form.validate_on_submit():
         session = db_session()
         # Only a paused request of this browser travels into the mail's link.
@@ -408,11 +454,18 @@ def forgot_password() -> Response:
             interaction_id=interaction.id if interaction else None,
         )
         session.commit()
+        # The same page whether or not the address has an account; "send again" posts
+        # this form once more (request_password_reset sends at most one link a minute).
         return html_page(
             "accounts/check_mail.html",
             purpose="reset",
             minutes=app_settings().reset_link_lifetime // 60,
             interaction=form.interaction.data or None,
+            **_mail_actions(
+                url_for("accounts.forgot_password"),
+                url_for("accounts.forgot_password"),
+                {"email": form.email.data or "", "interaction": form.interaction.data or ""},
+            ),
         )
     status = 400 if request.method == "POST" else 200
     return html_page("accounts/forgot_password.html", status=status, form=form)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -229,7 +230,14 @@ def test_forgot_password_answers_the_same_for_known_and_unknown_addresses(
     known = ask_reset(client, "janis.berzins@example.lv")
     unknown = ask_reset(client, "nobody@example.lv")
     assert known.status_code == unknown.status_code == 200
-    assert known.get_data(as_text=True) == unknown.get_data(as_text=True)
+
+    def page(response: Any, email: str) -> str:
+        # The page names the address typed, and its buttons carry a CSRF token; nothing
+        # else may differ (it never says whether the address has an account).
+        text = response.get_data(as_text=True).replace(email, "ADDRESS")
+        return re.sub(r'name="csrf_token" value="[^"]*"', "CSRF", text)
+
+    assert page(known, "janis.berzins@example.lv") == page(unknown, "nobody@example.lv")
     mailbox.wait_for(user.email_display)
     assert db.scalar(select(func.count()).select_from(OutboxMail)) == 1
 

@@ -101,7 +101,9 @@ def test_a_post_with_a_forged_csrf_token_gets_the_same_page(
 
 
 def _error_text(response: Any) -> str:
-    match = re.search(r'<p class="error" role="alert">(.*?)</p>', response.get_data(as_text=True))
+    match = re.search(
+        r'<div class="error-summary".*?<li>(.*?)</li>', response.get_data(as_text=True), re.S
+    )
     assert match, "no error message on the page"
     return match.group(1)
 
