@@ -215,12 +215,13 @@ class BrowserTab:
         return widths[0], screen
 
     def focused(self) -> dict[str, str]:
-        """The focused element: its tag, id, name and type."""
+        """The focused element: its tag, id, name, type, text and class."""
         info: dict[str, str] = self.page.evaluate(
             """() => {
                 const e = document.activeElement;
                 return {tag: e.tagName.toLowerCase(), id: e.id || "", name: e.name || "",
-                        type: e.type || "", text: (e.innerText || e.value || "").trim()};
+                        type: e.type || "", text: (e.innerText || e.value || "").trim(),
+                        class: e.className || ""};
             }"""
         )
         return info
