@@ -24,7 +24,8 @@ from flask_babel import Babel, get_locale, refresh
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from idp.db import db_session, utcnow
+from idp.db import db_session
+from idp.interactions import load_interaction
 from idp.models import Interaction
 
 # The utility's clock: pages and mails show times in Latvia, and an end date in an
@@ -109,15 +110,10 @@ def speak_for_account(language: str | None) -> None:
 
 
 def _live_interaction(interaction_id: str | None) -> Interaction | None:
-    if not interaction_id or len(interaction_id) > 64:
-        return None
     try:
-        row = db_session().get(Interaction, interaction_id)
+        return load_interaction(db_session(), interaction_id)
     except SQLAlchemyError:  # e.g. the error page of a failed transaction: no sign-in known
         return None
-    if row is None or row.expires_at <= utcnow():
-        return None
-    return row
 
 
 def _sign_in_language() -> str | None:

@@ -113,9 +113,9 @@ def app_link(session: Session, interaction_id: str | None = None) -> AppLink | N
     of `interaction_id` (live, or remembered after it expired), else that of the most
     recent paused request. None: the pages lead to the start page instead."""
     client_id: str | None = None
-    if interaction_id and len(interaction_id) <= 64:
-        live = load_interaction(session, interaction_id)
-        if live is not None and interaction_id in known_in_browser():
+    if interaction_id:
+        live = paused_here(session, interaction_id)
+        if live is not None:
             client_id = interaction_params(live).get("client_id")
         else:
             client_id = flask_session.get(_CLIENTS, {}).get(interaction_id)

@@ -129,31 +129,21 @@ class Palette(NamedTuple):
 
 
 class _Stylesheet:
-    """The body of /style.css and its version, read again when static/style.css changes."""
+    """The body of /style.css and its version: built once per process (a deploy that
+    changes static/style.css or the colours restarts it)."""
 
     def __init__(self, settings: Settings, path: Path = STYLESHEET) -> None:
-        self._head = (
+        head = (
             f"/* The colours of the settings (brand_*_colour), then static/style.css. */\n"
             f"{Palette.of(settings).css()}\n"
         )
-        self._path = path
-        self._stamp: tuple[int, int] | None = None
-        self.body = b""
-        self.version = ""
-
-    def current(self) -> _Stylesheet:
-        stat = self._path.stat()
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp != self._stamp:
-            self.body = (self._head + self._path.read_text(encoding="utf-8")).encode()
-            self.version = hashlib.sha256(self.body).hexdigest()[:16]
-            self._stamp = stamp
-        return self
+        self.body = (head + path.read_text(encoding="utf-8")).encode()
+        self.version = hashlib.sha256(self.body).hexdigest()[:16]
 
 
 def _stylesheet() -> _Stylesheet:
     sheet: _Stylesheet = current_app.extensions["idp.stylesheet"]
-    return sheet.current()
+    return sheet
 
 
 @bp.get("/style.css")
