@@ -117,11 +117,16 @@ class Settings:
 
     def support_contact_in(self, language: str) -> str:
         """How to reach the utility, in `language` when configured, else in the default."""
-        return self.support_contact.get(language) or self.support_contact[self.default_locale]
+        return self._in_language(self.support_contact, language)
 
     def brand_name_in(self, language: str) -> str:
         """The utility's name, in `language` when configured, else in the default."""
-        return self.brand_name.get(language) or self.brand_name[self.default_locale]
+        return self._in_language(self.brand_name, language)
+
+    def _in_language(self, texts: dict[str, str], language: str) -> str:
+        # A per-language setting: the default locale's text stands in for a missing one
+        # (_check_rules makes sure it is there).
+        return texts.get(language) or texts[self.default_locale]
 
     @property
     def brand_image_origins(self) -> tuple[str, ...]:
@@ -368,19 +373,15 @@ def _check_rules(s: Settings) -> None:
         raise SettingsError(
             "setting 'default_locale' (IDP_DEFAULT_LOCALE) must be one of 'locales'"
         )
-    if s.default_locale not in s.support_contact:
-        raise SettingsError(
-            "setting 'support_contact' (IDP_SUPPORT_CONTACT) needs a text for the default "
-            f"locale {s.default_locale!r}"
-        )
+    for name, hint in get_type_hints(Settings).items():
+        if get_origin(hint) is dict and s.default_locale not in getattr(s, name):
+            raise SettingsError(
+                f"setting '{name}' (IDP_{name.upper()}) needs a text for the default "
+                f"locale {s.default_locale!r}"
+            )
     if s.portal_url and not _is_absolute_http_url(s.portal_url):
         raise SettingsError(
             "setting 'portal_url' (IDP_PORTAL_URL) must be empty or an absolute http(s) URL"
-        )
-    if s.default_locale not in s.brand_name:
-        raise SettingsError(
-            "setting 'brand_name' (IDP_BRAND_NAME) needs a text for the default "
-            f"locale {s.default_locale!r}"
         )
     _check_brand(s)
     if s.key_encryption_key:
