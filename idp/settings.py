@@ -72,6 +72,10 @@ class Settings:
     keys_refresh_interval: int
     session_cookie_name: str
     session_lifetime: int
+    # "My account" (issue 15): a change of e-mail or password needs a login at most this
+    # many seconds old; logins, token issuances and failures are kept this many days.
+    account_reauth_after: int
+    access_history_days: int
     interaction_lifetime: int
     argon2_time_cost: int
     argon2_memory_cost: int
@@ -398,6 +402,8 @@ def _check_rules(s: Settings) -> None:
         "smtp_timeout",
         "mail_poll_interval",
         "upstream_timeout",
+        "account_reauth_after",
+        "access_history_days",
     ):
         if getattr(s, name) == 0:
             raise SettingsError(f"setting '{name}' (IDP_{name.upper()}) must be positive")

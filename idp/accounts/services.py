@@ -18,6 +18,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from idp import access_history
+from idp.access_history import Kind, Origin
 from idp.db import utcnow
 from idp.email_address import EmailAddress, InvalidEmail, parse_email
 from idp.memberships.rights import MembershipState, Role
@@ -322,6 +324,11 @@ def authenticate_password(
         # first" tells nothing more. Not a failure (no throttling for the owner).
         return LoginResult(None, unconfirmed=True)
 
+    if user is not None and not ok:
+        # The owner sees it in their access history (throttled above, so bounded).
+        access_history.record(
+            session, Kind.LOGIN_FAILED, user.id, Origin(address), method="password"
+        )
     # Always the same order (account, then pair), so concurrent failures cannot deadlock.
     _count_failure(session, LoginFailure, {"key": account_key}, now, cutoff)
     _count_failure(session, LoginPairFailure, {"address": address, "account": account}, now, cutoff)
@@ -332,10 +339,17 @@ def authenticate_password(
 
 
 def start_browser_session(
-    session: Session, settings: Settings, user: User, acr: str, amr: list[str]
+    session: Session,
+    settings: Settings,
+    user: User,
+    acr: str,
+    amr: list[str],
+    origin: Origin,
+    method: str | None = None,
 ) -> tuple[str, BrowserSession]:
-    """A new session (new id at every login, against session fixation). Returns the cookie
-    value, which is stored only as a hash."""
+    """A new session (new id at every login, against session fixation), and the login in
+    the person's access history. Returns the cookie value, which is stored only as a hash.
+    `method` is the upstream's ("bank", "esignature"); a password login leaves it out."""
     cookie_value = new_token(32)
     now = utcnow()
     row = BrowserSession(
@@ -346,8 +360,14 @@ def start_browser_session(
         acr=acr,
         amr=list(amr),
         expires_at=now + dt.timedelta(seconds=settings.session_lifetime),
+        user_agent=origin.user_agent[:255] if origin.user_agent else None,
+        ip=origin.ip[:64],
+        last_seen_at=now,
     )
     session.add(row)
+    access_history.record(
+        session, Kind.LOGIN, user.id, origin, method=access_history.login_method(amr, method)
+    )
     return cookie_value, row
 
 

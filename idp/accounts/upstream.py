@@ -351,10 +351,16 @@ def remember_link(session: Session, user: User, identity: VerifiedIdentity) -> N
     )
     if link is None:
         session.add(
-            UpstreamLink(user_id=user.id, provider=identity.provider, subject=identity.subject)
+            UpstreamLink(
+                user_id=user.id,
+                provider=identity.provider,
+                subject=identity.subject,
+                assurance=identity.assurance,
+            )
         )
     elif link.user_id == user.id:
         link.last_login_at = utcnow()
+        link.assurance = identity.assurance
 
 
 # --- flow 1: the short registration form after a bank login -----------------------------------

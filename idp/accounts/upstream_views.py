@@ -10,6 +10,7 @@ from flask import Blueprint, Response, redirect, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
+from idp.access_history import Origin
 from idp.accounts import cookies, invitations, upstream
 from idp.accounts.forms import ConfirmForm, UpstreamRegistrationForm, UpstreamStartForm
 from idp.accounts.services import (
@@ -185,7 +186,13 @@ def _finish(provider: str, params: dict[str, str], taken: upstream.TakenLogin) -
     assert resolution.user is not None
     end_browser_session(session, request.cookies.get(cookies.cookie_name()))
     cookie_value, browser = start_browser_session(
-        session, app_settings(), resolution.user, identity.assurance, list(identity.amr)
+        session,
+        app_settings(),
+        resolution.user,
+        identity.assurance,
+        list(identity.amr),
+        Origin.of_request(),
+        identity.method,
     )
     # This browser's own request: checked when the button was pressed, and the binding
     # cookie proved this is that browser.
@@ -234,7 +241,13 @@ def _invitation_answer(taken: upstream.TakenLogin, identity: VerifiedIdentity) -
         return html_page("accounts/link_invalid.html", status=404)
     end_browser_session(session, request.cookies.get(cookies.cookie_name()))
     cookie_value, _browser = start_browser_session(
-        session, app_settings(), acceptance.user, identity.assurance, list(identity.amr)
+        session,
+        app_settings(),
+        acceptance.user,
+        identity.assurance,
+        list(identity.amr),
+        Origin.of_request(),
+        identity.method,
     )
     session.commit()
     response = redirect(url_for("accounts.contact"), 303)

@@ -24,6 +24,7 @@ from flask_babel import ngettext
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
+from idp.access_history import Origin
 from idp.accounts import cookies, invitations, registration
 from idp.accounts.forms import (
     ConfirmForm,
@@ -139,7 +140,12 @@ def login() -> BaseResponse | str:
         if result.user is not None:
             end_browser_session(session, request.cookies.get(cookies.cookie_name()))
             cookie_value, browser = start_browser_session(
-                session, settings, result.user, PASSWORD_ACR, PASSWORD_AMR
+                session,
+                settings,
+                result.user,
+                PASSWORD_ACR,
+                PASSWORD_AMR,
+                Origin.of_request(),
             )
             if interaction is not None:
                 interaction.login_sid = browser.sid

@@ -1,6 +1,6 @@
 """Tables only, one module per aggregate. Importing this package registers every table."""
 
-from idp.models.audit import AuditEvent
+from idp.models.audit import AccountEvent, AuditEvent
 from idp.models.clients import Client
 from idp.models.customers import Customer, CustomerContract
 from idp.models.flows import (
@@ -24,6 +24,7 @@ from idp.models.tokens import (
 from idp.models.users import Membership, User
 
 __all__ = [
+    "AccountEvent",
     "AuditEvent",
     "AuthorizationCode",
     "BrowserSession",

@@ -41,3 +41,38 @@ class AuditEvent(Base):
     origin: Mapped[str] = mapped_column(String(64))
     # What changed, e.g. {"rights": ["invoices.read"], "previous": [...]}.
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class AccountEvent(Base):
+    """One thing that happened to a person's account (issue 15, "Access history"): a
+    login, tokens issued to an application, a failed password, or a change the person made
+    on "My account". Rows are only ever added; `idp db purge` deletes the access rows
+    (logins, tokens, failures) older than the retention setting, never the changes.
+
+    The client's and customer's names are copied in so that the row reads right after
+    either is deleted.
+    """
+
+    __tablename__ = "account_events"
+    __table_args__ = (
+        Index("ix_account_events_user_at", "user_id", "at"),
+        Index("ix_account_events_customer_at", "customer_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # idp.access_history.Kind
+    kind: Mapped[str] = mapped_column(String(32))
+    # How the person proved who they are: "password", "bank", "esignature"; None for a
+    # change or a token issuance without a login.
+    method: Mapped[str | None] = mapped_column(String(16))
+    # The client address of the request ("cli" or "system" when not a web request).
+    ip: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
+    client_name: Mapped[str | None] = mapped_column(String(255))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
+    customer_number: Mapped[str | None] = mapped_column(String(32))
+    # What changed, e.g. {"from": "a@x.lv", "to": "b@x.lv"}; never a secret.
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

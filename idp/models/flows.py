@@ -31,6 +31,11 @@ class BrowserSession(Base):
     )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column()
+    # What "My account" shows of the session (issue 15): the browser's User-Agent and the
+    # client address at login, and when it was last seen (refreshed at most once a minute).
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column()
 
     user: Mapped[User] = relationship()
 

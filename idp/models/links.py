@@ -21,7 +21,7 @@ class EmailLink(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # SHA-256 of the token in the link (idp.security.hash_secret).
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
-    # confirm_email | activate | reset_password (idp.accounts.links.Purpose)
+    # idp.accounts.links.Purpose
     purpose: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     # An invitation link (flows 6 and 7) belongs to one membership: a person invited by
@@ -37,3 +37,6 @@ class EmailLink(Base):
     # Set exactly once, by the atomic consume, or when a newer link of the purpose is issued.
     used_at: Mapped[dt.datetime | None] = mapped_column()
     voided_at: Mapped[dt.datetime | None] = mapped_column()
+    # purpose change_email: the address the account moves to when the link is used (as
+    # typed; it is normalised again then).
+    new_email: Mapped[str | None] = mapped_column(String(320))

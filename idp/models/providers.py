@@ -95,3 +95,6 @@ class UpstreamLink(Base):
     subject: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The assurance of the latest login through it (idp.assurance: low/substantial/high);
+    # None for a link recorded before 0009.
+    assurance: Mapped[str | None] = mapped_column(String(16))

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idp.access_history import Origin
 from idp.accounts import upstream
 from idp.accounts.services import start_browser_session
 from idp.models import Customer, Membership, UpstreamLogin, User
@@ -103,6 +104,8 @@ def log_in_as(app: Flask, client: FlaskClient, user: User) -> None:
             session.get(User, user.id),  # type: ignore[arg-type]
             "substantial",
             ["ext", "bank"],
+            Origin("127.0.0.1", "pytest"),
+            "bank",
         )
         session.commit()
     client.set_cookie("idp_session", cookie, domain="localhost")

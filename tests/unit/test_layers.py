@@ -15,6 +15,7 @@ from idp.settings import PROJECT_ROOT
 
 CONFIG = PROJECT_ROOT / ".importlinter"
 FEATURES = {
+    "idp.my_account",
     "idp.oidc",
     "idp.consent",
     "idp.delegation",
