@@ -54,6 +54,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(users_views.bp)
     app.register_blueprint(invitation_views.bp)
     app.register_blueprint(account_views.bp)
+    app.register_blueprint(account_views.links_bp)
     errors.init_app(app)
     cli.init_app(app)
     fastpath.install(app)

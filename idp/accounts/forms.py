@@ -85,7 +85,7 @@ def phone_number(_form: object, field: StringField) -> None:
         raise ValidationError(exc.message) from None
 
 
-def _phone_field() -> StringField:
+def phone_field() -> StringField:
     return StringField(
         _l("Phone (optional)"),
         validators=[Optional(), AtMost(32), phone_number],
@@ -94,7 +94,7 @@ def _phone_field() -> StringField:
     )
 
 
-def _email_field(autocomplete: str) -> EmailField:
+def email_field(autocomplete: str) -> EmailField:
     return EmailField(
         _l("E-mail"),
         validators=[
@@ -120,7 +120,7 @@ class LoginForm(FlaskForm):
     interaction = HiddenField()
 
 
-def _new_password_fields() -> tuple[PasswordField, PasswordField]:
+def new_password_fields() -> tuple[PasswordField, PasswordField]:
     password = PasswordField(
         _l("New password"),
         validators=[DataRequired(message=_l("Enter a new password.")), AtMost(1024)],
@@ -168,19 +168,19 @@ class RegistrationForm(FlaskForm):
         description=_l("Needed only when you register for a company."),
         render_kw={"autocomplete": "name"},
     )
-    email = _email_field("email")
-    password, password_confirm = _new_password_fields()
+    email = email_field("email")
+    password, password_confirm = new_password_fields()
     interaction = HiddenField()
 
 
 class ForgotPasswordForm(FlaskForm):
-    email = _email_field("username")
+    email = email_field("username")
     # The paused sign-in, carried into the reset link (back to the application after it).
     interaction = HiddenField(validators=[hidden_at_most(64)])
 
 
 class NewPasswordForm(FlaskForm):
-    password, password_confirm = _new_password_fields()
+    password, password_confirm = new_password_fields()
 
 
 class ConfirmForm(FlaskForm):
@@ -195,13 +195,13 @@ class UpstreamStartForm(FlaskForm):
 
 
 class UpstreamRegistrationForm(FlaskForm):
-    email = _email_field("email")
-    phone = _phone_field()
+    email = email_field("email")
+    phone = phone_field()
 
 
 class ContactForm(FlaskForm):
-    email = _email_field("email")
-    phone = _phone_field()
+    email = email_field("email")
+    phone = phone_field()
     correct = BooleanField(
         _l("These are my current contact details"),
         validators=[

@@ -35,6 +35,7 @@ class Purpose(enum.StrEnum):
     ACTIVATE = "activate"  # an account an admin created (flow 5)
     RESET_PASSWORD = "reset_password"  # noqa: S105  ("Forgot password?", not a secret)
     INVITATION = "invitation"  # an additional user or an authorised person (flows 6, 7)
+    CHANGE_EMAIL = "change_email"  # a new address given on "My account" (issue 15)
 
 
 # The page each purpose opens. The views route these paths, and mails link to them.
@@ -43,6 +44,7 @@ PATHS = {
     Purpose.ACTIVATE: "/activate/<token>",
     Purpose.RESET_PASSWORD: "/reset-password/<token>",
     Purpose.INVITATION: "/invitation/<token>",
+    Purpose.CHANGE_EMAIL: "/account/email/confirm/<token>",
 }
 
 
@@ -68,9 +70,11 @@ def issue_link(
     purpose: Purpose,
     lifetime: dt.timedelta,
     membership_id: int | None = None,
+    new_email: str | None = None,
 ) -> str:
     """A new link for the user; earlier unused links of the same purpose (and, for an
-    invitation, of the same membership) are voided. Returns the token (to put in the mail);
+    invitation, of the same membership) are voided. `new_email`: the address a
+    change_email link moves the account to. Returns the token (to put in the mail);
     only its hash is stored. The caller commits it together with the mail that carries it."""
     now = utcnow()
     same_membership = (
@@ -98,6 +102,7 @@ def issue_link(
             user_id=user.id,
             membership_id=membership_id,
             state_hash=_state_fingerprint(user, purpose, membership_id),
+            new_email=new_email,
             created_at=now,
             expires_at=now + lifetime,
         )

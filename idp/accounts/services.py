@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, aliased
 
 from idp import access_history
 from idp.access_history import Kind, Origin
+from idp.assurance import below
 from idp.db import utcnow
 from idp.email_address import EmailAddress, InvalidEmail, parse_email
 from idp.memberships.rights import MembershipState, Role
@@ -369,6 +370,19 @@ def start_browser_session(
         session, Kind.LOGIN, user.id, origin, method=access_history.login_method(amr, method)
     )
     return cookie_value, row
+
+
+def reconfirm_browser_session(
+    session: Session, browser: BrowserSession, acr: str, amr: list[str], origin: Origin, method: str
+) -> None:
+    """The person proved who they are again in this browser ("My account" asks before a
+    change of e-mail or password): the session's login time is now, its assurance rises to
+    this login's when higher, and the login is in the access history."""
+    browser.auth_time = utcnow()
+    if below(browser.acr, acr):
+        browser.acr = acr
+    browser.amr = sorted({*browser.amr, *amr})
+    access_history.record(session, Kind.LOGIN, browser.user_id, origin, method=method)
 
 
 def find_browser_session(session: Session, cookie_value: str | None) -> BrowserSession | None:

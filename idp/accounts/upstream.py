@@ -363,6 +363,38 @@ def remember_link(session: Session, user: User, identity: VerifiedIdentity) -> N
         link.assurance = identity.assurance
 
 
+# --- "My account" (issue 15): a bank login to confirm it is you, or to link one -----------
+
+# UpstreamLogin.purpose of a bank or eSignature login started on "My account".
+ACCOUNT_PURPOSE = "account"
+
+
+class PersonCheck(enum.Enum):
+    SAME_PERSON = "same_person"  # the account's own verified personal code
+    LINKED = "linked"  # the account had none; this login's code is now its own
+    TOO_WEAK = "too_weak"  # a code asserted below LINKING_ASSURANCE cannot be linked
+    SOMEONE_ELSE = "someone_else"  # another person's code, or one another account holds
+
+
+def confirm_person(session: Session, user: User, identity: VerifiedIdentity) -> PersonCheck:
+    """A bank or eSignature login made by a logged-in person on "My account": it proves
+    them (their own verified code), or links their account to it by the rules of linking
+    at login (may_bind: only a code this account stands for or that nobody else holds,
+    only at LINKING_ASSURANCE). The (provider, subject) is remembered either way."""
+    if user.verified_personal_code is not None:
+        if user.verified_personal_code != identity.personal_code:
+            return PersonCheck.SOMEONE_ELSE
+        remember_link(session, user, identity)
+        return PersonCheck.SAME_PERSON
+    if identity.assurance not in LINKING_ASSURANCE:
+        return PersonCheck.TOO_WEAK
+    if not may_bind(session, user, identity.personal_code):
+        return PersonCheck.SOMEONE_ELSE
+    user.verified_personal_code = identity.personal_code
+    remember_link(session, user, identity)
+    return PersonCheck.LINKED
+
+
 # --- flow 1: the short registration form after a bank login -----------------------------------
 
 

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, redirect, request, url_for
+from flask import Blueprint, Response, flash, redirect, request, url_for
+from flask import session as flask_session
+from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.access_history import Origin
+from idp import access_history
+from idp.access_history import Kind, Origin
 from idp.accounts import cookies, invitations, upstream
 from idp.accounts.forms import ConfirmForm, UpstreamRegistrationForm, UpstreamStartForm
 from idp.accounts.services import (
     end_browser_session,
+    reconfirm_browser_session,
     start_browser_session,
 )
 from idp.accounts.views import start_again_page
@@ -29,7 +33,7 @@ from idp.upstream_providers.services import (
     connector_config,
     find_provider,
 )
-from idp.web import app_settings, html_page
+from idp.web import app_settings, html_page, local_path
 from providers.base import UpstreamCancelled, UpstreamError, UpstreamProvider, VerifiedIdentity
 from providers.registry import build_connector
 
@@ -159,6 +163,8 @@ def _finish(provider: str, params: dict[str, str], taken: upstream.TakenLogin) -
         return unavailable_page(provider, f"the login failed: {exc}")
     if taken.purpose == invitations.UPSTREAM_PURPOSE:
         return _invitation_answer(taken, identity)
+    if taken.purpose == upstream.ACCOUNT_PURPOSE:
+        return _account_answer(identity)
     resolution = upstream.resolve(session, app_settings(), identity, taken)
     if resolution.outcome in (upstream.Outcome.NO_CUSTOMER, upstream.Outcome.CUSTOMER_HAS_ACCOUNT):
         session.commit()
@@ -209,6 +215,64 @@ def _finish(provider: str, params: dict[str, str], taken: upstream.TakenLogin) -
     response = redirect(target, 303)
     cookies.set_session_cookie(response, cookie_value)
     return response
+
+
+# Where "My account" wants the person back after its bank login (a local path, kept in the
+# signed Flask session of this same browser).
+ACCOUNT_RETURN_KEY = "account_upstream_next"
+
+
+def _account_answer(identity: VerifiedIdentity) -> BaseResponse:
+    """A bank or eSignature login started on "My account" (idp/my_account): to confirm it
+    is the logged-in person before a change, or to link their account to it. It counts
+    only for the person logged in in this browser, and only as upstream.confirm_person
+    allows; the person goes back to the page that asked, with a notice."""
+    session = db_session()
+    wanted = flask_session.pop(ACCOUNT_RETURN_KEY, None)
+    back = local_path(wanted) if wanted else url_for("account.logins")
+    browser = cookies.current_browser_session()
+    if browser is None:  # logged out meanwhile (or a cross-site form_post without cookies)
+        session.commit()
+        return redirect(url_for("accounts.login"), 303)
+    check = upstream.confirm_person(session, browser.user, identity)
+    if check in (upstream.PersonCheck.SAME_PERSON, upstream.PersonCheck.LINKED):
+        reconfirm_browser_session(
+            session,
+            browser,
+            identity.assurance,
+            list(identity.amr),
+            Origin.of_request(),
+            identity.method,
+        )
+        if check is upstream.PersonCheck.LINKED:
+            access_history.record(
+                session,
+                Kind.UPSTREAM_LINKED,
+                browser.user_id,
+                Origin.of_request(),
+                method=identity.method,
+                details={"provider": identity.provider},
+            )
+            flash(_("Your account is now linked to this login. You can use it to log in."))
+        session.commit()
+        return redirect(back, 303)
+    session.commit()
+    if check is upstream.PersonCheck.TOO_WEAK:
+        flash(
+            _(
+                "This login cannot be linked: the bank did not confirm your personal code "
+                "strongly enough. Try another internet bank or eSignature."
+            )
+        )
+    else:
+        flash(
+            _(
+                "That login belongs to another person or to another account, so nothing "
+                "changed. Log in with your own internet bank or eSignature, or ask "
+                "customer support for help."
+            )
+        )
+    return redirect(url_for("account.logins"), 303)
 
 
 def _invitation_answer(taken: upstream.TakenLogin, identity: VerifiedIdentity) -> BaseResponse:
