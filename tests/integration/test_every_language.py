@@ -490,6 +490,48 @@ def _walk_the_users_section(walk: Walk, janis: Person) -> None:
     walk.saw("authorize: act for", janis.get(local(_authorize_url(walk, janis)[0])), janis)
 
 
+def _walk_my_account(walk: Walk, janis: Person) -> None:
+    """Jānis's "My account": profile, e-mail change by link, password, ways to log in."""
+    walk.saw("account: profile", janis.get("/account"), janis)
+    walk.saw("account: profile bad", janis.post_page("/account", name="", phone="x"), janis)
+    walk.saw("account: profile saved", janis.post_page("/account", name="Jānis Bērziņš"), janis)
+    walk.saw("account: email", janis.get("/account/email"), janis)
+    walk.saw("account: email empty", janis.post_page("/account/email"), janis)
+    walk.saw("account: email same", janis.post_page("/account/email", email=DEMO_EMAIL), janis)
+    walk.saw(
+        "account: email sent",
+        janis.post_page("/account/email", email="janis.jauns@example.lv"),
+        janis,
+    )
+    walk.db.commit()
+    link = walk.mailbox.link_for("janis.jauns@example.lv")
+    walk.saw("account: email confirm", janis.get(link), janis)
+    walk.saw("account: password", janis.get("/account/password"), janis)
+    walk.saw("account: password empty", janis.post_page("/account/password"), janis)
+    walk.saw(
+        "account: password wrong",
+        janis.post_page(
+            "/account/password",
+            current="not it",
+            password=NEW_PASSWORD,
+            password_confirm=NEW_PASSWORD,
+        ),
+        janis,
+    )
+    walk.saw("account: ways to log in", janis.get("/account/logins"), janis)
+    walk.saw(
+        "account: confirm it is you",
+        janis.get("/account/confirm-login?next=/account/email"),
+        janis,
+    )
+    walk.saw(
+        "account: confirm it is you, wrong",
+        janis.post_page("/account/confirm-login", password="wrong", next="/account/email"),
+        janis,
+    )
+    walk.saw("account: email changed", janis.post_page(local(link)), janis)
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_no_english_on_any_page(
     demo: Flask, db: Session, mailbox: Any, recorded_templates: set[str], language: str
@@ -501,6 +543,7 @@ def test_no_english_on_any_page(
     janis = _walk_the_contractor(walk)
     _walk_invitations(walk, janis)
     _walk_the_users_section(walk, janis)
+    _walk_my_account(walk, janis)
     walk.saw("logout", janis.get("/logout"), janis)
     walk.saw("logout: confirmed", janis.post_page("/logout"), janis)
     assert not walk.problems, pformat(walk.problems, width=100)
@@ -534,6 +577,8 @@ MAIL_CONTEXT: dict[str, Any] = {
     "valid_through": dt.date(2026, 12, 31),
     "valid_until": dt.datetime(2026, 12, 31, 21, 59, tzinfo=dt.UTC),
     "rights": ["invoices.read", "meter_readings.submit"],
+    "new_email": "anna.jauna@example.lv",
+    "first": False,
 }
 
 
@@ -550,7 +595,7 @@ def _mail_templates() -> list[str]:
     [
         {"has_account": True},
         # The other branches: no account yet, a moment instead of a day, sent by the utility.
-        {"has_account": False, "valid_through": None, "inviter": None, "name": ""},
+        {"has_account": False, "valid_through": None, "inviter": None, "name": "", "first": True},
     ],
 )
 def test_no_english_in_any_mail(
