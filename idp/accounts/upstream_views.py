@@ -21,7 +21,7 @@ from idp.accounts.services import (
     reconfirm_browser_session,
     start_browser_session,
 )
-from idp.accounts.views import start_again_page
+from idp.accounts.views import page_after_login, start_again_page
 from idp.db import db_session
 from idp.i18n import current_language, speak_for_interaction
 from idp.interactions import belongs_to_browser, load_interaction
@@ -211,7 +211,7 @@ def _finish(provider: str, params: dict[str, str], taken: upstream.TakenLogin) -
     elif interaction is not None:
         target = url_for("oidc.resume", interaction=interaction.id)
     else:
-        target = url_for("accounts.signed_in")
+        target = page_after_login()
     response = redirect(target, 303)
     cookies.set_session_cookie(response, cookie_value)
     return response

@@ -18,6 +18,7 @@ from flask import (
     request,
     url_for,
 )
+from flask import session as flask_session
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -79,6 +80,23 @@ NOTICES = {
     ),
     "cancelled": _l("The login with the bank or eSignature was cancelled. Choose a way to log in."),
 }
+
+
+# A page of the IdP's own that needed a login (My account, USERS) waits here for it: a local
+# path in this browser's signed Flask session. A paused authorization request goes first.
+_AFTER_LOGIN = "after_login"
+
+
+def log_in_first(path: str) -> BaseResponse:
+    """To the login page, and back to `path` once logged in (by password or bank)."""
+    flask_session[_AFTER_LOGIN] = local_path(path)
+    return redirect(url_for("accounts.login"), 303)
+
+
+def page_after_login() -> str:
+    """Where a login without a paused request leads: the page that asked for it, else
+    the start page."""
+    return local_path(flask_session.pop(_AFTER_LOGIN, None) or url_for("accounts.signed_in"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -153,7 +171,7 @@ def login() -> BaseResponse | str:
             target = (
                 url_for("oidc.resume", interaction=interaction.id)
                 if interaction
-                else url_for("accounts.signed_in")
+                else page_after_login()
             )
             response = redirect(target, 302)
             cookies.set_session_cookie(response, cookie_value)
@@ -547,7 +565,7 @@ def contact() -> BaseResponse:
             target = (
                 url_for("oidc.resume", interaction=interaction.id)
                 if interaction
-                else url_for("accounts.signed_in")
+                else page_after_login()
             )
             return redirect(target, 303)
     status = 400 if request.method == "POST" else 200

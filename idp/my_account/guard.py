@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from idp.access_history import Origin
 from idp.accounts import cookies
+from idp.accounts.views import log_in_first
 from idp.db import utcnow
 from idp.models import BrowserSession, User
 from idp.web import app_settings
@@ -20,7 +21,7 @@ from idp.web import app_settings
 def require_login() -> BaseResponse | None:
     browser = cookies.current_browser_session()
     if browser is None:
-        return redirect(url_for("accounts.login"), 303)
+        return log_in_first(request.full_path.rstrip("?"))
     if not browser.user.contact_confirmed:
         return redirect(url_for("accounts.contact"), 303)
     return None

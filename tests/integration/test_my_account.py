@@ -83,6 +83,16 @@ def test_my_account_asks_whoever_is_not_logged_in_to_log_in(client: FlaskClient)
         assert answer.headers["Location"].endswith("/login")
 
 
+def test_after_the_login_the_person_is_back_on_the_page_that_asked(
+    client: FlaskClient, user: User
+) -> None:
+    assert client.get("/account/password").headers["Location"].endswith("/login")
+    answer = Browser(client).login()
+    assert answer.status_code == 302 and answer.headers["Location"] == "/account/password"
+    # Only once: the next login goes to the start page.
+    assert Browser(client).login().headers["Location"] == "/"
+
+
 def test_the_start_page_offers_my_account(janis: FlaskClient) -> None:
     assert 'href="/account"' in text(janis.get("/"))
 
