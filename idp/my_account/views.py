@@ -58,10 +58,16 @@ def _passwords():  # type: ignore[no-untyped-def]
 def profile() -> BaseResponse:
     user = guard.person()
     form = ProfileForm(obj=user) if request.method == "GET" else ProfileForm()
+    if user.verified_personal_code is not None:
+        del form.name  # the name the bank confirmed stands (services.update_profile)
     if form.validate_on_submit():
         session = db_session()
         changed = services.update_profile(
-            session, user, guard.origin(), name=form.name.data, phone=form.phone.data or ""
+            session,
+            user,
+            guard.origin(),
+            name=form.name.data if "name" in form else None,
+            phone=form.phone.data or "",
         )
         session.commit()
         flash(_("Your details are saved.") if changed else _("Nothing changed."))

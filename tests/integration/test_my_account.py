@@ -338,6 +338,14 @@ def test_an_email_account_links_its_own_bank_login_and_never_shows_the_whole_cod
     user = db.scalar(select(User).where(User.email == DEMO_EMAIL))
     assert user is not None and user.verified_personal_code == JANIS_CODE
     assert "upstream_linked" in kinds(db, user.id)
+    # The name is now the one the bank confirmed: the profile saves the phone alone.
+    profile = text(janis.get("/account"))
+    assert 'name="name"' not in profile
+    saved = janis.client.post(
+        "/account", data={"csrf_token": csrf_token(profile), "phone": "+371 2000 0007"}
+    )
+    assert saved.status_code == 303
+    assert read_user(db, user.id).phone == "+37120000007"
 
 
 def test_someone_elses_bank_login_links_nothing(demo: Flask, db: Session) -> None:
