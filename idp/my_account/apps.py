@@ -26,6 +26,7 @@ from idp.token_families import revoke_client_families
 # Ids are 32-bit integer columns (PostgreSQL `integer`).
 MAX_ID = 2**31
 REVOKED_REASON = "consent_withdrawn"
+_SAME_MOMENT = dt.timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class AppAccess:
     # no longer in the catalogue by its name.
     allowed: list[str]
     since: dt.datetime
-    changed: dt.datetime
+    # When more scopes were allowed later (a grant is widened, never narrowed); else None.
+    widened: dt.datetime | None
 
 
 def apps_with_access(session: Session, user_id: int) -> list[AppAccess]:
@@ -71,14 +73,17 @@ def _shown(grant: ConsentGrant, client: Client, customer: Customer | None) -> Ap
     allowed = [
         str(CATALOGUE[scope].description) if scope in CATALOGUE else scope for scope in grant.scopes
     ]
-    return AppAccess(grant.id, client, customer, allowed, grant.created_at, grant.updated_at)
+    # Both columns default to "now", taken a moment apart when the grant is made.
+    widened = grant.updated_at if grant.updated_at - grant.created_at > _SAME_MOMENT else None
+    return AppAccess(grant.id, client, customer, allowed, grant.created_at, widened)
 
 
 def withdraw(session: Session, user_id: int, access: AppAccess, origin: Origin) -> int:
     """Forget the consent and end the application's tokens for this person and customer
     (the caller commits: both or neither). Returns how many token families ended."""
     grant = session.get(ConsentGrant, access.grant_id)
-    if grant is not None:
+    scopes = list(grant.scopes) if grant is not None else []
+    if grant is not None:  # (None: withdrawn in another tab meanwhile; end the tokens anyway)
         session.delete(grant)
     customer_id = access.customer.id if access.customer is not None else None
     families = revoke_client_families(
@@ -91,6 +96,6 @@ def withdraw(session: Session, user_id: int, access: AppAccess, origin: Origin) 
         origin,
         client=access.client,
         customer=access.customer,
-        details={"scopes": list(grant.scopes) if grant else [], "apps_logged_out": families},
+        details={"scopes": scopes, "apps_logged_out": families},
     )
     return families

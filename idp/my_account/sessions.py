@@ -2,8 +2,9 @@
 
 A browser session is one row of `browser_sessions`; ending one deletes that row (its
 cookie then finds nothing, so the browser is asked to log in) and revokes the token
-families issued under it (TokenFamily.sid): the applications that browser logged in to
-lose their refresh tokens at once too, as after "Log out" in that browser itself.
+families issued under it (TokenFamily.sid): whoever ends a session they do not recognise
+wants the applications logged in through it out too, at once, not when their refresh
+tokens expire.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ and its next login asks again."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html as html_escape
 import re
 from collections.abc import Callable
@@ -75,7 +76,7 @@ def withdraw(browser: Browser, grant_id: int) -> int:
 
 
 def test_an_app_the_person_allowed_is_listed_in_the_consent_pages_words(
-    app: Flask, user: User, customer: Customer, invoice_app: RegisteredClient
+    app: Flask, db: Session, user: User, customer: Customer, invoice_app: RegisteredClient
 ) -> None:
     laptop = logged_in(app, FIREFOX_WINDOWS)
     login_tokens(laptop.client, laptop, invoice_app, scope="openid email invoices.read")
@@ -87,6 +88,17 @@ def test_an_app_the_person_allowed_is_listed_in_the_consent_pages_words(
     assert plain_words(app, "profile") not in html  # not asked for, not allowed
     assert "Jānis Bērziņš (customer number 100200300)" in html
     assert len(withdraw_links(html)) == 1
+    assert "Last changed" not in html  # allowed once: nothing changed since
+
+    # Allowing it more later shows when.
+    grant = db.scalar(select(ConsentGrant))
+    assert grant is not None
+    grant.created_at -= dt.timedelta(days=3)
+    db.commit()
+    login_tokens(laptop.client, laptop, invoice_app, scope="openid profile")
+    html = page(laptop, "/account/apps")
+    assert plain_words(app, "profile") in html
+    assert "Last changed" in html
 
 
 def test_first_party_apps_are_not_listed_and_the_page_says_why(
