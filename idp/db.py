@@ -6,7 +6,9 @@ Views get the request's session with `db_session()`; services receive a session 
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import AbstractContextManager, nullcontext
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,6 +25,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -135,6 +138,53 @@ def _close_session(_exc: BaseException | None) -> None:
     session: Session | None = g.pop("db_session", None)
     if session is not None:
         session.close()
+    for write in g.pop("writes_after_close", ()):
+        _best_effort(write)
+
+
+def after_session_closed(write: Callable[[Connection], None]) -> None:
+    """Run `write(connection)` once this request's session is closed, in a short
+    transaction of its own (`side_transaction`): for bookkeeping (when a browser session
+    was last used) that must neither commit a view's half-done work nor wait for the
+    request's own transaction (on SQLite that would be waiting for oneself). Best effort:
+    a write that fails is logged, never raised, and the page is answered all the same."""
+    g.setdefault("writes_after_close", []).append(write)
+
+
+def _best_effort(write: Callable[[Connection], None]) -> None:
+    try:
+        with side_transaction(current_app.extensions["idp.engine"]) as conn:
+            write(conn)
+    except SQLAlchemyError as exc:  # a lock not had in time, the database away: skip it
+        # The driver's message only: SQLAlchemy's own names the statement's parameters,
+        # and those may be hashes that no log should hold.
+        reason = getattr(exc, "orig", None) or type(exc).__name__
+        logging.getLogger(__name__).warning("a write after the request was skipped: %s", reason)
+
+
+@contextmanager
+def side_transaction(engine: Engine, lock_wait: float = 1.0) -> Iterator[Connection]:
+    """A short transaction on a connection of its own that waits at most `lock_wait`
+    seconds for a lock (SQLite's one writer, a PostgreSQL row lock) and then fails, so a
+    best-effort write never holds a request up for the usual busy timeout."""
+    wait_ms = int(lock_wait * 1000)
+    with engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            with conn.begin():
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
+                yield conn
+            return
+        # SQLite: the busy timeout is the connection's (and the pool keeps it), so it is
+        # set on the driver's connection outside any transaction and put back afterwards.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        usual = driver.execute("PRAGMA busy_timeout").fetchone()[0]
+        driver.execute(f"PRAGMA busy_timeout={wait_ms}")
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            driver.execute(f"PRAGMA busy_timeout={int(usual)}")
 
 
 def rowcount(result: Result[*tuple[Any, ...]]) -> int:

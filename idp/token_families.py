@@ -55,6 +55,32 @@ def revoke_customer_families(session: Session, user_id: int, customer_id: int, r
     )
 
 
+def revoke_session_families(session: Session, user_id: int, sid: str, reason: str) -> int:
+    """Revoke the token families issued under one browser session (its `sid`), when the
+    person logs that browser out from "My account": the apps logged in through it lose
+    their refresh tokens too, not only the browser its cookie. Returns how many."""
+    return _revoke_live(session, reason, TokenFamily.user_id == user_id, TokenFamily.sid == sid)
+
+
+def revoke_client_families(
+    session: Session, user_id: int, client_id: int, customer_id: int | None, reason: str
+) -> int:
+    """Revoke one application's token families for a user acting for one customer (None:
+    for no customer), when the person withdraws that consent. Returns how many."""
+    customer = (
+        TokenFamily.customer_id.is_(None)
+        if customer_id is None
+        else TokenFamily.customer_id == customer_id
+    )
+    return _revoke_live(
+        session,
+        reason,
+        TokenFamily.user_id == user_id,
+        TokenFamily.client_id == client_id,
+        customer,
+    )
+
+
 def _revoke_live(session: Session, reason: str, *where: ColumnElement[bool]) -> int:
     """Revoke the families not yet revoked that match `where`; how many there were."""
     family_ids = list(

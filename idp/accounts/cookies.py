@@ -8,8 +8,8 @@ from typing import Any
 from flask import current_app, g, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.accounts.services import find_browser_session
-from idp.db import db_session
+from idp.accounts.services import find_browser_session, mark_seen, seen_long_ago
+from idp.db import after_session_closed, db_session, utcnow
 from idp.i18n import LANGUAGE_COOKIE, LANGUAGE_COOKIE_MAX_AGE
 from idp.models import BrowserSession
 from idp.web import app_settings
@@ -20,10 +20,17 @@ def cookie_name() -> str:
 
 
 def current_browser_session() -> BrowserSession | None:
+    """The logged-in session of this browser, if any. Finding it counts as using it: its
+    "last used" moves (at most once a minute), after the request, in a write of its own."""
     if "browser_session" not in g:
-        g.browser_session = find_browser_session(db_session(), request.cookies.get(cookie_name()))
-    browser: BrowserSession | None = g.browser_session
-    return browser
+        browser = find_browser_session(db_session(), request.cookies.get(cookie_name()))
+        g.browser_session = browser
+        now = utcnow()
+        if browser is not None and seen_long_ago(browser, now):
+            id_hash = browser.id_hash
+            after_session_closed(lambda conn: mark_seen(conn, id_hash, now))
+    found: BrowserSession | None = g.browser_session
+    return found
 
 
 def set_session_cookie(response: BaseResponse, value: str) -> None:

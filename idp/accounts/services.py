@@ -12,7 +12,19 @@ from dataclasses import dataclass
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_ngettext as _nl
-from sqlalchemy import ColumnElement, and_, case, delete, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -392,6 +404,33 @@ def find_browser_session(session: Session, cookie_value: str | None) -> BrowserS
     if row is None or row.expires_at <= utcnow() or not row.user.is_active:
         return None
     return row
+
+
+# "Last used" on My account: moved at most this often, so that a person clicking around
+# costs one small write a minute, not one per page.
+LAST_SEEN_EVERY = dt.timedelta(seconds=60)
+_browser_sessions: Table = BrowserSession.__table__  # type: ignore[assignment]
+
+
+def seen_long_ago(row: BrowserSession, now: dt.datetime) -> bool:
+    """Whether this browser's "last used" is due to move (LAST_SEEN_EVERY)."""
+    return row.last_seen_at is None or now - row.last_seen_at >= LAST_SEEN_EVERY
+
+
+def mark_seen(conn: Connection, id_hash: str, now: dt.datetime) -> None:
+    """Move a session's "last used" to `now`, unless another request did within the
+    minute (the condition is in the UPDATE, so two requests at once write once)."""
+    conn.execute(
+        update(_browser_sessions)
+        .where(
+            _browser_sessions.c.id_hash == id_hash,
+            or_(
+                _browser_sessions.c.last_seen_at.is_(None),
+                _browser_sessions.c.last_seen_at <= now - LAST_SEEN_EVERY,
+            ),
+        )
+        .values(last_seen_at=now)
+    )
 
 
 def end_browser_session(session: Session, cookie_value: str | None) -> BrowserSession | None:

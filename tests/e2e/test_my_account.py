@@ -52,9 +52,10 @@ def test_a_withdrawn_consent_ends_the_apps_refresh_token_and_the_next_login_asks
     apps_url = live_server.issuer + "/account/apps"
     page = browser.get(apps_url)
     assert page.status_code == 200 and "Gas portal (e2e)" in page.text
-    withdraw = re.search(r'action="(/account/apps/\d+/withdraw)"', page.text)
+    withdraw = re.search(r'href="(/account/apps/\d+/withdraw)"', page.text)
     assert withdraw, page.text[:3000]
-    answer = post_form(browser, apps_url, live_server.issuer + withdraw.group(1))
+    question = live_server.issuer + withdraw.group(1)
+    answer = post_form(browser, question, question)
     assert answer.status_code == 303, answer.text[:2000]
     assert "Gas portal (e2e)" not in browser.get(apps_url).text
 

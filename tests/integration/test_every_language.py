@@ -69,7 +69,8 @@ ENGLISH_WORDS = frozenset(
 )
 # Names that read the same in every language: the demo's people, customers and providers.
 SAME_IN_EVERY_LANGUAGE = frozenset({"DEMO bank", "DEMO eParaksts", "eParaksts", "Smart-ID"})
-# Data an admin typed, shown inside translated sentences (the demo client's name).
+# Data an admin typed, shown inside translated sentences or alone (the demo client's name,
+# which is also the demo page's own msgid).
 DATA_IN_SENTENCES = ("Demo relying page",)
 
 
@@ -150,7 +151,7 @@ CATALOGUE_ENGLISH = _catalogue_english()
 def english_left(language: str, texts: list[str]) -> list[str]:
     found = []
     for piece in texts:
-        if piece in SAME_IN_EVERY_LANGUAGE:
+        if piece in SAME_IN_EVERY_LANGUAGE or piece in DATA_IN_SENTENCES:
             continue
         sentence = piece
         for data in DATA_IN_SENTENCES:
@@ -532,6 +533,31 @@ def _walk_my_account(walk: Walk, janis: Person) -> None:
     walk.saw("account: email changed", janis.post_page(local(link)), janis)
 
 
+def _walk_sessions_and_apps(walk: Walk, janis: Person) -> None:
+    """Jānis's "Sessions" with a second browser, and "Apps with access" with the consent he
+    gave: the withdraw question, logging the other browser out, withdrawing (issue 15)."""
+    phone = walk.person()
+    phone.client.environ_base["HTTP_USER_AGENT"] = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"
+    )
+    phone.log_in()
+    sessions = walk.saw("account: sessions", janis.get("/account/sessions"), janis)
+    walk.saw(
+        "account: sessions, the others logged out",
+        janis.client.post(
+            "/account/sessions/end-others", data={"csrf_token": csrf_token(text(sessions))}
+        ),
+        janis,
+    )
+    apps = text(walk.saw("account: apps", janis.get("/account/apps"), janis))
+    withdraw = re.search(r'href="(/account/apps/\d+/withdraw)"', apps)
+    assert withdraw, "no consent to withdraw"
+    walk.saw("account: withdraw?", janis.get(withdraw.group(1)), janis)
+    walk.saw("account: withdrawn", janis.post_page(withdraw.group(1)), janis)
+    walk.saw("account: no apps", janis.get("/account/apps"), janis)
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_no_english_on_any_page(
     demo: Flask, db: Session, mailbox: Any, recorded_templates: set[str], language: str
@@ -544,6 +570,7 @@ def test_no_english_on_any_page(
     _walk_invitations(walk, janis)
     _walk_the_users_section(walk, janis)
     _walk_my_account(walk, janis)
+    _walk_sessions_and_apps(walk, janis)
     walk.saw("logout", janis.get("/logout"), janis)
     walk.saw("logout: confirmed", janis.post_page("/logout"), janis)
     assert not walk.problems, pformat(walk.problems, width=100)

@@ -1,0 +1,28 @@
+"""How a session was logged in, as "Sessions" says it (idp.my_account.sessions.login_method):
+from the amr a password or a provider gave, else the assurance of docs/domain.md's table."""
+
+from __future__ import annotations
+
+import pytest
+
+from idp.my_account.sessions import login_method
+
+EPARAKSTS_MOBILE = "urn:eparaksts:tws:policies:authentication:adaptive:methods:mobileid"
+
+
+@pytest.mark.parametrize(
+    ("amr", "acr", "method"),
+    [
+        (["pwd"], "low", "password"),
+        (["ext", "bank"], "substantial", "bank"),
+        (["ext", "sc"], "high", "esignature"),
+        (["ext", "swk"], "high", "esignature"),
+        # A provider's own amr values (eParaksts): the assurance tells.
+        ([EPARAKSTS_MOBILE], "high", "esignature"),
+        ([], "substantial", "bank"),
+        # A bank mapped to a low assurance says nothing more.
+        ([], "low", "upstream"),
+    ],
+)
+def test_the_way_a_session_was_logged_in(amr: list[str], acr: str, method: str) -> None:
+    assert login_method(amr, acr) == method
