@@ -57,7 +57,7 @@ def test_a_withdrawn_consent_ends_the_apps_refresh_token_and_the_next_login_asks
     question = live_server.issuer + withdraw.group(1)
     answer = post_form(browser, question, question)
     assert answer.status_code == 303, answer.text[:2000]
-    assert "Gas portal (e2e)" not in browser.get(apps_url).text
+    assert withdraw.group(1) not in browser.get(apps_url).text
 
     # The rotated refresh token from before the withdrawal no longer works.
     latest = refresh(live_server.base_url, app, tokens["refresh_token"])

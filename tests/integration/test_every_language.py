@@ -569,8 +569,8 @@ def test_no_english_on_any_page(
     janis = _walk_the_contractor(walk)
     _walk_invitations(walk, janis)
     _walk_the_users_section(walk, janis)
-    _walk_my_account(walk, janis)
     _walk_sessions_and_apps(walk, janis)
+    _walk_my_account(walk, janis)  # last: it changes his e-mail address
     walk.saw("logout", janis.get("/logout"), janis)
     walk.saw("logout: confirmed", janis.post_page("/logout"), janis)
     assert not walk.problems, pformat(walk.problems, width=100)
