@@ -49,11 +49,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # The USERS section and the invited person's page (CSRF-protected like every page).
     from idp.accounts import invitation_views
     from idp.delegation import views as users_views
+    from idp.my_account import history_views
     from idp.my_account import views as account_views
 
     app.register_blueprint(users_views.bp)
     app.register_blueprint(invitation_views.bp)
     app.register_blueprint(account_views.bp)
+    app.register_blueprint(history_views.bp)
     errors.init_app(app)
     cli.init_app(app)
     fastpath.install(app)
