@@ -50,7 +50,7 @@ FAILED_KINDS = frozenset({Kind.LOGIN_FAILED})
 
 # The pages' words for each Kind (the access history, the USERS logins page).
 KIND_LABELS: dict[str, Any] = {
-    Kind.LOGIN: _l("Logged in"),
+    Kind.LOGIN: _l("Login"),
     Kind.LOGIN_FAILED: _l("Wrong password"),
     Kind.TOKENS_ISSUED: _l("Application received tokens"),
     Kind.PROFILE_CHANGED: _l("Profile changed"),

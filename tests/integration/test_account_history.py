@@ -99,7 +99,7 @@ def test_logins_wrong_passwords_and_app_logins_are_in_the_history(
     assert len(rows) == 3
     newest, middle, oldest = rows
     assert "Application received tokens" in newest and "Portal" in newest and NUMBER in newest
-    assert "Logged in" in middle and "E-mail and password" in middle and "192.0.2.10" in middle
+    assert "<td>Login</td>" in middle and "E-mail and password" in middle and "192.0.2.10" in middle
     assert "Firefox/140.0" in middle
     # The failure stands out.
     assert oldest.startswith('<tr class="failed">') and "<strong>Wrong password</strong>" in oldest

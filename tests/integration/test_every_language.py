@@ -43,6 +43,7 @@ from idp.demo.seed import (
 from idp.memberships.rights import Role
 from idp.models import Customer, Interaction, Membership, UpstreamProviderConfig, User
 from tests.conftest import csrf_token, pkce_pair, query
+from tests.integration.account_pages import with_lead_pages
 from tests.integration.demo_people import (
     ANNA_CODE,
     NEW_PASSWORD,
@@ -420,11 +421,19 @@ def _walk_the_contractor(walk: Walk) -> Person:
     link = invite(janis, walk.db, walk.mailbox, email="someone@example.lv")
     walk.saw("users: after add", janis.get(f"/users/{DEMO_CUSTOMER}"), janis)
     walk.saw("users: history", janis.get(f"/users/{DEMO_CUSTOMER}/history"), janis)
+    walk.saw("users: logins", janis.get(f"/users/{DEMO_CUSTOMER}/logins"), janis)
     walk.saw("users: no such customer", janis.get("/users/999999999"), janis)
     invited = walk.person()
     walk.saw("invitation", invited.get(link), invited)
     walk.saw("invitation: empty", invited.post_page(local(link)), invited)
     return janis
+
+
+def _walk_my_account(walk: Walk, janis: Person) -> None:
+    """Jānis's own pages: his access history (his wrong password and the app's login in
+    it) and what the download of his data holds."""
+    walk.saw("account: history", janis.get("/account/history"), janis)
+    walk.saw("account: my data", janis.get("/account/data"), janis)
 
 
 def _walk_invitations(walk: Walk, janis: Person) -> None:
@@ -494,11 +503,13 @@ def _walk_the_users_section(walk: Walk, janis: Person) -> None:
 def test_no_english_on_any_page(
     demo: Flask, db: Session, mailbox: Any, recorded_templates: set[str], language: str
 ) -> None:
+    with_lead_pages(demo)
     walk = Walk(demo, db, mailbox, language)
     _walk_without_an_account(walk)
     _walk_a_bank_registration(walk)
     _walk_the_way_back(walk)
     janis = _walk_the_contractor(walk)
+    _walk_my_account(walk, janis)
     _walk_invitations(walk, janis)
     _walk_the_users_section(walk, janis)
     walk.saw("logout", janis.get("/logout"), janis)
