@@ -182,6 +182,11 @@ class Page:
     def has_newer(self) -> bool:
         return self.number > 1
 
+    @property
+    def past_the_end(self) -> bool:
+        """A page after the oldest one (?page= typed or kept from a longer history)."""
+        return not self.rows and self.has_newer
+
 
 def page_of(session: Session, statement: Select[*tuple[Any, ...]], number: int) -> Page:
     """`statement` (ordered newest first) cut to page `number`: one row more than a page

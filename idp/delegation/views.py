@@ -306,8 +306,8 @@ def customer_logins(customer_number: str) -> Response:
         abort(404)
     days = app_settings().access_history_days
     page = access_history.customer_logins(db_session(), customer.id, days, number)
-    if not page.rows and page.has_newer:
-        abort(404)  # past the oldest page
+    if page.past_the_end:
+        abort(404)
     return html_page(
         "users/logins.html",
         customer=customer,

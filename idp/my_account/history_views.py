@@ -25,8 +25,8 @@ def history_page() -> Response:
         abort(404)
     days = app_settings().access_history_days
     page = history.own_events(db_session(), guard.person().id, days, number)
-    if not page.rows and page.has_newer:
-        abort(404)  # past the oldest page
+    if page.past_the_end:
+        abort(404)
     return html_page(
         "my_account/history.html",
         page=page,
@@ -34,7 +34,6 @@ def history_page() -> Response:
         kind_label=access_history.kind_label,
         method_label=access_history.method_label,
         failed_kinds=access_history.FAILED_KINDS,
-        tokens_issued=access_history.Kind.TOKENS_ISSUED,
     )
 
 

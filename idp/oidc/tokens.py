@@ -128,8 +128,8 @@ def record_issuance(
     acting: Acting | None,
     token_request_ip: str,
 ) -> AccountEvent:
-    """ "Application received tokens" in the person's access history (issue 15), for a
-    code redeemed; refresh rotations are not recorded (one every few minutes per app would
+    """A code redeemed, in the person's access history ("Application received tokens",
+    issue 15). Refresh rotations are not recorded (one every few minutes per app would
     bury the logins, and that path is kept to its two statements: issue 18).
 
     The /token call comes from the application's server, not from the person: the event
