@@ -49,6 +49,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # The USERS section and the invited person's page (CSRF-protected like every page).
     from idp.accounts import invitation_views
     from idp.delegation import views as users_views
+    from idp.my_account import history_views
     from idp.my_account import session_views as account_session_views
     from idp.my_account import views as account_views
 
@@ -57,6 +58,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(account_views.bp)
     app.register_blueprint(account_views.links_bp)
     app.register_blueprint(account_session_views.bp)
+    app.register_blueprint(history_views.bp)
     errors.init_app(app)
     cli.init_app(app)
     fastpath.install(app)

@@ -60,14 +60,17 @@ def db_upgrade(revision: str) -> None:
 @db_cli.command("purge")
 @json_option
 def db_purge(as_json: bool) -> None:
-    """Delete expired codes, tokens, sessions, paused logins and registrations never
-    confirmed in time (safe to run any time)."""
+    """Delete expired codes, tokens, sessions, paused logins, registrations never
+    confirmed in time and access history past its retention (safe to run any time)."""
     from idp.housekeeping import purge_expired
 
     settings = current_app.config["IDP_SETTINGS"]
     session = db_session()
     counts = purge_expired(
-        session, settings.login_failure_window, settings.confirmation_link_lifetime
+        session,
+        settings.login_failure_window,
+        settings.confirmation_link_lifetime,
+        settings.access_history_days,
     )
     session.commit()
     print_rows(counts, as_json)

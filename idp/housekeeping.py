@@ -1,9 +1,10 @@
 """Deleting rows that can no longer matter (`idp db purge`, e.g. hourly from cron).
 
 Nothing here is needed for correctness: every reader checks expiry itself. It only keeps
-the tables small, removes self-registrations whose confirmation link expired unused, and
-marks memberships past their end date expired (with their audit
-record) so that the USERS section and `idp delegation list` show it.
+the tables small, removes self-registrations whose confirmation link expired unused,
+deletes the access history older than `access_history_days`, and marks memberships past
+their end date expired (with their audit record) so that the USERS section and
+`idp delegation list` show it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import datetime as dt
 from sqlalchemy import delete, exists
 from sqlalchemy.orm import Session
 
+from idp.access_history import ACCESS_KINDS
 from idp.accounts.links import Purpose
 from idp.accounts.services import pending_self_registration
 from idp.db import rowcount, utcnow
 from idp.delegation.services import expire_due
 from idp.models import (
+    AccountEvent,
     AuthorizationCode,
     BrowserSession,
     EmailLink,
@@ -40,7 +43,10 @@ MAIL_RETENTION = dt.timedelta(days=30)
 
 
 def purge_expired(
-    session: Session, login_failure_window: int, confirmation_link_lifetime: int
+    session: Session,
+    login_failure_window: int,
+    confirmation_link_lifetime: int,
+    access_history_days: int,
 ) -> dict[str, int]:
     now = utcnow()
     # First, while their links and token families still exist to be voided and revoked.
@@ -87,6 +93,12 @@ def purge_expired(
         # A link is dead once expired; kept a day so that support can still see it.
         "email_links": delete(EmailLink).where(EmailLink.expires_at < now - CODE_RETENTION),
         "outbox_mails": delete(OutboxMail).where(OutboxMail.sent_at < now - MAIL_RETENTION),
+        # The access history (logins, tokens issued, wrong passwords) is kept
+        # `access_history_days`; the changes a person made are kept like the USERS audit.
+        "account_events": delete(AccountEvent).where(
+            AccountEvent.kind.in_(sorted(ACCESS_KINDS)),
+            AccountEvent.at < now - dt.timedelta(days=access_history_days),
+        ),
     }
     counts = {name: rowcount(session.execute(stmt)) for name, stmt in statements.items()}
     return {"memberships_expired": expired_memberships, **counts}

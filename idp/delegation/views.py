@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as BaseResponse
 
+from idp import access_history
 from idp.accounts import cookies
 from idp.accounts.forms import ConfirmForm
 from idp.audit import Action, Actor, history
@@ -293,4 +294,24 @@ def customer_history(customer_number: str) -> Response:
         customer=customer,
         events=events,
         action_label=lambda action: str(ACTION_LABELS.get(action, action)),
+    )
+
+
+@bp.get("/<customer_number>/logins")
+def customer_logins(customer_number: str) -> Response:
+    """Issue 15: the app logins of the people acting for the customer."""
+    customer = _managed(customer_number)
+    number = access_history.page_number(request.args.get("page"))
+    if number is None:
+        abort(404)
+    days = app_settings().access_history_days
+    page = access_history.customer_logins(db_session(), customer.id, days, number)
+    if page.past_the_end:
+        abort(404)
+    return html_page(
+        "users/logins.html",
+        customer=customer,
+        page=page,
+        days=days,
+        method_label=access_history.method_label,
     )

@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
+from idp.access_history import Origin
 from idp.clients import (
     ALL_AUTH_METHODS,
     CONFIDENTIAL_AUTH_METHODS,
@@ -353,6 +354,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             refresh_token=refresh_token,
             acting=acting,
         )
+        tokens.record_issuance(session, code, client, acting, Origin.of_request().ip)
         session.commit()
         return 200, token, list(endpoints.TOKEN_HEADERS)
 

@@ -421,11 +421,19 @@ def _walk_the_contractor(walk: Walk) -> Person:
     link = invite(janis, walk.db, walk.mailbox, email="someone@example.lv")
     walk.saw("users: after add", janis.get(f"/users/{DEMO_CUSTOMER}"), janis)
     walk.saw("users: history", janis.get(f"/users/{DEMO_CUSTOMER}/history"), janis)
+    walk.saw("users: logins", janis.get(f"/users/{DEMO_CUSTOMER}/logins"), janis)
     walk.saw("users: no such customer", janis.get("/users/999999999"), janis)
     invited = walk.person()
     walk.saw("invitation", invited.get(link), invited)
     walk.saw("invitation: empty", invited.post_page(local(link)), invited)
     return janis
+
+
+def _walk_history_and_data(walk: Walk, janis: Person) -> None:
+    """Jānis's own pages: his access history (his wrong password and the app's login in
+    it) and what the download of his data holds."""
+    walk.saw("account: history", janis.get("/account/history"), janis)
+    walk.saw("account: my data", janis.get("/account/data"), janis)
 
 
 def _walk_invitations(walk: Walk, janis: Person) -> None:
@@ -567,6 +575,7 @@ def test_no_english_on_any_page(
     _walk_a_bank_registration(walk)
     _walk_the_way_back(walk)
     janis = _walk_the_contractor(walk)
+    _walk_history_and_data(walk, janis)
     _walk_invitations(walk, janis)
     _walk_the_users_section(walk, janis)
     _walk_sessions_and_apps(walk, janis)

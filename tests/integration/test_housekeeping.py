@@ -7,8 +7,17 @@ import json
 
 from sqlalchemy import func, select
 
+from idp import access_history
+from idp.access_history import Kind, Origin
 from idp.db import utcnow
-from idp.models import BrowserSession, EmailLink, Interaction, LoginFailure, LoginPairFailure
+from idp.models import (
+    AccountEvent,
+    BrowserSession,
+    EmailLink,
+    Interaction,
+    LoginFailure,
+    LoginPairFailure,
+)
 
 
 def test_purge_deletes_expired_rows_and_keeps_live_ones(runner, db, user):
@@ -92,4 +101,30 @@ def test_purge_deletes_long_dead_links_and_keeps_live_ones(runner, db, user):
     assert json.loads(result.output)["email_links"] == 1
     db.expire_all()
     assert db.scalars(select(EmailLink.token_hash)).all() == ["b" * 64]
+    db.commit()
+
+
+def test_purge_deletes_the_access_history_past_its_retention_and_keeps_changes(
+    app, runner, db, user
+):
+    days = app.config["IDP_SETTINGS"].access_history_days
+    now = utcnow()
+    old, recent = now - dt.timedelta(days=days, hours=1), now - dt.timedelta(days=days - 1)
+    for kind, at in (
+        (Kind.LOGIN, old),
+        (Kind.LOGIN_FAILED, old),
+        (Kind.TOKENS_ISSUED, old),
+        (Kind.PASSWORD_CHANGED, old),  # a change the person made: kept
+        (Kind.EMAIL_CHANGED, old),
+        (Kind.LOGIN, recent),
+    ):
+        access_history.record(db, kind, user.id, Origin("192.0.2.1")).at = at
+    db.commit()
+
+    result = runner.invoke(args=["db", "purge", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["account_events"] == 3
+    db.expire_all()
+    kept = sorted(db.scalars(select(AccountEvent.kind)))
+    assert kept == ["email_changed", "login", "password_changed"]
     db.commit()

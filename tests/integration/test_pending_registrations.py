@@ -359,7 +359,9 @@ def test_purge_removes_old_pending_registrations_only(
     )
     assert user_named(db, "young@example.lv") is not None
 
-    counts = purge_expired(db, settings.login_failure_window, lifetime)
+    counts = purge_expired(
+        db, settings.login_failure_window, lifetime, settings.access_history_days
+    )
     db.commit()
     assert counts["pending_registrations"] == 1
     assert user_named(db, "oldbank@example.lv") is None
