@@ -68,6 +68,7 @@ METHOD_LABELS: dict[str, Any] = {
     "password": _l("E-mail and password"),
     "bank": _l("Internet bank"),
     "esignature": _l("eSignature"),
+    "upstream": _l("Internet bank or eSignature"),
 }
 
 
@@ -79,17 +80,23 @@ def method_label(method: str | None) -> str:
     return str(METHOD_LABELS.get(method, "")) if method else ""
 
 
-def login_method(amr: list[str] | tuple[str, ...], method: str | None = None) -> str:
-    """How a login proved the person: "bank" or "esignature" (the upstream's method, or
-    read from the amr a code carries: docs/domain.md, "Ways to log in"), else "password"
-    for an amr of "pwd"."""
+def login_method(
+    amr: list[str] | tuple[str, ...], method: str | None = None, acr: str | None = None
+) -> str:
+    """How a login proved the person (docs/domain.md, "Ways to log in"), the one rule for
+    the history and the Sessions page: the upstream's own method when known; else read from
+    the amr ("bank"; "sc"/"swk"/"hwk": eSignature; "pwd": password); else from the
+    assurance a bank ("substantial") or eSignature ("high") login reached; "upstream" (a
+    bank or eSignature, which one unknown) when nothing tells."""
     if method:
         return method
     if "bank" in amr:
         return "bank"
     if {"sc", "swk", "hwk"} & set(amr):
         return "esignature"
-    return "password" if "pwd" in amr else "unknown"
+    if "pwd" in amr:
+        return "password"
+    return {"substantial": "bank", "high": "esignature"}.get(acr or "", "upstream")
 
 
 class NamedClient(Protocol):

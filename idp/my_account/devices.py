@@ -72,3 +72,8 @@ def read_user_agent(header: str | None) -> Device:
 
 def _first(rules: tuple[tuple[str, str], ...], header: str) -> str | None:
     return next((name for mark, name in rules if mark in header), None)
+
+
+def device_label(header: str | None) -> str:
+    """The words for a stored User-Agent header (a template helper)."""
+    return read_user_agent(header).label()

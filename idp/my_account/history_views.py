@@ -12,6 +12,7 @@ from idp import access_history
 from idp.accounts.forms import ConfirmForm
 from idp.db import db_session, utcnow
 from idp.my_account import guard, history
+from idp.my_account.devices import device_label
 from idp.web import app_settings, html_page
 
 bp = Blueprint("account_history", __name__, url_prefix="/account")
@@ -34,6 +35,7 @@ def history_page() -> Response:
         kind_label=access_history.kind_label,
         method_label=access_history.method_label,
         failed_kinds=access_history.FAILED_KINDS,
+        device=device_label,
     )
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, flash, redirect, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from werkzeug.wrappers import Response as BaseResponse
 
+from idp import access_history
 from idp.accounts.forms import ConfirmForm
 from idp.db import db_session, utcnow
 from idp.my_account import apps as app_services
@@ -20,15 +20,6 @@ from idp.web import html_page
 bp = Blueprint("account_sessions", __name__, url_prefix="/account")
 bp.before_request(guard.require_login)
 
-# The page's words for how a session was logged in (sessions.login_method).
-METHOD_LABELS = {
-    "password": _l("E-mail and password"),
-    "bank": _l("Internet bank"),
-    "esignature": _l("eSignature"),
-    "upstream": _l("Internet bank or eSignature"),
-}
-
-
 # --- sessions ---------------------------------------------------------------------------------
 
 
@@ -36,7 +27,9 @@ METHOD_LABELS = {
 def sessions() -> Response:
     browser = guard.this_browser()
     found = services.live_sessions(db_session(), browser.user_id, browser.sid, utcnow())
-    return html_page("my_account/sessions.html", sessions=found, method_labels=METHOD_LABELS)
+    return html_page(
+        "my_account/sessions.html", sessions=found, method_label=access_history.method_label
+    )
 
 
 @bp.post("/sessions/<sid>/end")

@@ -41,19 +41,6 @@ class LiveSession:
     this_browser: bool
 
 
-def login_method(amr: list[str], acr: str) -> str:
-    """How the session was logged in, from what it keeps (docs/domain.md, "Ways to log
-    in"): the amr a password or a provider gave, else the assurance the bank ("substantial")
-    or eSignature ("high") login reached. "upstream" when neither tells."""
-    if "pwd" in amr:
-        return "password"
-    if "bank" in amr:
-        return "bank"
-    if {"sc", "swk"} & set(amr):
-        return "esignature"
-    return {"substantial": "bank", "high": "esignature"}.get(acr, "upstream")
-
-
 def live_sessions(
     session: Session, user_id: int, this_sid: str, now: dt.datetime
 ) -> list[LiveSession]:
@@ -77,7 +64,7 @@ def _shown(row: BrowserSession, this_sid: str) -> LiveSession:
         ip=row.ip,
         started=row.created_at,
         last_used=row.last_seen_at,
-        method=login_method(list(row.amr), row.acr),
+        method=access_history.login_method(list(row.amr), acr=row.acr),
         this_browser=row.sid == this_sid,
     )
 

@@ -93,7 +93,7 @@ def test_logins_wrong_passwords_and_app_logins_are_in_the_history(
     newest, middle, oldest = rows
     assert "Application received tokens" in newest and "Portal" in newest and NUMBER in newest
     assert "<td>Login</td>" in middle and "E-mail and password" in middle and "192.0.2.10" in middle
-    assert "Firefox/140.0" in middle
+    assert '<span class="hint">Firefox</span>' in middle  # the browser, read from its User-Agent
     # The failure stands out.
     assert oldest.startswith('<tr class="failed">') and "<strong>Wrong password</strong>" in oldest
     assert "198.51.100.7" in oldest

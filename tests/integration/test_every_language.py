@@ -156,7 +156,8 @@ def english_left(language: str, texts: list[str]) -> list[str]:
         sentence = piece
         for data in DATA_IN_SENTENCES:
             sentence = sentence.replace(data, "")
-        words = {w.lower() for w in re.findall(r"[A-Za-z]+", sentence)}
+        # Whole words of any script: "šis" is not the English "is" (a split at "š" made it so).
+        words = {w.lower() for w in re.findall(r"[^\W\d_]+", sentence)}
         if piece in CATALOGUE_ENGLISH[language] or len(words & ENGLISH_WORDS) >= 2:
             found.append(piece)
     return found

@@ -1,11 +1,11 @@
-"""How a session was logged in, as "Sessions" says it (idp.my_account.sessions.login_method):
+"""How a session was logged in, as "Sessions" says it (idp.access_history.login_method):
 from the amr a password or a provider gave, else the assurance of docs/domain.md's table."""
 
 from __future__ import annotations
 
 import pytest
 
-from idp.my_account.sessions import login_method
+from idp.access_history import login_method
 
 EPARAKSTS_MOBILE = "urn:eparaksts:tws:policies:authentication:adaptive:methods:mobileid"
 
@@ -25,4 +25,8 @@ EPARAKSTS_MOBILE = "urn:eparaksts:tws:policies:authentication:adaptive:methods:m
     ],
 )
 def test_the_way_a_session_was_logged_in(amr: list[str], acr: str, method: str) -> None:
-    assert login_method(amr, acr) == method
+    assert login_method(amr, acr=acr) == method
+
+
+def test_the_upstreams_own_method_wins() -> None:
+    assert login_method(["pwd"], "esignature") == "esignature"
