@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -23,8 +24,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from tests.e2e.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -279,6 +278,12 @@ def test_the_healthcheck_asks_healthz_on_the_exposed_port() -> None:
 
 
 # --- the install steps, really run ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _copy_context(target: Path) -> None:
