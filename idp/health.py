@@ -8,7 +8,8 @@ worker thread is free to run Python.
 holds an active signing key of every algorithm - else 503. Both say what each check saw:
 `{"status": "unavailable", "checks": {"database": "no answer within 2 s", ...}}`.
 
-Cheap and side-effect free: a WSGI wrapper (like idp/fastpath.py) answers them without a
+Cheap and side-effect free: a WSGI wrapper right around Flask (create_app installs it
+before the fast paths of idp/fastpath.py, which pass these paths on) answers them without a
 Flask request, so no session cookie, no CSRF or locale hooks, no database write. HEAD works
 too; every answer is `Cache-Control: no-store`.
 
