@@ -284,6 +284,15 @@ class KeyRing:
             raise LookupError(f"no active {alg} signing key; run `idp keys rotate`")
         return best
 
+    def missing_signing_algs(self) -> list[str] | None:
+        """The algorithms with no active key in what this ring holds now, or None before
+        its first load. Reads no database (the readiness probe, idp/health.py)."""
+        if self._loaded_at < 0:
+            return None
+        now = time.time()
+        active = {k.alg for k in self._keys if k.activates_at <= now}
+        return [alg for alg in SUPPORTED_ALGS if alg not in active]
+
     def verify(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(header, claims) of a compact JWS signed by one of our published keys, or None.
 

@@ -102,6 +102,8 @@ class Settings:
     mail_retry_base: int
     mail_retry_max: int
     mail_poll_interval: int
+    # Seconds GET /readyz waits for the database before it answers 503 (idp/health.py).
+    readiness_timeout: int
     # How people reach the utility, per language (lv/ru/en → text); see support_contact_in.
     support_contact: dict[str, str]
     upstream_timeout: int
@@ -404,6 +406,7 @@ def _check_rules(s: Settings) -> None:
         "upstream_timeout",
         "account_reauth_after",
         "access_history_days",
+        "readiness_timeout",
     ):
         if getattr(s, name) == 0:
             raise SettingsError(f"setting '{name}' (IDP_{name.upper()}) must be positive")
