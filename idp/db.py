@@ -191,14 +191,26 @@ def _bounded_connection_class() -> type[Any]:
 
 def is_outage(error: BaseException, dbapi: Any = None) -> bool:
     """The database could not be reached or did not answer in time (gone, frozen, a
-    timeout, the pool exhausted, SQLite's lock not had), rather than a statement that
-    is wrong: worth a 503 and a retry, not a 500. `dbapi`: the driver module, for the
-    fast paths, whose bare connections raise the driver's own errors."""
-    if isinstance(error, (OperationalError, InterfaceError, PoolTimeoutError, DatabaseUnavailable)):
+    timeout, the pool exhausted, SQLite's write lock not had), rather than a statement or
+    schema that is wrong: worth a 503 and a retry, not a 500. `dbapi`: the driver module,
+    for the fast paths, whose bare connections raise the driver's own errors."""
+    if isinstance(error, (PoolTimeoutError, DatabaseUnavailable)):
         return True
     if isinstance(error, DBAPIError):
-        return bool(error.connection_invalidated)
-    return dbapi is not None and isinstance(error, (dbapi.OperationalError, dbapi.InterfaceError))
+        if error.connection_invalidated:
+            return True
+        if not isinstance(error, (OperationalError, InterfaceError)):
+            return False
+        error = error.orig if error.orig is not None else error
+    elif dbapi is None or not isinstance(error, (dbapi.OperationalError, dbapi.InterfaceError)):
+        return False
+    # sqlite3 raises OperationalError for a missing table too: only its waits count.
+    if type(error).__module__ == "sqlite3":
+        return any(word in str(error) for word in _SQLITE_WAITS)
+    return True
+
+
+_SQLITE_WAITS = ("database is locked", "database table is locked", "unable to open database")
 
 
 # Execution options for a connection that only reads (see make_engine, _on_begin).
