@@ -70,9 +70,10 @@ def utcnow() -> dt.datetime:
 # What a client is told to wait before trying again while the database is unreachable
 # (Retry-After of the 503 answers, idp.errors and idp.fastpath).
 RETRY_AFTER_SECONDS = 5
-# The client-side bound on one exchange with PostgreSQL is the statement timeout plus this:
-# a server that is alive cancels a slow statement itself first (and keeps the connection).
-_ANSWER_MARGIN = 1.0
+# The server cancels a statement this much before the client gives up on the exchange
+# (after the statement timeout): a server that is alive answers the cancellation in time
+# and the connection is kept; only one that does not answer at all is given up on.
+_SERVER_LEAD_MS = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +136,7 @@ def _server_engine(url: str, timeouts: Timeouts) -> Engine:
     parsed = make_url(url)
     connect_args: dict[str, Any] = {
         "connect_timeout": timeouts.connect,
-        "options": f"-c statement_timeout={timeouts.statement * 1000}",
+        "options": f"-c statement_timeout={timeouts.statement * 1000 - _SERVER_LEAD_MS}",
     }
     engine = create_engine(
         url,
@@ -150,7 +151,7 @@ def _server_engine(url: str, timeouts: Timeouts) -> Engine:
     )
     if parsed.get_driver_name() == "psycopg":
         connection_class = _bounded_connection_class()
-        bound = timeouts.statement + _ANSWER_MARGIN
+        bound = float(timeouts.statement)
 
         @event.listens_for(engine, "do_connect")
         def _bounded_connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:

@@ -6,13 +6,16 @@ CI legs). The stop, freeze and recovery of a real server are tests/e2e/test_data
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from idp.db import is_outage
+from idp.db import Timeouts, is_outage, make_engine
+from tests.conftest import postgres_server_url
 from tests.e2e.conftest import free_port
 
 
@@ -91,3 +94,21 @@ def test_what_counts_as_an_outage() -> None:
     assert not is_outage(wrapped(sqlite3.OperationalError("no such table: users")))
     assert not is_outage(IntegrityError("INSERT", {}, sqlite3.IntegrityError("UNIQUE")))
     assert not is_outage(ValueError("not a database error"), sqlite3)
+
+
+@pytest.mark.skipif(postgres_server_url() is None, reason="PostgreSQL's statement timeout")
+def test_a_slow_statement_is_cancelled_by_the_server_and_the_connection_kept() -> None:
+    url = postgres_server_url()
+    assert url is not None
+    engine = make_engine(url, timeouts=Timeouts(connect=5, statement=1, pool=5))
+    try:
+        with engine.connect() as conn:
+            started = time.monotonic()
+            with pytest.raises(OperationalError) as raised:
+                conn.execute(text("SELECT pg_sleep(3)"))
+            assert time.monotonic() - started < 1.0  # the server's 0.5 s, not the client's 1 s
+            assert is_outage(raised.value) and not raised.value.connection_invalidated
+            conn.rollback()
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()
