@@ -107,8 +107,17 @@ class Cluster:
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c max_connections=100"
         )
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
-                  "-w", "start")  # fmt: skip
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "start",
+        )
 
     def stop(self, mode: str = "immediate") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
@@ -175,10 +184,11 @@ class Deployment:
     base_url: str
     app: RegisteredApp
     person: Person
+    server_log: Callable[[], str]
 
 
 @pytest.fixture
-def deployment(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Deployment, Callable[[], str]]]:
+def deployment(cluster: Cluster, tmp_path: Path) -> Iterator[Deployment]:
     env = _base_env(cluster.url("idp"), tmp_path)
     env.update(
         {
@@ -200,14 +210,10 @@ def deployment(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Deployment, C
                      "--scope", "openid,profile,email", "--json")  # fmt: skip
     server = start_server(env, tmp_path / "granian.log")
     try:
-        yield (
-            Deployment(
-                server.base_url,
-                RegisteredApp(
-                    client["client_id"], client["client_secret"], client["redirect_uris"][0]
-                ),  # fmt: skip
-                Person(email, PASSWORD, user["sub"]),
-            ),
+        yield Deployment(
+            server.base_url,
+            RegisteredApp(client["client_id"], client["client_secret"], client["redirect_uris"][0]),
+            Person(email, PASSWORD, user["sub"]),
             server.log,
         )
     finally:
@@ -249,8 +255,9 @@ def _hold(site: Deployment, browser: Browser) -> Held:
     tokens = redeem_code(site.base_url, site.app, *browser.obtain_code(site.app))
     assert tokens.status_code == 200, tokens.text
     stranger = requests.Session()
-    paused = stranger.get(_authorize_url(site.base_url, site.app), allow_redirects=False,
-                          timeout=HTTP_TIMEOUT)  # fmt: skip
+    paused = stranger.get(
+        _authorize_url(site.base_url, site.app), allow_redirects=False, timeout=HTTP_TIMEOUT
+    )
     assert paused.status_code in (302, 303), paused.text[:500]
     login_page = site.base_url + paused.headers["Location"].removeprefix(site.base_url)
     page = stranger.get(login_page, timeout=HTTP_TIMEOUT)
@@ -261,8 +268,9 @@ def _hold(site: Deployment, browser: Browser) -> Held:
         "password": site.person.password,
         "interaction": login_page.split("interaction=", 1)[1].split("&")[0],
     }
-    return Held(code, verifier, tokens.json()["access_token"], login_page, form, stranger,
-                browser.http)  # fmt: skip
+    return Held(
+        code, verifier, tokens.json()["access_token"], login_page, form, stranger, browser.http
+    )
 
 
 @dataclass
@@ -287,7 +295,7 @@ def _ask_everything(site: Deployment, held: Held, refresh_token: str) -> list[As
                 data={"grant_type": "client_credentials"},
                 auth=app.auth,
                 timeout=timeout,
-            ),  # fmt: skip
+            ),
         ),
         (
             "userinfo",
@@ -296,7 +304,7 @@ def _ask_everything(site: Deployment, held: Held, refresh_token: str) -> list[As
                 f"{base}/userinfo",
                 timeout=timeout,
                 headers={"Authorization": f"Bearer {held.access_token}"},
-            ),  # fmt: skip
+            ),
         ),
         (
             "introspect",
@@ -306,14 +314,14 @@ def _ask_everything(site: Deployment, held: Held, refresh_token: str) -> list[As
                 data={"token": held.access_token},
                 auth=app.auth,
                 timeout=timeout,
-            ),  # fmt: skip
+            ),
         ),
         (
             "revoke",
             "json",
             lambda: requests.post(
                 f"{base}/revoke", data={"token": refresh_token}, auth=app.auth, timeout=timeout
-            ),  # fmt: skip
+            ),
         ),
         ("login GET", "page", lambda: held.stranger.get(held.login_page, timeout=timeout)),
         (
@@ -321,14 +329,14 @@ def _ask_everything(site: Deployment, held: Held, refresh_token: str) -> list[As
             "page",
             lambda: held.stranger.post(
                 f"{base}/login", data=held.login_form, allow_redirects=False, timeout=timeout
-            ),  # fmt: skip
+            ),
         ),
         (
             "authorize",
             "page",
             lambda: held.signed_in.get(
                 _authorize_url(base, app), allow_redirects=False, timeout=timeout
-            ),  # fmt: skip
+            ),
         ),
         ("account", "page", lambda: held.signed_in.get(f"{base}/account", timeout=timeout)),
         ("jwks", "memory", lambda: requests.get(f"{base}/jwks.json", timeout=timeout)),
@@ -387,11 +395,9 @@ def _wait_for(predicate: Callable[[], bool], bound: float) -> float:
 
 
 def test_outage_stop_start_freeze_thaw(
-    cluster: Cluster,
-    deployment: tuple[Deployment, Callable[[], str]],
-    capsys: pytest.CaptureFixture[str],
+    cluster: Cluster, deployment: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    site, server_log = deployment
+    site = deployment
     browser = Browser(site.base_url, site.person)
     first = redeem_code(site.base_url, site.app, *browser.obtain_code(site.app))
     assert first.status_code == 200, first.text
@@ -417,6 +423,9 @@ def test_outage_stop_start_freeze_thaw(
     )
     assert answer[0].status_code == 200, answer[0].text
     after_start = answer[0].json()["refresh_token"]
+    # The code tried during the outage was not spent either.
+    redeemed = redeem_code(site.base_url, site.app, held.code, held.verifier)
+    assert redeemed.status_code == 200, redeemed.text
     page = held.stranger.get(held.login_page, timeout=HTTP_TIMEOUT)
     assert page.status_code == 200 and 'name="password"' in page.text
 
@@ -441,7 +450,7 @@ def test_outage_stop_start_freeze_thaw(
     # is a replay.
     replay = refresh(site.base_url, site.app, before_outage)
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
-    log = server_log()
+    log = site.server_log()
     assert "Traceback" not in log, log[-6000:]
     with capsys.disabled():
         print("\ndatabase outage figures:", {k: round(v, 2) for k, v in figures.items()})
