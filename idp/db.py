@@ -283,17 +283,21 @@ def give_up_database() -> None:
     its way): the request's session is closed, the writes meant for after it are dropped,
     and db_session() raises DatabaseUnavailable at once instead of waiting once more (so
     the error page's language falls back to the cookie and the browser's)."""
-    _close_session(None, writes=False)
     g.db_unavailable = True
+    g.pop("writes_after_close", None)
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        # Its connection's state is unknown, and a rollback could wait for a frozen
+        # server once more: the connection is dropped instead (no round trip).
+        session.invalidate()
 
 
-def _close_session(_exc: BaseException | None, writes: bool = True) -> None:
+def _close_session(_exc: BaseException | None) -> None:
     session: Session | None = g.pop("db_session", None)
     if session is not None:
         session.close()
     for write in g.pop("writes_after_close", ()):
-        if writes:
-            _best_effort(write)
+        _best_effort(write)
 
 
 def after_session_closed(write: Callable[[Connection], None]) -> None:
