@@ -38,6 +38,7 @@ from tests.e2e.conftest import (
     RegisteredApp,
     _base_env,
     free_port,
+    race,
     redeem_code,
     refresh,
     run_idp,
@@ -51,6 +52,8 @@ DB_TIMEOUT = 2
 # answers, or a connection not accepted: at most DB_TIMEOUT each), and some slack for
 # scheduling.
 ANSWER_BOUND = DB_TIMEOUT + 2.0
+# start_server's --blocking-threads.
+THREADS = 4
 # How long the instance may take to recover once the database is back.
 RECOVERY_BOUND = 15.0
 
@@ -438,6 +441,12 @@ def test_outage_stop_start_freeze_thaw(
         _check_unavailable(asked)
         figures["slowest answer, frozen (s)"] = max(a.seconds for a in asked)
         figures["refresh while frozen (s)"] = asked[0].seconds
+        # As many at once as the server has threads: the waits overlap, none adds up.
+        started = time.monotonic()
+        answers = race([lambda: refresh(site.base_url, site.app, after_start)] * THREADS)
+        figures["refreshes at once, frozen (s)"] = time.monotonic() - started
+        assert all(a.status_code == 503 for a in answers), [a.status_code for a in answers]
+        assert figures["refreshes at once, frozen (s)"] < ANSWER_BOUND
     finally:
         for pid in frozen:
             _signal(pid, signal.SIGCONT)

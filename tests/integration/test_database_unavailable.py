@@ -112,3 +112,12 @@ def test_a_slow_statement_is_cancelled_by_the_server_and_the_connection_kept() -
             assert conn.execute(text("SELECT 1")).scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_every_error_page_shows_the_request_reference(client: Any) -> None:
+    missing = client.get("/no-such-page", environ_overrides={"idp.request_id": "abc123def"})
+    assert missing.status_code == 404
+    assert "Reference: abc123def" in missing.get_data(as_text=True)
+    bad_request = client.get("/authorize", environ_overrides={"idp.request_id": "abc123def"})
+    assert bad_request.status_code == 400
+    assert "Reference: abc123def" in bad_request.get_data(as_text=True)
