@@ -73,7 +73,7 @@ from flask_babel import force_locale
 from sqlalchemy import Engine, event, or_, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
-from idp.db import READ_ONLY, utcnow
+from idp.db import READ_ONLY, is_outage, utcnow
 from idp.email_address import InvalidEmail, parse_email
 from idp.models import OutboxMail
 from idp.settings import Settings
@@ -681,7 +681,13 @@ class MailSender:
                 report = deliver_due(self.app, self.settings, interrupt=interrupt)
                 if report.considered < ROUND_LIMIT or stop.is_set():
                     return
-        except Exception:  # noqa: BLE001 - the sender outlives any one bad round (DB down, a bug); logged with its traceback
+        except Exception as exc:  # noqa: BLE001 - the sender outlives any one bad round (DB down, a bug); logged with its traceback
+            if is_outage(exc):  # not a bug: one line, not a traceback every few seconds
+                log.warning(
+                    "mail sender: the database is unavailable; next try in %d s",
+                    self.settings.mail_poll_interval,
+                )
+                return
             log.exception(
                 "mail sender: the delivery round failed; next try in %d s",
                 self.settings.mail_poll_interval,
