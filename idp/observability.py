@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, request
 
+from idp.db import utcnow
 from idp.request_ids import CLIENT_ID_KEY, ENVIRON_KEY, HEADER, ROUTE_KEY, accept
 from idp.settings import Settings
 
@@ -267,8 +268,7 @@ class _OutboxCollector:
         except SQLAlchemyError as exc:
             log.warning("metrics: the outbox cannot be read: %s", type(exc).__name__)
             return
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        age = (now - oldest).total_seconds() if oldest is not None else 0.0
+        age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
         yield GaugeMetricFamily("idp_mail_outbox_depth", "Mails not delivered yet", value=depth)
         yield GaugeMetricFamily(
             "idp_mail_outbox_oldest_age_seconds",
@@ -293,17 +293,23 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class _Body:
-    """The app's body, passed through; the request is logged when the server closes it
-    (so the duration includes sending a streamed body)."""
+    """The app's body, passed through; the request is logged once it is sent or closed,
+    whichever comes first (so the duration includes sending a streamed body)."""
 
     __slots__ = ("_done", "_result")
 
     def __init__(self, result: Iterable[bytes], done: Callable[[], None]) -> None:
         self._result = result
-        self._done = done
+        self._done: Callable[[], None] | None = done
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._result)
+        yield from self._result
+        self._finish()
+
+    def _finish(self) -> None:
+        done, self._done = self._done, None
+        if done is not None:
+            done()
 
     def close(self) -> None:
         try:
@@ -311,7 +317,7 @@ class _Body:
             if close is not None:
                 close()
         finally:
-            self._done()
+            self._finish()
 
 
 class RequestLog:
