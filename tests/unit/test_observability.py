@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 from idp import observability
 from idp.observability import JsonFormatter, TextFormatter
+from idp.settings import PROJECT_ROOT
 
 
 def _record(message: str, **extra: object) -> logging.LogRecord:
@@ -69,3 +72,18 @@ def test_the_directories_of_stopped_runs_go_and_live_ones_stay(tmp_path):
     observability._remove_dead_runs(tmp_path, keep=mine)
     assert not dead.exists()
     assert alive.exists() and mine.exists() and other.exists()
+
+
+def test_the_sample_dashboard_and_the_guide_name_only_metrics_that_exist():
+    source = Path(observability.__file__).read_text()
+    defined = set(re.findall(r'"(idp_[a-z_]+)"', source))
+    dashboard = (PROJECT_ROOT / "docs" / "grafana-dashboard.json").read_text()
+    guide = (PROJECT_ROOT / "docs" / "operations.md").read_text()
+    guide = guide.partition("### Metrics and logs")[2].partition("\n## ")[0]
+    for text in (dashboard, guide):
+        used = {
+            re.sub(r"_(total|bucket|count|sum)$", "", name)
+            for name in re.findall(r"\bidp_[a-z_]+", text)
+        }
+        assert used and used <= defined, used - defined
+    assert {re.sub("_total$", "", n) for n in re.findall(r"`(idp_[a-z_]+)`", guide)} == defined
