@@ -54,7 +54,7 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 
 # The id of the request this thread is serving, for every idp log line written meanwhile.
 _current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "idp_request_id", default=None
+    "request_id", default=None
 )
 
 
