@@ -22,6 +22,8 @@ from idp.request_ids import accept
 from idp.security import hash_secret
 from tests.conftest import PASSWORD, Browser
 from tests.integration.conftest import bearer, get_code, login_tokens, redeem, refresh
+from tests.integration.demo_people import Person, text
+from tests.integration.test_browser_binding import bank_answer, press_bank
 
 METRICS_TOKEN = "metrics-token-for-the-tests-0123456789"
 ACCESS_FIELDS = {
@@ -381,3 +383,25 @@ def test_the_outbox_gauges_read_the_database(metrics_app, metrics_client, db):
     finally:
         db.delete(row)
         db.commit()
+
+
+def test_bank_logins_and_upstream_errors_are_counted(metrics_client, demo):
+    """A DEMO bank login, and one whose callback carries a code the bank never issued:
+    its token endpoint refuses it, so the login fails upstream."""
+    before = scrape(metrics_client)
+    janis = Person(demo)
+    answer = janis.get(bank_answer(janis, press_bank(janis)))
+    assert answer.status_code == 303 and janis.client.get_cookie("idp_session") is not None
+    other = Person(demo)
+    callback = bank_answer(other, press_bank(other))
+    forged = callback.replace("code=", "code=forged", 1)
+    failed = other.get(forged)
+    assert failed.status_code == 200 and "The bank login is unavailable" in text(failed)
+    after = scrape(metrics_client)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("idp_logins_total", method="bank", outcome="ok") == 1
+    assert moved("idp_logins_total", method="bank", outcome="failed") == 1
+    assert moved("idp_upstream_errors_total", provider="demo-bank", kind="callback") == 1
