@@ -113,7 +113,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         request_id = _current_request_id.get()
-        if request_id and not hasattr(record, "access"):
+        if request_id:
             text += f" (request {request_id})"
         return text
 
