@@ -8,7 +8,7 @@ import sys
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from idp import create_app
+from idp import create_app, mail
 from idp.keys import KeyDecryptionError
 from idp.settings import SettingsError
 
@@ -17,6 +17,8 @@ try:
     # Loads (on a new installation: creates) the signing keys now rather than at the first
     # request, so that a wrong key-encryption key stops start-up instead of answering 500s.
     app.extensions["idp.keyring"].reload()
+    # A stopping worker finishes the mail it is sending and starts no other (idp/mail.py).
+    mail.get_sender(app).drain_at_exit = False
 except (SettingsError, KeyDecryptionError) as exc:
     sys.stderr.write(f"idp: {exc}\n")
     sys.exit(2)

@@ -75,9 +75,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(history_views.bp)
     errors.init_app(app)
     cli.init_app(app)
+    from idp import health  # /healthz and /readyz, answered without a Flask request
+
+    health.install(app)
     fastpath.install(app)
     # Request id, access line, metrics: of every request, the fast paths' too.
-    observability.install(app, fastpath.ROUTES)
+    observability.install(app, fastpath.ROUTES | {health.HEALTH_PATH, health.READY_PATH})
     # Outermost, so the fast paths see the client's address and scheme too.
     app.wsgi_app = proxies.TrustedProxies(  # type: ignore[method-assign]  # Flask's middleware idiom
         app.wsgi_app, proxies.parse_networks(settings.trusted_proxies)

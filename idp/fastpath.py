@@ -26,6 +26,7 @@ and the test client goes through the fast paths too.
 from __future__ import annotations
 
 import io
+import logging
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -35,11 +36,13 @@ from urllib.parse import parse_qsl
 
 from flask import Flask
 from sqlalchemy import Engine, Select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.http import HTTP_STATUS_CODES
 
 from idp.clients import OAuthClient, cached_client, find_client
-from idp.db import READ_ONLY
+from idp.db import READ_ONLY, is_outage
+from idp.errors import outage_answer
 from idp.keys import KeyRing
 from idp.oidc.endpoints import TOKEN_GRANTS, Answer, token_answer, userinfo
 from idp.request_ids import note_client
@@ -52,6 +55,7 @@ ROUTES = frozenset({*DISCOVERY_PATHS, JWKS_PATH, "/token", "/userinfo"})
 # Answers with these headers depend on the request (or change it): never replayed.
 _NOT_REPLAYABLE = frozenset({"set-cookie", "vary"})
 
+log = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -255,7 +259,13 @@ class _DriverRunner:
         self._pooled = self._cursor = None
         try:
             driver = pooled.driver_connection
-            if broken or (self._fast.postgresql and driver.closed):
+            lost = self._fast.postgresql and (driver.closed or driver.broken)
+            if lost:
+                # The server went away (or stopped answering): the pool's other
+                # connections are as dead, so they go too, as SQLAlchemy's own disconnect
+                # handling does (else each would fail one more request after a recovery).
+                self._fast.engine.pool._invalidate(pooled)
+            if broken or lost:
                 pooled.invalidate()
             elif self._fast.postgresql:
                 driver.autocommit = False
@@ -302,6 +312,8 @@ class _EndpointPath:
         self.keyring = flask_app.extensions["idp.keyring"]
         self.settings = flask_app.config["IDP_SETTINGS"]
         self.driver = _DriverStatements(self.engine)
+        # The driver's module: the bare connections raise its errors, not SQLAlchemy's.
+        self.dbapi = self.engine.dialect.loaded_dbapi
         # The one policy, by scheme (an Answer's own headers are never among them).
         self._policy = {
             secure: security_headers(secure=secure, page=False) for secure in (False, True)
@@ -313,7 +325,19 @@ class _EndpointPath:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        answer = self.answer(environ)
+        try:
+            answer = self.answer(environ)
+        except (SQLAlchemyError, self.dbapi.Error) as error:
+            if not is_outage(error, self.dbapi):
+                raise
+            # As idp.errors answers Flask's requests: a 503 the app may retry, never a
+            # token whose rotation was not committed (the answer is made after COMMIT).
+            log.warning(
+                "database unavailable on %s: %s",
+                environ.get("PATH_INFO"),
+                getattr(error, "orig", None) or error,
+            )
+            answer = outage_answer()
         if answer is None:
             return self.app(environ, start_response)
         payload = answer.payload()
@@ -354,6 +378,8 @@ class TokenFastPath(_EndpointPath):
         form = self._form(environ)
         if form is None or form.get("grant_type") not in TOKEN_GRANTS:
             return None
+        if not self.keyring.refresh():
+            return outage_answer()  # not a second wait for the database (refresh())
 
         def query_client(client_id: str) -> OAuthClient | None:
             client = self._query_client(client_id)
@@ -423,6 +449,8 @@ class UserinfoFastPath(_EndpointPath):
             or environ.get("HTTP_TRANSFER_ENCODING")
         ):
             return None
+        if not self.keyring.refresh():
+            return outage_answer()
         with self.driver.connect() as db:
             return userinfo(db, self.keyring, self.settings, environ.get("HTTP_AUTHORIZATION", ""))
 

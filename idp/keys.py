@@ -17,6 +17,7 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import json
+import logging
 import re
 import secrets
 import threading
@@ -36,9 +37,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from idp.db import READ_ONLY, utcnow
+from idp.db import READ_ONLY, is_outage, utcnow
 from idp.models import SigningKey
 from idp.settings import Settings
 
@@ -147,9 +149,13 @@ class _LoadedKey:
 
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+log = logging.getLogger(__name__)
 _PKCS1V15 = padding.PKCS1v15()
 _ES256_SIZE = 32  # bytes of r and of s on P-256
 _NOT_BASE64URL = re.compile(rb"[^A-Za-z0-9_-]")
+# After a failed reload (the database away), the keys in hand serve this long before the next
+# try.
+KEYS_RETRY_SECONDS = 5
 # Tokens whose verified signature KeyRing.verify remembers (a few KB each at most).
 VERIFIED_CACHE_SIZE = 4096
 
@@ -198,13 +204,38 @@ class KeyRing:
         self._verified: OrderedDict[str, tuple[dict[str, Any], dict[str, Any]]] = OrderedDict()
         self._verified_lock = threading.Lock()
 
-    def _refresh_if_stale(self) -> None:
+    def _refresh_if_stale(self) -> bool:
+        """Reload the keys if they are stale; False when that was tried just now and the
+        database was unavailable (the keys in hand serve on)."""
         if time.monotonic() - self._loaded_at < self._settings.keys_refresh_interval:
-            return
-        with self._lock:
+            return True
+        if self._keys and not self._lock.acquire(blocking=False):
+            return True  # another thread is reloading: the keys in hand serve meanwhile
+        if not self._keys:
+            self._lock.acquire()
+        try:
             if time.monotonic() - self._loaded_at < self._settings.keys_refresh_interval:
-                return
-            self.reload()
+                return True
+            try:
+                self.reload()
+            except SQLAlchemyError as exc:
+                if not self._keys or not is_outage(exc):
+                    raise
+                # The database is away: keep signing and publishing the keys in hand (no
+                # rotation can happen meanwhile) and try again in a few seconds, rather
+                # than make every request wait for the database once more.
+                log.warning("signing keys not reloaded, the database is unavailable")
+                retry = min(KEYS_RETRY_SECONDS, self._settings.keys_refresh_interval)
+                self._loaded_at = time.monotonic() - self._settings.keys_refresh_interval + retry
+                return False
+            return True
+        finally:
+            self._lock.release()
+
+    def refresh(self) -> bool:
+        """Reload the keys if they are stale. False: the database was unavailable for
+        that just now (idp.fastpath then answers 503 at once rather than wait again)."""
+        return self._refresh_if_stale()
 
     def refresh_before_request(self) -> None:
         """Called before each request, outside any transaction: the first request of a
@@ -283,6 +314,15 @@ class KeyRing:
         if best is None:
             raise LookupError(f"no active {alg} signing key; run `idp keys rotate`")
         return best
+
+    def missing_signing_algs(self) -> list[str] | None:
+        """The algorithms with no active key in what this ring holds now, or None before
+        its first load. Reads no database (the readiness probe, idp/health.py)."""
+        if self._loaded_at < 0:
+            return None
+        now = time.time()
+        active = {k.alg for k in self._keys if k.activates_at <= now}
+        return [alg for alg in SUPPORTED_ALGS if alg not in active]
 
     def verify(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(header, claims) of a compact JWS signed by one of our published keys, or None.

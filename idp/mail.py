@@ -30,9 +30,18 @@ waits on an Event: woken after a commit that wrote mail, otherwise every
 wrote or a dead process left claimed. It starts at the first request through Flask (the
 fast paths of idp/fastpath.py skip it) or the first wake, never at import or in create_app
 (web workers fork after create_app; tests build many apps). A round that fails unexpectedly
-is logged with its traceback and the loop goes on. `stop()` ends it (test fixtures); at
-process exit running senders finish the mail waiting for them, so the mail of a CLI
-command goes out before the command returns to the shell.
+is logged with its traceback and the loop goes on. `stop()` ends it (test fixtures).
+
+At process exit (`_stop_at_exit`) a sender finishes the mail it is delivering, each SMTP
+step bounded by smtp_timeout, and then, by default, also the mail it was woken for, so the
+mail of a CLI command goes out before the command returns to the shell. A server worker
+(wsgi.py sets `drain_at_exit = False`) starts no new delivery once it is told to stop: on
+SIGTERM granian lets the requests in flight finish and ends the worker, which must not be
+held up (nor killed mid-delivery, the one way to send a mail twice) by a round of mail;
+what it leaves unsent stays in the outbox for the next poll of any instance. Granian's
+workers are processes of `multiprocessing`, which end with os._exit: `atexit` hooks never
+run there. threading's exit hooks do, in a worker and at a normal interpreter exit alike
+(as concurrent.futures uses them), before the interpreter drops its daemon threads.
 
 Demo mode writes every mail also as `<instance_dir>/mail/<created>-<id>.eml` and logs the
 path at INFO, so a newcomer can open the link. With `smtp_host = ""` (allowed only in
@@ -41,7 +50,6 @@ demo/development) writing that file *is* the delivery.
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
 import json
 import logging
@@ -66,7 +74,7 @@ from sqlalchemy import Engine, event, func, or_, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from idp import observability
-from idp.db import READ_ONLY, utcnow
+from idp.db import READ_ONLY, is_outage, utcnow
 from idp.email_address import InvalidEmail, parse_email
 from idp.models import OutboxMail
 from idp.settings import Settings
@@ -234,9 +242,11 @@ def deliver_due(
     *,
     ignore_backoff: bool = False,
     ids: Collection[int] | None = None,
+    interrupt: threading.Event | None = None,
 ) -> DeliveryReport:
     """Deliver up to `limit` unsent mails whose next attempt is due (any unsent one with
     `ignore_backoff`), optionally only those in `ids`. Each is claimed atomically first.
+    Once `interrupt` is set no further mail is claimed (the one being sent is finished).
 
     `now` fixes the clock (tests); by default the real clock is read at each step. SMTP
     errors are recorded on the mail, never raised; database errors are raised.
@@ -256,6 +266,8 @@ def deliver_due(
         return report
     with _SmtpConnection(settings) as smtp:
         for mail_id in candidates:
+            if interrupt is not None and interrupt.is_set():
+                break
             mail = _claim(engine, settings, mail_id, clock())
             if mail is None:
                 report.skipped.append(mail_id)
@@ -606,12 +618,17 @@ class MailSender:
         # False: neither a wake nor a request starts the thread (tests that drive
         # deliver_due by hand); the poll of other instances still delivers.
         self.autostart = True
+        # At process exit: also deliver the mail this sender was woken for (a CLI command),
+        # or only finish the delivery in progress (a server worker: wsgi.py).
+        self.drain_at_exit = True
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
         self._mail_waiting = False
         self._drain = False
         self._thread: threading.Thread | None = None
         self._stop: threading.Event | None = None
+        # Set with _stop unless draining: no new mail is claimed, even within a round.
+        self._interrupt: threading.Event | None = None
 
     @property
     def running(self) -> bool:
@@ -627,12 +644,13 @@ class MailSender:
         with self._lock:
             if self.running:
                 return
-            stop = threading.Event()
+            stop, interrupt = threading.Event(), threading.Event()
             thread = threading.Thread(
-                target=self._run, args=(stop,), daemon=True, name="idp-mail-sender"
+                target=self._run, args=(stop, interrupt), daemon=True, name="idp-mail-sender"
             )
             thread.start()
-            self._thread, self._stop, self._drain = thread, stop, False
+            self._thread, self._stop, self._interrupt = thread, stop, interrupt
+            self._drain = False
         _running.add(self)
 
     def wake(self) -> None:
@@ -646,37 +664,46 @@ class MailSender:
         self._wakeup.set()
 
     def stop(self, *, drain: bool = False, timeout: float | None = None) -> None:
-        """End the thread; with `drain`, first deliver mail it was woken for. Waits for
-        the round in progress (at most `timeout`, by default a few smtp_timeouts)."""
+        """End the thread. Without `drain` the mail being sent is finished and no other is
+        started; with `drain` the round in progress is finished, and then the mail it was
+        woken for is delivered. Waits at most `timeout` (by default a few smtp_timeouts)."""
         with self._lock:
-            thread, stop = self._thread, self._stop
-            self._thread = self._stop = None
+            thread, stop, interrupt = self._thread, self._stop, self._interrupt
+            self._thread = self._stop = self._interrupt = None
         _running.discard(self)
-        if thread is None or stop is None:
+        if thread is None or stop is None or interrupt is None:
             return
         self._drain = drain
+        if not drain:
+            interrupt.set()
         stop.set()
         self._wakeup.set()
         thread.join(timeout if timeout is not None else 3 * self.settings.smtp_timeout + 5)
 
-    def _run(self, stop: threading.Event) -> None:
+    def _run(self, stop: threading.Event, interrupt: threading.Event) -> None:
         while True:
             self._wakeup.wait(self.settings.mail_poll_interval)
             self._wakeup.clear()
             if stop.is_set():
                 if self._drain and self._mail_waiting:
-                    self._round(stop)
+                    self._round(stop, interrupt)
                 return
-            self._round(stop)
+            self._round(stop, interrupt)
 
-    def _round(self, stop: threading.Event) -> None:
+    def _round(self, stop: threading.Event, interrupt: threading.Event) -> None:
         self._mail_waiting = False
         try:
             while True:
-                report = deliver_due(self.app, self.settings)
+                report = deliver_due(self.app, self.settings, interrupt=interrupt)
                 if report.considered < ROUND_LIMIT or stop.is_set():
                     return
-        except Exception:  # noqa: BLE001 - the sender outlives any one bad round (DB down, a bug); logged with its traceback
+        except Exception as exc:  # noqa: BLE001 - the sender outlives any one bad round (DB down, a bug); logged with its traceback
+            if is_outage(exc):  # not a bug: one line, not a traceback every few seconds
+                log.warning(
+                    "mail sender: the database is unavailable; next try in %d s",
+                    self.settings.mail_poll_interval,
+                )
+                return
             log.exception(
                 "mail sender: the delivery round failed; next try in %d s",
                 self.settings.mail_poll_interval,
@@ -686,12 +713,17 @@ class MailSender:
 _running: weakref.WeakSet[MailSender] = weakref.WeakSet()
 
 
-@atexit.register
-def _drain_at_exit() -> None:
-    # Daemon threads die with the interpreter: let them finish the mail they were woken
-    # for first (a CLI command that sent an activation link exits right after its commit).
+def _stop_at_exit() -> None:
+    # Daemon threads die with the interpreter: let them finish what they are sending first
+    # (and, drain_at_exit, the mail they were woken for: a CLI command that sent an
+    # activation link exits right after its commit).
     for sender in list(_running):
-        sender.stop(drain=True)
+        sender.stop(drain=sender.drain_at_exit)
+
+
+# Not atexit: a granian worker ends with os._exit after multiprocessing's clean-up, which
+# runs threading's exit hooks but no atexit hook (see the module docstring).
+threading._register_atexit(_stop_at_exit)  # type: ignore[attr-defined]  # private, stable since 3.9
 
 
 def get_sender(app: Flask) -> MailSender:

@@ -58,6 +58,12 @@ class Settings:
     database_url: str
     instance_path: str
     sqlite_busy_timeout: int
+    # Database outages (issue 16): seconds a request may wait for PostgreSQL to accept a
+    # connection, to run one statement (lock waits included) and for a free connection of
+    # the pool, so that every answer comes within a bound when the server is gone or frozen.
+    database_connect_timeout: int
+    database_statement_timeout: int
+    database_pool_timeout: int
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     trusted_proxies: list[str]
     authorization_code_lifetime: int
@@ -102,6 +108,8 @@ class Settings:
     mail_retry_base: int
     mail_retry_max: int
     mail_poll_interval: int
+    # Seconds GET /readyz waits for the database before it answers 503 (idp/health.py).
+    readiness_timeout: int
     # How people reach the utility, per language (lv/ru/en → text); see support_contact_in.
     support_contact: dict[str, str]
     upstream_timeout: int
@@ -410,6 +418,10 @@ def _check_rules(s: Settings) -> None:
         "upstream_timeout",
         "account_reauth_after",
         "access_history_days",
+        "readiness_timeout",
+        "database_connect_timeout",
+        "database_statement_timeout",
+        "database_pool_timeout",
     ):
         if getattr(s, name) == 0:
             raise SettingsError(f"setting '{name}' (IDP_{name.upper()}) must be positive")

@@ -117,6 +117,7 @@ def test_accept_keeps_a_sane_id_and_replaces_anything_else():
         ("GET", "/no-such-page"),  # a 404 page
         ("DELETE", "/token"),  # a 405
         ("GET", "/metrics"),  # metrics off in the shared app: a 404
+        ("GET", "/healthz"),  # the health probes, in front of Flask
     ],
 )
 def test_every_answer_carries_a_request_id(client, method, path):
@@ -161,6 +162,7 @@ def test_one_access_line_per_request_with_its_fields(
         client.get("/userinfo", headers=bearer(issued["access_token"])),  # fast path
         get(client, "/upstream/callback/demo-bank?state=s&code=c"),  # a rule with a variable
         get(client, "/nowhere/12345"),
+        get(client, "/healthz"),
     ]
     lines = access_lines(log_lines)
     assert len(lines) == len(answers)
@@ -177,12 +179,14 @@ def test_one_access_line_per_request_with_its_fields(
         "/userinfo",
         "/upstream/callback/<provider>",
         "<unmatched>",
+        "/healthz",
     ]
-    assert [line["method"] for line in lines] == ["GET", "POST", "GET", "GET", "GET"]
+    assert [line["method"] for line in lines] == ["GET", "POST", "GET", "GET", "GET", "GET"]
     # The token request names its client; nobody else's does.
     assert [line["client_id"] for line in lines] == [
         None,
         confidential_client.client_id,
+        None,
         None,
         None,
         None,
