@@ -37,8 +37,22 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     logging.getLogger("idp").setLevel(settings.log_level)
 
-    from idp import cli, db, errors, fastpath, i18n, mail, oidc, pages, proxies, security, theme
+    from idp import (
+        cli,
+        db,
+        errors,
+        fastpath,
+        i18n,
+        mail,
+        observability,
+        oidc,
+        pages,
+        proxies,
+        security,
+        theme,
+    )
 
+    observability.init_app(app)  # logging first: later modules log at set-up
     db.init_app(app)
     mail.init_app(app)
     security.init_app(app)
@@ -65,6 +79,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     health.install(app)
     fastpath.install(app)
+    # Request id, access line, metrics: of every request, the fast paths' too.
+    observability.install(app, fastpath.ROUTES | {health.HEALTH_PATH, health.READY_PATH})
     # Outermost, so the fast paths see the client's address and scheme too.
     app.wsgi_app = proxies.TrustedProxies(  # type: ignore[method-assign]  # Flask's middleware idiom
         app.wsgi_app, proxies.parse_networks(settings.trusted_proxies)

@@ -45,10 +45,13 @@ from idp.db import READ_ONLY, is_outage
 from idp.errors import outage_answer
 from idp.keys import KeyRing
 from idp.oidc.endpoints import TOKEN_GRANTS, Answer, token_answer, userinfo
+from idp.request_ids import note_client
 from idp.security import security_headers
 
 DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
 JWKS_PATH = "/jwks.json"
+# Every path a fast path may answer (their route in the access log and the metrics).
+ROUTES = frozenset({*DISCOVERY_PATHS, JWKS_PATH, "/token", "/userinfo"})
 # Answers with these headers depend on the request (or change it): never replayed.
 _NOT_REPLAYABLE = frozenset({"set-cookie", "vary"})
 
@@ -377,12 +380,18 @@ class TokenFastPath(_EndpointPath):
             return None
         if not self.keyring.refresh():
             return outage_answer()  # not a second wait for the database (refresh())
+
+        def query_client(client_id: str) -> OAuthClient | None:
+            client = self._query_client(client_id)
+            note_client(environ, client.client_id if client else None)  # the access line
+            return client
+
         with self.driver.connect() as db:
             return token_answer(
                 db,
                 self.keyring,
                 self.settings,
-                self._query_client,
+                query_client,
                 environ.get("HTTP_AUTHORIZATION", ""),
                 form,
             )

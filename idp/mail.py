@@ -70,9 +70,10 @@ from urllib.parse import urlsplit
 from cryptography.fernet import Fernet, InvalidToken
 from flask import Flask, current_app, render_template
 from flask_babel import force_locale
-from sqlalchemy import Engine, event, or_, select, update
+from sqlalchemy import Engine, event, func, or_, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
+from idp import observability
 from idp.db import READ_ONLY, is_outage, utcnow
 from idp.email_address import InvalidEmail, parse_email
 from idp.models import OutboxMail
@@ -321,6 +322,19 @@ def pending(session: Session) -> list[OutboxMail]:
     )
 
 
+def outbox_backlog(engine: Engine) -> tuple[int, dt.datetime | None]:
+    """How many mails are not delivered yet, and when the oldest was written (the
+    metrics' gauges): one read on the sent_at index."""
+    with engine.connect() as conn:
+        conn.execution_options(**READ_ONLY)
+        depth, oldest = conn.execute(
+            select(func.count(), func.min(OutboxMail.created_at)).where(
+                OutboxMail.sent_at.is_(None)
+            )
+        ).one()
+    return int(depth), oldest
+
+
 def _due_ids(
     engine: Engine, now: dt.datetime, limit: int, ignore_backoff: bool, ids: Collection[int] | None
 ) -> list[int]:
@@ -376,6 +390,7 @@ def _mark_sent(engine: Engine, mail_id: int, now: dt.datetime) -> None:
             .where(OutboxMail.id == mail_id, OutboxMail.sent_at.is_(None))
             .values(sent_at=now, body_encrypted=b"", claimed_until=None)
         )
+    observability.count_mail_delivery("sent")
 
 
 def retry_delay(settings: Settings, attempts: int) -> int:
@@ -399,6 +414,7 @@ def _mark_failed(
                 claimed_until=None,
             )
         )
+    observability.count_mail_delivery("failed")
     log.warning(
         "mail %d not delivered (attempt %d, next in %d s): %s", mail.id, attempts, delay, error
     )

@@ -126,6 +126,12 @@ class Settings:
     privacy_url: str
     # The utility's name on every page, per language (as support_contact).
     brand_name: dict[str, str]
+    # Observability (issue 16): access and other idp log lines as JSON or text; /metrics
+    # answered only to `Authorization: Bearer <metrics_token>` (empty: no metrics, 404);
+    # prometheus_client's multiprocess files under metrics_dir (relative: instance_path).
+    log_format: Literal["json", "text"]
+    metrics_token: str
+    metrics_dir: str
 
     def support_contact_in(self, language: str) -> str:
         """How to reach the utility, in `language` when configured, else in the default."""
@@ -432,6 +438,13 @@ def _check_rules(s: Settings) -> None:
         raise SettingsError(
             "setting 'password_min_length' (IDP_PASSWORD_MIN_LENGTH) must be between 12 and 128"
         )
+    if s.metrics_token and len(s.metrics_token) < 16:
+        raise SettingsError(
+            "setting 'metrics_token' (IDP_METRICS_TOKEN) must be empty (no metrics) or at "
+            "least 16 characters"
+        )
+    if not s.metrics_dir.strip():
+        raise SettingsError("setting 'metrics_dir' (IDP_METRICS_DIR) is missing")
     if "@" not in s.mail_from:
         raise SettingsError("setting 'mail_from' (IDP_MAIL_FROM) must contain an e-mail address")
     if s.mode != "production":

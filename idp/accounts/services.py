@@ -30,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from idp import access_history
+from idp import access_history, observability
 from idp.access_history import Kind, Origin
 from idp.assurance import below
 from idp.db import utcnow
@@ -315,6 +315,8 @@ def authenticate_password(
     # Decided before the password is checked: a wait that a right password skipped would
     # tell the attacker which guess was right.
     if wait:
+        observability.count_throttled("password_login")
+        observability.count_login("password", "throttled")
         return LoginResult(None, retry_after=wait)
 
     user = find_user_by_email(session, email)
@@ -345,6 +347,7 @@ def authenticate_password(
     # Always the same order (account, then pair), so concurrent failures cannot deadlock.
     _count_failure(session, LoginFailure, {"key": account_key}, now, cutoff)
     _count_failure(session, LoginPairFailure, {"address": address, "account": account}, now, cutoff)
+    observability.count_login("password", "failed")
     return LoginResult(None)
 
 
@@ -378,9 +381,9 @@ def start_browser_session(
         last_seen_at=now,
     )
     session.add(row)
-    access_history.record(
-        session, Kind.LOGIN, user.id, origin, method=access_history.login_method(amr, method)
-    )
+    login_method = access_history.login_method(amr, method)
+    access_history.record(session, Kind.LOGIN, user.id, origin, method=login_method)
+    observability.count_login(login_method, "ok")
     return cookie_value, row
 
 

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp import access_history
+from idp import access_history, observability
 from idp.access_history import Kind, Origin
 from idp.accounts import cookies, invitations, upstream
 from idp.accounts.forms import ConfirmForm, UpstreamRegistrationForm, UpstreamStartForm
@@ -67,6 +67,7 @@ def connector_named(name: str) -> UpstreamProvider | None:
         )
     except (ProviderError, UpstreamError) as exc:
         log.error("upstream %s cannot be used: %s", name, exc)
+        observability.count_upstream_error(config_row.name, "config")
         return None
 
 
@@ -102,6 +103,7 @@ def start() -> BaseResponse:
         )
     except UpstreamError as exc:
         session.rollback()
+        observability.count_upstream_error(connector.name, "start")
         return unavailable_page(connector.name, f"the login could not start: {exc}")
     session.commit()
     response = redirect(target, 303)
@@ -160,6 +162,8 @@ def _finish(provider: str, params: dict[str, str], taken: upstream.TakenLogin) -
             303,
         )
     except UpstreamError as exc:
+        observability.count_upstream_error(connector.name, "callback")
+        observability.count_login(connector.method, "failed")
         return unavailable_page(provider, f"the login failed: {exc}")
     if taken.purpose == invitations.UPSTREAM_PURPOSE:
         return _invitation_answer(taken, identity)

@@ -23,6 +23,7 @@ from authlib.oauth2.rfc6749 import (
     scope_to_list,
 )
 
+from idp import observability
 from idp.clients import (
     ALL_AUTH_METHODS,
     CONFIDENTIAL_AUTH_METHODS,
@@ -101,6 +102,7 @@ def token_answer(
         # Authlib's headers are TOKEN_HEADERS, and the challenge of a 401.
         challenge = tuple(h for h in headers if h[0] not in _TOKEN_HEADER_NAMES)
         return Answer(status, dict(error_body), TOKEN_HEADERS + challenge)
+    observability.count_tokens(grant_type)
     return Answer(200, body, TOKEN_HEADERS)
 
 
@@ -129,6 +131,7 @@ def rotate(
     if presented.row.used_at is not None and presented.family.revoked_at is None:
         # A rotated token presented again: someone holds a stolen copy. Revoke all.
         revoke_family(db, presented.family.id, "refresh_token_reused")
+        observability.count_reuse("refresh_token")
         raise InvalidGrantError()
     if not presented.is_usable(now) or not presented.check_client(client):
         raise InvalidGrantError()
@@ -153,6 +156,7 @@ def rotate(
     if not tokens.rotate_refresh_token(db, settings, presented, successor, now):
         # Another request used the token since it was read: a replay like any other.
         revoke_family(db, presented.family.id, "refresh_token_reused")
+        observability.count_reuse("refresh_token")
         raise InvalidGrantError("The refresh token has already been used.")
     return body
 

@@ -27,7 +27,7 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from flask import Response
+from flask import Response, has_request_context
 from flask import request as flask_request
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
+from idp import observability
 from idp.access_history import Origin
 from idp.clients import (
     ALL_AUTH_METHODS,
@@ -49,6 +50,7 @@ from idp.keys import KeyRing
 from idp.memberships.acting import acting_for
 from idp.models import AuthorizationCode, Client, UsedClientAssertion, User
 from idp.oidc import endpoints, tokens
+from idp.request_ids import note_client
 from idp.settings import Settings
 from idp.token_families import revoke_family
 
@@ -129,7 +131,10 @@ class IdpAuthorizationServer(AuthorizationServer):
         return db_session()
 
     def query_client(self, client_id: str | None) -> OAuthClient | None:
-        return find_client(self.session, client_id)
+        client = find_client(self.session, client_id)
+        if client is not None and has_request_context():
+            note_client(flask_request.environ, client.client_id)  # for the access line
+        return client
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         """Tokens are stored by the grants themselves (refresh tokens as hashes)."""
@@ -304,6 +309,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             # A second redemption: revoke what the first one issued.
             tokens.revoke_what_code_issued(session, row.id)
             session.commit()
+            observability.count_reuse("authorization_code")
             raise InvalidGrantError("The authorization code has already been used.")
         if row.expires_at <= utcnow():
             raise InvalidGrantError("The authorization code has expired.")
@@ -328,6 +334,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             session.rollback()
             tokens.revoke_what_code_issued(session, code.id)
             session.commit()
+            observability.count_reuse("authorization_code")
             raise InvalidGrantError("The authorization code has already been used.")
         acting = None
         if code.customer_id is not None:
@@ -356,6 +363,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
         tokens.record_issuance(session, code, client, acting, Origin.of_request().ip)
         session.commit()
+        observability.count_tokens("authorization_code")
         return 200, token, list(endpoints.TOKEN_HEADERS)
 
 

@@ -113,9 +113,12 @@ def _wait_until_ready(server: ServerProcess) -> bool:
     raise RuntimeError(f"granian did not answer within {STARTUP_TIMEOUT}s:\n{server.log_tail()}")
 
 
-def start_server(env: dict[str, str], log_path: Path, issuer: str | None = None) -> ServerProcess:
+def start_server(
+    env: dict[str, str], log_path: Path, issuer: str | None = None, workers: int = 1
+) -> ServerProcess:
     """granian as the Makefile starts it, on a free loopback port. Without `issuer` the
-    server's own address is the issuer."""
+    server's own address is the issuer; `workers` worker processes (the Makefile's
+    WORKERS)."""
     last_log = ""
     for _attempt in range(3):
         port = free_port()
@@ -133,7 +136,7 @@ def start_server(env: dict[str, str], log_path: Path, issuer: str | None = None)
                     "--port",
                     str(port),
                     "--workers",
-                    "1",
+                    str(workers),
                     "--blocking-threads",
                     "4",
                     "wsgi:app",

@@ -62,8 +62,8 @@ def test_people_get_a_page_that_says_to_try_again(
     client = unreachable.test_client()
     response = client.get(
         "/login?interaction=abc",
-        headers={"Accept-Language": language},
-        environ_overrides={"idp.request_id": "r3qu3st1d"},
+        # Kept by the request log (idp.observability) as this request's id.
+        headers={"Accept-Language": language, "X-Request-ID": "r3qu3st1d"},
     )
     page = response.get_data(as_text=True)
     assert response.status_code == 503
@@ -81,7 +81,9 @@ def test_a_form_sent_during_the_outage_is_answered_with_the_page(unreachable: Fl
         "/login", data={"email": "a@example.lv", "password": "x" * 12}
     )
     assert response.status_code == 503
-    assert "Reference" not in response.get_data(as_text=True)  # no request id: none shown
+    # The request log gave it an id: the page shows the one the answer carries.
+    reference = response.headers["X-Request-ID"]
+    assert f"Reference: {reference}" in response.get_data(as_text=True)
 
 
 def test_what_counts_as_an_outage() -> None:
@@ -115,9 +117,9 @@ def test_a_slow_statement_is_cancelled_by_the_server_and_the_connection_kept() -
 
 
 def test_every_error_page_shows_the_request_reference(client: Any) -> None:
-    missing = client.get("/no-such-page", environ_overrides={"idp.request_id": "abc123def"})
+    missing = client.get("/no-such-page", headers={"X-Request-ID": "abc123def"})
     assert missing.status_code == 404
     assert "Reference: abc123def" in missing.get_data(as_text=True)
-    bad_request = client.get("/authorize", environ_overrides={"idp.request_id": "abc123def"})
+    bad_request = client.get("/authorize", headers={"X-Request-ID": "abc123def"})
     assert bad_request.status_code == 400
     assert "Reference: abc123def" in bad_request.get_data(as_text=True)

@@ -15,6 +15,7 @@ from werkzeug.test import Client, EnvironBuilder
 
 from idp.fastpath import FastPath, TokenFastPath, UserinfoFastPath
 from idp.models import RefreshToken, TokenFamily
+from idp.observability import RequestLog
 from idp.oidc import tokens as token_service
 from idp.proxies import TrustedProxies
 from tests.integration.conftest import login_tokens, published_keys, refresh
@@ -23,7 +24,9 @@ from tests.integration.conftest import login_tokens, published_keys, refresh
 def _layers(app):
     proxies = app.wsgi_app
     assert isinstance(proxies, TrustedProxies)  # outermost: every road sees the client
-    replay = proxies.app
+    request_log = proxies.app
+    assert isinstance(request_log, RequestLog)  # then the request id and access line
+    replay = request_log.app
     assert isinstance(replay, FastPath)
     userinfo_path = replay.app
     assert isinstance(userinfo_path, UserinfoFastPath)
@@ -41,9 +44,10 @@ def _basic(client_id: str, secret: str) -> str:
     ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/jwks.json"],
 )
 def test_replayed_documents_equal_flasks_answer(app, path):
-    _replay, _token_path, flask_wsgi = _layers(app)
-    fast = app.test_client().get(path)
-    fast = app.test_client().get(path)  # the second one is replayed
+    replay, _token_path, flask_wsgi = _layers(app)
+    # Below the request log, whose X-Request-ID differs on every answer.
+    fast = Client(replay).get(path)
+    fast = Client(replay).get(path)  # the second one is replayed
     slow = Client(flask_wsgi).get(path)
     assert fast.status_code == slow.status_code == 200
     assert fast.get_data() == slow.get_data()
@@ -72,7 +76,8 @@ def test_refresh_tokens_of_either_road_rotate_on_the_other(
     # The token the fast path issued works in Flask (and vice versa, below).
     slow = refresh(Client(flask_wsgi), confidential_client, fast.get_json()["refresh_token"])
     assert fast.status_code == slow.status_code == 200, slow.get_data(as_text=True)
-    assert sorted(fast.headers.keys()) == sorted(slow.headers.keys())
+    # The request log (outside both roads) adds X-Request-ID; Flask alone has none.
+    assert sorted(fast.headers.keys()) == sorted([*slow.headers.keys(), "X-Request-ID"])
     for name in ("Content-Type", "Cache-Control", "Pragma", "X-Content-Type-Options"):
         assert fast.headers[name] == slow.headers[name]
     assert fast.headers["Cache-Control"] == "no-store"
@@ -134,7 +139,7 @@ def test_rotation_lost_to_a_concurrent_request_is_a_replay(
 
 def test_userinfo_fast_path_sees_a_revocation_at_once(app, db, issued):
     _replay, _token_path, _flask = _layers(app)
-    userinfo_path = app.wsgi_app.app.app
+    userinfo_path = app.wsgi_app.app.app.app
     assert isinstance(userinfo_path, UserinfoFastPath)
     environ = EnvironBuilder(
         path="/userinfo", headers={"Authorization": f"Bearer {issued['access_token']}"}

@@ -26,6 +26,7 @@ from werkzeug.test import Client, TestResponse
 from idp.clients import find_client
 from idp.fastpath import FastPath, TokenFastPath, UserinfoFastPath
 from idp.models import Customer, Membership, RefreshToken, TokenFamily, User
+from idp.observability import RequestLog
 from idp.oidc import tokens
 from idp.proxies import TrustedProxies, parse_networks
 from tests.conftest import RegisteredClient, pkce_pair
@@ -52,7 +53,10 @@ def _roads(app: Flask, monkeypatch: pytest.MonkeyPatch, balancer: bool) -> Roads
     one key ring) behind the same trusted proxies."""
     proxies = app.wsgi_app
     assert isinstance(proxies, TrustedProxies)
-    replay = proxies.app
+    request_log = proxies.app
+    assert isinstance(request_log, RequestLog)
+    # Compared without the request log: its X-Request-ID differs on every answer.
+    replay = request_log.app
     assert isinstance(replay, FastPath)
     userinfo_path = replay.app
     assert isinstance(userinfo_path, UserinfoFastPath)
@@ -68,7 +72,11 @@ def _roads(app: Flask, monkeypatch: pytest.MonkeyPatch, balancer: bool) -> Roads
     monkeypatch.setattr(token_path, "app", recording_flask)
     flask_alone = partial(Flask.wsgi_app, app)
     if not balancer:
-        return Roads(proxies, TrustedProxies(flask_alone, proxies.networks), reached)
+        return Roads(
+            TrustedProxies(replay, proxies.networks),
+            TrustedProxies(flask_alone, proxies.networks),
+            reached,
+        )
     # As create_app builds it for `trusted_proxies = ["127.0.0.0/8"]`.
     networks = parse_networks(["127.0.0.0/8"])
     return Roads(TrustedProxies(replay, networks), TrustedProxies(flask_alone, networks), reached)
