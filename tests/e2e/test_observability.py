@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,6 +86,16 @@ def test_a_scrape_sums_the_counts_of_both_workers(two_workers):
         assert _requests_to(_scrape(server.base_url), "/login") == before + sent
 
 
+def _access_lines(log: str) -> list[dict]:
+    lines = []
+    for raw in log.splitlines():
+        if raw.startswith("{"):
+            line = json.loads(raw)
+            if line.get("logger") == "idp.access":
+                lines.append(line)
+    return lines
+
+
 def test_the_log_is_json_lines_with_the_answers_request_ids(two_workers):
     server, _metrics_dir = two_workers
     offset = server.log_size()
@@ -96,13 +107,14 @@ def test_the_log_is_json_lines_with_the_answers_request_ids(two_workers):
         _fresh_get(server.base_url + "/no/such/page?code=abc").headers["X-Request-ID"],
     ]
     assert ids[1] == "probe-42"
-    lines = []
-    for raw in server.log(offset).splitlines():
-        if raw.startswith("{"):
-            line = json.loads(raw)
-            if line.get("logger") == "idp.access":
-                lines.append(line)
-    by_id = {line["request_id"]: line for line in lines}
+    # A line is written once the answer has gone out: the last one may reach the log file
+    # a moment after its answer reached the test.
+    deadline = time.monotonic() + 10
+    while True:
+        by_id = {line["request_id"]: line for line in _access_lines(server.log(offset))}
+        if set(ids) <= set(by_id) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert set(ids) <= set(by_id), server.log(offset)
     assert [by_id[i]["route"] for i in ids] == ["/jwks.json", "/login", "<unmatched>"]
     assert [by_id[i]["status"] for i in ids] == [200, 200, 404]
