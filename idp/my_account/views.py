@@ -35,7 +35,7 @@ from idp.my_account.forms import (
     ProfileForm,
     UpstreamButtonForm,
 )
-from idp.security import new_token
+from idp.security import Passwords, new_token
 from idp.upstream_providers.services import enabled_providers
 from idp.web import app_settings, html_page, local_path
 from providers.base import UpstreamError
@@ -47,8 +47,19 @@ bp.before_request(guard.require_login)
 links_bp = Blueprint("account_links", __name__)
 
 
-def _passwords():  # type: ignore[no-untyped-def]
-    return current_app.extensions["idp.passwords"]
+def _passwords() -> Passwords:
+    passwords: Passwords = current_app.extensions["idp.passwords"]
+    return passwords
+
+
+def _wait_message(seconds: int) -> str:
+    """A password check refused by the login throttle (change and "confirm it is you")."""
+    message: str = ngettext(
+        "Too many wrong passwords. Wait %(num)s second and try again.",
+        "Too many wrong passwords. Wait %(num)s seconds and try again.",
+        seconds,
+    )
+    return message
 
 
 # --- profile and e-mail ----------------------------------------------------------------------
@@ -183,13 +194,7 @@ def password() -> BaseResponse:
             session.commit()  # the failure counts, as at the login page
             if outcome is services.PasswordChange.WAIT:
                 status = 429
-                form.current.errors = [
-                    ngettext(
-                        "Too many wrong passwords. Wait %(num)s second and try again.",
-                        "Too many wrong passwords. Wait %(num)s seconds and try again.",
-                        wait,
-                    )
-                ]
+                form.current.errors = [_wait_message(wait)]
             else:
                 form.current.errors = [
                     _("This is not your current password. Check it and try again.")
@@ -240,11 +245,7 @@ def confirm_login() -> BaseResponse:
         session.commit()
         status = 429 if result.retry_after else 401
         form.password.errors = [
-            ngettext(
-                "Too many wrong passwords. Wait %(num)s second and try again.",
-                "Too many wrong passwords. Wait %(num)s seconds and try again.",
-                result.retry_after,
-            )
+            _wait_message(result.retry_after)
             if result.retry_after
             else _("This is not your current password. Check it and try again.")
         ]

@@ -52,6 +52,7 @@ from tests.integration.demo_people import (
     local,
     text,
 )
+from tests.user_agents import SAFARI_IPHONE
 
 PROJECT = Path(__file__).resolve().parents[2]
 TEMPLATES = PROJECT / "templates"
@@ -546,10 +547,7 @@ def _walk_sessions_and_apps(walk: Walk, janis: Person) -> None:
     """Jānis's "Sessions" with a second browser, and "Apps with access" with the consent he
     gave: the withdraw question, logging the other browser out, withdrawing (issue 15)."""
     phone = walk.person()
-    phone.client.environ_base["HTTP_USER_AGENT"] = (
-        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
-        "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"
-    )
+    phone.client.environ_base["HTTP_USER_AGENT"] = SAFARI_IPHONE
     phone.log_in()
     sessions = walk.saw("account: sessions", janis.get("/account/sessions"), janis)
     walk.saw(
